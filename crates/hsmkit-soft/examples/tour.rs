@@ -1,0 +1,109 @@
+//! A tour of hsmkit on the software backend: one key of each type, and every operation.
+//!
+//! `cargo run --release -p hsmkit-soft --example tour`
+
+// A demo: the errors shown are the point, and it has no untrusted input.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use hsmkit::{
+    EncryptionAlgorithm, KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyWrapAlgorithm, SignInput,
+    SignatureAlgorithm, SignatureFormat, Store,
+};
+use hsmkit_soft::SoftBackend;
+
+fn short(bytes: &[u8]) -> String {
+    let h = hex::encode(bytes);
+    if h.len() > 32 { format!("{}…({} bytes)", &h[..32], bytes.len()) } else { h }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let store = Store::new(SoftBackend::new());
+    println!("hsmkit tour on the {} backend (in memory)\n", store.backend_kind());
+
+    let message = b"pay 100 EUR to Alice";
+    for (name, spec, alg) in [
+        ("rsa-signer", KeySpec::RSA_2048, SignatureAlgorithm::Ps256),
+        ("rsa-signer-v15", KeySpec::RSA_3072, SignatureAlgorithm::Rs384),
+        ("ec-p256", KeySpec::P256, SignatureAlgorithm::Es256),
+        ("ec-p384", KeySpec::P384, SignatureAlgorithm::Es384),
+        ("ec-p521", KeySpec::P521, SignatureAlgorithm::Es512),
+    ] {
+        let key = store.create_key(name, spec, KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]))?;
+        let sig = key.sign(alg, message)?;
+        key.verify(alg, message, &sig)?;
+        let tampered = key.verify(alg, b"pay 900 EUR to Mallory", &sig).is_err();
+        println!(
+            "created {name:<15} {spec:<9} signed with {alg}: {}  verify ok, tampered rejected: {tampered}",
+            short(&sig)
+        );
+    }
+    let ec = store.get_key("ec-p256")?;
+    let der = ec.sign_with(SignatureAlgorithm::Es256, SignInput::Message(message), SignatureFormat::Der)?;
+    println!("ES256 in DER (as OpenSSL wants it): {}", short(&der));
+    println!("public key of ec-p256 as JWK: {}\n", ec.public_key_jwk()?);
+
+    let rsa = store.create_key("rsa-encrypter", KeySpec::RSA_2048, KeyAttributes::default())?;
+    for alg in EncryptionAlgorithm::ALL {
+        let ct = rsa.encrypt_with_label(*alg, b"card 4111 1111 1111 1111", b"payments")?;
+        let pt = rsa.decrypt_with_label(*alg, &ct, b"payments")?;
+        let wrong = rsa.decrypt_with_label(*alg, &ct, b"other").unwrap_err();
+        println!(
+            "{alg:<13} encrypt -> {}  decrypt -> {:?}  wrong label -> {wrong}",
+            short(&ct),
+            String::from_utf8_lossy(&pt)
+        );
+    }
+
+    let dek = [0x42u8; 32];
+    for (name, spec, alg) in [
+        ("kek-128", KeySpec::AES_128, KeyWrapAlgorithm::A128Kw),
+        ("kek-192", KeySpec::AES_192, KeyWrapAlgorithm::A192Kwp),
+        ("kek-256", KeySpec::AES_256, KeyWrapAlgorithm::A256Kw),
+    ] {
+        let kek = store.create_key(name, spec, KeyAttributes::default())?;
+        let wrapped = kek.wrap_key(alg, &dek)?;
+        let back = kek.unwrap_key(alg, &wrapped)?;
+        println!(
+            "{name} {alg:<8} wrap a 32-byte key -> {}  unwrap matches: {}",
+            short(&wrapped),
+            back[..] == dek
+        );
+    }
+    let rsa_kek = store.create_key(
+        "rsa-kek",
+        KeySpec::RSA_3072,
+        KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]),
+    )?;
+    let wrapped = rsa_kek.wrap_key(KeyWrapAlgorithm::RsaOaep256, &dek)?;
+    println!(
+        "rsa-kek RSA-OAEP-256 wrap -> {}  unwrap matches: {}\n",
+        short(&wrapped),
+        rsa_kek.unwrap_key(KeyWrapAlgorithm::RsaOaep256, &wrapped)?[..] == dek
+    );
+
+    // Attributes are enforced: a sign-only key refuses to decrypt.
+    let signer = store.get_key("rsa-signer")?;
+    let ct = rsa.encrypt(EncryptionAlgorithm::RsaOaep256, b"x")?;
+    println!("rsa-signer decrypt -> {}", signer.decrypt(EncryptionAlgorithm::RsaOaep256, &ct).unwrap_err());
+
+    // Public keys travel; private keys do not.
+    let pem = signer.public_key_pem()?;
+    let verifier =
+        store.import_key("rsa-signer-pub", KeyMaterial::from_pem(&pem)?, KeyAttributes::default())?;
+    let sig = signer.sign(SignatureAlgorithm::Ps256, message)?;
+    verifier.verify(SignatureAlgorithm::Ps256, message, &sig)?;
+    println!("imported the PEM public key of rsa-signer and verified a PS256 signature with it");
+    println!("export of a non-exportable key -> {}", signer.export().unwrap_err());
+
+    println!("\nkeys in the store:");
+    for info in store.list_keys()? {
+        println!(
+            "  {:<16} v{} {:<9} ops={}",
+            info.name,
+            info.version,
+            info.spec.to_string(),
+            info.attributes.allowed()
+        );
+    }
+    Ok(())
+}

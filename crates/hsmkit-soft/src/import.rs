@@ -1,0 +1,66 @@
+//! Loading key material into engine objects, with every check the engines offer.
+
+use hsmkit::{EcCurve, Error, KeyMaterial, KeySpec, PublicKey, Result, Zeroizing};
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::DecodePrivateKey;
+
+use crate::key::{Ec, Engine};
+
+fn rejected(what: &str) -> Error {
+    Error::invalid(format!("{what} rejected: not a valid key"))
+}
+
+macro_rules! ec_private {
+    ($k:expr, $variant:ident, $crate_:ident) => {{
+        let sk = $crate_::ecdsa::SigningKey::from_slice(&$k.d).map_err(|_| rejected("EC private key"))?;
+        if let Some(point) = &$k.public_point {
+            let given = $crate_::ecdsa::VerifyingKey::from_sec1_bytes(point)
+                .map_err(|_| rejected("EC public point"))?;
+            if &given != sk.verifying_key() {
+                return Err(Error::invalid("EC public point does not match the private key"));
+            }
+        }
+        Engine::$variant(Ec::Private(Box::new(sk)))
+    }};
+}
+
+macro_rules! ec_public {
+    ($point:expr, $variant:ident, $crate_:ident) => {{
+        let vk =
+            $crate_::ecdsa::VerifyingKey::from_sec1_bytes($point).map_err(|_| rejected("EC public key"))?;
+        Engine::$variant(Ec::Public(Box::new(vk)))
+    }};
+}
+
+/// Builds the engine form of `material`, validating it.
+pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, Engine)> {
+    let spec = material.spec()?;
+    let engine = match material {
+        KeyMaterial::RsaPrivate(_) => {
+            // Through rsa's own PKCS#8 decoder: it validates n = pq, d, and the CRT values.
+            let der: Zeroizing<Vec<u8>> = material.to_pkcs8_der()?;
+            let key = rsa::PrivateKey::from_pkcs8_der(&der).map_err(|_| rejected("RSA private key"))?;
+            Engine::RsaPrivate(Box::new(key))
+        }
+        KeyMaterial::EcPrivate(k) => match k.curve {
+            EcCurve::P256 => ec_private!(k, P256, p256),
+            EcCurve::P384 => ec_private!(k, P384, p384),
+            EcCurve::P521 => ec_private!(k, P521, p521),
+            other => return Err(Error::unsupported(format!("curve {other}"))),
+        },
+        KeyMaterial::Public(PublicKey::Rsa(k)) => {
+            let key =
+                rsa::PublicKey::from_pkcs1_der(&k.to_pkcs1_der()?).map_err(|_| rejected("RSA public key"))?;
+            Engine::RsaPublic(Box::new(key))
+        }
+        KeyMaterial::Public(PublicKey::Ec(k)) => match k.curve() {
+            EcCurve::P256 => ec_public!(k.point(), P256, p256),
+            EcCurve::P384 => ec_public!(k.point(), P384, p384),
+            EcCurve::P521 => ec_public!(k.point(), P521, p521),
+            other => return Err(Error::unsupported(format!("curve {other}"))),
+        },
+        KeyMaterial::Aes(k) => Engine::Aes(k.clone()),
+        _ => return Err(Error::unsupported("this kind of key material")),
+    };
+    Ok((spec, engine))
+}

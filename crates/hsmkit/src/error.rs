@@ -1,0 +1,178 @@
+//! The one error type of hsmkit.
+//!
+//! Every fallible call returns [`Error`]; callers branch on [`Error::kind`]. Messages name
+//! keys, algorithms and PKCS#11 return codes, never key material or plaintext.
+
+use std::fmt;
+
+use crate::attributes::KeyOp;
+
+/// What went wrong, in a form a caller can branch on.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// No key (or version) with that name exists.
+    NotFound,
+    /// A key with that name already exists.
+    AlreadyExists,
+    /// The key exists but its attributes forbid the operation.
+    PermissionDenied,
+    /// The caller's input is malformed or does not fit the key.
+    InvalidInput,
+    /// A signature did not verify.
+    VerificationFailed,
+    /// Decryption or unwrapping failed. Deliberately uninformative.
+    DecryptionFailed,
+    /// The backend (or this build) cannot do what was asked.
+    Unsupported,
+    /// Login or PIN/passphrase failure.
+    Authentication,
+    /// The backend failed (device error, I/O, ...).
+    Backend,
+}
+
+/// Why a key refused an operation.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Denied {
+    /// The key's allowed operations do not include this one.
+    OperationNotAllowed(KeyOp),
+    /// The key is disabled.
+    Disabled,
+    /// The key's not-before time has not come yet.
+    NotYetValid,
+    /// The key has expired.
+    Expired,
+    /// The key holds no private or secret part (a public key was imported).
+    PublicOnly,
+    /// The key was not created exportable.
+    NotExportable,
+}
+
+impl fmt::Display for Denied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Denied::OperationNotAllowed(op) => write!(f, "the key does not allow '{op}'"),
+            Denied::Disabled => f.write_str("the key is disabled"),
+            Denied::NotYetValid => f.write_str("the key is not valid yet (not-before)"),
+            Denied::Expired => f.write_str("the key has expired"),
+            Denied::PublicOnly => f.write_str("the key has no private part"),
+            Denied::NotExportable => f.write_str("the key was not created exportable"),
+        }
+    }
+}
+
+/// A failure reported by a backend, with enough context to diagnose it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendError {
+    /// Which backend ("soft", "pkcs11").
+    pub backend: &'static str,
+    /// The failing call, e.g. `C_Sign`.
+    pub function: String,
+    /// The native return code (a `CKR_*` value), when there is one.
+    pub code: Option<u64>,
+    /// A human-readable description. Never contains secrets.
+    pub message: String,
+}
+
+/// The error type of every hsmkit operation.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Error {
+    /// No key or version by that name.
+    NotFound {
+        /// What was looked for (key name, maybe with version).
+        what: String,
+    },
+    /// A key with that name already exists.
+    AlreadyExists {
+        /// The key name.
+        name: String,
+    },
+    /// The key's attributes forbid the operation.
+    PermissionDenied {
+        /// The key name.
+        key: String,
+        /// Why.
+        reason: Denied,
+    },
+    /// Malformed input, or input that does not fit the key or algorithm.
+    InvalidInput(String),
+    /// The signature is not valid for this key and message.
+    VerificationFailed,
+    /// Decryption or unwrap failed. Carries nothing on purpose: a bad ciphertext, a wrong
+    /// label and a bad padding must be indistinguishable.
+    DecryptionFailed,
+    /// Not supported by this backend, key or build.
+    Unsupported(String),
+    /// Authentication (PIN, passphrase) failed.
+    Authentication(String),
+    /// The backend failed.
+    Backend(BackendError),
+}
+
+impl Error {
+    /// The kind of error, for branching.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
+            Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
+            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::VerificationFailed => ErrorKind::VerificationFailed,
+            Error::DecryptionFailed => ErrorKind::DecryptionFailed,
+            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Authentication(_) => ErrorKind::Authentication,
+            Error::Backend(_) => ErrorKind::Backend,
+        }
+    }
+
+    /// A convenience: an [`Error::InvalidInput`] with a message.
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidInput(msg.into())
+    }
+
+    /// A convenience for backends: an [`Error::Unsupported`] with a message.
+    pub fn unsupported(msg: impl Into<String>) -> Self {
+        Error::Unsupported(msg.into())
+    }
+
+    /// A convenience for backends: a [`Error::Backend`] without a native code.
+    pub fn backend(backend: &'static str, function: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Backend(BackendError {
+            backend,
+            function: function.into(),
+            code: None,
+            message: message.into(),
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::NotFound { what } => write!(f, "not found: {what}"),
+            Error::AlreadyExists { name } => write!(f, "a key named '{name}' already exists"),
+            Error::PermissionDenied { key, reason } => {
+                write!(f, "permission denied on key '{key}': {reason}")
+            }
+            Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Error::VerificationFailed => f.write_str("signature verification failed"),
+            Error::DecryptionFailed => f.write_str("decryption failed"),
+            Error::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Error::Authentication(m) => write!(f, "authentication failed: {m}"),
+            Error::Backend(b) => {
+                write!(f, "{} backend error in {}: {}", b.backend, b.function, b.message)?;
+                if let Some(code) = b.code {
+                    write!(f, " (0x{code:08X})")?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// `Result` with hsmkit's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,364 @@
+//! [`Key`]: an open key version, with the checks every backend gets.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use zeroize::Zeroizing;
+
+use crate::algorithm::{
+    EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm, SignatureFormat, SignatureScheme, WrapScheme,
+};
+use crate::attributes::KeyOp;
+use crate::backend::{BackendKey, KeyInfo};
+use crate::ecdsa_sig;
+use crate::error::{Denied, Error, Result};
+use crate::material::KeyMaterial;
+use crate::public::PublicKey;
+use crate::spec::KeySpec;
+
+/// The data a signature covers: the message, or its digest computed by the caller.
+#[derive(Clone, Copy, Debug)]
+pub enum SignInput<'a> {
+    /// The message; hsmkit hashes it with the algorithm's hash.
+    Message(&'a [u8]),
+    /// A digest of the algorithm's hash, computed by the caller.
+    Digest(&'a [u8]),
+}
+
+/// An open key version. Cheap to clone; safe to share between threads.
+///
+/// Every operation checks the key's attributes (enabled, allowed operations, not-before,
+/// expires) and that the algorithm fits the key, then emits an audit event on the
+/// `hsmkit::audit` tracing target.
+#[derive(Clone)]
+pub struct Key {
+    inner: Arc<dyn BackendKey>,
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let i = self.info();
+        f.debug_struct("Key")
+            .field("name", &i.name)
+            .field("version", &i.version)
+            .field("spec", &i.spec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Emits the audit event for one operation. Never logs data, only what was done.
+fn audit<T>(info: &KeyInfo, op: &str, alg: &dyn fmt::Display, result: &Result<T>) {
+    match result {
+        Ok(_) => tracing::info!(
+            target: "hsmkit::audit",
+            key = %info.name, version = info.version, op, alg = %alg, outcome = "ok"
+        ),
+        Err(e) => tracing::info!(
+            target: "hsmkit::audit",
+            key = %info.name, version = info.version, op, alg = %alg, outcome = ?e.kind()
+        ),
+    }
+}
+
+impl Key {
+    /// Wraps a backend key. Backends call this; users get keys from a [`crate::Store`].
+    pub fn from_backend(inner: Box<dyn BackendKey>) -> Self {
+        Key { inner: Arc::from(inner) }
+    }
+
+    /// Metadata.
+    pub fn info(&self) -> &KeyInfo {
+        self.inner.info()
+    }
+
+    /// The key name.
+    pub fn name(&self) -> &str {
+        &self.info().name
+    }
+
+    /// The version number.
+    pub fn version(&self) -> u32 {
+        self.info().version
+    }
+
+    /// Type and size.
+    pub fn spec(&self) -> KeySpec {
+        self.info().spec
+    }
+
+    fn guard(&self, op: KeyOp) -> Result<()> {
+        let info = self.info();
+        let denied = |reason| Error::PermissionDenied { key: info.name.clone(), reason };
+        info.attributes.check(op, SystemTime::now()).map_err(denied)?;
+        if op.is_private() && !info.has_private {
+            return Err(denied(Denied::PublicOnly));
+        }
+        Ok(())
+    }
+
+    fn fits(&self, ok: bool, alg: &dyn fmt::Display) -> Result<()> {
+        if ok {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "algorithm {alg} does not fit key '{}' ({})",
+                self.name(),
+                self.spec()
+            )))
+        }
+    }
+
+    /// The public key (RSA and EC). Not subject to attributes: public keys are public.
+    pub fn public_key(&self) -> Result<PublicKey> {
+        self.inner.public_key()
+    }
+
+    /// The public key as SPKI DER.
+    pub fn public_key_der(&self) -> Result<Vec<u8>> {
+        self.public_key()?.to_spki_der()
+    }
+
+    /// The public key as PEM.
+    pub fn public_key_pem(&self) -> Result<String> {
+        self.public_key()?.to_pem()
+    }
+
+    /// The public key as a JWK with `kid` = `name/version`.
+    pub fn public_key_jwk(&self) -> Result<serde_json::Value> {
+        self.public_key()?.to_jwk(Some(&self.info().kid()))
+    }
+
+    /// Signs `message` (JOSE encoding: raw `r || s` for ECDSA).
+    pub fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        self.sign_with(alg, SignInput::Message(message), SignatureFormat::Raw)
+    }
+
+    /// Signs a precomputed digest (JOSE encoding).
+    pub fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
+        self.sign_with(alg, SignInput::Digest(digest), SignatureFormat::Raw)
+    }
+
+    /// Signs, with every option.
+    pub fn sign_with(
+        &self,
+        alg: SignatureAlgorithm,
+        input: SignInput<'_>,
+        format: SignatureFormat,
+    ) -> Result<Vec<u8>> {
+        let r = (|| {
+            self.guard(KeyOp::Sign)?;
+            self.fits(alg.fits(self.spec()), &alg)?;
+            if format == SignatureFormat::Der && !matches!(alg.scheme(), SignatureScheme::Ecdsa(_)) {
+                return Err(der_for_rsa());
+            }
+            let digest = digest_of(alg, input)?;
+            let raw = self.inner.sign_digest(alg, &digest)?;
+            encode_signature(alg, raw, format)
+        })();
+        audit(self.info(), "sign", &alg, &r);
+        r
+    }
+
+    /// Verifies a JOSE-encoded signature over `message`.
+    pub fn verify(&self, alg: SignatureAlgorithm, message: &[u8], signature: &[u8]) -> Result<()> {
+        self.verify_with(alg, SignInput::Message(message), signature, SignatureFormat::Raw)
+    }
+
+    /// Verifies a JOSE-encoded signature over a precomputed digest.
+    pub fn verify_digest(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<()> {
+        self.verify_with(alg, SignInput::Digest(digest), signature, SignatureFormat::Raw)
+    }
+
+    /// Verifies, with every option. A bad signature in any encoding is
+    /// [`Error::VerificationFailed`].
+    pub fn verify_with(
+        &self,
+        alg: SignatureAlgorithm,
+        input: SignInput<'_>,
+        signature: &[u8],
+        format: SignatureFormat,
+    ) -> Result<()> {
+        let r = (|| {
+            self.guard(KeyOp::Verify)?;
+            self.fits(alg.fits(self.spec()), &alg)?;
+            let digest = digest_of(alg, input)?;
+            let raw = match (alg.scheme(), format) {
+                (SignatureScheme::Ecdsa(curve), SignatureFormat::Der) => {
+                    ecdsa_sig::der_to_raw(curve, signature)?
+                }
+                (SignatureScheme::Ecdsa(curve), SignatureFormat::Raw) => {
+                    if signature.len() != 2 * curve.field_len() {
+                        return Err(Error::VerificationFailed);
+                    }
+                    signature.to_vec()
+                }
+                (_, SignatureFormat::Der) => return Err(der_for_rsa()),
+                (_, SignatureFormat::Raw) => signature.to_vec(),
+            };
+            self.inner.verify_digest(alg, &digest, &raw)
+        })();
+        audit(self.info(), "verify", &alg, &r);
+        r
+    }
+
+    fn rsa_modulus_len(&self) -> Result<usize> {
+        match self.spec() {
+            KeySpec::Rsa { bits } => {
+                usize::try_from(bits.div_ceil(8)).map_err(|_| Error::invalid("modulus too large"))
+            }
+            _ => Err(Error::invalid(format!("key '{}' is not an RSA key", self.name()))),
+        }
+    }
+
+    /// Encrypts with RSA-OAEP and an empty label.
+    pub fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.encrypt_with_label(alg, plaintext, &[])
+    }
+
+    /// Encrypts with RSA-OAEP and a label (an empty label is no label, RFC 8017).
+    pub fn encrypt_with_label(
+        &self,
+        alg: EncryptionAlgorithm,
+        plaintext: &[u8],
+        label: &[u8],
+    ) -> Result<Vec<u8>> {
+        let r = (|| {
+            self.guard(KeyOp::Encrypt)?;
+            let k = self.rsa_modulus_len()?;
+            let max = alg.max_plaintext_len(k);
+            if plaintext.len() > max {
+                return Err(Error::invalid(format!("{alg} with this key takes at most {max} bytes")));
+            }
+            self.inner.encrypt(alg, plaintext, label)
+        })();
+        audit(self.info(), "encrypt", &alg, &r);
+        r
+    }
+
+    /// Decrypts RSA-OAEP with an empty label.
+    pub fn decrypt(&self, alg: EncryptionAlgorithm, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.decrypt_with_label(alg, ciphertext, &[])
+    }
+
+    /// Decrypts RSA-OAEP with a label. Any bad ciphertext, padding or label is the one
+    /// [`Error::DecryptionFailed`].
+    pub fn decrypt_with_label(
+        &self,
+        alg: EncryptionAlgorithm,
+        ciphertext: &[u8],
+        label: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let r = (|| {
+            self.guard(KeyOp::Decrypt)?;
+            self.rsa_modulus_len()?;
+            opaque(self.inner.decrypt(alg, ciphertext, label))
+        })();
+        audit(self.info(), "decrypt", &alg, &r);
+        r
+    }
+
+    /// Wraps key bytes (AES-KW/KWP with an AES key, RSA-OAEP with an RSA key).
+    pub fn wrap_key(&self, alg: KeyWrapAlgorithm, key: &[u8]) -> Result<Vec<u8>> {
+        let r = (|| {
+            self.guard(KeyOp::WrapKey)?;
+            self.fits(alg.fits(self.spec()), &alg)?;
+            match alg.scheme() {
+                WrapScheme::AesKw(_) => {
+                    if key.len() < 16 || key.len() % 8 != 0 {
+                        return Err(Error::invalid(format!(
+                            "{alg} wraps keys of 16 bytes or more, in multiples of 8"
+                        )));
+                    }
+                }
+                WrapScheme::AesKwp(_) => {
+                    if key.is_empty() || u32::try_from(key.len()).is_err() {
+                        return Err(Error::invalid(format!("{alg} wraps 1 to 2^32-1 bytes")));
+                    }
+                }
+                WrapScheme::RsaOaep(enc) => {
+                    let max = enc.max_plaintext_len(self.rsa_modulus_len()?);
+                    if key.is_empty() || key.len() > max {
+                        return Err(Error::invalid(format!("{alg} with this key wraps 1 to {max} bytes")));
+                    }
+                }
+            }
+            self.inner.wrap_key(alg, key)
+        })();
+        audit(self.info(), "wrapKey", &alg, &r);
+        r
+    }
+
+    /// Unwraps key bytes. Any bad input is the one [`Error::DecryptionFailed`].
+    pub fn unwrap_key(&self, alg: KeyWrapAlgorithm, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let r = (|| {
+            self.guard(KeyOp::UnwrapKey)?;
+            self.fits(alg.fits(self.spec()), &alg)?;
+            // RFC 3394 needs at least two semiblocks of plaintext, RFC 5649 one; aes-kw
+            // itself accepts shorter inputs, so these checks are ours.
+            let min = match alg.scheme() {
+                WrapScheme::AesKw(_) => 24,
+                WrapScheme::AesKwp(_) => 16,
+                WrapScheme::RsaOaep(_) => 1,
+            };
+            let aes = !matches!(alg.scheme(), WrapScheme::RsaOaep(_));
+            if wrapped.len() < min || (aes && wrapped.len() % 8 != 0) {
+                return Err(Error::DecryptionFailed);
+            }
+            opaque(self.inner.unwrap_key(alg, wrapped))
+        })();
+        audit(self.info(), "unwrapKey", &alg, &r);
+        r
+    }
+
+    /// The key material of an exportable key (software backend only).
+    pub fn export(&self) -> Result<KeyMaterial> {
+        let info = self.info();
+        let r = if !info.attributes.exportable {
+            Err(Error::PermissionDenied { key: info.name.clone(), reason: Denied::NotExportable })
+        } else if !info.attributes.enabled {
+            Err(Error::PermissionDenied { key: info.name.clone(), reason: Denied::Disabled })
+        } else {
+            self.inner.export()
+        };
+        audit(info, "export", &"-", &r);
+        r
+    }
+}
+
+fn der_for_rsa() -> Error {
+    Error::invalid("DER signature encoding applies to ECDSA only")
+}
+
+fn digest_of(alg: SignatureAlgorithm, input: SignInput<'_>) -> Result<Vec<u8>> {
+    let hash = alg.hash();
+    match input {
+        SignInput::Message(m) => Ok(hash.digest(m)),
+        SignInput::Digest(d) if d.len() == hash.output_len() => Ok(d.to_vec()),
+        SignInput::Digest(d) => Err(Error::invalid(format!(
+            "{alg} takes a {}-byte digest, not {} bytes",
+            hash.output_len(),
+            d.len()
+        ))),
+    }
+}
+
+fn encode_signature(alg: SignatureAlgorithm, raw: Vec<u8>, format: SignatureFormat) -> Result<Vec<u8>> {
+    match (alg.scheme(), format) {
+        (_, SignatureFormat::Raw) => Ok(raw),
+        (SignatureScheme::Ecdsa(curve), SignatureFormat::Der) => ecdsa_sig::raw_to_der(curve, &raw),
+        (_, SignatureFormat::Der) => Err(der_for_rsa()),
+    }
+}
+
+/// Folds every decryption-side failure that could reveal something about the input into
+/// the one opaque error.
+fn opaque<T>(r: Result<T>) -> Result<T> {
+    r.map_err(|e| match e {
+        Error::Unsupported(_)
+        | Error::Backend(_)
+        | Error::Authentication(_)
+        | Error::PermissionDenied { .. } => e,
+        _ => Error::DecryptionFailed,
+    })
+}

@@ -1,0 +1,50 @@
+//! hsmkit: keys live behind a backend — an HSM over PKCS#11 or a software keystore — and
+//! never leave it. Applications sign, verify, encrypt, decrypt, wrap and unwrap by key name,
+//! with JOSE / key-vault algorithm names.
+//!
+//! This crate is the core: types, the backend traits, attribute enforcement, encodings and
+//! audit events. It knows no backend; `hsmkit-soft` and `hsmkit-pkcs11` are backends.
+//!
+//! ```
+//! # fn main() -> hsmkit::Result<()> {
+//! use hsmkit::{KeyAttributes, KeySpec, SignatureAlgorithm, Store};
+//!
+//! let store = Store::new(hsmkit_soft::SoftBackend::new());
+//! let key = store.create_key("signer", KeySpec::P256, KeyAttributes::default())?;
+//! let sig = key.sign(SignatureAlgorithm::Es256, b"hello")?;
+//! key.verify(SignatureAlgorithm::Es256, b"hello", &sig)?;
+//! assert!(key.verify(SignatureAlgorithm::Es256, b"other", &sig).is_err());
+//! println!("{}", key.public_key_pem()?);
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+
+mod algorithm;
+mod attributes;
+mod backend;
+pub mod ecdsa_sig;
+mod error;
+mod key;
+mod material;
+mod public;
+mod spec;
+mod store;
+
+pub use algorithm::{
+    Algorithm, EncryptionAlgorithm, HashAlg, KeyWrapAlgorithm, SignatureAlgorithm, SignatureFormat,
+    SignatureScheme, WrapScheme,
+};
+pub use attributes::{KeyAttributes, KeyOp, KeyOps};
+pub use backend::{Backend, BackendKey, Capabilities, KeyInfo, NewKey};
+pub use error::{BackendError, Denied, Error, ErrorKind, Result};
+pub use key::{Key, SignInput};
+pub use material::{EcPrivateComponents, KeyMaterial, RsaPrivateComponents};
+pub use public::{EcPublicKey, PublicKey, RsaPublicKey};
+pub use spec::{AesSize, EcCurve, KeySpec, KeyType, RSA_GENERATE_BITS, RSA_MAX_BITS, RSA_MIN_BITS};
+pub use store::{MAX_NAME_LEN, Store, validate_name};
+pub use zeroize::Zeroizing;
+
+// The README's Rust examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

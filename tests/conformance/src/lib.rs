@@ -1,0 +1,87 @@
+//! The hsmkit conformance suite: one set of checks, run against every backend with the
+//! same inputs and the same expected answers.
+//!
+//! A backend's test file instantiates it with a function that returns a fresh, empty
+//! [`hsmkit::Store`]:
+//!
+//! ```text
+//! hsmkit_conformance::conformance_tests!(|| hsmkit::Store::new(hsmkit_soft::SoftBackend::new()));
+//! ```
+//!
+//! Where a backend lacks a capability (see [`hsmkit::Capabilities`]), the checks assert the
+//! typed `Unsupported` error instead of the result.
+#![forbid(unsafe_code)]
+#![allow(missing_docs)] // test-only crate: each check is named for what it checks
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+pub mod checks;
+pub mod props;
+pub mod wycheproof_sets;
+
+/// Stamps out one `#[test]` per conformance check, each with a fresh store from `$make`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:expr) => {
+        $crate::conformance_tests!(@each $make;
+            generate_every_spec,
+            sign_verify_every_algorithm,
+            sign_digest_matches_sign_message,
+            ecdsa_der_and_raw_encodings,
+            encrypt_decrypt_every_algorithm,
+            wrap_unwrap_every_algorithm,
+            algorithm_must_fit_key,
+            sign_only_key_refuses_decrypt,
+            disabled_key_refuses_everything,
+            expired_key_refuses_private_operations,
+            not_yet_valid_key_refuses,
+            decryption_failures_are_indistinguishable,
+            public_key_export_import_round_trips,
+            private_key_import_round_trips,
+            aes_key_import,
+            public_only_key_refuses_private_operations,
+            non_exportable_key_refuses_export,
+            names_list_get_destroy,
+            bad_input_is_typed_error,
+        );
+        $crate::conformance_tests!(@each_wycheproof $make;
+            wycheproof_rsa_oaep,
+            wycheproof_rsa_pkcs1_verify,
+            wycheproof_rsa_pss_verify,
+            wycheproof_ecdsa_verify,
+            wycheproof_aes_kw,
+            wycheproof_aes_kwp,
+        );
+        $crate::conformance_tests!(@each_prop $make;
+            prop_sign_verify,
+            prop_oaep_round_trip,
+            prop_wrap_round_trip,
+        );
+    };
+    (@each $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::checks::$name(&store);
+            }
+        )*
+    };
+    (@each_wycheproof $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::wycheproof_sets::$name(&store);
+            }
+        )*
+    };
+    (@each_prop $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::props::$name(&store);
+            }
+        )*
+    };
+}

@@ -1,0 +1,3 @@
+//! The conformance suite on the software backend.
+
+hsmkit_conformance::conformance_tests!(|| hsmkit::Store::new(hsmkit_soft::SoftBackend::new()));
