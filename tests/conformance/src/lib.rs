@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod checks;
+pub mod interop;
 pub mod props;
 pub mod wycheproof_sets;
 
@@ -51,6 +52,11 @@ macro_rules! conformance_tests {
             wycheproof_aes_kw,
             wycheproof_aes_kwp,
         );
+        $crate::conformance_tests!(@each_interop $make;
+            openssl_verifies_hsmkit_signatures,
+            hsmkit_decrypts_openssl_oaep,
+            hsmkit_imports_openssl_keys,
+        );
         $crate::conformance_tests!(@each_prop $make;
             prop_sign_verify,
             prop_oaep_round_trip,
@@ -72,6 +78,15 @@ macro_rules! conformance_tests {
             fn $name() {
                 let store = ($make)();
                 $crate::wycheproof_sets::$name(&store);
+            }
+        )*
+    };
+    (@each_interop $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::interop::$name(&store);
             }
         )*
     };
