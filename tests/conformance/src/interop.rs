@@ -3,6 +3,7 @@
 //! `openssl` must be installed (tests/run-all.sh installs it); a missing binary fails the
 //! test rather than skipping it.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -27,22 +28,27 @@ impl Dir {
     }
 }
 
+/// `ossl!(a, b, ...)` runs openssl with arguments of any `AsRef<OsStr>` type.
+macro_rules! ossl {
+    ($($a:expr),* $(,)?) => { openssl(&[$(OsStr::new(&$a)),*]) };
+}
+
 /// Runs openssl; panics with its stderr on failure.
-fn openssl(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Vec<u8> {
+fn openssl(args: &[&OsStr]) -> Vec<u8> {
     let out = Command::new("openssl")
-        .args(args.iter().map(|a| a.as_ref()))
+        .args(args)
         .output()
         .expect("the openssl binary is required (tests/run-all.sh installs it)");
     assert!(
         out.status.success(),
         "openssl {:?} failed: {}",
-        args.iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect::<Vec<_>>(),
+        args.iter().map(|a| a.to_string_lossy().into_owned()).collect::<Vec<_>>(),
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
 }
 
-fn p(path: &Path) -> &std::ffi::OsStr {
+fn p(path: &Path) -> &OsStr {
     path.as_os_str()
 }
 
@@ -75,19 +81,22 @@ pub fn openssl_verifies_hsmkit_signatures(store: &Store) {
         let der = d.write(&format!("{alg}.der"), &key.public_key_der().expect("der"));
         let sigf = d.write(&format!("{alg}.sig"), &sig);
         // OpenSSL parses the SPKI DER as well as the PEM and both describe the same key.
-        let from_der = openssl(&[&"pkey", &"-pubin", &"-inform", &"DER", &"-in", &p(&der)]);
+        let from_der = ossl!(&"pkey", &"-pubin", &"-inform", &"DER", &"-in", &p(&der));
         assert_eq!(String::from_utf8_lossy(&from_der), std::fs::read_to_string(&pem).expect("read"));
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-            vec![&"dgst", &md, &"-verify", &pem, &"-signature", &sigf];
+        let mut args: Vec<&OsStr> = vec![
+            OsStr::new("dgst"),
+            OsStr::new(md),
+            OsStr::new("-verify"),
+            pem.as_os_str(),
+            OsStr::new("-signature"),
+            sigf.as_os_str(),
+        ];
         if pss {
-            args.extend([
-                &"-sigopt" as &dyn AsRef<_>,
-                &"rsa_padding_mode:pss",
-                &"-sigopt",
-                &"rsa_pss_saltlen:digest",
-            ]);
+            args.extend(
+                ["-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:digest"].map(OsStr::new),
+            );
         }
-        args.push(&msg);
+        args.push(OsStr::new(&msg));
         let out = openssl(&args);
         assert!(
             String::from_utf8_lossy(&out).contains("Verified OK"),
@@ -111,7 +120,7 @@ pub fn hsmkit_decrypts_openssl_oaep(store: &Store) {
     let pem = d.write("pub.pem", key.public_key_pem().expect("pem").as_bytes());
     let pt = d.write("pt", b"a secret for hsmkit");
     for (alg, md) in [(EncryptionAlgorithm::RsaOaep256, "sha256"), (EncryptionAlgorithm::RsaOaep, "sha1")] {
-        let ct = openssl(&[
+        let ct = ossl!(
             &"pkeyutl",
             &"-encrypt",
             &"-pubin",
@@ -125,7 +134,7 @@ pub fn hsmkit_decrypts_openssl_oaep(store: &Store) {
             &format!("rsa_oaep_md:{md}"),
             &"-pkeyopt",
             &format!("rsa_mgf1_md:{md}"),
-        ]);
+        );
         let r = key.decrypt(alg, &ct);
         if caps.decrypt.contains(&alg) {
             assert_eq!(&r.expect("decrypt")[..], b"a secret for hsmkit", "{alg}");
@@ -144,15 +153,15 @@ pub fn hsmkit_imports_openssl_keys(store: &Store) {
     let d = Dir::new();
     let msg = d.write("msg", MSG);
     let rsa8 = d.path("rsa.p8.pem");
-    openssl(&[&"genpkey", &"-algorithm", &"RSA", &"-pkeyopt", &"rsa_keygen_bits:2048", &"-out", &rsa8]);
+    ossl!(&"genpkey", &"-algorithm", &"RSA", &"-pkeyopt", &"rsa_keygen_bits:2048", &"-out", &rsa8);
     let rsa1 = d.path("rsa.p1.pem");
-    openssl(&[&"pkey", &"-in", &rsa8, &"-traditional", &"-out", &rsa1]);
+    ossl!(&"pkey", &"-in", &rsa8, &"-traditional", &"-out", &rsa1);
     let ec8 = d.path("ec.p8.pem");
-    openssl(&[&"genpkey", &"-algorithm", &"EC", &"-pkeyopt", &"ec_paramgen_curve:P-384", &"-out", &ec8]);
+    ossl!(&"genpkey", &"-algorithm", &"EC", &"-pkeyopt", &"ec_paramgen_curve:P-384", &"-out", &ec8);
     let ec1 = d.path("ec.sec1.pem");
-    openssl(&[&"ecparam", &"-name", &"prime256v1", &"-genkey", &"-out", &ec1]); // EC PARAMETERS + EC PRIVATE KEY
+    ossl!(&"ecparam", &"-name", &"prime256v1", &"-genkey", &"-out", &ec1); // EC PARAMETERS + EC PRIVATE KEY
     let ec_der = d.path("ec.p8.der");
-    openssl(&[&"pkey", &"-in", &ec8, &"-outform", &"DER", &"-out", &ec_der]);
+    ossl!(&"pkey", &"-in", &ec8, &"-outform", &"DER", &"-out", &ec_der);
     for (i, (file, alg, md)) in [
         (&rsa8, SignatureAlgorithm::Rs256, "-sha256"),
         (&rsa1, SignatureAlgorithm::Rs256, "-sha256"),
@@ -178,11 +187,11 @@ pub fn hsmkit_imports_openssl_keys(store: &Store) {
         let sig =
             d.write(&format!("{i}.sig"), &key.sign_with(alg, SignInput::Message(MSG), format).expect("sign"));
         let pubf = d.path(&format!("{i}.pub.pem"));
-        openssl(&[&"pkey", &"-in", file, &"-pubout", &"-out", &pubf]);
-        let out = openssl(&[&"dgst", &md, &"-verify", &pubf, &"-signature", &sig, &msg]);
+        ossl!(&"pkey", &"-in", file, &"-pubout", &"-out", &pubf);
+        let out = ossl!(&"dgst", &md, &"-verify", &pubf, &"-signature", &sig, &msg);
         assert!(String::from_utf8_lossy(&out).contains("Verified OK"));
         // OpenSSL signs; hsmkit verifies.
-        let ossl_sig = openssl(&[&"dgst", &md, &"-sign", file, &msg]);
+        let ossl_sig = ossl!(&"dgst", &md, &"-sign", file, &msg);
         key.verify_with(alg, SignInput::Message(MSG), &ossl_sig, format).expect("verify openssl signature");
         // And hsmkit's public key is the one OpenSSL derives.
         assert_eq!(key.public_key_pem().expect("pem"), std::fs::read_to_string(&pubf).expect("read"));
