@@ -219,6 +219,15 @@ impl KeyAttributes {
         if let Some(op) = ops.iter().find(|op| !possible.contains(*op)) {
             return Err(Error::invalid(format!("a {key_type} key cannot '{op}'")));
         }
+        // Key-role separation: a key that can unwrap must not decrypt, or the wrapped
+        // form of a key could be decrypted to read the key out (Clulow's attack).
+        let crypts = ops.contains(KeyOp::Encrypt) || ops.contains(KeyOp::Decrypt);
+        let wraps = ops.contains(KeyOp::WrapKey) || ops.contains(KeyOp::UnwrapKey);
+        if crypts && wraps {
+            return Err(Error::invalid(
+                "a key is either for encrypt/decrypt or for wrapKey/unwrapKey, not both (key-role separation)",
+            ));
+        }
         if let (Some(nb), Some(exp)) = (self.not_before, self.expires) {
             if exp <= nb {
                 return Err(Error::invalid("expires must be after not-before"));

@@ -229,6 +229,20 @@ pub fn algorithm_must_fit_key(store: &Store) {
     let aes = create(store, "fit-aes", KeySpec::AES_128, &[KeyOp::WrapKey, KeyOp::UnwrapKey]);
     expect_kind(aes.wrap_key(KeyWrapAlgorithm::A256Kw, &[0; 32]), ErrorKind::InvalidInput);
     expect_kind(aes.wrap_key(KeyWrapAlgorithm::RsaOaep256, &[0; 32]), ErrorKind::InvalidInput);
+    // Key-role separation: never both encrypt/decrypt and wrapKey/unwrapKey.
+    let e = expect_kind(
+        store.create_key("fit-bad", KeySpec::RSA_2048, KeyAttributes::with_ops(KeyOp::ALL)),
+        ErrorKind::InvalidInput,
+    );
+    assert!(e.to_string().contains("key-role separation"), "{e}");
+    expect_kind(
+        store.create_key(
+            "fit-bad",
+            KeySpec::RSA_2048,
+            KeyAttributes::with_ops(&[KeyOp::Decrypt, KeyOp::UnwrapKey]),
+        ),
+        ErrorKind::InvalidInput,
+    );
     // Operations a key type cannot do at all are refused when creating it.
     expect_kind(
         store.create_key("fit-bad", KeySpec::P256, KeyAttributes::with_ops(&[KeyOp::Decrypt])),
@@ -266,16 +280,20 @@ pub fn sign_only_key_refuses_decrypt(store: &Store) {
     assert!(ops.contains(KeyOp::Decrypt) && !ops.contains(KeyOp::UnwrapKey));
 }
 
+const CRYPT_OPS: &[KeyOp] = &[KeyOp::Sign, KeyOp::Verify, KeyOp::Encrypt, KeyOp::Decrypt];
+const WRAP_OPS: &[KeyOp] = &[KeyOp::Sign, KeyOp::Verify, KeyOp::WrapKey, KeyOp::UnwrapKey];
+
 pub fn disabled_key_refuses_everything(store: &Store) {
-    let attrs = KeyAttributes { enabled: false, ..KeyAttributes::with_ops(KeyOp::ALL) };
-    let key = store.create_key("disabled", KeySpec::RSA_2048, attrs).unwrap();
+    let attrs = |ops| KeyAttributes { enabled: false, ..KeyAttributes::with_ops(ops) };
+    let key = store.create_key("disabled", KeySpec::RSA_2048, attrs(CRYPT_OPS)).unwrap();
+    let wkey = store.create_key("disabled-w", KeySpec::RSA_2048, attrs(WRAP_OPS)).unwrap();
     let checks: Vec<hsmkit::Result<()>> = vec![
         key.sign(SignatureAlgorithm::Rs256, MSG).map(drop),
         key.verify(SignatureAlgorithm::Rs256, MSG, &[0; 256]),
         key.encrypt(EncryptionAlgorithm::RsaOaep256, MSG).map(drop),
         key.decrypt(EncryptionAlgorithm::RsaOaep256, &[0; 256]).map(drop),
-        key.wrap_key(KeyWrapAlgorithm::RsaOaep256, &[1; 32]).map(drop),
-        key.unwrap_key(KeyWrapAlgorithm::RsaOaep256, &[0; 256]).map(drop),
+        wkey.wrap_key(KeyWrapAlgorithm::RsaOaep256, &[1; 32]).map(drop),
+        wkey.unwrap_key(KeyWrapAlgorithm::RsaOaep256, &[0; 256]).map(drop),
     ];
     for r in checks {
         assert_eq!(denied(expect_kind(r, ErrorKind::PermissionDenied)), Denied::Disabled);
@@ -284,18 +302,19 @@ pub fn disabled_key_refuses_everything(store: &Store) {
 
 pub fn expired_key_refuses_private_operations(store: &Store) {
     let past = SystemTime::now() - Duration::from_secs(3600);
-    let attrs = KeyAttributes {
+    let attrs = |ops| KeyAttributes {
         expires: Some(past),
         not_before: Some(past - Duration::from_secs(3600)),
-        ..KeyAttributes::with_ops(KeyOp::ALL)
+        ..KeyAttributes::with_ops(ops)
     };
-    let key = store.create_key("expired", KeySpec::RSA_2048, attrs).unwrap();
+    let key = store.create_key("expired", KeySpec::RSA_2048, attrs(CRYPT_OPS)).unwrap();
+    let wkey = store.create_key("expired-w", KeySpec::RSA_2048, attrs(WRAP_OPS)).unwrap();
     for r in [
         key.sign(SignatureAlgorithm::Rs256, MSG).map(drop),
         key.decrypt(EncryptionAlgorithm::RsaOaep256, &[0; 256]).map(drop),
-        key.unwrap_key(KeyWrapAlgorithm::RsaOaep256, &[0; 256]).map(drop),
+        wkey.unwrap_key(KeyWrapAlgorithm::RsaOaep256, &[0; 256]).map(drop),
         key.encrypt(EncryptionAlgorithm::RsaOaep256, MSG).map(drop),
-        key.wrap_key(KeyWrapAlgorithm::RsaOaep256, &[1; 32]).map(drop),
+        wkey.wrap_key(KeyWrapAlgorithm::RsaOaep256, &[1; 32]).map(drop),
     ] {
         assert_eq!(denied(expect_kind(r, ErrorKind::PermissionDenied)), Denied::Expired);
     }
@@ -501,7 +520,7 @@ fn base64url(b: &[u8]) -> String {
 pub fn public_only_key_refuses_private_operations(store: &Store) {
     let key = create(store, "po-src", KeySpec::RSA_2048, &[KeyOp::Sign, KeyOp::Decrypt, KeyOp::Encrypt]);
     let public = KeyMaterial::from_der(&key.public_key_der().unwrap()).unwrap();
-    let imported = store.import_key("po", public, KeyAttributes::with_ops(KeyOp::ALL)).unwrap();
+    let imported = store.import_key("po", public, KeyAttributes::with_ops(CRYPT_OPS)).unwrap();
     // Private operations are dropped from a public key's allowed set at import.
     let ops = imported.info().attributes.allowed();
     assert!(!ops.contains(KeyOp::Sign) && ops.contains(KeyOp::Verify) && ops.contains(KeyOp::Encrypt));
