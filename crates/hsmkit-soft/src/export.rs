@@ -1,6 +1,7 @@
 //! Public halves of software keys.
 
-use hsmkit::{EcCurve, EcPublicKey, Error, PublicKey, Result, RsaPublicKey};
+use hsmkit::{EcCurve, EcPublicKey, Error, KeyMaterial, PublicKey, Result, RsaPublicKey, Zeroizing};
+use rsa::pkcs8::EncodePrivateKey;
 use rsa::traits::PublicKeyParts;
 
 use crate::key::{Ec, Engine};
@@ -28,5 +29,37 @@ pub(crate) fn public_key(engine: &Engine) -> Result<PublicKey> {
         Engine::P384(k) => ec_public!(k, P384),
         Engine::P521(k) => ec_public!(k, P521),
         Engine::Aes(_) => return Err(Error::unsupported("AES keys have no public key")),
+    })
+}
+
+macro_rules! ec_private_material {
+    ($k:expr, $curve:ident) => {{
+        match $k {
+            Ec::Private(sk) => {
+                let d = Zeroizing::new(sk.to_bytes().to_vec());
+                KeyMaterial::ec_private(
+                    EcCurve::$curve,
+                    &d,
+                    Some(sk.verifying_key().to_sec1_point(false).as_bytes()),
+                )?
+            }
+            Ec::Public(_) => KeyMaterial::Public(ec_public!($k, $curve)),
+        }
+    }};
+}
+
+/// The normalised material of a loaded engine key (see [`crate::normalize`]).
+pub(crate) fn normalized(engine: &Engine, original: &KeyMaterial) -> Result<KeyMaterial> {
+    Ok(match engine {
+        Engine::RsaPrivate(k) => {
+            let der =
+                k.to_pkcs8_der().map_err(|e| Error::backend(crate::KIND, "to_pkcs8_der", e.to_string()))?;
+            KeyMaterial::from_der(der.as_bytes())?
+        }
+        Engine::P256(k) => ec_private_material!(k, P256),
+        Engine::P384(k) => ec_private_material!(k, P384),
+        Engine::P521(k) => ec_private_material!(k, P521),
+        Engine::RsaPublic(_) => KeyMaterial::Public(public_key(engine)?),
+        Engine::Aes(_) => original.clone(),
     })
 }

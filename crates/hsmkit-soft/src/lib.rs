@@ -87,6 +87,22 @@ impl SoftBackend {
     }
 }
 
+/// A key that does the public operations (verify, encrypt, RSA-OAEP wrap) of `public` in
+/// software. Backends whose devices hold only private keys use it for public operations.
+pub fn public_key_ops(info: KeyInfo, public: &hsmkit::PublicKey) -> Result<Box<dyn BackendKey>> {
+    let material = Arc::new(KeyMaterial::Public(public.clone()));
+    let engine = Arc::new(key::Engine::load(&material)?);
+    Ok(Box::new(SoftKey::new(info, engine, material)))
+}
+
+/// Validates key material with the software engines and returns it normalised: RSA
+/// private keys with their CRT values, EC private keys with their public point, EC
+/// public points uncompressed. Invalid keys are [`Error::InvalidInput`].
+pub fn normalize(material: &KeyMaterial) -> Result<KeyMaterial> {
+    let (_, engine) = import::import(material)?;
+    export::normalized(&engine, material)
+}
+
 fn poisoned() -> Error {
     Error::backend(KIND, "lock", "internal lock poisoned by a panic in another thread")
 }

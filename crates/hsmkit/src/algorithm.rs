@@ -34,6 +34,34 @@ impl HashAlg {
         }
     }
 
+    /// The DER `DigestInfo` (RFC 8017 section 9.2) that RSASSA-PKCS1-v1_5 signs, for
+    /// backends that sign with raw PKCS#1 v1.5 padding over a caller's digest.
+    pub fn digest_info(self, digest: &[u8]) -> Result<Vec<u8>> {
+        use const_oid::db::rfc5912;
+        use der::Encode;
+        #[derive(der::Sequence)]
+        struct DigestInfo<'a> {
+            algorithm: spki::AlgorithmIdentifierRef<'a>,
+            digest: &'a der::asn1::OctetStringRef,
+        }
+        if digest.len() != self.output_len() {
+            return Err(Error::invalid(format!("a {self:?} digest is {} bytes", self.output_len())));
+        }
+        let oid = match self {
+            HashAlg::Sha1 => rfc5912::ID_SHA_1,
+            HashAlg::Sha256 => rfc5912::ID_SHA_256,
+            HashAlg::Sha384 => rfc5912::ID_SHA_384,
+            HashAlg::Sha512 => rfc5912::ID_SHA_512,
+        };
+        let enc = |e: der::Error| Error::invalid(format!("DER encoding failed: {e}"));
+        DigestInfo {
+            algorithm: spki::AlgorithmIdentifierRef { oid, parameters: Some(der::asn1::AnyRef::NULL) },
+            digest: der::asn1::OctetStringRef::new(digest).map_err(enc)?,
+        }
+        .to_der()
+        .map_err(enc)
+    }
+
     /// Hash `data`.
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         use sha2::Digest;

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
-use crate::algorithm::{EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm};
-use crate::attributes::KeyAttributes;
+use crate::algorithm::{Algorithm, EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm};
+use crate::attributes::{KeyAttributes, KeyOp};
 use crate::error::{Error, Result};
 use crate::material::KeyMaterial;
 use crate::public::PublicKey;
@@ -49,6 +49,13 @@ impl KeyInfo {
 pub trait BackendKey: Send + Sync + fmt::Debug {
     /// The key's metadata.
     fn info(&self) -> &KeyInfo;
+
+    /// Whether this key's backend can do `op` with `alg`, before any input is looked at,
+    /// so that an unsupported algorithm is [`Error::Unsupported`] whatever the input.
+    fn check_algorithm(&self, op: KeyOp, alg: Algorithm) -> Result<()> {
+        let _ = (op, alg);
+        Ok(())
+    }
 
     /// The public key (RSA and EC keys).
     fn public_key(&self) -> Result<PublicKey> {
@@ -117,6 +124,8 @@ pub struct Capabilities {
     pub sign: Vec<SignatureAlgorithm>,
     /// Encryption algorithms usable for decryption (encryption is a public operation).
     pub decrypt: Vec<EncryptionAlgorithm>,
+    /// Wrap algorithms usable for wrapping.
+    pub wrap: Vec<KeyWrapAlgorithm>,
     /// Wrap algorithms usable for unwrapping.
     pub unwrap: Vec<KeyWrapAlgorithm>,
     /// Whether OAEP decryption takes a non-empty label.
@@ -132,6 +141,7 @@ impl Capabilities {
             export: true,
             sign: SignatureAlgorithm::ALL.to_vec(),
             decrypt: EncryptionAlgorithm::ALL.to_vec(),
+            wrap: KeyWrapAlgorithm::ALL.to_vec(),
             unwrap: KeyWrapAlgorithm::ALL.to_vec(),
             oaep_label: true,
         }

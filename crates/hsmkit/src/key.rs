@@ -7,7 +7,8 @@ use std::time::SystemTime;
 use zeroize::Zeroizing;
 
 use crate::algorithm::{
-    EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm, SignatureFormat, SignatureScheme, WrapScheme,
+    Algorithm, EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm, SignatureFormat, SignatureScheme,
+    WrapScheme,
 };
 use crate::attributes::KeyOp;
 use crate::backend::{BackendKey, KeyInfo};
@@ -149,6 +150,7 @@ impl Key {
         let r = (|| {
             self.guard(KeyOp::Sign)?;
             self.fits(alg.fits(self.spec()), &alg)?;
+            self.inner.check_algorithm(KeyOp::Sign, Algorithm::Signature(alg))?;
             if format == SignatureFormat::Der && !matches!(alg.scheme(), SignatureScheme::Ecdsa(_)) {
                 return Err(der_for_rsa());
             }
@@ -252,6 +254,7 @@ impl Key {
         let r = (|| {
             self.guard(KeyOp::Decrypt)?;
             self.rsa_modulus_len()?;
+            self.inner.check_algorithm(KeyOp::Decrypt, Algorithm::Encryption(alg))?;
             opaque(self.inner.decrypt(alg, ciphertext, label))
         })();
         audit(self.info(), "decrypt", &alg, &r);
@@ -263,6 +266,7 @@ impl Key {
         let r = (|| {
             self.guard(KeyOp::WrapKey)?;
             self.fits(alg.fits(self.spec()), &alg)?;
+            self.inner.check_algorithm(KeyOp::WrapKey, Algorithm::KeyWrap(alg))?;
             match alg.scheme() {
                 WrapScheme::AesKw(_) => {
                     if key.len() < 16 || key.len() % 8 != 0 {
@@ -294,6 +298,7 @@ impl Key {
         let r = (|| {
             self.guard(KeyOp::UnwrapKey)?;
             self.fits(alg.fits(self.spec()), &alg)?;
+            self.inner.check_algorithm(KeyOp::UnwrapKey, Algorithm::KeyWrap(alg))?;
             // RFC 3394 needs at least two semiblocks of plaintext, RFC 5649 one; aes-kw
             // itself accepts shorter inputs, so these checks are ours.
             let min = match alg.scheme() {

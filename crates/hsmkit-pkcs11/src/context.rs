@@ -1,0 +1,194 @@
+//! One PKCS#11 context per module per process, a token found by URI, pooled sessions,
+//! login once, and one transparent reopen-login-retry when sessions are lost.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::session::{Session, UserType};
+use cryptoki::slot::Slot;
+use cryptoki::types::AuthPin;
+use hsmkit::{Error, Result};
+
+use crate::error::{KIND, OpError, is_session_lost, map};
+use crate::uri::Pkcs11Uri;
+
+/// Initialising the same module twice (or in parallel) crashes some modules, so every
+/// backend in the process shares one context per module path.
+static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+
+fn poisoned() -> Error {
+    Error::backend(KIND, "lock", "internal lock poisoned by a panic in another thread")
+}
+
+/// The process-wide context for `module`, loading and initialising it on first use.
+pub(crate) fn context(module: &Path) -> Result<Pkcs11> {
+    let mut map_ = CONTEXTS.get_or_init(|| Mutex::new(HashMap::new())).lock().map_err(|_| poisoned())?;
+    if let Some(ctx) = map_.get(module) {
+        return Ok(ctx.clone());
+    }
+    if !module.is_file() {
+        return Err(Error::invalid(format!("PKCS#11 module {} does not exist", module.display())));
+    }
+    let ctx = Pkcs11::new(module)
+        .map_err(|e| Error::invalid(format!("cannot load PKCS#11 module {}: {e}", module.display())))?;
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+        Err(e) => return Err(map(e)),
+    }
+    map_.insert(module.to_owned(), ctx.clone());
+    Ok(ctx)
+}
+
+/// An open token: its slot, PIN and a pool of logged-in sessions.
+pub(crate) struct Token {
+    pub(crate) ctx: Pkcs11,
+    pub(crate) slot: Slot,
+    pub(crate) label: String,
+    pin: AuthPin,
+    pool: Mutex<Vec<Session>>,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token")
+            .field("label", &self.label)
+            .field("slot", &self.slot.id())
+            .finish_non_exhaustive()
+    }
+}
+
+fn field(s: &str) -> &str {
+    s.trim_end_matches([' ', '\0'])
+}
+
+impl Token {
+    /// Finds the token the URI names and logs in once to check the PIN.
+    pub(crate) fn open(uri: &Pkcs11Uri) -> Result<Self> {
+        let module = uri.module()?;
+        let pin = uri.pin()?;
+        let ctx = context(&module)?;
+        let mut found = Vec::new();
+        // Not get_slots_with_initialized_token: it fails as a whole if any one slot's
+        // token info cannot be read.
+        for slot in ctx.get_slots_with_token().map_err(map)? {
+            if uri.slot_id.is_some_and(|id| id != slot.id()) {
+                continue;
+            }
+            // A slot whose token vanished (removed, or deleted by another process) cannot
+            // be the one asked for; skip it rather than fail the whole search.
+            let Ok(info) = ctx.get_token_info(slot) else { continue };
+            if !info.token_initialized() {
+                continue;
+            }
+            let matches = |want: &Option<String>, have: &str| want.as_ref().is_none_or(|w| w == field(have));
+            if matches(&uri.token, info.label())
+                && matches(&uri.serial, info.serial_number())
+                && matches(&uri.manufacturer, info.manufacturer_id())
+                && matches(&uri.model, info.model())
+            {
+                found.push((slot, field(info.label()).to_owned()));
+            }
+        }
+        let (slot, label) = match found.len() {
+            1 => found.remove(0),
+            0 => {
+                return Err(Error::NotFound {
+                    what: format!("PKCS#11 token matching {:?} in {}", uri.token, module.display()),
+                });
+            }
+            n => {
+                return Err(Error::invalid(format!(
+                    "{n} tokens match the URI; add token=, serial= or slot-id="
+                )));
+            }
+        };
+        let token =
+            Token { ctx, slot, label, pin: AuthPin::new(pin.as_str().into()), pool: Mutex::new(Vec::new()) };
+        // Open (and log in) one session now, so a wrong PIN fails at open, not later.
+        let s = token.new_session()?;
+        token.give_back(s);
+        Ok(token)
+    }
+
+    fn new_session(&self) -> Result<Session> {
+        let s = self.ctx.open_rw_session(self.slot).map_err(map)?;
+        match s.login(UserType::User, Some(&self.pin)) {
+            // Login state is per token, shared by every session of the application.
+            Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
+            Err(e) => Err(map(e)),
+        }
+    }
+
+    fn take(&self) -> Result<Session> {
+        let pooled = self.pool.lock().map_err(|_| poisoned())?.pop();
+        match pooled {
+            Some(s) => Ok(s),
+            None => self.new_session(),
+        }
+    }
+
+    fn give_back(&self, s: Session) {
+        if let Ok(mut pool) = self.pool.lock() {
+            pool.push(s);
+        }
+    }
+
+    fn drop_pool(&self) {
+        if let Ok(mut pool) = self.pool.lock() {
+            // Closing a session whose handle is already invalid just fails; that is fine.
+            pool.clear();
+        }
+    }
+
+    /// Runs `f` on a pooled session. If the session or the login was lost behind our
+    /// back (`C_CloseAllSessions`, `C_Logout`, token reinsert), reopens, logs in and
+    /// retries once.
+    pub(crate) fn with_session<T, E: Into<OpError>>(
+        &self,
+        f: impl Fn(&Session) -> std::result::Result<T, E>,
+    ) -> Result<T> {
+        self.with_session_mapped(f, map)
+    }
+
+    /// [`Token::with_session`] for decrypt/unwrap: ciphertext errors become opaque.
+    pub(crate) fn with_session_opaque<T, E: Into<OpError>>(
+        &self,
+        f: impl Fn(&Session) -> std::result::Result<T, E>,
+    ) -> Result<T> {
+        self.with_session_mapped(f, crate::error::map_opaque)
+    }
+
+    fn with_session_mapped<T, E: Into<OpError>>(
+        &self,
+        f: impl Fn(&Session) -> std::result::Result<T, E>,
+        map: fn(CkError) -> Error,
+    ) -> Result<T> {
+        let finish = |e: OpError| match e {
+            OpError::Ck(e) => map(e),
+            OpError::Hsm(e) => e,
+        };
+        let s = self.take()?;
+        match f(&s).map_err(Into::into) {
+            Ok(v) => {
+                self.give_back(s);
+                Ok(v)
+            }
+            Err(OpError::Ck(e)) if is_session_lost(&e) => {
+                tracing::debug!(target: "hsmkit::pkcs11", token = %self.label, "session lost; reopening and retrying once");
+                drop(s);
+                self.drop_pool();
+                let s = self.new_session()?;
+                let r = f(&s).map_err(|e| finish(e.into()));
+                self.give_back(s);
+                r
+            }
+            Err(e) => {
+                self.give_back(s);
+                Err(finish(e))
+            }
+        }
+    }
+}

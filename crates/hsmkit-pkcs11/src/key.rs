@@ -1,0 +1,154 @@
+//! A key version on the token: cached object handles, public key in memory.
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use hsmkit::{
+    BackendKey, EncryptionAlgorithm, Error, KeyInfo, KeyType, KeyWrapAlgorithm, PublicKey, Result,
+    SignatureAlgorithm, Zeroizing,
+};
+
+use crate::context::Token;
+use crate::error::is_stale_handle;
+use crate::probe::Probe;
+
+/// A key on the token.
+pub(crate) struct TokenKey {
+    pub(crate) token: Arc<Token>,
+    pub(crate) info: KeyInfo,
+    /// `CKA_ID`; `None` for keys hsmkit did not create (found by label alone).
+    pub(crate) id: Option<Vec<u8>>,
+    /// Cached handle of the private or secret object.
+    pub(crate) handle: Mutex<Option<ObjectHandle>>,
+    pub(crate) public: Option<PublicKey>,
+    /// Software engine for the public operations (verify, encrypt, RSA-OAEP wrap).
+    pub(crate) public_ops: Option<Box<dyn BackendKey>>,
+    pub(crate) probe: Arc<Probe>,
+}
+
+impl fmt::Debug for TokenKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenKey")
+            .field("info", &self.info)
+            .field("token", &self.token)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The template that finds the private/secret object of a key.
+pub(crate) fn private_template(name: &str, id: Option<&[u8]>, key_type: KeyType) -> Vec<Attribute> {
+    let class = if key_type == KeyType::Aes { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
+    let mut t = vec![Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec())];
+    if let Some(id) = id {
+        t.push(Attribute::Id(id.to_vec()));
+    }
+    t
+}
+
+fn no_object(name: &str) -> cryptoki::error::Error {
+    tracing::debug!(target: "hsmkit::pkcs11", key = %name, "private object vanished from the token");
+    cryptoki::error::Error::Pkcs11(
+        cryptoki::error::RvError::ObjectHandleInvalid,
+        cryptoki::context::Function::FindObjects,
+    )
+}
+
+impl TokenKey {
+    fn find(&self, s: &Session) -> cryptoki::error::Result<ObjectHandle> {
+        let t = private_template(&self.info.name, self.id.as_deref(), self.info.spec.key_type());
+        s.find_objects(&t)?.into_iter().next().ok_or_else(|| no_object(&self.info.name))
+    }
+
+    /// Runs `f` with the private/secret object. A stale cached handle (the object was
+    /// re-created, or the token renumbered its handles) is looked up again once.
+    pub(crate) fn with_private<T>(
+        &self,
+        opaque: bool,
+        f: impl Fn(&Session, ObjectHandle) -> cryptoki::error::Result<T>,
+    ) -> Result<T> {
+        if !self.info.has_private {
+            return Err(Error::PermissionDenied {
+                key: self.info.name.clone(),
+                reason: hsmkit::Denied::PublicOnly,
+            });
+        }
+        let run = |s: &Session| {
+            let cached = self.handle.lock().ok().and_then(|g| *g);
+            let h = match cached {
+                Some(h) => h,
+                None => self.find(s)?,
+            };
+            let r = match f(s, h) {
+                Err(e) if is_stale_handle(&e) => {
+                    let fresh = self.find(s)?;
+                    if let Ok(mut g) = self.handle.lock() {
+                        *g = Some(fresh);
+                    }
+                    f(s, fresh)
+                }
+                r => r,
+            };
+            if r.is_ok() && cached.is_none() {
+                if let Ok(mut g) = self.handle.lock() {
+                    *g = Some(h);
+                }
+            }
+            r
+        };
+        if opaque { self.token.with_session_opaque(run) } else { self.token.with_session(run) }
+    }
+
+    fn public_ops(&self) -> Result<&dyn BackendKey> {
+        self.public_ops
+            .as_deref()
+            .ok_or_else(|| Error::unsupported("this key has no public key on the token"))
+    }
+}
+
+impl BackendKey for TokenKey {
+    fn info(&self) -> &KeyInfo {
+        &self.info
+    }
+
+    fn check_algorithm(&self, op: hsmkit::KeyOp, alg: hsmkit::Algorithm) -> Result<()> {
+        self.probe.check(op, alg)
+    }
+
+    fn public_key(&self) -> Result<PublicKey> {
+        self.public.clone().ok_or_else(|| match self.info.spec.key_type() {
+            KeyType::Aes => Error::unsupported("AES keys have no public key"),
+            _ => Error::unsupported("the token holds no public key for this key"),
+        })
+    }
+
+    fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
+        crate::sign::sign_digest(self, alg, digest)
+    }
+
+    fn verify_digest(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<()> {
+        self.public_ops()?.verify_digest(alg, digest, signature)
+    }
+
+    fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
+        self.public_ops()?.encrypt(alg, plaintext, label)
+    }
+
+    fn decrypt(
+        &self,
+        alg: EncryptionAlgorithm,
+        ciphertext: &[u8],
+        label: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        crate::encrypt::decrypt(self, alg, ciphertext, label)
+    }
+
+    fn wrap_key(&self, alg: KeyWrapAlgorithm, key: &[u8]) -> Result<Vec<u8>> {
+        crate::wrap::wrap_key(self, alg, key)
+    }
+
+    fn unwrap_key(&self, alg: KeyWrapAlgorithm, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        crate::wrap::unwrap_key(self, alg, wrapped)
+    }
+}
