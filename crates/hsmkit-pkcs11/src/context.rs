@@ -45,7 +45,10 @@ pub(crate) fn context(module: &Path) -> Result<Pkcs11> {
 /// An open token: its slot, PIN and a pool of logged-in sessions.
 pub(crate) struct Token {
     pub(crate) ctx: Pkcs11,
-    pub(crate) slot: Slot,
+    /// The slot the token was last seen in; tokens can move (re-initialised library,
+    /// reinserted device), so it is looked up again by label and serial when it fails.
+    slot: Mutex<Slot>,
+    serial: String,
     pub(crate) label: String,
     pin: AuthPin,
     pool: Mutex<Vec<Session>>,
@@ -55,9 +58,16 @@ impl std::fmt::Debug for Token {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Token")
             .field("label", &self.label)
-            .field("slot", &self.slot.id())
+            .field("serial", &self.serial)
             .finish_non_exhaustive()
     }
+}
+
+/// Whether `s` is still a valid session of a logged-in user.
+fn logged_in(s: &Session) -> bool {
+    use cryptoki::session::SessionState;
+    s.get_session_info()
+        .is_ok_and(|i| matches!(i.session_state(), SessionState::RwUser | SessionState::RoUser))
 }
 
 fn field(s: &str) -> &str {
@@ -89,10 +99,10 @@ impl Token {
                 && matches(&uri.manufacturer, info.manufacturer_id())
                 && matches(&uri.model, info.model())
             {
-                found.push((slot, field(info.label()).to_owned()));
+                found.push((slot, field(info.label()).to_owned(), field(info.serial_number()).to_owned()));
             }
         }
-        let (slot, label) = match found.len() {
+        let (slot, label, serial) = match found.len() {
             1 => found.remove(0),
             0 => {
                 return Err(Error::NotFound {
@@ -105,16 +115,46 @@ impl Token {
                 )));
             }
         };
-        let token =
-            Token { ctx, slot, label, pin: AuthPin::new(pin.as_str().into()), pool: Mutex::new(Vec::new()) };
+        let token = Token {
+            ctx,
+            slot: Mutex::new(slot),
+            serial,
+            label,
+            pin: AuthPin::new(pin.as_str().into()),
+            pool: Mutex::new(Vec::new()),
+        };
         // Open (and log in) one session now, so a wrong PIN fails at open, not later.
         let s = token.new_session()?;
         token.give_back(s);
         Ok(token)
     }
 
+    /// The token's current slot.
+    pub(crate) fn slot(&self) -> Result<Slot> {
+        self.slot.lock().map(|g| *g).map_err(|_| poisoned())
+    }
+
+    /// Finds the token again by label and serial after its slot went away.
+    fn relocate(&self) -> Result<Slot> {
+        for slot in self.ctx.get_slots_with_token().map_err(map)? {
+            let Ok(info) = self.ctx.get_token_info(slot) else { continue };
+            if field(info.label()) == self.label && field(info.serial_number()) == self.serial {
+                *self.slot.lock().map_err(|_| poisoned())? = slot;
+                return Ok(slot);
+            }
+        }
+        Err(Error::Backend(crate::error::backend_gone(&self.label)))
+    }
+
     fn new_session(&self) -> Result<Session> {
-        let s = self.ctx.open_rw_session(self.slot).map_err(map)?;
+        let s = match self.ctx.open_rw_session(self.slot()?) {
+            Err(CkError::Pkcs11(
+                RvError::SlotIdInvalid | RvError::TokenNotPresent | RvError::DeviceRemoved,
+                _,
+            )) => self.ctx.open_rw_session(self.relocate()?),
+            r => r,
+        }
+        .map_err(map)?;
         match s.login(UserType::User, Some(&self.pin)) {
             // Login state is per token, shared by every session of the application.
             Ok(()) | Err(CkError::Pkcs11(RvError::UserAlreadyLoggedIn, _)) => Ok(s),
@@ -176,18 +216,22 @@ impl Token {
                 self.give_back(s);
                 Ok(v)
             }
-            Err(OpError::Ck(e)) if is_session_lost(&e) => {
-                tracing::debug!(target: "hsmkit::pkcs11", token = %self.label, "session lost; reopening and retrying once");
+            Err(e) => {
+                // A failure may really be a lost session or login: a logged-out
+                // application sees no private objects, so handles look stale and keys
+                // look missing. Asked only on the failure path, so success costs nothing.
+                let lost = matches!(&e, OpError::Ck(ck) if is_session_lost(ck)) || !logged_in(&s);
+                if !lost {
+                    self.give_back(s);
+                    return Err(finish(e));
+                }
+                tracing::debug!(target: "hsmkit::pkcs11", token = %self.label, "session or login lost; reopening and retrying once");
                 drop(s);
                 self.drop_pool();
                 let s = self.new_session()?;
                 let r = f(&s).map_err(|e| finish(e.into()));
                 self.give_back(s);
                 r
-            }
-            Err(e) => {
-                self.give_back(s);
-                Err(finish(e))
             }
         }
     }

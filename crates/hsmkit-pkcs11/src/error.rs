@@ -83,6 +83,16 @@ pub(crate) fn map_opaque(e: CkError) -> Error {
     }
 }
 
+/// The token is in no slot any more.
+pub(crate) fn backend_gone(label: &str) -> BackendError {
+    BackendError {
+        backend: KIND,
+        function: "C_GetSlotList".into(),
+        code: None,
+        message: format!("token '{label}' is no longer present (CKR_TOKEN_NOT_PRESENT)"),
+    }
+}
+
 /// Maps a cryptoki error to the core error.
 pub(crate) fn map(e: CkError) -> Error {
     match e {

@@ -40,6 +40,9 @@ use hsmkit::{
 
 pub use uri::{PinSource, Pkcs11Uri};
 
+/// The cryptoki version this crate uses, for tests that talk PKCS#11 directly.
+pub use cryptoki;
+
 use context::Token;
 use error::OpError;
 use key::TokenKey;

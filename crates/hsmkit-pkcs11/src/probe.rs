@@ -35,7 +35,7 @@ static PROBES: OnceLock<ProbeCache> = OnceLock::new();
 
 impl Probe {
     pub(crate) fn get(token: &Token, module: &std::path::Path) -> Result<Arc<Probe>> {
-        let info = token.ctx.get_token_info(token.slot).map_err(crate::error::map)?;
+        let info = token.ctx.get_token_info(token.slot()?).map_err(crate::error::map)?;
         let key = (
             module.to_owned(),
             format!("{}/{}/{:?}", info.manufacturer_id(), info.model(), info.firmware_version()),
@@ -52,7 +52,7 @@ impl Probe {
     }
 
     fn run(token: &Token) -> Result<Probe> {
-        let mechanisms = token.ctx.get_mechanism_list(token.slot).map_err(crate::error::map)?;
+        let mechanisms = token.ctx.get_mechanism_list(token.slot()?).map_err(crate::error::map)?;
         let mut p = Probe { mechanisms, oaep_sha256: false, oaep_label: false, kw_ok: false, kwp_ok: false };
         if p.has(MechanismType::RSA_PKCS_OAEP) && p.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
             let (sha256, label) = token.with_session(|s| Ok::<_, crate::error::OpError>(oaep_probe(s)))?;

@@ -131,6 +131,29 @@ impl SoftHsmToken {
         &self.module
     }
 
+    /// A raw, logged-in read-write session on this token, on the process-wide context
+    /// hsmkit uses (a second context for the same module could finalise it).
+    pub fn raw_session(&self) -> Result<cryptoki::session::Session> {
+        let ctx = context(&self.module)?;
+        let slot = ctx
+            .get_slots_with_token()
+            .map_err(map)?
+            .into_iter()
+            .find(|s| ctx.get_token_info(*s).is_ok_and(|t| t.label().trim_end() == self.label))
+            .ok_or_else(|| Error::NotFound { what: format!("token {}", self.label) })?;
+        let s = ctx.open_rw_session(slot).map_err(map)?;
+        match s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
+            Ok(())
+            | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => Ok(s),
+            Err(e) => Err(map(e)),
+        }
+    }
+
+    /// The process-wide context for this token's module.
+    pub fn context(&self) -> Result<cryptoki::context::Pkcs11> {
+        context(&self.module)
+    }
+
     /// A backend on this token.
     pub fn backend(&self) -> Result<Pkcs11Backend> {
         Pkcs11Backend::open(&self.uri)
