@@ -30,5 +30,8 @@ say "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 say "cargo test --workspace"
+# Test tokens live under target/softhsm (see .cargo/config.toml); start from none, so a
+# crashed earlier run cannot leave tokens behind.
+rm -rf target/softhsm
 # --nocapture so the per-set Wycheproof counts appear in the log.
 cargo test --workspace --locked -- --nocapture

@@ -19,6 +19,11 @@ use crate::uri::Pkcs11Uri;
 /// backend in the process shares one context per module path.
 static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
 
+/// Serialises slot-list scans with token initialisation within the process: SoftHSM2
+/// 2.6.1 aborts (SlotManager::insertToken assertion) when `C_GetSlotList` rescans its
+/// token directory while `C_InitToken` is creating a token in it.
+pub(crate) static SLOT_LOCK: Mutex<()> = Mutex::new(());
+
 fn poisoned() -> Error {
     Error::backend(KIND, "lock", "internal lock poisoned by a panic in another thread")
 }
@@ -81,6 +86,7 @@ impl Token {
         let pin = uri.pin()?;
         let ctx = context(&module)?;
         let mut found = Vec::new();
+        let scan_guard = SLOT_LOCK.lock().map_err(|_| poisoned())?;
         // Not get_slots_with_initialized_token: it fails as a whole if any one slot's
         // token info cannot be read.
         for slot in ctx.get_slots_with_token().map_err(map)? {
@@ -102,6 +108,7 @@ impl Token {
                 found.push((slot, field(info.label()).to_owned(), field(info.serial_number()).to_owned()));
             }
         }
+        drop(scan_guard);
         let (slot, label, serial) = match found.len() {
             1 => found.remove(0),
             0 => {
@@ -136,6 +143,7 @@ impl Token {
 
     /// Finds the token again by label and serial after its slot went away.
     fn relocate(&self) -> Result<Slot> {
+        let _scan = SLOT_LOCK.lock().map_err(|_| poisoned())?;
         for slot in self.ctx.get_slots_with_token().map_err(map)? {
             let Ok(info) = self.ctx.get_token_info(slot) else { continue };
             if field(info.label()) == self.label && field(info.serial_number()) == self.serial {

@@ -295,3 +295,9 @@ impl Backend for Pkcs11Backend {
         })
     }
 }
+
+// The README's Rust examples are compiled (and, unless `no_run`, run) as doctests here,
+// the one crate that sees the core, the software backend and the PKCS#11 backend.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;

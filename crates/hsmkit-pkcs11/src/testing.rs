@@ -15,7 +15,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use cryptoki::session::UserType;
@@ -23,7 +22,7 @@ use cryptoki::types::AuthPin;
 use hsmkit::{Error, Result, Store};
 
 use crate::Pkcs11Backend;
-use crate::context::context;
+use crate::context::{SLOT_LOCK, context};
 use crate::error::map;
 
 const MODULE_CANDIDATES: &[&str] = &[
@@ -34,8 +33,6 @@ const MODULE_CANDIDATES: &[&str] = &[
     "/opt/homebrew/lib/softhsm/libsofthsm2.so",
 ];
 
-/// Serialises token creation: two threads must not initialise the same free slot.
-static CREATE: Mutex<()> = Mutex::new(());
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// The SoftHSM2 module: `HSMKIT_PKCS11_MODULE`, else the first install path that exists.
@@ -98,7 +95,9 @@ impl SoftHsmToken {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let label = format!("hsmkit-{}-{n}", std::process::id());
         {
-            let _guard = CREATE.lock().map_err(|_| Error::backend("pkcs11", "rig", "rig lock poisoned"))?;
+            // Also keeps two threads from initialising the same free slot.
+            let _guard =
+                SLOT_LOCK.lock().map_err(|_| Error::backend("pkcs11", "rig", "rig lock poisoned"))?;
             let free = ctx
                 .get_all_slots()
                 .map_err(map)?
@@ -135,12 +134,14 @@ impl SoftHsmToken {
     /// hsmkit uses (a second context for the same module could finalise it).
     pub fn raw_session(&self) -> Result<cryptoki::session::Session> {
         let ctx = context(&self.module)?;
+        let scan = SLOT_LOCK.lock().map_err(|_| Error::backend("pkcs11", "rig", "rig lock poisoned"))?;
         let slot = ctx
             .get_slots_with_token()
             .map_err(map)?
             .into_iter()
             .find(|s| ctx.get_token_info(*s).is_ok_and(|t| t.label().trim_end() == self.label))
             .ok_or_else(|| Error::NotFound { what: format!("token {}", self.label) })?;
+        drop(scan);
         let s = ctx.open_rw_session(slot).map_err(map)?;
         match s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
             Ok(())

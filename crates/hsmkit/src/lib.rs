@@ -43,8 +43,3 @@ pub use public::{EcPublicKey, PublicKey, RsaPublicKey};
 pub use spec::{AesSize, EcCurve, KeySpec, KeyType, RSA_GENERATE_BITS, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use store::{MAX_NAME_LEN, Store, validate_name};
 pub use zeroize::Zeroizing;
-
-// The README's Rust examples are compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../../README.md")]
-struct ReadmeDoctests;
