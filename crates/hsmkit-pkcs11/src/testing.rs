@@ -4,6 +4,7 @@
 //! # fn main() -> hsmkit::Result<()> {
 //! let token = hsmkit_pkcs11::testing::SoftHsmToken::new()?;
 //! let store = token.store()?;            // an hsmkit::Store on a fresh, empty token
+//! // or token.into_store()?: a store that owns the token and deletes it when dropped
 //! println!("{}", token.uri());           // pkcs11:token=...?module-path=...&pin-value=...
 //! # Ok(()) }                             // the token is deleted when `token` drops
 //! ```
@@ -163,6 +164,52 @@ impl SoftHsmToken {
     /// A store on this token.
     pub fn store(&self) -> Result<Store> {
         Ok(Store::new(self.backend()?))
+    }
+
+    /// A store that owns the token: the token is deleted when the last clone of the
+    /// store drops.
+    pub fn into_store(self) -> Result<Store> {
+        let backend = self.backend()?;
+        Ok(Store::new(OwningBackend { backend, _token: self }))
+    }
+}
+
+/// A backend that keeps its throw-away token alive (see [`SoftHsmToken::into_store`]).
+#[derive(Debug)]
+struct OwningBackend {
+    backend: Pkcs11Backend,
+    _token: SoftHsmToken,
+}
+
+impl hsmkit::Backend for OwningBackend {
+    fn kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+    fn capabilities(&self) -> hsmkit::Capabilities {
+        self.backend.capabilities()
+    }
+    fn generate(
+        &self,
+        req: &hsmkit::NewKey<'_>,
+        spec: hsmkit::KeySpec,
+    ) -> Result<Box<dyn hsmkit::BackendKey>> {
+        self.backend.generate(req, spec)
+    }
+    fn import(
+        &self,
+        req: &hsmkit::NewKey<'_>,
+        m: hsmkit::KeyMaterial,
+    ) -> Result<Box<dyn hsmkit::BackendKey>> {
+        self.backend.import(req, m)
+    }
+    fn get(&self, name: &str) -> Result<Box<dyn hsmkit::BackendKey>> {
+        self.backend.get(name)
+    }
+    fn list(&self) -> Result<Vec<hsmkit::KeyInfo>> {
+        self.backend.list()
+    }
+    fn destroy(&self, name: &str) -> Result<()> {
+        self.backend.destroy(name)
     }
 }
 
