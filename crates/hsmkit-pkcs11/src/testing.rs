@@ -56,6 +56,9 @@ fn ensure_config() -> Result<PathBuf> {
              e.g. in .cargo/config.toml [env]",
         )
     })?;
+    // Every test thread of the process may get here at once: one writes, the others see
+    // the file. (Other processes are covered by the write-then-rename below.)
+    let _guard = SLOT_LOCK.lock().map_err(|_| Error::backend("pkcs11", "rig", "rig lock poisoned"))?;
     if !conf.is_file() {
         let dir = conf.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let tokens = dir.join("tokens");
@@ -66,7 +69,8 @@ fn ensure_config() -> Result<PathBuf> {
             tokens.display()
         );
         // Write then rename, so a concurrent test process never reads half a file.
-        let tmp = dir.join(format!(".softhsm2.conf.{}", std::process::id()));
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = dir.join(format!(".softhsm2.conf.{}.{n}", std::process::id()));
         std::fs::write(&tmp, text)
             .and_then(|()| std::fs::rename(&tmp, &conf))
             .map_err(|e| Error::invalid(format!("cannot write {}: {e}", conf.display())))?;
