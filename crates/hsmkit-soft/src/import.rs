@@ -1,8 +1,7 @@
 //! Loading key material into engine objects, with every check the engines offer.
 
-use hsmkit::{EcCurve, Error, KeyMaterial, KeySpec, PublicKey, Result, Zeroizing};
+use hsmkit::{EcCurve, Error, KeyMaterial, KeySpec, PublicKey, Result};
 use rsa::pkcs1::DecodeRsaPublicKey;
-use rsa::pkcs8::DecodePrivateKey;
 
 use crate::key::{Ec, Engine};
 
@@ -36,10 +35,27 @@ macro_rules! ec_public {
 pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, Engine)> {
     let spec = material.spec()?;
     let engine = match material {
-        KeyMaterial::RsaPrivate(_) => {
-            // Through rsa's own PKCS#8 decoder: it validates n = pq, d, and the CRT values.
-            let der: Zeroizing<Vec<u8>> = material.to_pkcs8_der()?;
-            let key = rsa::PrivateKey::from_pkcs8_der(&der).map_err(|_| rejected("RSA private key"))?;
+        KeyMaterial::RsaPrivate(k) => {
+            // From (n, e, d, p, q), as rsa's own PKCS#1 decoder does: from_components
+            // validates the key and computes the CRT values, so JWKs without dp/dq/qi load.
+            let bits = u32::try_from(k.n.len())
+                .ok()
+                .and_then(|l| l.checked_mul(8))
+                .ok_or_else(|| rejected("RSA modulus"))?;
+            let e_bits = u32::try_from(k.e.len())
+                .ok()
+                .and_then(|l| l.checked_mul(8))
+                .ok_or_else(|| rejected("RSA exponent"))?;
+            let uint = |b: &[u8], bits: u32| {
+                rsa::BoxedUint::from_be_slice(b, bits).map_err(|_| rejected("RSA private key"))
+            };
+            let key = rsa::PrivateKey::from_components(
+                uint(&k.n, bits)?,
+                uint(&k.e, e_bits)?,
+                uint(&k.d, bits)?,
+                vec![uint(&k.p, bits)?, uint(&k.q, bits)?],
+            )
+            .map_err(|_| rejected("RSA private key"))?;
             Engine::RsaPrivate(Box::new(key))
         }
         KeyMaterial::EcPrivate(k) => match k.curve {

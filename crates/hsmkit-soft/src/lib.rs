@@ -123,6 +123,9 @@ impl Backend for SoftBackend {
 
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>> {
         let (spec, engine) = import::import(&material)?;
+        // Store the normalised form (RSA CRT values, EC public point), so that an exported
+        // key is complete even if it was imported from, say, a JWK without dp/dq/qi.
+        let material = export::normalized(&engine, &material)?;
         Ok(Box::new(self.insert(req, spec, material, engine)?))
     }
 

@@ -487,6 +487,31 @@ pub fn private_key_import_round_trips(store: &Store) {
         }
         soft.destroy_key("src").unwrap();
     }
+    // An RSA JWK without the optional CRT members imports, and (where export exists) the
+    // exported PKCS#8 is complete: it loads and signs like the original.
+    if caps.import {
+        let src = soft
+            .create_key(
+                "crt",
+                KeySpec::RSA_2048,
+                KeyAttributes { exportable: true, ..KeyAttributes::default() },
+            )
+            .unwrap();
+        let KeyMaterial::RsaPrivate(k) = src.export().unwrap() else { panic!("RSA material") };
+        let jwk = serde_json::json!({"kty": "RSA", "n": base64url(&k.n), "e": base64url(&k.e),
+            "d": base64url(&k.d), "p": base64url(&k.p), "q": base64url(&k.q)});
+        let attrs = KeyAttributes {
+            exportable: caps.export,
+            ..KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify])
+        };
+        let imported = store.import_key("from-jwk", KeyMaterial::from_jwk(&jwk).unwrap(), attrs).unwrap();
+        let sig = imported.sign(SignatureAlgorithm::Rs256, MSG).unwrap();
+        src.verify(SignatureAlgorithm::Rs256, MSG, &sig).unwrap();
+        if caps.export {
+            let KeyMaterial::RsaPrivate(e) = imported.export().unwrap() else { panic!("RSA material") };
+            assert_eq!((&e.dp, &e.dq, &e.qinv), (&k.dp, &k.dq, &k.qinv), "CRT values restored");
+        }
+    }
     // A private key whose embedded public point is not its own is rejected.
     let a = soft
         .create_key("a", KeySpec::P256, KeyAttributes { exportable: true, ..KeyAttributes::default() })
