@@ -2,7 +2,7 @@
 //! object: wrap = create + `C_WrapKey` + destroy; unwrap = `C_UnwrapKey` into an
 //! extractable session object + read + destroy.
 
-use cryptoki::mechanism::{Mechanism, MechanismType};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{Error, KeyWrapAlgorithm, Result, WrapScheme, Zeroizing};
@@ -84,9 +84,6 @@ pub(crate) fn unwrap_key(
         }
         _ => aes_mechanism(key, hsmkit::KeyOp::UnwrapKey, alg)?,
     };
-    if mech.mechanism_type() == MechanismType::RSA_PKCS_OAEP && wrapped.is_empty() {
-        return Err(Error::DecryptionFailed);
-    }
     key.with_private(true, |s, kek| {
         let temp = s.unwrap_key(&mech, kek, wrapped, &data_key_template())?;
         let value = s.get_attributes(temp, &[AttributeType::Value]);

@@ -23,15 +23,7 @@ fn encrypt_with(key: &rsa::PublicKey, padding: impl PaddingScheme, plaintext: &[
 
 /// Encrypts with the public key.
 pub(crate) fn encrypt(engine: &Engine, alg: A, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
-    let owned;
-    let key = match engine {
-        Engine::RsaPrivate(k) => {
-            owned = k.to_public_key();
-            &owned
-        }
-        Engine::RsaPublic(k) => k.as_ref(),
-        _ => return Err(Error::invalid(format!("{alg} needs an RSA key"))),
-    };
+    let key = engine.rsa_public().ok_or_else(|| Error::invalid(format!("{alg} needs an RSA key")))?;
     match alg {
         A::RsaOaep => encrypt_with(key, oaep_with::<Sha1>(label), plaintext),
         A::RsaOaep256 => encrypt_with(key, oaep_with::<Sha256>(label), plaintext),

@@ -7,7 +7,6 @@ use hsmkit::{
     BackendKey, EncryptionAlgorithm, KeyInfo, KeyMaterial, KeyWrapAlgorithm, PublicKey, Result,
     SignatureAlgorithm, Zeroizing,
 };
-use zeroize::Zeroize;
 
 /// A key in the form the RustCrypto engines use.
 pub(crate) enum Engine {
@@ -40,6 +39,15 @@ impl fmt::Debug for Engine {
 }
 
 impl Engine {
+    /// The RSA public key, borrowed (cloning it would redo its Montgomery parameters).
+    pub(crate) fn rsa_public(&self) -> Option<&rsa::PublicKey> {
+        match self {
+            Engine::RsaPrivate(k) => Some(k.as_public_key()),
+            Engine::RsaPublic(k) => Some(k),
+            _ => None,
+        }
+    }
+
     pub(crate) fn load(material: &KeyMaterial) -> Result<Self> {
         crate::import::import(material).map(|(_, e)| e)
     }
@@ -104,15 +112,5 @@ impl BackendKey for SoftKey {
 
     fn export(&self) -> Result<KeyMaterial> {
         Ok((*self.material).clone())
-    }
-}
-
-impl Drop for Engine {
-    fn drop(&mut self) {
-        // rsa::PrivateKey and ecdsa::SigningKey zeroize themselves on drop; the AES
-        // bytes are Zeroizing. Nothing else holds secrets, but be explicit for AES.
-        if let Engine::Aes(k) = self {
-            k.zeroize();
-        }
     }
 }

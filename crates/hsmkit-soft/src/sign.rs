@@ -56,20 +56,13 @@ pub(crate) fn sign_digest(engine: &Engine, alg: A, digest: &[u8]) -> Result<Vec<
 
 /// Verifies a signature over a digest. ECDSA signatures are raw `r || s`.
 pub(crate) fn verify_digest(engine: &Engine, alg: A, digest: &[u8], sig: &[u8]) -> Result<()> {
-    let rsa_pub = |e: &Engine| -> Option<rsa::PublicKey> {
-        match e {
-            Engine::RsaPrivate(k) => Some(k.to_public_key()),
-            Engine::RsaPublic(k) => Some(k.as_ref().clone()),
-            _ => None,
-        }
-    };
     let bad = |_| Error::VerificationFailed;
     match (engine, alg) {
         (Engine::P256(k), A::Es256) => ec_verify!(k, p256::ecdsa::Signature, digest, sig),
         (Engine::P384(k), A::Es384) => ec_verify!(k, p384::ecdsa::Signature, digest, sig),
         (Engine::P521(k), A::Es512) => ec_verify!(k, p521::ecdsa::Signature, digest, sig),
         (Engine::RsaPrivate(_) | Engine::RsaPublic(_), _) => {
-            let k = rsa_pub(engine).ok_or(Error::VerificationFailed)?;
+            let k = engine.rsa_public().ok_or(Error::VerificationFailed)?;
             match alg {
                 A::Rs256 => k.pkcs1v15_verify_prehash::<Sha256>(digest, sig).map_err(bad),
                 A::Rs384 => k.pkcs1v15_verify_prehash::<Sha384>(digest, sig).map_err(bad),
