@@ -90,10 +90,11 @@ impl TokenKey {
                 }
                 r => r,
             };
-            if r.is_ok() && cached.is_none() {
-                if let Ok(mut g) = self.handle.lock() {
-                    *g = Some(h);
-                }
+            if r.is_ok()
+                && cached.is_none()
+                && let Ok(mut g) = self.handle.lock()
+            {
+                *g = Some(h);
             }
             r
         };

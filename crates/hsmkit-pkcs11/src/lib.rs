@@ -30,12 +30,14 @@ pub mod testing;
 pub mod uri;
 mod wrap;
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{
-    Backend, BackendKey, Capabilities, Error, KeyAttributes, KeyInfo, KeyMaterial, KeySpec, NewKey, Result,
+    Backend, BackendKey, Capabilities, Error, KeyAttributes, KeyDescription, KeyInfo, KeyMaterial, KeyOp,
+    KeySpec, KeyState, NewKey, Result, SettingsEdit, StateEdit, StoreSettings, VersionEdit,
 };
 
 pub use uri::{PinSource, Pkcs11Uri};
@@ -46,7 +48,7 @@ pub use cryptoki;
 use context::Token;
 use error::OpError;
 use key::TokenKey;
-use metadata::{APPLICATION, object_id};
+use metadata::object_id;
 use probe::Probe;
 
 /// A PKCS#11 token as an hsmkit backend. Cheap to share; safe to use from many threads
@@ -57,26 +59,73 @@ pub struct Pkcs11Backend {
     probe: Arc<Probe>,
 }
 
-type OpResult<T> = std::result::Result<T, OpError>;
+pub(crate) type OpResult<T> = std::result::Result<T, OpError>;
 
-fn metadata_template(name: &str) -> Vec<Attribute> {
-    vec![
-        Attribute::Class(ObjectClass::DATA),
-        Attribute::Application(APPLICATION.to_vec()),
-        Attribute::Label(name.as_bytes().to_vec()),
-    ]
+/// Serialises read-modify-write of metadata objects within the process. (PKCS#11 has
+/// no lock another process would respect; see the crate docs.)
+static META_LOCK: Mutex<()> = Mutex::new(());
+
+fn meta_lock() -> Result<std::sync::MutexGuard<'static, ()>> {
+    META_LOCK.lock().map_err(|_| Error::backend(error::KIND, "lock", "internal lock poisoned"))
 }
 
-fn value_of(s: &Session, h: ObjectHandle) -> OpResult<Vec<u8>> {
-    let v = s.get_attributes(h, &[AttributeType::Value])?;
-    v.into_iter()
-        .find_map(|a| match a {
-            Attribute::Value(v) => Some(v),
-            _ => None,
-        })
-        .ok_or_else(|| {
-            Error::backend(error::KIND, "C_GetAttributeValue", "metadata object without a value").into()
-        })
+fn not_found(name: &str) -> OpError {
+    Error::NotFound { what: format!("key '{name}'") }.into()
+}
+
+fn foreign(name: &str, what: &str) -> OpError {
+    Error::unsupported(format!(
+        "{what} key '{name}': it was not made by hsmkit and has no lifecycle metadata"
+    ))
+    .into()
+}
+
+/// The key objects (private, public, secret) labelled `name`, with `id` if given.
+fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<(ObjectHandle, ObjectClass)>> {
+    let mut out = Vec::new();
+    for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::SECRET_KEY] {
+        let mut t = vec![Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec())];
+        if let Some(id) = id {
+            t.push(Attribute::Id(id.to_vec()));
+        }
+        out.extend(s.find_objects(&t)?.into_iter().map(|h| (h, class)));
+    }
+    Ok(out)
+}
+
+/// A key some other tool made: its objects found by label, used with the flags they have.
+struct Foreign {
+    info: KeyInfo,
+    private: Option<ObjectHandle>,
+    public: Option<hsmkit::PublicKey>,
+}
+
+fn find_foreign(s: &Session, name: &str) -> OpResult<Option<Foreign>> {
+    let objs = key_objects(s, name, None)?;
+    let private = objs.iter().find(|(_, c)| *c != ObjectClass::PUBLIC_KEY).map(|(h, _)| *h);
+    let public_h = objs.iter().find(|(_, c)| *c == ObjectClass::PUBLIC_KEY).map(|(h, _)| *h);
+    let Some(any) = private.or(public_h) else {
+        return Ok(None);
+    };
+    let spec = export::foreign_spec(s, any)?;
+    let handles: Vec<_> = private.into_iter().chain(public_h).collect();
+    let ops = export::foreign_ops(s, &handles)?;
+    let public = match public_h.or(private) {
+        Some(h) if spec.key_type() != hsmkit::KeyType::Aes => {
+            export::read_public(s, h)?.transpose().ok().flatten()
+        }
+        _ => None,
+    };
+    let info = KeyInfo {
+        name: name.to_owned(),
+        version: 1,
+        spec,
+        attributes: KeyAttributes { ops: Some(ops), ..KeyAttributes::default() },
+        has_private: private.is_some(),
+        created: std::time::UNIX_EPOCH,
+        updated: std::time::UNIX_EPOCH,
+    };
+    Ok(Some(Foreign { info, private, public }))
 }
 
 impl Pkcs11Backend {
@@ -120,47 +169,120 @@ impl Pkcs11Backend {
         })
     }
 
-    fn ensure_free(s: &Session, name: &str) -> OpResult<()> {
-        if s.find_objects(&[Attribute::Label(name.as_bytes().to_vec())])?.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::AlreadyExists { name: name.to_owned() }.into())
-        }
+    /// Creates version `req.version` with `make` (which returns the new object handles,
+    /// private/secret first) and records it in the key's metadata object. If recording
+    /// fails, the objects just made are destroyed.
+    fn create_version(
+        &self,
+        req: &NewKey<'_>,
+        info: KeyInfo,
+        make: impl Fn(&Session) -> OpResult<(Option<ObjectHandle>, Option<ObjectHandle>)>,
+    ) -> Result<Box<dyn BackendKey>> {
+        let _g = meta_lock()?;
+        let (handle, public) = self.token.with_session(|s| {
+            let doc = metadata::read_doc(s, req.name)?;
+            let id = object_id(req.version);
+            match (&doc, req.version) {
+                (Some(_), 1) => return Err(Error::AlreadyExists { name: req.name.to_owned() }.into()),
+                (None, 1) if !key_objects(s, req.name, None)?.is_empty() => {
+                    return Err(Error::AlreadyExists { name: req.name.to_owned() }.into());
+                }
+                (None, 1) => {}
+                (None, _) if find_foreign(s, req.name)?.is_some() => {
+                    return Err(foreign(req.name, "rotating"));
+                }
+                (None, _) => return Err(not_found(req.name)),
+                (Some((_, d)), v)
+                    if d.version(v).is_some() || !key_objects(s, req.name, Some(&id))?.is_empty() =>
+                {
+                    return Err(Error::AlreadyExists { name: format!("{}/{v}", req.name) }.into());
+                }
+                (Some(_), _) => {}
+            }
+            let (k, p) = make(s)?;
+            let handles: Vec<_> = k.into_iter().chain(p).collect();
+            let commit = || -> OpResult<Option<hsmkit::PublicKey>> {
+                let (existing, mut doc) = match &doc {
+                    Some((h, d)) => (Some(*h), d.clone()),
+                    None => (
+                        None,
+                        KeyDescription {
+                            name: req.name.to_owned(),
+                            state: Default::default(),
+                            versions: vec![],
+                        },
+                    ),
+                };
+                doc.versions.push(info.clone());
+                // The public object comes last; EC private objects carry no point.
+                let public = handles
+                    .iter()
+                    .rev()
+                    .find_map(|h| export::read_public(s, *h).ok().flatten())
+                    .transpose()?;
+                metadata::write_doc(s, existing, &doc)?;
+                Ok(public)
+            };
+            match commit() {
+                Ok(public) => Ok((k, public)),
+                Err(e) => {
+                    for h in &handles {
+                        let _ = s.destroy_object(*h);
+                    }
+                    Err(e)
+                }
+            }
+        })?;
+        Ok(Box::new(self.key(info, Some(object_id(req.version)), handle, public)?))
     }
 
-    /// Writes the metadata object; on failure removes the key objects just made.
-    fn finish_create(
-        s: &Session,
-        info: &KeyInfo,
-        handles: &[ObjectHandle],
-    ) -> OpResult<Option<hsmkit::PublicKey>> {
-        let mut t = metadata_template(&info.name);
-        t.extend([
-            Attribute::Token(true),
-            Attribute::Private(true),
-            Attribute::Value(metadata::encode(info)),
-        ]);
-        // The public object comes last; EC private objects carry no point.
-        let public = handles.iter().rev().find_map(|h| export::read_public(s, *h).ok().flatten()).transpose();
-        let r = s.create_object(&t).map_err(OpError::from).and(public.map_err(OpError::from));
-        if r.is_err() {
-            for h in handles {
-                let _ = s.destroy_object(*h);
+    /// Pushes a version's dates and usage flags onto its objects, where the token has them.
+    fn push_attributes(s: &Session, info: &KeyInfo) -> OpResult<()> {
+        let date = |t: Option<std::time::SystemTime>| {
+            t.map_or_else(cryptoki::types::Date::new_empty, metadata::ck_date)
+        };
+        let ops = info.attributes.allowed();
+        for (h, class) in key_objects(s, &info.name, Some(&object_id(info.version)))? {
+            let mut t = vec![
+                Attribute::StartDate(date(info.attributes.not_before)),
+                Attribute::EndDate(date(info.attributes.expires)),
+            ];
+            if class == ObjectClass::PUBLIC_KEY {
+                t.extend([
+                    Attribute::Verify(ops.contains(KeyOp::Verify)),
+                    Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
+                    Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
+                ]);
+            } else {
+                t.extend([
+                    Attribute::Sign(ops.contains(KeyOp::Sign)),
+                    Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
+                    Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
+                ]);
+                if class == ObjectClass::SECRET_KEY {
+                    t.extend([
+                        Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
+                        Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
+                    ]);
+                }
             }
+            s.update_attributes(h, &t)?;
         }
-        r
+        Ok(())
     }
 
     fn info(req: &NewKey<'_>, spec: KeySpec, has_private: bool) -> KeyInfo {
-        KeyInfo {
-            name: req.name.to_owned(),
-            version: req.version,
-            spec,
-            attributes: KeyAttributes { exportable: false, ..req.attributes.clone() },
-            has_private,
-            created: std::time::SystemTime::now(),
-        }
+        let mut info = req.info(spec, has_private);
+        info.attributes.exportable = false;
+        info
     }
+}
+
+fn refuse_exportable(req: &NewKey<'_>) -> Result<()> {
+    if req.attributes.exportable {
+        return Err(Error::unsupported("exportable keys on a PKCS#11 token (keys never leave it)"));
+    }
+    Ok(())
 }
 
 impl Backend for Pkcs11Backend {
@@ -173,125 +295,164 @@ impl Backend for Pkcs11Backend {
     }
 
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>> {
-        if req.attributes.exportable {
-            return Err(Error::unsupported("exportable keys on a PKCS#11 token (keys never leave it)"));
-        }
+        refuse_exportable(req)?;
         let info = Self::info(req, spec, true);
-        let (handle, public) = self.token.with_session(|s| {
-            Self::ensure_free(s, req.name)?;
+        self.create_version(req, info, |s| {
             let (k, p) = generate::generate(s, req, spec)?;
-            let handles: Vec<_> = std::iter::once(k).chain(p).collect();
-            let public = Self::finish_create(s, &info, &handles)?;
-            OpResult::Ok((k, public))
-        })?;
-        Ok(Box::new(self.key(info, Some(object_id(req.version)), Some(handle), public)?))
+            Ok((Some(k), p))
+        })
     }
 
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>> {
-        if req.attributes.exportable {
-            return Err(Error::unsupported("exportable keys on a PKCS#11 token (keys never leave it)"));
-        }
+        refuse_exportable(req)?;
         let material = hsmkit_soft::normalize(&material)?;
         let info = Self::info(req, material.spec()?, !material.is_public_only());
-        let (handle, public) = self.token.with_session(|s| {
-            Self::ensure_free(s, req.name)?;
-            let (k, p) = import::import(s, req, &material)?;
-            let handles: Vec<_> = k.into_iter().chain(p).collect();
-            let public = Self::finish_create(s, &info, &handles)?;
-            OpResult::Ok((k, public))
-        })?;
-        Ok(Box::new(self.key(info, Some(object_id(req.version)), handle, public)?))
+        self.create_version(req, info, |s| import::import(s, req, &material))
     }
 
-    fn get(&self, name: &str) -> Result<Box<dyn BackendKey>> {
-        let (info, id, handle, public) = self.token.with_session(|s| {
-            let meta = s.find_objects(&metadata_template(name))?;
-            if let Some(m) = meta.first() {
-                let info = metadata::decode(&value_of(s, *m)?)?;
-                let id = object_id(info.version);
-                let private = s
-                    .find_objects(&key::private_template(name, Some(&id), info.spec.key_type()))?
-                    .into_iter()
-                    .next();
-                let public_h = s
-                    .find_objects(&[
-                        Attribute::Class(ObjectClass::PUBLIC_KEY),
-                        Attribute::Label(name.as_bytes().to_vec()),
-                        Attribute::Id(id.clone()),
-                    ])?
-                    .into_iter()
-                    .next();
-                let public = match public_h.or(private) {
-                    Some(h) if info.spec.key_type() != hsmkit::KeyType::Aes => {
-                        export::read_public(s, h)?.transpose()?
-                    }
-                    _ => None,
-                };
-                return OpResult::Ok((info, Some(id), private, public));
-            }
-            // A key some other tool made: found by label, used with the flags it has.
-            let all = s.find_objects(&[Attribute::Label(name.as_bytes().to_vec())])?;
-            let class_of = |h: ObjectHandle| -> OpResult<Option<ObjectClass>> {
-                Ok(s.get_attributes(h, &[AttributeType::Class])?.into_iter().find_map(|a| match a {
-                    Attribute::Class(c) => Some(c),
-                    _ => None,
-                }))
-            };
-            let (mut private, mut public_h) = (None, None);
-            for h in all {
-                match class_of(h)? {
-                    Some(c) if c == ObjectClass::PRIVATE_KEY || c == ObjectClass::SECRET_KEY => {
-                        private = Some(h)
-                    }
-                    Some(c) if c == ObjectClass::PUBLIC_KEY => public_h = Some(h),
-                    _ => {}
+    fn next_version(&self, key: &KeyDescription) -> Result<u32> {
+        // Objects of an interrupted create (made, but never recorded) keep their number.
+        let on_token = self.token.with_session(|s| {
+            let mut max = 0;
+            for (h, _) in key_objects(s, &key.name, None)? {
+                let id = s.get_attributes(h, &[AttributeType::Id])?;
+                if let Some(Attribute::Id(id)) = id.first() {
+                    max = max.max(metadata::version_of_id(id).unwrap_or(0));
                 }
             }
-            let Some(any) = private.or(public_h) else {
-                return Err(Error::NotFound { what: format!("key '{name}'") }.into());
+            OpResult::Ok(max)
+        })?;
+        key.max_version().max(on_token).checked_add(1).ok_or_else(|| Error::invalid("too many versions"))
+    }
+
+    fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>> {
+        let (info, id, handle, public) = self.token.with_session(|s| {
+            let Some((_, doc)) = metadata::read_doc(s, name)? else {
+                return match find_foreign(s, name)? {
+                    Some(f) if version == 1 => OpResult::Ok((f.info, None, f.private, f.public)),
+                    _ => Err(Error::NotFound { what: format!("version {version} of key '{name}'") }.into()),
+                };
             };
-            let spec = export::foreign_spec(s, any)?;
-            let handles: Vec<_> = private.into_iter().chain(public_h).collect();
-            let ops = export::foreign_ops(s, &handles)?;
+            let info = doc
+                .version(version)
+                .cloned()
+                .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
+            let id = object_id(version);
+            let private = s
+                .find_objects(&key::private_template(name, Some(&id), info.spec.key_type()))?
+                .into_iter()
+                .next();
+            let public_h = s
+                .find_objects(&[
+                    Attribute::Class(ObjectClass::PUBLIC_KEY),
+                    Attribute::Label(name.as_bytes().to_vec()),
+                    Attribute::Id(id.clone()),
+                ])?
+                .into_iter()
+                .next();
             let public = match public_h.or(private) {
-                Some(h) if spec.key_type() != hsmkit::KeyType::Aes => {
-                    export::read_public(s, h)?.transpose().ok().flatten()
+                Some(h) if info.spec.key_type() != hsmkit::KeyType::Aes => {
+                    export::read_public(s, h)?.transpose()?
                 }
                 _ => None,
             };
-            let info = KeyInfo {
-                name: name.to_owned(),
-                version: 1,
-                spec,
-                attributes: KeyAttributes { ops: Some(ops), ..KeyAttributes::default() },
-                has_private: private.is_some(),
-                created: std::time::UNIX_EPOCH,
-            };
-            OpResult::Ok((info, None, private, public))
+            Ok((info, Some(id), private, public))
         })?;
         Ok(Box::new(self.key(info, id, handle, public)?))
     }
 
-    fn list(&self) -> Result<Vec<KeyInfo>> {
-        self.token.with_session(|s| {
-            let objs = s.find_objects(&[
-                Attribute::Class(ObjectClass::DATA),
-                Attribute::Application(APPLICATION.to_vec()),
-            ])?;
-            objs.into_iter().map(|h| Ok(metadata::decode(&value_of(s, h)?)?)).collect::<OpResult<Vec<_>>>()
+    fn describe(&self, name: &str) -> Result<KeyDescription> {
+        self.token.with_session(|s| match metadata::read_doc(s, name)? {
+            Some((_, d)) => Ok(d),
+            None => match find_foreign(s, name)? {
+                Some(f) => Ok(KeyDescription {
+                    name: name.to_owned(),
+                    state: Default::default(),
+                    versions: vec![f.info],
+                }),
+                None => Err(not_found(name)),
+            },
         })
     }
 
-    fn destroy(&self, name: &str) -> Result<()> {
+    fn list(&self) -> Result<Vec<KeyDescription>> {
+        self.token.with_session(metadata::all_docs)
+    }
+
+    fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo> {
+        let _g = meta_lock()?;
+        let edit = RefCell::new(edit);
         self.token.with_session(|s| {
-            let objs = s.find_objects(&[Attribute::Label(name.as_bytes().to_vec())])?;
-            if objs.is_empty() {
-                return Err(Error::NotFound { what: format!("key '{name}'") }.into());
-            }
-            for h in objs {
+            let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
+                return Err(if find_foreign(s, name)?.is_some() {
+                    foreign(name, "updating")
+                } else {
+                    not_found(name)
+                });
+            };
+            let info = doc
+                .versions
+                .iter_mut()
+                .find(|v| v.version == version)
+                .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
+            (edit.borrow_mut())(info)?;
+            let info = info.clone();
+            Self::push_attributes(s, &info)?;
+            metadata::write_doc(s, Some(h), &doc)?;
+            Ok(info)
+        })
+    }
+
+    fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState> {
+        let _g = meta_lock()?;
+        let edit = RefCell::new(edit);
+        self.token.with_session(|s| {
+            let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
+                return Err(if find_foreign(s, name)?.is_some() {
+                    foreign(name, "changing the state of")
+                } else {
+                    not_found(name)
+                });
+            };
+            (edit.borrow_mut())(&mut doc.state)?;
+            metadata::write_doc(s, Some(h), &doc)?;
+            Ok(doc.state)
+        })
+    }
+
+    fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()> {
+        let _g = meta_lock()?;
+        let check = RefCell::new(check);
+        self.token.with_session(|s| {
+            let (meta, mut state) = match metadata::read_doc(s, name)? {
+                Some((h, d)) => (Some(h), d.state),
+                None if find_foreign(s, name)?.is_some() => (None, KeyState::default()),
+                None => return Err(not_found(name)),
+            };
+            (check.borrow_mut())(&mut state)?;
+            // Key objects first: if this is interrupted, the metadata still names the key.
+            for (h, _) in key_objects(s, name, None)? {
                 s.destroy_object(h)?;
             }
-            OpResult::Ok(())
+            if let Some(h) = meta {
+                s.destroy_object(h)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn settings(&self) -> Result<StoreSettings> {
+        self.token.with_session(|s| metadata::read_settings(s).map(|(_, st)| st))
+    }
+
+    fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
+        let _g = meta_lock()?;
+        let edit = RefCell::new(edit);
+        self.token.with_session(|s| {
+            let (h, mut st) = metadata::read_settings(s)?;
+            (edit.borrow_mut())(&mut st)?;
+            metadata::write_settings(s, h, &st)?;
+            OpResult::Ok(st)
         })
     }
 }

@@ -1,14 +1,23 @@
-//! Key metadata on the token: one `CKO_DATA` object per key (label = key name,
-//! application = `hsmkit`) whose value is JSON. Two processes sharing the token agree on
-//! it; the key objects themselves carry `CKA_LABEL` = name and `CKA_ID` = version.
+//! Key metadata on the token: one `CKO_DATA` object per key name (label = key name,
+//! application = `hsmkit`) whose value is the key's JSON document (state and every
+//! version's attributes, see [`hsmkit::KeyDescription::to_json`]); one more, labelled
+//! `.hsmkit-settings`, holds the store settings. Key names cannot start with `.`, so the
+//! labels never clash. The key objects themselves carry `CKA_LABEL` = name and `CKA_ID`
+//! = version (4 bytes, big-endian), so two processes sharing the token agree on it.
 
-use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use hsmkit::{Error, KeyAttributes, KeyInfo, KeyOps, KeySpec, Result};
-use serde_json::{Value, json};
+use cryptoki::error::RvError;
+use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::session::Session;
+use hsmkit::{Error, KeyDescription, StoreSettings};
+use serde_json::Value;
+
+use crate::OpResult;
+use crate::error::OpError;
 
 pub(crate) const APPLICATION: &[u8] = b"hsmkit";
+const SETTINGS_LABEL: &str = ".hsmkit-settings";
 
 fn secs(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -17,68 +26,118 @@ fn secs(t: SystemTime) -> i64 {
     }
 }
 
-fn time(v: &Value) -> Option<SystemTime> {
-    let s = v.as_i64()?;
-    if s >= 0 {
-        UNIX_EPOCH.checked_add(Duration::from_secs(s.unsigned_abs()))
-    } else {
-        UNIX_EPOCH.checked_sub(Duration::from_secs(s.unsigned_abs()))
-    }
-}
-
 /// The `CKA_ID` of a key version.
 pub(crate) fn object_id(version: u32) -> Vec<u8> {
     version.to_be_bytes().to_vec()
 }
 
-pub(crate) fn encode(info: &KeyInfo) -> Vec<u8> {
-    let a = &info.attributes;
-    json!({
-        "format": 1,
-        "name": info.name,
-        "version": info.version,
-        "spec": info.spec.to_string(),
-        "ops": a.allowed().to_string(),
-        "enabled": a.enabled,
-        "not_before": a.not_before.map(secs),
-        "expires": a.expires.map(secs),
-        "tags": a.tags,
-        "exportable": a.exportable,
-        "has_private": info.has_private,
-        "created": secs(info.created),
-    })
-    .to_string()
-    .into_bytes()
+/// The version a `CKA_ID` names, if it is one of ours.
+pub(crate) fn version_of_id(id: &[u8]) -> Option<u32> {
+    <[u8; 4]>::try_from(id).ok().map(u32::from_be_bytes)
 }
 
-pub(crate) fn decode(bytes: &[u8]) -> Result<KeyInfo> {
-    let bad = |what: &str| {
-        Error::backend(crate::error::KIND, "metadata", format!("corrupt hsmkit metadata object: {what}"))
+/// The template that finds hsmkit's data object with `label`.
+pub(crate) fn data_template(label: &str) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::DATA),
+        Attribute::Application(APPLICATION.to_vec()),
+        Attribute::Label(label.as_bytes().to_vec()),
+    ]
+}
+
+fn corrupt(what: &str) -> OpError {
+    Error::backend(crate::error::KIND, "metadata", format!("corrupt hsmkit metadata object: {what}")).into()
+}
+
+fn value_of(s: &Session, h: ObjectHandle) -> OpResult<Vec<u8>> {
+    let v = s.get_attributes(h, &[AttributeType::Value])?;
+    v.into_iter()
+        .find_map(|a| match a {
+            Attribute::Value(v) => Some(v),
+            _ => None,
+        })
+        .ok_or_else(|| corrupt("no value"))
+}
+
+fn read_json(s: &Session, label: &str) -> OpResult<Option<(ObjectHandle, Value)>> {
+    let Some(h) = s.find_objects(&data_template(label))?.into_iter().next() else {
+        return Ok(None);
     };
-    let v: Value = serde_json::from_slice(bytes).map_err(|_| bad("not JSON"))?;
-    let get = |k: &str| v.get(k).unwrap_or(&Value::Null);
-    if get("format") != &json!(1) {
-        return Err(bad("unknown format"));
+    let v = serde_json::from_slice(&value_of(s, h)?).map_err(|_| corrupt("not JSON"))?;
+    Ok(Some((h, v)))
+}
+
+/// Writes `value` into the data object `existing`, or a new one labelled `label`.
+fn write_json(
+    s: &Session,
+    existing: Option<ObjectHandle>,
+    label: &str,
+    value: &Value,
+) -> OpResult<ObjectHandle> {
+    let bytes = value.to_string().into_bytes();
+    if let Some(h) = existing {
+        match s.update_attributes(h, &[Attribute::Value(bytes.clone())]) {
+            Ok(()) => return Ok(h),
+            // A token that will not modify CKA_VALUE gets a new object instead.
+            Err(cryptoki::error::Error::Pkcs11(RvError::AttributeReadOnly, _)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    let s = |k: &str| get(k).as_str().ok_or_else(|| bad(k));
-    let ops: KeyOps = s("ops")?.parse().map_err(|_| bad("ops"))?;
-    let tags: BTreeMap<String, String> =
-        serde_json::from_value(get("tags").clone()).map_err(|_| bad("tags"))?;
-    Ok(KeyInfo {
-        name: s("name")?.to_owned(),
-        version: get("version").as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("version"))?,
-        spec: s("spec")?.parse::<KeySpec>().map_err(|_| bad("spec"))?,
-        attributes: KeyAttributes {
-            ops: Some(ops),
-            enabled: get("enabled").as_bool().ok_or_else(|| bad("enabled"))?,
-            not_before: time(get("not_before")),
-            expires: time(get("expires")),
-            tags,
-            exportable: false,
-        },
-        has_private: get("has_private").as_bool().ok_or_else(|| bad("has_private"))?,
-        created: time(get("created")).unwrap_or(UNIX_EPOCH),
-    })
+    let mut t = data_template(label);
+    t.extend([Attribute::Token(true), Attribute::Private(true), Attribute::Value(bytes)]);
+    let h = s.create_object(&t)?;
+    if let Some(old) = existing {
+        s.destroy_object(old)?;
+    }
+    Ok(h)
+}
+
+/// A key's document and the handle of the object that holds it.
+pub(crate) fn read_doc(s: &Session, name: &str) -> OpResult<Option<(ObjectHandle, KeyDescription)>> {
+    match read_json(s, name)? {
+        Some((h, v)) => Ok(Some((h, KeyDescription::from_json(&v)?))),
+        None => Ok(None),
+    }
+}
+
+/// Writes a key's document.
+pub(crate) fn write_doc(
+    s: &Session,
+    existing: Option<ObjectHandle>,
+    doc: &KeyDescription,
+) -> OpResult<ObjectHandle> {
+    write_json(s, existing, &doc.name, &doc.to_json())
+}
+
+/// Every key document on the token.
+pub(crate) fn all_docs(s: &Session) -> OpResult<Vec<KeyDescription>> {
+    let objs =
+        s.find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Application(APPLICATION.to_vec())])?;
+    let mut out = Vec::new();
+    for h in objs {
+        let v: Value = serde_json::from_slice(&value_of(s, h)?).map_err(|_| corrupt("not JSON"))?;
+        if v.get("name").is_some() {
+            out.push(KeyDescription::from_json(&v)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The store settings (defaults if none were written).
+pub(crate) fn read_settings(s: &Session) -> OpResult<(Option<ObjectHandle>, StoreSettings)> {
+    match read_json(s, SETTINGS_LABEL)? {
+        Some((h, v)) => Ok((Some(h), StoreSettings::from_json(&v)?)),
+        None => Ok((None, StoreSettings::default())),
+    }
+}
+
+/// Writes the store settings.
+pub(crate) fn write_settings(
+    s: &Session,
+    existing: Option<ObjectHandle>,
+    settings: &StoreSettings,
+) -> OpResult<()> {
+    write_json(s, existing, SETTINGS_LABEL, &settings.to_json()).map(|_| ())
 }
 
 /// `CKA_START_DATE` / `CKA_END_DATE` from a time (UTC day; the core enforces the exact time).
@@ -107,27 +166,12 @@ pub(crate) fn ck_date(t: SystemTime) -> cryptoki::types::Date {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use std::time::Duration;
 
     #[test]
-    fn round_trip() {
-        let info = KeyInfo {
-            name: "k".into(),
-            version: 3,
-            spec: KeySpec::P384,
-            attributes: KeyAttributes {
-                ops: Some("sign,verify".parse().unwrap()),
-                enabled: false,
-                not_before: Some(UNIX_EPOCH + Duration::from_secs(1_700_000_000)),
-                expires: None,
-                tags: [("team".to_owned(), "pay".to_owned())].into(),
-                exportable: false,
-            },
-            has_private: true,
-            created: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
-        };
-        assert_eq!(decode(&encode(&info)).unwrap(), info);
-        assert!(decode(b"{}").is_err());
-        assert!(decode(b"\xff").is_err());
+    fn ids() {
+        assert_eq!(version_of_id(&object_id(7)), Some(7));
+        assert_eq!(version_of_id(b"abc"), None);
     }
 
     #[test]

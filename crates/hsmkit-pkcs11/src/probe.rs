@@ -197,6 +197,7 @@ fn oaep_probe(s: &Session) -> (bool, bool) {
             attributes: hsmkit::KeyAttributes::default(),
             has_private: false,
             created: std::time::SystemTime::now(),
+            updated: std::time::SystemTime::now(),
         };
         let Ok(ops) = hsmkit_soft::public_key_ops(info, &pk) else { return false };
         let Ok(ct) = ops.encrypt(alg, b"probe", label) else { return false };

@@ -206,14 +206,37 @@ impl hsmkit::Backend for OwningBackend {
     ) -> Result<Box<dyn hsmkit::BackendKey>> {
         self.backend.import(req, m)
     }
-    fn get(&self, name: &str) -> Result<Box<dyn hsmkit::BackendKey>> {
-        self.backend.get(name)
+    fn next_version(&self, key: &hsmkit::KeyDescription) -> Result<u32> {
+        self.backend.next_version(key)
     }
-    fn list(&self) -> Result<Vec<hsmkit::KeyInfo>> {
+    fn open(&self, name: &str, version: u32) -> Result<Box<dyn hsmkit::BackendKey>> {
+        self.backend.open(name, version)
+    }
+    fn describe(&self, name: &str) -> Result<hsmkit::KeyDescription> {
+        self.backend.describe(name)
+    }
+    fn list(&self) -> Result<Vec<hsmkit::KeyDescription>> {
         self.backend.list()
     }
-    fn destroy(&self, name: &str) -> Result<()> {
-        self.backend.destroy(name)
+    fn update_version(
+        &self,
+        name: &str,
+        version: u32,
+        edit: hsmkit::VersionEdit<'_>,
+    ) -> Result<hsmkit::KeyInfo> {
+        self.backend.update_version(name, version, edit)
+    }
+    fn update_state(&self, name: &str, edit: hsmkit::StateEdit<'_>) -> Result<hsmkit::KeyState> {
+        self.backend.update_state(name, edit)
+    }
+    fn purge(&self, name: &str, check: hsmkit::StateEdit<'_>) -> Result<()> {
+        self.backend.purge(name, check)
+    }
+    fn settings(&self) -> Result<hsmkit::StoreSettings> {
+        self.backend.settings()
+    }
+    fn update_settings(&self, edit: hsmkit::SettingsEdit<'_>) -> Result<hsmkit::StoreSettings> {
+        self.backend.update_settings(edit)
     }
 }
 

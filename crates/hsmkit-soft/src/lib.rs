@@ -1,7 +1,7 @@
 //! Software backend for hsmkit: RustCrypto engines, keys in zeroizing memory.
 //!
-//! Key records sit behind the [`Storage`] seam; [`MemoryStorage`] keeps them in memory.
-//! (The encrypted on-disk keystore plugs in at the same seam.)
+//! Keys sit behind the [`Storage`] seam: [`MemoryStorage`] keeps them in memory,
+//! [`FileStorage`] in an encrypted keystore directory (the embedded default).
 #![forbid(unsafe_code)]
 
 mod encrypt;
@@ -9,16 +9,23 @@ mod export;
 mod generate;
 mod import;
 mod key;
+mod keystore;
 mod sign;
 mod storage;
 mod wrap;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
-use hsmkit::{Backend, BackendKey, Capabilities, Error, KeyInfo, KeyMaterial, KeySpec, NewKey, Result};
+use hsmkit::{
+    Backend, BackendKey, Capabilities, Error, KeyDescription, KeyInfo, KeyMaterial, KeySpec, KeyState,
+    NewKey, Result, SettingsEdit, StateEdit, StoreSettings, VersionEdit,
+};
 
-pub use storage::{KeyRecord, MemoryStorage, Storage};
+pub use keystore::{FileStorage, KdfParams, StoreKey};
+pub use storage::{DocEdit, KeyDoc, MemoryStorage, Storage, VersionRecord};
+
+use storage::poisoned;
 
 use key::SoftKey;
 
@@ -28,15 +35,26 @@ pub(crate) const KIND: &str = "soft";
 #[derive(Debug)]
 pub struct SoftBackend {
     storage: Box<dyn Storage>,
-    // Parsed keys by (name, version): RSA key construction costs milliseconds, so it is
-    // done once per key version, not per operation.
-    cache: RwLock<HashMap<(String, u32), Arc<key::Engine>>>,
+    // Parsed keys by version uid: RSA key construction costs milliseconds, so it is done
+    // once per key version, not per operation.
+    cache: RwLock<HashMap<[u8; 16], Arc<key::Engine>>>,
 }
 
 impl Default for SoftBackend {
     fn default() -> Self {
         Self::new()
     }
+}
+
+fn not_found(name: &str) -> Error {
+    Error::NotFound { what: format!("key '{name}'") }
+}
+
+fn new_uid() -> Result<[u8; 16]> {
+    let mut uid = [0u8; 16];
+    getrandom::fill(&mut uid)
+        .map_err(|e| Error::backend(KIND, "getrandom", format!("OS random number generator failed: {e}")))?;
+    Ok(uid)
 }
 
 impl SoftBackend {
@@ -50,14 +68,19 @@ impl SoftBackend {
         SoftBackend { storage: Box::new(storage), cache: RwLock::new(HashMap::new()) }
     }
 
-    fn open(&self, record: KeyRecord) -> Result<SoftKey> {
-        let id = (record.info.name.clone(), record.info.version);
-        let cached = self.cache.read().map_err(|_| poisoned())?.get(&id).cloned();
+    /// A backend over an encrypted keystore directory (see [`FileStorage`]), created if
+    /// it does not exist.
+    pub fn open_dir(dir: impl AsRef<std::path::Path>, unlock: &StoreKey) -> Result<Self> {
+        Ok(Self::with_storage(FileStorage::open_or_create(dir, unlock, KdfParams::default())?))
+    }
+
+    fn open_record(&self, record: VersionRecord) -> Result<SoftKey> {
+        let cached = self.cache.read().map_err(|_| poisoned())?.get(&record.uid).cloned();
         let engine = match cached {
             Some(e) => e,
             None => {
                 let e = Arc::new(key::Engine::load(&record.material)?);
-                self.cache.write().map_err(|_| poisoned())?.insert(id, e.clone());
+                self.cache.write().map_err(|_| poisoned())?.insert(record.uid, e.clone());
                 e
             }
         };
@@ -71,19 +94,32 @@ impl SoftBackend {
         material: KeyMaterial,
         engine: key::Engine,
     ) -> Result<SoftKey> {
-        let info = KeyInfo {
-            name: req.name.to_owned(),
-            version: req.version,
-            spec,
-            attributes: req.attributes.clone(),
-            has_private: !material.is_public_only(),
-            created: std::time::SystemTime::now(),
-        };
-        let material = Arc::new(material);
-        self.storage.insert(KeyRecord { info: info.clone(), material: material.clone() })?;
+        let info = req.info(spec, !material.is_public_only());
+        let record = VersionRecord { info: info.clone(), material: Arc::new(material), uid: new_uid()? };
+        self.storage.modify(req.name, &mut |doc| {
+            let mut doc = match (doc, req.version) {
+                (None, 1) => KeyDoc {
+                    name: req.name.to_owned(),
+                    state: KeyState::default(),
+                    versions: BTreeMap::new(),
+                },
+                (Some(_), 1) => return Err(Error::AlreadyExists { name: req.name.to_owned() }),
+                (None, _) => return Err(not_found(req.name)),
+                (Some(d), v) if d.versions.contains_key(&v) => {
+                    return Err(Error::AlreadyExists { name: format!("{}/{v}", req.name) });
+                }
+                (Some(d), _) => d,
+            };
+            doc.versions.insert(req.version, record.clone());
+            Ok(Some(doc))
+        })?;
         let engine = Arc::new(engine);
-        self.cache.write().map_err(|_| poisoned())?.insert((info.name.clone(), info.version), engine.clone());
-        Ok(SoftKey::new(info, engine, material))
+        self.cache.write().map_err(|_| poisoned())?.insert(record.uid, engine.clone());
+        Ok(SoftKey::new(info, engine, record.material))
+    }
+
+    fn doc(&self, name: &str) -> Result<KeyDoc> {
+        self.storage.read(name)?.ok_or_else(|| not_found(name))
     }
 }
 
@@ -101,10 +137,6 @@ pub fn public_key_ops(info: KeyInfo, public: &hsmkit::PublicKey) -> Result<Box<d
 pub fn normalize(material: &KeyMaterial) -> Result<KeyMaterial> {
     let (_, engine) = import::import(material)?;
     export::normalized(&engine, material)
-}
-
-fn poisoned() -> Error {
-    Error::backend(KIND, "lock", "internal lock poisoned by a panic in another thread")
 }
 
 impl Backend for SoftBackend {
@@ -129,18 +161,81 @@ impl Backend for SoftBackend {
         Ok(Box::new(self.insert(req, spec, material, engine)?))
     }
 
-    fn get(&self, name: &str) -> Result<Box<dyn BackendKey>> {
-        let record = self.storage.load(name)?;
-        Ok(Box::new(self.open(record)?))
+    fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>> {
+        let record = self
+            .doc(name)?
+            .versions
+            .remove(&version)
+            .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
+        Ok(Box::new(self.open_record(record)?))
     }
 
-    fn list(&self) -> Result<Vec<KeyInfo>> {
-        self.storage.list()
+    fn describe(&self, name: &str) -> Result<KeyDescription> {
+        Ok(self.doc(name)?.describe())
     }
 
-    fn destroy(&self, name: &str) -> Result<()> {
-        self.storage.remove(name)?;
-        self.cache.write().map_err(|_| poisoned())?.retain(|(n, _), _| n != name);
+    fn list(&self) -> Result<Vec<KeyDescription>> {
+        let mut out = Vec::new();
+        for name in self.storage.names()? {
+            // A key purged between names() and read() is simply gone.
+            if let Some(doc) = self.storage.read(&name)? {
+                out.push(doc.describe());
+            }
+        }
+        Ok(out)
+    }
+
+    fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo> {
+        let mut out = None;
+        self.storage.modify(name, &mut |doc| {
+            let mut doc = doc.ok_or_else(|| not_found(name))?;
+            let rec = doc
+                .versions
+                .get_mut(&version)
+                .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
+            let mut info = rec.info.clone();
+            edit(&mut info)?;
+            rec.info = info.clone();
+            out = Some(info);
+            Ok(Some(doc))
+        })?;
+        out.ok_or_else(|| not_found(name))
+    }
+
+    fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState> {
+        let mut out = None;
+        self.storage.modify(name, &mut |doc| {
+            let mut doc = doc.ok_or_else(|| not_found(name))?;
+            let mut state = doc.state.clone();
+            edit(&mut state)?;
+            doc.state = state.clone();
+            out = Some(state);
+            Ok(Some(doc))
+        })?;
+        out.ok_or_else(|| not_found(name))
+    }
+
+    fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()> {
+        let mut uids = Vec::new();
+        self.storage.modify(name, &mut |doc| {
+            let doc = doc.ok_or_else(|| not_found(name))?;
+            let mut state = doc.state.clone();
+            check(&mut state)?;
+            uids = doc.versions.values().map(|r| r.uid).collect();
+            Ok(None)
+        })?;
+        let mut cache = self.cache.write().map_err(|_| poisoned())?;
+        for uid in uids {
+            cache.remove(&uid);
+        }
         Ok(())
+    }
+
+    fn settings(&self) -> Result<StoreSettings> {
+        self.storage.settings()
+    }
+
+    fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
+        self.storage.modify_settings(edit)
     }
 }

@@ -1,71 +1,111 @@
-//! The storage seam: where key records live.
+//! The storage seam: where the software backend keeps key documents.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use hsmkit::{Error, KeyInfo, KeyMaterial, Result};
+use hsmkit::{Error, KeyDescription, KeyInfo, KeyMaterial, KeyState, Result, SettingsEdit, StoreSettings};
 
 /// One stored key version: metadata and material.
 #[derive(Clone)]
-pub struct KeyRecord {
+pub struct VersionRecord {
     /// Metadata.
     pub info: KeyInfo,
     /// The key material (zeroized when the last reference drops).
     pub material: Arc<KeyMaterial>,
+    /// A random id, unique to this version's material, under which the parsed engine key
+    /// is cached (a name and version can be purged and made again by another process).
+    pub uid: [u8; 16],
 }
 
-impl fmt::Debug for KeyRecord {
+impl fmt::Debug for VersionRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeyRecord").field("info", &self.info).field("material", &self.material).finish()
+        f.debug_struct("VersionRecord").field("info", &self.info).field("material", &self.material).finish()
     }
 }
 
-/// Where the software backend keeps its key records.
-pub trait Storage: Send + Sync + fmt::Debug {
-    /// Stores a new record; [`Error::AlreadyExists`] if the name is taken.
-    fn insert(&self, record: KeyRecord) -> Result<()>;
-    /// Loads the current record for `name`.
-    fn load(&self, name: &str) -> Result<KeyRecord>;
-    /// Metadata of every record.
-    fn list(&self) -> Result<Vec<KeyInfo>>;
-    /// Removes every record for `name`.
-    fn remove(&self, name: &str) -> Result<()>;
+/// Everything stored for one key: state and versions.
+#[derive(Clone, Debug)]
+pub struct KeyDoc {
+    /// The key name.
+    pub name: String,
+    /// Key-level state.
+    pub state: KeyState,
+    /// Versions by number.
+    pub versions: BTreeMap<u32, VersionRecord>,
 }
 
-/// Records in memory, gone with the process.
+impl KeyDoc {
+    /// The document without material.
+    pub fn describe(&self) -> KeyDescription {
+        KeyDescription {
+            name: self.name.clone(),
+            state: self.state.clone(),
+            versions: self.versions.values().map(|r| r.info.clone()).collect(),
+        }
+    }
+}
+
+/// An edit of one key's document: gets the current document (`None` if there is no such
+/// key) and returns the new one (`None` removes the key).
+pub type DocEdit<'a> = &'a mut dyn FnMut(Option<KeyDoc>) -> Result<Option<KeyDoc>>;
+
+/// Where the software backend keeps its keys.
+///
+/// [`modify`](Storage::modify) is a read-modify-write that is atomic with respect to other
+/// writers (threads, and for on-disk storage, processes) and all-or-nothing: if the edit
+/// fails or the process dies, the old document stays.
+pub trait Storage: Send + Sync + fmt::Debug {
+    /// One key's document.
+    fn read(&self, name: &str) -> Result<Option<KeyDoc>>;
+    /// The names of every key.
+    fn names(&self) -> Result<Vec<String>>;
+    /// Changes one key's document atomically.
+    fn modify(&self, name: &str, edit: DocEdit<'_>) -> Result<()>;
+    /// The store settings.
+    fn settings(&self) -> Result<StoreSettings>;
+    /// Changes the store settings atomically.
+    fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings>;
+}
+
+/// Keys in memory, gone with the process.
 #[derive(Debug, Default)]
 pub struct MemoryStorage {
-    records: RwLock<BTreeMap<String, KeyRecord>>,
+    docs: RwLock<BTreeMap<String, KeyDoc>>,
+    settings: Mutex<StoreSettings>,
 }
 
-fn poisoned() -> Error {
-    Error::backend(crate::KIND, "lock", "internal lock poisoned")
-}
-
-fn not_found(name: &str) -> Error {
-    Error::NotFound { what: format!("key '{name}'") }
+pub(crate) fn poisoned() -> Error {
+    Error::backend(crate::KIND, "lock", "internal lock poisoned by a panic in another thread")
 }
 
 impl Storage for MemoryStorage {
-    fn insert(&self, record: KeyRecord) -> Result<()> {
-        let mut map = self.records.write().map_err(|_| poisoned())?;
-        if map.contains_key(&record.info.name) {
-            return Err(Error::AlreadyExists { name: record.info.name });
-        }
-        map.insert(record.info.name.clone(), record);
+    fn read(&self, name: &str) -> Result<Option<KeyDoc>> {
+        Ok(self.docs.read().map_err(|_| poisoned())?.get(name).cloned())
+    }
+
+    fn names(&self) -> Result<Vec<String>> {
+        Ok(self.docs.read().map_err(|_| poisoned())?.keys().cloned().collect())
+    }
+
+    fn modify(&self, name: &str, edit: DocEdit<'_>) -> Result<()> {
+        let mut docs = self.docs.write().map_err(|_| poisoned())?;
+        match edit(docs.get(name).cloned())? {
+            Some(doc) => docs.insert(name.to_owned(), doc),
+            None => docs.remove(name),
+        };
         Ok(())
     }
 
-    fn load(&self, name: &str) -> Result<KeyRecord> {
-        self.records.read().map_err(|_| poisoned())?.get(name).cloned().ok_or_else(|| not_found(name))
+    fn settings(&self) -> Result<StoreSettings> {
+        Ok(*self.settings.lock().map_err(|_| poisoned())?)
     }
 
-    fn list(&self) -> Result<Vec<KeyInfo>> {
-        Ok(self.records.read().map_err(|_| poisoned())?.values().map(|r| r.info.clone()).collect())
-    }
-
-    fn remove(&self, name: &str) -> Result<()> {
-        self.records.write().map_err(|_| poisoned())?.remove(name).map(|_| ()).ok_or_else(|| not_found(name))
+    fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
+        let mut s = self.settings.lock().map_err(|_| poisoned())?;
+        let mut new = *s;
+        edit(&mut new)?;
+        *s = new;
+        Ok(new)
     }
 }

@@ -228,10 +228,10 @@ impl KeyAttributes {
                 "a key is either for encrypt/decrypt or for wrapKey/unwrapKey, not both (key-role separation)",
             ));
         }
-        if let (Some(nb), Some(exp)) = (self.not_before, self.expires) {
-            if exp <= nb {
-                return Err(Error::invalid("expires must be after not-before"));
-            }
+        if let (Some(nb), Some(exp)) = (self.not_before, self.expires)
+            && exp <= nb
+        {
+            return Err(Error::invalid("expires must be after not-before"));
         }
         self.ops = Some(ops);
         Ok(self)

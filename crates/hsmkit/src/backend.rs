@@ -12,6 +12,7 @@ use zeroize::Zeroizing;
 use crate::algorithm::{Algorithm, EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm};
 use crate::attributes::{KeyAttributes, KeyOp};
 use crate::error::{Error, Result};
+use crate::lifecycle::{KeyDescription, KeyState, StoreSettings};
 use crate::material::KeyMaterial;
 use crate::public::PublicKey;
 use crate::spec::KeySpec;
@@ -31,6 +32,8 @@ pub struct KeyInfo {
     pub has_private: bool,
     /// When the version was created.
     pub created: SystemTime,
+    /// When its attributes last changed.
+    pub updated: SystemTime,
 }
 
 impl KeyInfo {
@@ -148,22 +151,52 @@ impl Capabilities {
     }
 }
 
-/// A request to create a key, already validated by the core.
+/// A request to create a key version, already validated by the core.
 #[derive(Clone, Debug)]
 pub struct NewKey<'a> {
     /// The key name (validated).
     pub name: &'a str,
-    /// The version number to create.
+    /// The version to create: 1 creates the key, later numbers add a version.
     pub version: u32,
     /// Resolved attributes.
     pub attributes: &'a KeyAttributes,
+    /// The creation time (from the store's clock).
+    pub created: SystemTime,
 }
+
+impl NewKey<'_> {
+    /// The metadata of the version this request creates.
+    pub fn info(&self, spec: KeySpec, has_private: bool) -> KeyInfo {
+        KeyInfo {
+            name: self.name.to_owned(),
+            version: self.version,
+            spec,
+            attributes: self.attributes.clone(),
+            has_private,
+            created: self.created,
+            updated: self.created,
+        }
+    }
+}
+
+/// A change to a key version's metadata, run by the backend as one atomic step.
+pub type VersionEdit<'a> = &'a mut dyn FnMut(&mut KeyInfo) -> Result<()>;
+/// A change to a key's state, run by the backend as one atomic step.
+pub type StateEdit<'a> = &'a mut dyn FnMut(&mut KeyState) -> Result<()>;
+/// A change to the store settings, run by the backend as one atomic step.
+pub type SettingsEdit<'a> = &'a mut dyn FnMut(&mut StoreSettings) -> Result<()>;
 
 /// A place where keys live.
 ///
+/// Backends store keys and their lifecycle documents; the lifecycle rules (what may be
+/// rotated, deleted, recovered, purged and when) live in [`crate::Store`], so they are
+/// the same for every backend. Edits take a closure that the backend runs on freshly
+/// read state and then writes back as one step: under a lock that other processes
+/// respect where the backend has one (the file keystore), so that concurrent changes
+/// are not lost.
+///
 /// Implementations check nothing the core already checks: names are valid, specs are
-/// generatable, attributes are resolved. They do check what only they know: whether a
-/// name is taken, whether the token supports a spec.
+/// generatable, attributes are resolved.
 pub trait Backend: Send + Sync + fmt::Debug {
     /// A short name: `soft`, `pkcs11`.
     fn kind(&self) -> &'static str;
@@ -171,18 +204,44 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Generates a key inside the backend.
+    /// Generates version `req.version` of a key. For version 1 the name must be free
+    /// (not even a deleted key holds it), else [`Error::AlreadyExists`]; for a later
+    /// version the key must exist ([`Error::NotFound`]) and the version must be new
+    /// ([`Error::AlreadyExists`], and the core retries with the next number).
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>>;
 
-    /// Loads key material into the backend.
+    /// Loads key material as version `req.version`, with the rules of
+    /// [`generate`](Self::generate).
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>>;
 
-    /// Opens the current version of the key called `name`.
-    fn get(&self, name: &str) -> Result<Box<dyn BackendKey>>;
+    /// The number the next version of `key` gets: by default one more than the newest.
+    /// (A backend that can hold leftovers of an interrupted create skips past them.)
+    fn next_version(&self, key: &KeyDescription) -> Result<u32> {
+        key.max_version().checked_add(1).ok_or_else(|| Error::invalid("too many versions"))
+    }
 
-    /// Metadata of every key.
-    fn list(&self) -> Result<Vec<KeyInfo>>;
+    /// Opens one version of a key (deleted or not: the core decides).
+    fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>>;
 
-    /// Destroys every version of the key called `name`.
-    fn destroy(&self, name: &str) -> Result<()>;
+    /// A key's state and versions; [`Error::NotFound`] if there is no such key.
+    fn describe(&self, name: &str) -> Result<KeyDescription>;
+
+    /// Every key, deleted ones included.
+    fn list(&self) -> Result<Vec<KeyDescription>>;
+
+    /// Changes one version's metadata atomically; returns the new metadata.
+    fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo>;
+
+    /// Changes a key's state atomically; returns the new state.
+    fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState>;
+
+    /// Destroys every version of a key, if `check` (run on the fresh state, atomically
+    /// with the purge) allows it.
+    fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()>;
+
+    /// The store settings.
+    fn settings(&self) -> Result<StoreSettings>;
+
+    /// Changes the store settings atomically; returns the new settings.
+    fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings>;
 }

@@ -47,6 +47,8 @@ pub enum Denied {
     PublicOnly,
     /// The key was not created exportable.
     NotExportable,
+    /// Purge protection forbids purging before the retention period ends.
+    PurgeProtected,
 }
 
 impl fmt::Display for Denied {
@@ -58,6 +60,9 @@ impl fmt::Display for Denied {
             Denied::Expired => f.write_str("the key has expired"),
             Denied::PublicOnly => f.write_str("the key has no private part"),
             Denied::NotExportable => f.write_str("the key was not created exportable"),
+            Denied::PurgeProtected => {
+                f.write_str("purge protection is on and the retention period has not ended")
+            }
         }
     }
 }

@@ -2,7 +2,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
@@ -11,6 +10,7 @@ use crate::algorithm::{
     WrapScheme,
 };
 use crate::attributes::KeyOp;
+use crate::audit::Ctx;
 use crate::backend::{BackendKey, KeyInfo};
 use crate::ecdsa_sig;
 use crate::error::{Denied, Error, Result};
@@ -35,6 +35,7 @@ pub enum SignInput<'a> {
 #[derive(Clone)]
 pub struct Key {
     inner: Arc<dyn BackendKey>,
+    ctx: Ctx,
 }
 
 impl fmt::Debug for Key {
@@ -48,24 +49,19 @@ impl fmt::Debug for Key {
     }
 }
 
-/// Emits the audit event for one operation. Never logs data, only what was done.
-fn audit<T>(info: &KeyInfo, op: &str, alg: &dyn fmt::Display, result: &Result<T>) {
-    match result {
-        Ok(_) => tracing::info!(
-            target: "hsmkit::audit",
-            key = %info.name, version = info.version, op, alg = %alg, outcome = "ok"
-        ),
-        Err(e) => tracing::info!(
-            target: "hsmkit::audit",
-            key = %info.name, version = info.version, op, alg = %alg, outcome = ?e.kind()
-        ),
-    }
-}
-
 impl Key {
     /// Wraps a backend key. Backends call this; users get keys from a [`crate::Store`].
     pub fn from_backend(inner: Box<dyn BackendKey>) -> Self {
-        Key { inner: Arc::from(inner) }
+        Self::with_ctx(inner, Ctx::default())
+    }
+
+    pub(crate) fn with_ctx(inner: Box<dyn BackendKey>, ctx: Ctx) -> Self {
+        Key { inner: Arc::from(inner), ctx }
+    }
+
+    fn audit<T>(&self, op: &str, alg: &dyn fmt::Display, r: &Result<T>) {
+        let info = self.info();
+        self.ctx.emit(&info.name, Some(info.version), op, Some(alg), r);
     }
 
     /// Metadata.
@@ -91,7 +87,7 @@ impl Key {
     fn guard(&self, op: KeyOp) -> Result<()> {
         let info = self.info();
         let denied = |reason| Error::PermissionDenied { key: info.name.clone(), reason };
-        info.attributes.check(op, SystemTime::now()).map_err(denied)?;
+        info.attributes.check(op, self.ctx.now()).map_err(denied)?;
         if op.is_private() && !info.has_private {
             return Err(denied(Denied::PublicOnly));
         }
@@ -158,7 +154,7 @@ impl Key {
             let raw = self.inner.sign_digest(alg, &digest)?;
             encode_signature(alg, raw, format)
         })();
-        audit(self.info(), "sign", &alg, &r);
+        self.audit("sign", &alg, &r);
         r
     }
 
@@ -200,7 +196,7 @@ impl Key {
             };
             self.inner.verify_digest(alg, &digest, &raw)
         })();
-        audit(self.info(), "verify", &alg, &r);
+        self.audit("verify", &alg, &r);
         r
     }
 
@@ -234,7 +230,7 @@ impl Key {
             }
             self.inner.encrypt(alg, plaintext, label)
         })();
-        audit(self.info(), "encrypt", &alg, &r);
+        self.audit("encrypt", &alg, &r);
         r
     }
 
@@ -257,7 +253,7 @@ impl Key {
             self.inner.check_algorithm(KeyOp::Decrypt, Algorithm::Encryption(alg))?;
             opaque(self.inner.decrypt(alg, ciphertext, label))
         })();
-        audit(self.info(), "decrypt", &alg, &r);
+        self.audit("decrypt", &alg, &r);
         r
     }
 
@@ -269,7 +265,7 @@ impl Key {
             self.inner.check_algorithm(KeyOp::WrapKey, Algorithm::KeyWrap(alg))?;
             match alg.scheme() {
                 WrapScheme::AesKw(_) => {
-                    if key.len() < 16 || key.len() % 8 != 0 {
+                    if key.len() < 16 || !key.len().is_multiple_of(8) {
                         return Err(Error::invalid(format!(
                             "{alg} wraps keys of 16 bytes or more, in multiples of 8"
                         )));
@@ -289,7 +285,7 @@ impl Key {
             }
             self.inner.wrap_key(alg, key)
         })();
-        audit(self.info(), "wrapKey", &alg, &r);
+        self.audit("wrapKey", &alg, &r);
         r
     }
 
@@ -307,12 +303,12 @@ impl Key {
                 WrapScheme::RsaOaep(_) => 1,
             };
             let aes = !matches!(alg.scheme(), WrapScheme::RsaOaep(_));
-            if wrapped.len() < min || (aes && wrapped.len() % 8 != 0) {
+            if wrapped.len() < min || (aes && !wrapped.len().is_multiple_of(8)) {
                 return Err(Error::DecryptionFailed);
             }
             opaque(self.inner.unwrap_key(alg, wrapped))
         })();
-        audit(self.info(), "unwrapKey", &alg, &r);
+        self.audit("unwrapKey", &alg, &r);
         r
     }
 
@@ -326,7 +322,7 @@ impl Key {
         } else {
             self.inner.export()
         };
-        audit(info, "export", &"-", &r);
+        self.ctx.emit(&info.name, Some(info.version), "export", None, &r);
         r
     }
 }

@@ -21,10 +21,12 @@
 
 mod algorithm;
 mod attributes;
+pub mod audit;
 mod backend;
 pub mod ecdsa_sig;
 mod error;
 mod key;
+mod lifecycle;
 mod material;
 mod public;
 mod spec;
@@ -35,11 +37,16 @@ pub use algorithm::{
     SignatureScheme, WrapScheme,
 };
 pub use attributes::{KeyAttributes, KeyOp, KeyOps};
-pub use backend::{Backend, BackendKey, Capabilities, KeyInfo, NewKey};
+pub use audit::{AuditLog, Clock};
+pub use backend::{Backend, BackendKey, Capabilities, KeyInfo, NewKey, SettingsEdit, StateEdit, VersionEdit};
 pub use error::{BackendError, Denied, Error, ErrorKind, Result};
 pub use key::{Key, SignInput};
+pub use lifecycle::{
+    Deletion, KeyDescription, KeyState, KeyUpdate, RotationPolicy, StoreSettings, format_iso_duration,
+    parse_iso_duration,
+};
 pub use material::{EcPrivateComponents, KeyMaterial, RsaPrivateComponents};
 pub use public::{EcPublicKey, PublicKey, RsaPublicKey};
 pub use spec::{AesSize, EcCurve, KeySpec, KeyType, RSA_GENERATE_BITS, RSA_MAX_BITS, RSA_MIN_BITS};
-pub use store::{MAX_NAME_LEN, Store, validate_name};
+pub use store::{MAX_NAME_LEN, MAX_RETENTION, MIN_RETENTION, Rotation, Store, validate_name};
 pub use zeroize::Zeroizing;

@@ -191,10 +191,10 @@ impl KeyMaterial {
                 .ok_or_else(|| Error::invalid("EC PKCS#8 key without a named curve"))?;
             let curve = EcCurve::from_oid(&oid)?;
             let k = sec1::EcPrivateKey::from_der(inner).map_err(|_| bad("SEC1 key in PKCS#8"))?;
-            if let Some(inner_curve) = k.parameters.and_then(|p| p.named_curve()) {
-                if inner_curve != oid {
-                    return Err(Error::invalid("PKCS#8 and SEC1 curves disagree"));
-                }
+            if let Some(inner_curve) = k.parameters.and_then(|p| p.named_curve())
+                && inner_curve != oid
+            {
+                return Err(Error::invalid("PKCS#8 and SEC1 curves disagree"));
             }
             return Self::from_sec1(curve, &k);
         }

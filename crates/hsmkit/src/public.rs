@@ -122,10 +122,10 @@ impl EcPublicKey {
 }
 
 pub(crate) fn copy_right_aligned(dst: &mut [u8], src: &[u8]) {
-    if let Some(off) = dst.len().checked_sub(src.len()) {
-        if let Some(tail) = dst.get_mut(off..) {
-            tail.copy_from_slice(src);
-        }
+    if let Some(off) = dst.len().checked_sub(src.len())
+        && let Some(tail) = dst.get_mut(off..)
+    {
+        tail.copy_from_slice(src);
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub mod checks;
 pub mod interop;
+pub mod lifecycle;
 pub mod props;
 pub mod wycheproof_sets;
 
@@ -44,6 +45,16 @@ macro_rules! conformance_tests {
             names_list_get_destroy,
             bad_input_is_typed_error,
         );
+        $crate::conformance_tests!(@each_lifecycle $make;
+            versions_survive_two_rotations,
+            disabled_version_refuses,
+            update_attributes,
+            soft_delete_recover_purge,
+            purge_protection,
+            rotation_policy,
+            import_new_version,
+            concurrent_rotations,
+        );
         $crate::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep,
             wycheproof_rsa_pkcs1_verify,
@@ -69,6 +80,15 @@ macro_rules! conformance_tests {
             fn $name() {
                 let store = ($make)();
                 $crate::checks::$name(&store);
+            }
+        )*
+    };
+    (@each_lifecycle $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::lifecycle::$name(&store);
             }
         )*
     };
@@ -99,4 +119,44 @@ macro_rules! conformance_tests {
             }
         )*
     };
+}
+
+/// A fresh store on the encrypted on-disk keystore, in a temporary directory removed
+/// with the store. (Unlocked by a random raw key: Argon2id is tested on its own.)
+pub fn temp_file_store() -> hsmkit::Store {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut key = hsmkit::Zeroizing::new([0u8; 32]);
+    key.iter_mut().enumerate().for_each(|(i, b)| *b = u8::try_from(i).unwrap_or(0) ^ 0x5a);
+    let storage = hsmkit_soft::FileStorage::create(
+        dir.path(),
+        &hsmkit_soft::StoreKey::Key(key),
+        hsmkit_soft::KdfParams::default(),
+    )
+    .expect("keystore");
+    hsmkit::Store::new(hsmkit_soft::SoftBackend::with_storage(TempStorage { storage, _dir: dir }))
+}
+
+/// A [`hsmkit_soft::FileStorage`] that owns its temporary directory.
+#[derive(Debug)]
+struct TempStorage {
+    storage: hsmkit_soft::FileStorage,
+    _dir: tempfile::TempDir,
+}
+
+impl hsmkit_soft::Storage for TempStorage {
+    fn read(&self, name: &str) -> hsmkit::Result<Option<hsmkit_soft::KeyDoc>> {
+        self.storage.read(name)
+    }
+    fn names(&self) -> hsmkit::Result<Vec<String>> {
+        self.storage.names()
+    }
+    fn modify(&self, name: &str, edit: hsmkit_soft::DocEdit<'_>) -> hsmkit::Result<()> {
+        self.storage.modify(name, edit)
+    }
+    fn settings(&self) -> hsmkit::Result<hsmkit::StoreSettings> {
+        self.storage.settings()
+    }
+    fn modify_settings(&self, edit: hsmkit::SettingsEdit<'_>) -> hsmkit::Result<hsmkit::StoreSettings> {
+        self.storage.modify_settings(edit)
+    }
 }
