@@ -109,7 +109,9 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<Foreign>> {
     };
     let spec = export::foreign_spec(s, any)?;
     let handles: Vec<_> = private.into_iter().chain(public_h).collect();
-    let ops = export::foreign_ops(s, &handles)?;
+    // Flags a key type cannot use (SoftHSM2 sets CKA_SIGN on AES keys) are dropped.
+    let possible = hsmkit::KeyOps::possible_for(spec.key_type());
+    let ops = export::foreign_ops(s, &handles)?.iter().filter(|op| possible.contains(*op)).collect();
     let public = match public_h.or(private) {
         Some(h) if spec.key_type() != hsmkit::KeyType::Aes => {
             export::read_public(s, h)?.transpose().ok().flatten()
@@ -313,6 +315,9 @@ impl Backend for Pkcs11Backend {
     fn next_version(&self, key: &KeyDescription) -> Result<u32> {
         // Objects of an interrupted create (made, but never recorded) keep their number.
         let on_token = self.token.with_session(|s| {
+            if metadata::read_doc(s, &key.name)?.is_none() {
+                return Err(foreign(&key.name, "adding a version to"));
+            }
             let mut max = 0;
             for (h, _) in key_objects(s, &key.name, None)? {
                 let id = s.get_attributes(h, &[AttributeType::Id])?;

@@ -68,7 +68,7 @@ fn writer(dir: &Path) {
             }
             say(&format!("purged {}", v - 2));
         }
-        let days = if v % 2 == 0 { 7 } else { 8 };
+        let days = if v.is_multiple_of(2) { 7 } else { 8 };
         store.set_retention(Duration::from_secs(days * 86_400)).unwrap();
         say(&format!("retention {days}"));
     }
@@ -157,10 +157,10 @@ fn check(dir: &Path, acked: &Acked, deep: bool) {
         if !may_be_purged {
             assert!(live.contains_key(&name), "acknowledged key {name} lost");
         }
-        if acked.updated.contains(v) {
-            if let Some(info) = live.get(&name) {
-                assert_eq!(info.attributes.tags.get("step").map(String::as_str), Some("updated"), "{name}");
-            }
+        if acked.updated.contains(v)
+            && let Some(info) = live.get(&name)
+        {
+            assert_eq!(info.attributes.tags.get("step").map(String::as_str), Some("updated"), "{name}");
         }
     }
     for v in &acked.purged {

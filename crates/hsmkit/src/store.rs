@@ -202,8 +202,8 @@ impl Store {
     ) -> Result<Key> {
         for _ in 0..32 {
             let d = self.live(name)?;
-            let attributes = attributes(&d)?;
             let version = self.backend.next_version(&d)?;
+            let attributes = attributes(&d)?;
             let req = NewKey { name, version, attributes: &attributes, created: self.ctx.now() };
             match make(&req) {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
