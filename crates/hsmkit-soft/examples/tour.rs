@@ -1,15 +1,18 @@
-//! A tour of hsmkit on the software backend: one key of each type, and every operation.
+//! A tour of hsmkit on the embedded default, the encrypted on-disk keystore: one key of
+//! each type, every operation, then the lifecycle (rotation, disable, soft delete,
+//! recover), a reopen, and the audit log.
 //!
 //! `cargo run --release -p hsmkit-soft --example tour`
 
 // A demo: the errors shown are the point, and it has no untrusted input.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
+use hsmkit::audit::verify_audit_log;
 use hsmkit::{
-    EncryptionAlgorithm, KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyWrapAlgorithm, SignInput,
-    SignatureAlgorithm, SignatureFormat, Store,
+    AuditLog, EncryptionAlgorithm, KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyUpdate, KeyWrapAlgorithm,
+    RotationPolicy, SignInput, SignatureAlgorithm, SignatureFormat, Store, parse_iso_duration,
 };
-use hsmkit_soft::SoftBackend;
+use hsmkit_soft::{SoftBackend, StoreKey};
 
 fn short(bytes: &[u8]) -> String {
     let h = hex::encode(bytes);
@@ -17,8 +20,19 @@ fn short(bytes: &[u8]) -> String {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let store = Store::new(SoftBackend::new());
-    println!("hsmkit tour on the {} backend (in memory)\n", store.backend_kind());
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("keystore");
+    let audit = tmp.path().join("audit.jsonl");
+    let passphrase = StoreKey::passphrase("correct horse battery staple");
+    let open = || -> hsmkit::Result<Store> {
+        Ok(Store::new(SoftBackend::open_dir(&dir, &passphrase)?).with_audit_log(AuditLog::open(&audit)?))
+    };
+    let store = open()?;
+    println!(
+        "hsmkit tour on the {} backend, encrypted keystore in {} (Argon2id + AES-256-GCM)\n",
+        store.backend_kind(),
+        dir.display()
+    );
 
     let message = b"pay 100 EUR to Alice";
     for (name, spec, alg) in [
@@ -95,7 +109,39 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("imported the PEM public key of rsa-signer and verified a PS256 signature with it");
     println!("export of a non-exportable key -> {}", signer.export().unwrap_err());
 
-    println!("\nkeys in the store:");
+    // Lifecycle: versions, rotation, disable, soft delete, recover.
+    println!("\nlifecycle:");
+    let old_ct = rsa.encrypt(EncryptionAlgorithm::RsaOaep256, b"sealed under version 1")?;
+    store.rotate_key("rsa-encrypter")?;
+    let v3 = store.rotate_key("rsa-encrypter")?;
+    println!("rotated rsa-encrypter twice: current version {}", v3.version());
+    let v1 = store.get_key_version("rsa-encrypter", 1)?;
+    println!(
+        "version 1 still decrypts: {:?}",
+        String::from_utf8_lossy(&v1.decrypt(EncryptionAlgorithm::RsaOaep256, &old_ct)?)
+    );
+    println!("version 3 cannot: {}", v3.decrypt(EncryptionAlgorithm::RsaOaep256, &old_ct).unwrap_err());
+    store.update_key("rsa-encrypter", 1, &KeyUpdate::enabled(false))?;
+    let v1 = store.get_key_version("rsa-encrypter", 1)?;
+    println!("disabled version 1 -> {}", v1.decrypt(EncryptionAlgorithm::RsaOaep256, &old_ct).unwrap_err());
+    let policy = RotationPolicy { rotate_after: Some(parse_iso_duration("P90D")?), ..Default::default() };
+    store.set_rotation_policy("ec-p256", Some(policy))?;
+    println!("ec-p256 policy: {policy}; due now: {:?}", store.keys_due_for_rotation()?);
+    let deleted = store.delete_key("kek-128")?;
+    let d = deleted.state.deleted.unwrap();
+    println!(
+        "deleted kek-128: get -> {}; purge scheduled {} (retention {} days)",
+        store.get_key("kek-128").unwrap_err(),
+        humantime::format_rfc3339_seconds(d.scheduled_purge),
+        store.settings()?.retention.as_secs() / 86_400
+    );
+    store.recover_deleted_key("kek-128")?;
+    println!("recovered kek-128: version {}", store.get_key("kek-128")?.version());
+
+    // Everything is on disk, encrypted; another process (or this one) reopens it.
+    drop(store);
+    let store = open()?;
+    println!("\nreopened the keystore; keys in it:");
     for info in store.list_keys()? {
         println!(
             "  {:<16} v{} {:<9} ops={}",
@@ -105,5 +151,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             info.attributes.allowed()
         );
     }
+    let wrong = SoftBackend::open_dir(&dir, &StoreKey::passphrase("wrong")).unwrap_err();
+    println!("with a wrong passphrase -> {wrong}");
+
+    let report = verify_audit_log(&audit)?;
+    println!(
+        "\naudit log: {} hash-chained records, chain intact: {}, head {}",
+        report.records,
+        report.first_bad.is_none(),
+        &report.head[..16]
+    );
     Ok(())
 }
