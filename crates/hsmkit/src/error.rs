@@ -29,6 +29,8 @@ pub enum ErrorKind {
     Authentication,
     /// The backend failed (device error, I/O, ...).
     Backend,
+    /// Reading or writing the caller's stream or file failed.
+    Io,
 }
 
 /// Why a key refused an operation.
@@ -114,6 +116,13 @@ pub enum Error {
     Authentication(String),
     /// The backend failed.
     Backend(BackendError),
+    /// Reading or writing the caller's stream or file failed (not the backend's storage).
+    Io {
+        /// The I/O error's kind.
+        kind: std::io::ErrorKind,
+        /// What failed, with the OS message.
+        message: String,
+    },
 }
 
 impl Error {
@@ -129,6 +138,7 @@ impl Error {
             Error::Unsupported(_) => ErrorKind::Unsupported,
             Error::Authentication(_) => ErrorKind::Authentication,
             Error::Backend(_) => ErrorKind::Backend,
+            Error::Io { .. } => ErrorKind::Io,
         }
     }
 
@@ -173,11 +183,48 @@ impl fmt::Display for Error {
                 }
                 Ok(())
             }
+            Error::Io { message, .. } => write!(f, "I/O error: {message}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+impl Error {
+    /// An [`Error::Io`] saying what was being done.
+    pub fn io(what: &str, e: &std::io::Error) -> Self {
+        Error::Io { kind: e.kind(), message: format!("{what}: {e}") }
+    }
+}
+
+/// Streams carry hsmkit errors inside `io::Error`; this gets them back out, so that a
+/// tampered chunk read through `std::io::Read` is still [`Error::DecryptionFailed`].
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        let kind = e.kind();
+        match e.into_inner() {
+            Some(inner) => match inner.downcast::<Error>() {
+                Ok(ours) => *ours,
+                Err(other) => Error::Io { kind, message: other.to_string() },
+            },
+            None => Error::Io { kind, message: kind.to_string() },
+        }
+    }
+}
+
+impl From<Error> for std::io::Error {
+    fn from(e: Error) -> Self {
+        let kind = match e.kind() {
+            ErrorKind::DecryptionFailed | ErrorKind::VerificationFailed => std::io::ErrorKind::InvalidData,
+            ErrorKind::InvalidInput => std::io::ErrorKind::InvalidInput,
+            ErrorKind::NotFound => std::io::ErrorKind::NotFound,
+            ErrorKind::PermissionDenied | ErrorKind::Authentication => std::io::ErrorKind::PermissionDenied,
+            ErrorKind::Unsupported => std::io::ErrorKind::Unsupported,
+            _ => std::io::ErrorKind::Other,
+        };
+        std::io::Error::new(kind, e)
+    }
+}
 
 /// `Result` with hsmkit's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -2,8 +2,9 @@
 //! never leave it. Applications sign, verify, encrypt, decrypt, wrap and unwrap by key name,
 //! with JOSE / key-vault algorithm names.
 //!
-//! This crate is the core: types, the backend traits, attribute enforcement, encodings and
-//! audit events. It knows no backend; `hsmkit-soft` and `hsmkit-pkcs11` are backends.
+//! This crate is the core: types, the backend traits, attribute enforcement, encodings,
+//! audit events and envelope encryption ([`envelope`]). It knows no backend; `hsmkit-soft`
+//! and `hsmkit-pkcs11` are backends.
 //!
 //! ```
 //! # fn main() -> hsmkit::Result<()> {
@@ -24,6 +25,7 @@ mod attributes;
 pub mod audit;
 mod backend;
 pub mod ecdsa_sig;
+pub mod envelope;
 mod error;
 mod key;
 mod lifecycle;

@@ -1,0 +1,99 @@
+//! The key schedule: a data key and a message id give the commitment, the header key and
+//! the body key (docs/envelope-format.md, "Key schedule").
+
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hkdf::Hkdf;
+use sha2::Sha512;
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use super::format::{COMMITMENT_LEN, EnvelopeHeader, MESSAGE_ID_LEN, SUITE, TAG_LEN};
+use crate::error::{Error, Result};
+
+/// Length of a data key.
+pub(crate) const DEK_LEN: usize = 32;
+
+/// A data key. Zeroized on drop; never printed.
+#[derive(Clone)]
+pub(crate) struct Dek(pub(crate) Zeroizing<[u8; DEK_LEN]>);
+
+impl Dek {
+    pub(crate) fn random() -> Result<Self> {
+        let mut k = Zeroizing::new([0u8; DEK_LEN]);
+        fill_random(k.as_mut_slice())?;
+        Ok(Dek(k))
+    }
+
+    /// An unwrapped key of the wrong length is a failed unwrap, like any other.
+    pub(crate) fn from_unwrapped(bytes: &[u8]) -> Result<Self> {
+        let mut k = Zeroizing::new([0u8; DEK_LEN]);
+        if bytes.len() != DEK_LEN {
+            return Err(Error::DecryptionFailed);
+        }
+        k.copy_from_slice(bytes);
+        Ok(Dek(k))
+    }
+}
+
+pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
+    getrandom::fill(buf)
+        .map_err(|e| Error::backend("soft", "getrandom", format!("OS random source failed: {e}")))
+}
+
+/// The per-envelope keys.
+pub(crate) struct MessageKeys {
+    pub(crate) commitment: [u8; COMMITMENT_LEN],
+    header: Aes256Gcm,
+    pub(crate) body: Aes256Gcm,
+}
+
+impl MessageKeys {
+    pub(crate) fn derive(dek: &Dek, message_id: &[u8; MESSAGE_ID_LEN]) -> Result<Self> {
+        let hk = Hkdf::<Sha512>::new(Some(message_id), dek.0.as_slice());
+        let expand = |label: &[u8], out: &mut [u8]| {
+            hk.expand_multi_info(&[label, &[SUITE]], out)
+                .map_err(|_| Error::backend("soft", "HKDF-Expand", "output length rejected"))
+        };
+        let mut commitment = [0u8; COMMITMENT_LEN];
+        expand(b"hsmkit-envelope/1 commitment", &mut commitment)?;
+        let mut k = Zeroizing::new([0u8; 32]);
+        expand(b"hsmkit-envelope/1 header", k.as_mut_slice())?;
+        let header = Aes256Gcm::new(&(*k).into());
+        expand(b"hsmkit-envelope/1 body", k.as_mut_slice())?;
+        let body = Aes256Gcm::new(&(*k).into());
+        Ok(MessageKeys { commitment, header, body })
+    }
+
+    /// The header tag over `authenticated` (magic through commitment).
+    pub(crate) fn header_tag(&self, authenticated: &[u8]) -> Result<[u8; TAG_LEN]> {
+        let tag = self
+            .header
+            .encrypt_inout_detached(&Nonce::default(), authenticated, (&mut [][..]).into())
+            .map_err(|_| Error::backend("soft", "AES-GCM", "header too long"))?;
+        Ok(tag.into())
+    }
+
+    /// Checks the commitment (constant time) and then the header tag.
+    pub(crate) fn check_header(&self, header: &EnvelopeHeader) -> Result<()> {
+        if !bool::from(self.commitment.ct_eq(&header.commitment)) {
+            return Err(Error::DecryptionFailed);
+        }
+        self.header
+            .decrypt_inout_detached(
+                &Nonce::default(),
+                &header.authenticated_bytes(),
+                (&mut [][..]).into(),
+                &header.tag.into(),
+            )
+            .map_err(|_| Error::DecryptionFailed)
+    }
+}
+
+/// STREAM nonce: seven zero bytes, the chunk index, the final flag.
+pub(crate) fn chunk_nonce(index: u32, last: bool) -> Nonce<aes_gcm::aead::consts::U12> {
+    let mut n = [0u8; 12];
+    n[7..11].copy_from_slice(&index.to_be_bytes());
+    n[11] = u8::from(last);
+    n.into()
+}

@@ -1,0 +1,100 @@
+//! Envelope encryption: data of any size under a fresh data key, wrapped by one or more
+//! key-encryption keys (KEKs) that stay in the backend.
+//!
+//! The format is specified in `docs/envelope-format.md`: a versioned header naming each
+//! KEK (name + version) and holding its wrapped data key, the encryption context, a key
+//! commitment and a header tag; then chunks of AES-256-GCM under keys derived with
+//! HKDF-SHA-512 from the data key and a random message id, each bound to its index and a
+//! final flag. Truncation, reordering, duplication, splicing and every bit flip fail with
+//! the one [`Error::DecryptionFailed`].
+//!
+//! - [`Sealer`]: seal in one shot, as a [`SealWriter`], reader to writer, or file to file;
+//!   optional data-key caching for many small messages.
+//! - [`Opener`]: open in one shot, as an [`OpenReader`], reader to writer, or file to file.
+//!   It picks a recipient whose KEK its [`Keyring`] (a [`Store`] or a list of keys) holds.
+//! - [`Rewrapper`]: new recipients (a rotated or another KEK) without touching the body.
+//!
+//! ```
+//! # fn main() -> hsmkit::Result<()> {
+//! use hsmkit::{KeyAttributes, KeySpec, Store};
+//!
+//! let store = Store::new(hsmkit_soft::SoftBackend::new());
+//! store.create_key("kek", KeySpec::AES_256, KeyAttributes::default())?;
+//! let context = [("purpose".to_string(), "backup".to_string())].into();
+//! let envelope = store.seal("kek", b"secret data", &context)?;
+//! assert_eq!(&store.unseal(&envelope, &context)?[..], b"secret data");
+//! # Ok(()) }
+//! ```
+
+use std::io::Write;
+use std::path::Path;
+
+mod cache;
+mod format;
+mod keys;
+mod open;
+mod rewrap;
+mod seal;
+
+pub use cache::CacheLimits;
+pub use format::{
+    DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE,
+    MAX_CONTEXT_BYTES, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_VALUE_LEN, MAX_RECIPIENTS,
+    MAX_WRAPPED_LEN, MIN_CHUNK_SIZE, RecipientInfo, SUITE,
+};
+pub use open::{Keyring, OpenReader, Opener};
+pub use rewrap::{RewrapMode, Rewrapper};
+pub use seal::{Recipient, SealWriter, Sealer, hazmat};
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+use zeroize::Zeroizing;
+
+/// Writes `dst` through a temporary file in the same directory, renamed over `dst` only
+/// if `write` succeeds; on failure the temporary file is removed.
+pub(crate) fn write_atomically<T>(
+    dst: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> Result<T>,
+) -> Result<T> {
+    let dir = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".hsmkit-")
+        .suffix(".partial")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(&format!("creating a temporary file in {}", dir.display()), &e))?;
+    let value = write(tmp.as_file_mut())?;
+    tmp.as_file_mut().flush().map_err(|e| Error::io("writing the output", &e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io("syncing the output", &e))?;
+    tmp.persist(dst).map_err(|e| Error::io(&format!("renaming into {}", dst.display()), &e.error))?;
+    Ok(value)
+}
+
+impl Store {
+    /// A [`Sealer`] for the current versions of these KEKs, default wrap algorithms.
+    pub fn sealer(&self, kek_names: &[&str]) -> Result<Sealer> {
+        let recipients = kek_names
+            .iter()
+            .map(|name| self.get_key(name).and_then(Recipient::new))
+            .collect::<Result<Vec<_>>>()?;
+        Sealer::new(recipients)
+    }
+
+    /// Seals `plaintext` for the current version of `kek_name`, bound to `context`.
+    pub fn seal(&self, kek_name: &str, plaintext: &[u8], context: &EncryptionContext) -> Result<Vec<u8>> {
+        self.sealer(&[kek_name])?.with_context(context.clone())?.seal(plaintext)
+    }
+
+    /// Opens an envelope with whichever of its KEKs this store holds; `context` must be
+    /// the one it was sealed with.
+    pub fn unseal(&self, envelope: &[u8], context: &EncryptionContext) -> Result<Zeroizing<Vec<u8>>> {
+        self.opener().with_context(context.clone()).open(envelope)
+    }
+
+    /// An [`Opener`] over this store's keys.
+    pub fn opener(&self) -> Opener<'_> {
+        Opener::new(self)
+    }
+}

@@ -1,0 +1,279 @@
+//! Opening: picks a recipient it has a key for, checks commitment and header tag, then
+//! decrypts chunk by chunk, releasing no plaintext before its chunk's tag verifies.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use aes_gcm::aead::AeadInOut;
+use zeroize::Zeroizing;
+
+use super::format::{EncryptionContext, EnvelopeHeader, TAG_LEN};
+use super::keys::{Dek, MessageKeys, chunk_nonce};
+use super::write_atomically;
+use crate::error::{Error, ErrorKind, Result};
+use crate::key::Key;
+use crate::store::Store;
+
+/// Where an opener finds KEKs by name and version.
+pub trait Keyring {
+    /// The key `name` at `version`, or [`Error::NotFound`].
+    fn key_version(&self, name: &str, version: u32) -> Result<Key>;
+}
+
+impl Keyring for Store {
+    fn key_version(&self, name: &str, version: u32) -> Result<Key> {
+        self.get_key_version(name, version)
+    }
+}
+
+impl Keyring for [Key] {
+    fn key_version(&self, name: &str, version: u32) -> Result<Key> {
+        self.iter()
+            .find(|k| k.name() == name && k.version() == version)
+            .cloned()
+            .ok_or_else(|| Error::NotFound { what: format!("key '{name}' version {version}") })
+    }
+}
+
+impl Keyring for Vec<Key> {
+    fn key_version(&self, name: &str, version: u32) -> Result<Key> {
+        self.as_slice().key_version(name, version)
+    }
+}
+
+impl Keyring for Key {
+    fn key_version(&self, name: &str, version: u32) -> Result<Key> {
+        std::slice::from_ref(self).key_version(name, version)
+    }
+}
+
+/// Opens envelopes with the KEKs of a [`Keyring`] (a [`Store`], or a list of keys).
+#[derive(Clone)]
+pub struct Opener<'a> {
+    keyring: &'a dyn Keyring,
+    context: EncryptionContext,
+}
+
+impl fmt::Debug for Opener<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Opener").field("context", &self.context).finish_non_exhaustive()
+    }
+}
+
+impl<'a> Opener<'a> {
+    /// An opener expecting an empty encryption context.
+    pub fn new(keyring: &'a dyn Keyring) -> Self {
+        Opener { keyring, context: EncryptionContext::new() }
+    }
+
+    /// The encryption context the envelope must carry, exactly.
+    pub fn with_context(mut self, context: EncryptionContext) -> Self {
+        self.context = context;
+        self
+    }
+
+    /// Opens a whole envelope. Nothing is returned unless every chunk verified.
+    pub fn open(&self, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let mut input = envelope;
+        let mut reader = self.reader(&mut input)?;
+        // The plaintext is shorter than the envelope: no reallocation leaves copies behind.
+        let mut out = Zeroizing::new(Vec::with_capacity(envelope.len()));
+        while let Some(chunk) = reader.next_chunk()? {
+            out.extend_from_slice(chunk);
+        }
+        Ok(out)
+    }
+
+    /// A reader that yields the plaintext of the envelope read from `input`. It reads
+    /// and checks the header now (so a missing key or wrong context fails here), then one
+    /// chunk at a time. An error mid-way means the plaintext read so far must be
+    /// discarded: it is a prefix of the real one, verified but incomplete.
+    pub fn reader<R: Read>(&self, mut input: R) -> Result<OpenReader<R>> {
+        let header = EnvelopeHeader::read_from(&mut input).map_err(opaque)?;
+        let keys = self.unlock(&header)?;
+        let chunk = usize::try_from(header.chunk_size).map_err(|_| Error::DecryptionFailed)?;
+        Ok(OpenReader {
+            input,
+            keys,
+            buf: Zeroizing::new(vec![0u8; chunk + TAG_LEN + 1]),
+            filled: 0,
+            consumed: 0,
+            out: 0..0,
+            chunk,
+            index: 0,
+            done: false,
+            failed: false,
+            header,
+        })
+    }
+
+    /// Opens the envelope read from `input` into `output`, in constant memory. Returns
+    /// the plaintext length. On error, `output` may hold verified plaintext of the
+    /// chunks before the bad one: discard it (or use [`Opener::open_file`]).
+    pub fn open_stream<R: Read, W: Write>(&self, input: R, mut output: W) -> Result<u64> {
+        let mut reader = self.reader(input)?;
+        let mut n = 0u64;
+        while let Some(chunk) = reader.next_chunk()? {
+            output.write_all(chunk).map_err(|e| Error::io("writing the plaintext", &e))?;
+            n = n.saturating_add(u64::try_from(chunk.len()).unwrap_or(u64::MAX));
+        }
+        output.flush().map_err(|e| Error::io("writing the plaintext", &e))?;
+        Ok(n)
+    }
+
+    /// Opens the envelope file `src` into `dst` through a temporary file renamed into
+    /// place only when every chunk verified; on failure no `dst` is created (and an
+    /// existing one is left alone).
+    pub fn open_file(&self, src: &Path, dst: &Path) -> Result<u64> {
+        let input =
+            std::fs::File::open(src).map_err(|e| Error::io(&format!("opening {}", src.display()), &e))?;
+        write_atomically(dst, |out| self.open_stream(std::io::BufReader::with_capacity(1 << 16, input), out))
+    }
+
+    /// Finds a recipient whose KEK the keyring holds, unwraps the data key and checks the
+    /// commitment and header tag.
+    pub(crate) fn unlock(&self, header: &EnvelopeHeader) -> Result<MessageKeys> {
+        if header.context != self.context {
+            return Err(Error::DecryptionFailed);
+        }
+        Ok(unlock_with(self.keyring, header)?.1)
+    }
+}
+
+/// Tries each recipient in order. NotFound only if the keyring has none of them; else the
+/// first refusal (PermissionDenied, DecryptionFailed ...) if none opens.
+pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Result<(Dek, MessageKeys)> {
+    let mut first_error: Option<Error> = None;
+    for r in &header.recipients {
+        let attempt = keyring.key_version(&r.name, r.version).and_then(|key| {
+            let dek = key.unwrap_key(r.algorithm, &r.wrapped).map_err(opaque)?;
+            let dek = Dek::from_unwrapped(&dek)?;
+            let keys = MessageKeys::derive(&dek, &header.message_id)?;
+            keys.check_header(header)?;
+            Ok((dek, keys))
+        });
+        match attempt {
+            Ok(found) => return Ok(found),
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| {
+        let names: Vec<String> =
+            header.recipients.iter().map(|r| format!("{} v{}", r.name, r.version)).collect();
+        Error::NotFound { what: format!("a key for any of the envelope's recipients ({})", names.join(", ")) }
+    }))
+}
+
+/// Malformed input is a failed decryption on the open path, whatever the detail.
+fn opaque(e: Error) -> Error {
+    match e.kind() {
+        ErrorKind::InvalidInput => Error::DecryptionFailed,
+        _ => e,
+    }
+}
+
+/// Yields an envelope's plaintext, verified chunk by chunk.
+pub struct OpenReader<R> {
+    input: R,
+    keys: MessageKeys,
+    buf: Zeroizing<Vec<u8>>,
+    filled: usize,
+    consumed: usize,
+    out: std::ops::Range<usize>,
+    chunk: usize,
+    index: u32,
+    done: bool,
+    failed: bool,
+    header: EnvelopeHeader,
+}
+
+impl<R> fmt::Debug for OpenReader<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenReader")
+            .field("chunks_read", &self.index)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Read> OpenReader<R> {
+    /// The envelope's header, authenticated.
+    pub fn header(&self) -> &EnvelopeHeader {
+        &self.header
+    }
+
+    /// The next chunk's plaintext, or `None` after the final chunk.
+    pub fn next_chunk(&mut self) -> Result<Option<&[u8]>> {
+        if self.failed {
+            return Err(Error::DecryptionFailed);
+        }
+        if self.done {
+            return Ok(None);
+        }
+        match self.decrypt_next() {
+            Ok(()) => Ok(Some(self.buf.get(self.out.clone()).unwrap_or_default())),
+            Err(e) => {
+                self.failed = true;
+                self.out = 0..0;
+                Err(e)
+            }
+        }
+    }
+
+    fn decrypt_next(&mut self) -> Result<()> {
+        // Keep the look-ahead bytes of the next chunk, drop the one just served.
+        self.buf.copy_within(self.consumed..self.filled, 0);
+        self.filled -= self.consumed;
+        self.consumed = 0;
+        let want = self.chunk + TAG_LEN + 1;
+        while self.filled < want {
+            let free = self.buf.get_mut(self.filled..want).ok_or(Error::DecryptionFailed)?;
+            match self.input.read(free) {
+                Ok(0) => break,
+                Ok(n) => self.filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("reading the envelope", &e)),
+            }
+        }
+        // All of `want` read: more follows, so this chunk is not the last.
+        let last = self.filled < want;
+        let len = if last { self.filled } else { want - 1 };
+        if len < TAG_LEN || (last && len == TAG_LEN && self.index > 0) || (!last && self.index == u32::MAX) {
+            return Err(Error::DecryptionFailed);
+        }
+        let (ct, tag) = self.buf.get_mut(..len).ok_or(Error::DecryptionFailed)?.split_at_mut(len - TAG_LEN);
+        let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| Error::DecryptionFailed)?;
+        self.keys
+            .body
+            .decrypt_inout_detached(&chunk_nonce(self.index, last), b"", ct.into(), &tag.into())
+            .map_err(|_| Error::DecryptionFailed)?;
+        self.out = 0..len - TAG_LEN;
+        self.consumed = len;
+        self.index = self.index.wrapping_add(1);
+        self.done = last;
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for OpenReader<R> {
+    fn read(&mut self, dst: &mut [u8]) -> std::io::Result<usize> {
+        if self.out.is_empty() {
+            if self.next_chunk()?.is_none() {
+                return Ok(0);
+            }
+            // An empty final chunk (empty plaintext) leaves nothing to serve.
+            if self.out.is_empty() {
+                return Ok(0);
+            }
+        }
+        let avail = self.buf.get(self.out.clone()).unwrap_or_default();
+        let n = avail.len().min(dst.len());
+        dst.get_mut(..n).unwrap_or_default().copy_from_slice(avail.get(..n).unwrap_or_default());
+        self.out.start += n;
+        Ok(n)
+    }
+}

@@ -1,0 +1,377 @@
+//! Sealing: one-shot, streaming writer, reader-to-writer and file to file.
+
+use std::fmt;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use aes_gcm::aead::AeadInOut;
+use zeroize::Zeroizing;
+
+use super::cache::{CacheLimits, DataKeyCache};
+use super::format::{
+    DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, MAX_RECIPIENTS, MESSAGE_ID_LEN, RecipientInfo,
+    TAG_LEN, check_chunk_size, check_context,
+};
+use super::keys::{Dek, MessageKeys, chunk_nonce, fill_random};
+use super::write_atomically;
+use crate::algorithm::KeyWrapAlgorithm;
+use crate::error::{Error, Result};
+use crate::key::Key;
+use crate::spec::KeySpec;
+
+/// A KEK and the algorithm that wraps the data key with it.
+#[derive(Clone, Debug)]
+pub struct Recipient {
+    key: Key,
+    algorithm: KeyWrapAlgorithm,
+}
+
+impl Recipient {
+    /// `key` with its default wrap algorithm: A*N*KW for an AES-*N* key, RSA-OAEP-256 for
+    /// an RSA key. EC keys cannot wrap.
+    pub fn new(key: Key) -> Result<Self> {
+        let algorithm = match key.spec() {
+            KeySpec::Aes(s) => match s.bits() {
+                128 => KeyWrapAlgorithm::A128Kw,
+                192 => KeyWrapAlgorithm::A192Kw,
+                _ => KeyWrapAlgorithm::A256Kw,
+            },
+            KeySpec::Rsa { .. } => KeyWrapAlgorithm::RsaOaep256,
+            other => {
+                return Err(Error::invalid(format!(
+                    "key '{}' ({other}) cannot wrap a data key: use an AES or RSA key",
+                    key.name()
+                )));
+            }
+        };
+        Ok(Recipient { key, algorithm })
+    }
+
+    /// `key` with a chosen wrap algorithm.
+    pub fn with_algorithm(key: Key, algorithm: KeyWrapAlgorithm) -> Result<Self> {
+        if !algorithm.fits(key.spec()) {
+            return Err(Error::invalid(format!(
+                "algorithm {algorithm} does not fit key '{}' ({})",
+                key.name(),
+                key.spec()
+            )));
+        }
+        Ok(Recipient { key, algorithm })
+    }
+
+    /// The KEK.
+    pub fn key(&self) -> &Key {
+        &self.key
+    }
+
+    /// The wrap algorithm.
+    pub fn algorithm(&self) -> KeyWrapAlgorithm {
+        self.algorithm
+    }
+
+    pub(crate) fn wrap(&self, dek: &Dek) -> Result<RecipientInfo> {
+        let wrapped = self.key.wrap_key(self.algorithm, dek.0.as_slice())?;
+        Ok(RecipientInfo {
+            name: self.key.name().to_string(),
+            version: self.key.version(),
+            algorithm: self.algorithm,
+            wrapped,
+        })
+    }
+}
+
+pub(crate) fn check_recipients<'a>(list: impl IntoIterator<Item = (&'a str, u32)>) -> Result<()> {
+    let list: Vec<(&str, u32)> = list.into_iter().collect();
+    if list.is_empty() || list.len() > MAX_RECIPIENTS {
+        return Err(Error::invalid(format!("an envelope has 1 to {MAX_RECIPIENTS} recipients")));
+    }
+    for (i, a) in list.iter().enumerate() {
+        if list.iter().skip(i + 1).any(|b| a == b) {
+            return Err(Error::invalid(format!("recipient {} v{} is named twice", a.0, a.1)));
+        }
+    }
+    Ok(())
+}
+
+/// Seals data for one or more recipients. Build one, then seal many messages with it;
+/// clones share the data-key cache, if any.
+///
+/// ```
+/// # fn main() -> hsmkit::Result<()> {
+/// use hsmkit::envelope::{Opener, Sealer};
+/// use hsmkit::{KeyAttributes, KeySpec, Store};
+///
+/// let store = Store::new(hsmkit_soft::SoftBackend::new());
+/// let kek = store.create_key("kek", KeySpec::AES_256, KeyAttributes::default())?;
+/// let context = [("tenant".to_string(), "a".to_string())].into();
+/// let sealer = Sealer::for_key(kek)?.with_context(context)?;
+/// let envelope = sealer.seal(b"attack at dawn")?;
+///
+/// let opener = Opener::new(&store).with_context([("tenant".into(), "a".into())].into());
+/// assert_eq!(&opener.open(&envelope)?[..], b"attack at dawn");
+/// assert!(Opener::new(&store).open(&envelope).is_err()); // context missing
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Sealer {
+    recipients: Vec<Recipient>,
+    context: EncryptionContext,
+    chunk_size: u32,
+    cache: Option<DataKeyCache>,
+}
+
+impl Sealer {
+    /// A sealer for these recipients (1 to 16, distinct name and version).
+    pub fn new(recipients: impl IntoIterator<Item = Recipient>) -> Result<Self> {
+        let recipients: Vec<Recipient> = recipients.into_iter().collect();
+        check_recipients(recipients.iter().map(|r| (r.key.name(), r.key.version())))?;
+        Ok(Sealer {
+            recipients,
+            context: EncryptionContext::new(),
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            cache: None,
+        })
+    }
+
+    /// A sealer for one KEK with its default wrap algorithm.
+    pub fn for_key(kek: Key) -> Result<Self> {
+        Self::new([Recipient::new(kek)?])
+    }
+
+    /// Binds every envelope to this encryption context (stored in clear, authenticated,
+    /// required to open).
+    pub fn with_context(mut self, context: EncryptionContext) -> Result<Self> {
+        check_context(&context)?;
+        self.context = context;
+        Ok(self)
+    }
+
+    /// Plaintext bytes per chunk (256 B to 16 MiB; default 64 KiB). Memory use while
+    /// streaming is about twice this.
+    pub fn with_chunk_size(mut self, chunk_size: u32) -> Result<Self> {
+        check_chunk_size(chunk_size)?;
+        self.chunk_size = chunk_size;
+        Ok(self)
+    }
+
+    /// Reuses one data key for many one-shot [`Sealer::seal`] calls within `limits`, so
+    /// that sealing small messages does not wait on the backend each time. Every envelope
+    /// still gets its own message id, and so its own body and header keys. Streaming
+    /// seals always draw a fresh data key. A cached data key stays in use until a limit
+    /// is reached even if a KEK is disabled meanwhile, as with the AWS Encryption SDK.
+    pub fn with_data_key_cache(mut self, limits: CacheLimits) -> Self {
+        self.cache = Some(DataKeyCache::new(limits));
+        self
+    }
+
+    /// The recipients.
+    pub fn recipients(&self) -> &[Recipient] {
+        &self.recipients
+    }
+
+    /// Seals `plaintext` into a new envelope.
+    pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let len = u64::try_from(plaintext.len()).unwrap_or(u64::MAX);
+        let (dek, recipients) = match &self.cache {
+            Some(cache) => cache.materials(len, || self.fresh_materials())?,
+            None => self.fresh_materials()?,
+        };
+        let mut message_id = [0u8; MESSAGE_ID_LEN];
+        fill_random(&mut message_id)?;
+        self.seal_with(&dek, message_id, recipients, plaintext)
+    }
+
+    pub(crate) fn seal_with(
+        &self,
+        dek: &Dek,
+        message_id: [u8; MESSAGE_ID_LEN],
+        recipients: Vec<RecipientInfo>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let chunks = plaintext.len().div_ceil(self.chunk_usize()).max(1);
+        let capacity = plaintext.len().saturating_add(chunks.saturating_mul(TAG_LEN)).saturating_add(1024);
+        let mut w = self.writer_with(Vec::with_capacity(capacity), dek, message_id, recipients)?;
+        w.write_all(plaintext).map_err(Error::from)?;
+        w.finish()
+    }
+
+    /// A writer that seals everything written to it into `output`; call
+    /// [`SealWriter::finish`] at the end. The header is written at once.
+    pub fn writer<W: Write>(&self, output: W) -> Result<SealWriter<W>> {
+        let (dek, recipients) = self.fresh_materials()?;
+        let mut message_id = [0u8; MESSAGE_ID_LEN];
+        fill_random(&mut message_id)?;
+        self.writer_with(output, &dek, message_id, recipients)
+    }
+
+    fn writer_with<W: Write>(
+        &self,
+        mut output: W,
+        dek: &Dek,
+        message_id: [u8; MESSAGE_ID_LEN],
+        recipients: Vec<RecipientInfo>,
+    ) -> Result<SealWriter<W>> {
+        let keys = MessageKeys::derive(dek, &message_id)?;
+        let mut header = EnvelopeHeader {
+            message_id,
+            chunk_size: self.chunk_size,
+            context: self.context.clone(),
+            recipients,
+            commitment: keys.commitment,
+            tag: [0; TAG_LEN],
+        };
+        header.tag = keys.header_tag(&header.authenticated_bytes())?;
+        output.write_all(&header.encode()).map_err(|e| Error::io("writing the envelope", &e))?;
+        Ok(SealWriter {
+            output: Some(output),
+            keys,
+            buf: Zeroizing::new(Vec::with_capacity(self.chunk_usize() + TAG_LEN)),
+            chunk_size: self.chunk_usize(),
+            index: 0,
+            plaintext_len: 0,
+            failed: false,
+        })
+    }
+
+    /// Seals everything `input` yields into `output`, in constant memory. Returns the
+    /// number of plaintext bytes. On error, `output` holds a partial envelope that will
+    /// not open.
+    pub fn seal_stream<R: Read, W: Write>(&self, mut input: R, output: W) -> Result<u64> {
+        let mut w = self.writer(output)?;
+        let mut buf = Zeroizing::new(vec![0u8; self.chunk_usize()]);
+        loop {
+            let n = match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::io("reading the plaintext", &e)),
+            };
+            w.write_all(buf.get(..n).unwrap_or_default()).map_err(Error::from)?;
+        }
+        let n = w.plaintext_len;
+        w.finish()?;
+        Ok(n)
+    }
+
+    /// Seals the file `src` into `dst`, streaming. `dst` is written to a temporary file
+    /// beside it and renamed into place on success, so a failure leaves no `dst` (an
+    /// existing `dst` is replaced only on success).
+    pub fn seal_file(&self, src: &Path, dst: &Path) -> Result<u64> {
+        let input =
+            std::fs::File::open(src).map_err(|e| Error::io(&format!("opening {}", src.display()), &e))?;
+        write_atomically(dst, |out| self.seal_stream(std::io::BufReader::with_capacity(1 << 16, input), out))
+    }
+
+    fn chunk_usize(&self) -> usize {
+        usize::try_from(self.chunk_size).unwrap_or(usize::MAX)
+    }
+
+    pub(crate) fn fresh_materials(&self) -> Result<(Dek, Vec<RecipientInfo>)> {
+        let dek = Dek::random()?;
+        let infos = self.recipients.iter().map(|r| r.wrap(&dek)).collect::<Result<Vec<_>>>()?;
+        Ok((dek, infos))
+    }
+}
+
+/// Seals what is written to it, a chunk at a time. Nothing is final until
+/// [`SealWriter::finish`]: a writer dropped without it leaves an envelope that fails to
+/// open (truncated), never one that opens to a prefix.
+pub struct SealWriter<W: Write> {
+    output: Option<W>,
+    keys: MessageKeys,
+    buf: Zeroizing<Vec<u8>>,
+    chunk_size: usize,
+    index: u32,
+    plaintext_len: u64,
+    failed: bool,
+}
+
+impl<W: Write> fmt::Debug for SealWriter<W> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealWriter").field("chunks_written", &self.index).finish_non_exhaustive()
+    }
+}
+
+impl<W: Write> SealWriter<W> {
+    /// Encrypts and writes the buffered chunk.
+    fn emit(&mut self, last: bool) -> Result<()> {
+        if self.failed {
+            return Err(Error::invalid("the envelope writer failed earlier"));
+        }
+        let out = self.output.as_mut().ok_or_else(|| Error::invalid("the envelope writer is finished"))?;
+        // A non-final chunk needs an index after it for the final one.
+        if !last && self.index == u32::MAX {
+            self.failed = true;
+            return Err(Error::invalid("plaintext too large for one envelope (2^32 chunks)"));
+        }
+        let tag = self
+            .keys
+            .body
+            .encrypt_inout_detached(&chunk_nonce(self.index, last), b"", self.buf.as_mut_slice().into())
+            .map_err(|_| Error::invalid("chunk too large for AES-GCM"))?;
+        self.buf.extend_from_slice(&tag);
+        if let Err(e) = out.write_all(&self.buf) {
+            self.failed = true;
+            return Err(Error::io("writing the envelope", &e));
+        }
+        self.buf.clear();
+        self.index = self.index.wrapping_add(1);
+        Ok(())
+    }
+
+    /// Writes the final chunk and flushes; returns the output.
+    pub fn finish(mut self) -> Result<W> {
+        self.emit(true)?;
+        let mut out = self.output.take().ok_or_else(|| Error::invalid("the envelope writer is finished"))?;
+        out.flush().map_err(|e| Error::io("writing the envelope", &e))?;
+        Ok(out)
+    }
+
+    /// Plaintext bytes taken so far.
+    pub fn plaintext_len(&self) -> u64 {
+        self.plaintext_len
+    }
+}
+
+impl<W: Write> Write for SealWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if data.is_empty() {
+            return Ok(0);
+        }
+        // A full buffer is emitted only once more data arrives: the last chunk may be full.
+        if self.buf.len() == self.chunk_size {
+            self.emit(false)?;
+        }
+        let room = self.chunk_size.saturating_sub(self.buf.len());
+        let take = room.min(data.len());
+        self.buf.extend_from_slice(data.get(..take).unwrap_or_default());
+        self.plaintext_len = self.plaintext_len.saturating_add(u64::try_from(take).unwrap_or(u64::MAX));
+        Ok(take)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self.output.as_mut() {
+            Some(o) => o.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Sharp edges: sealing with a caller-chosen data key and message id, which must never be
+/// reused. Exists to make and check the frozen test vectors; never use it for data.
+pub mod hazmat {
+    use super::*;
+
+    /// Seals `plaintext` with the given data key and message id (wrapped by every
+    /// recipient). The same (data key, message id) twice breaks AES-GCM's security.
+    pub fn seal_with_fixed_secrets(
+        sealer: &Sealer,
+        data_key: &[u8; 32],
+        message_id: &[u8; 32],
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>> {
+        let dek = Dek(Zeroizing::new(*data_key));
+        let infos = sealer.recipients.iter().map(|r| r.wrap(&dek)).collect::<Result<Vec<_>>>()?;
+        sealer.seal_with(&dek, *message_id, infos, plaintext)
+    }
+}
