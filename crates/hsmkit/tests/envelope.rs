@@ -35,7 +35,7 @@ fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
 }
 
 fn data(len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 8)) as u8).collect()
+    (0..len).map(|i| (i.wrapping_mul(31) ^ (i >> 8)).to_le_bytes()[0]).collect()
 }
 
 fn small_sealer(kek: Key) -> Sealer {
