@@ -106,6 +106,11 @@ impl Key {
         }
     }
 
+    /// Whether this key's backend can do `op` with `alg` (attributes aside).
+    pub fn supports(&self, op: KeyOp, alg: Algorithm) -> bool {
+        self.inner.check_algorithm(op, alg).is_ok()
+    }
+
     /// The public key (RSA and EC). Not subject to attributes: public keys are public.
     pub fn public_key(&self) -> Result<PublicKey> {
         self.inner.public_key()

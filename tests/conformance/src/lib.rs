@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 pub mod checks;
+pub mod envelope;
 pub mod interop;
 pub mod lifecycle;
 pub mod props;
@@ -55,6 +56,12 @@ macro_rules! conformance_tests {
             import_new_version,
             concurrent_rotations,
         );
+        $crate::conformance_tests!(@each_envelope $make;
+            envelope_round_trips,
+            envelope_after_rotations_and_rewrap,
+            envelope_refusals,
+            envelope_frozen_vectors,
+        );
         $crate::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep,
             wycheproof_rsa_pkcs1_verify,
@@ -89,6 +96,15 @@ macro_rules! conformance_tests {
             fn $name() {
                 let store = ($make)();
                 $crate::lifecycle::$name(&store);
+            }
+        )*
+    };
+    (@each_envelope $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::envelope::$name(&store);
             }
         )*
     };

@@ -14,7 +14,8 @@ use super::format::{
 };
 use super::keys::{Dek, MessageKeys, chunk_nonce, fill_random};
 use super::write_atomically;
-use crate::algorithm::KeyWrapAlgorithm;
+use crate::algorithm::{Algorithm, KeyWrapAlgorithm};
+use crate::attributes::KeyOp;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::spec::KeySpec;
@@ -27,8 +28,9 @@ pub struct Recipient {
 }
 
 impl Recipient {
-    /// `key` with its default wrap algorithm: A*N*KW for an AES-*N* key, RSA-OAEP-256 for
-    /// an RSA key. EC keys cannot wrap.
+    /// `key` with its default wrap algorithm: A*N*KW for an AES-*N* key; RSA-OAEP-256 for
+    /// an RSA key, or RSA-OAEP (SHA-1) where the backend has only that (SoftHSM2). EC keys
+    /// cannot wrap.
     pub fn new(key: Key) -> Result<Self> {
         let algorithm = match key.spec() {
             KeySpec::Aes(s) => match s.bits() {
@@ -36,7 +38,15 @@ impl Recipient {
                 192 => KeyWrapAlgorithm::A192Kw,
                 _ => KeyWrapAlgorithm::A256Kw,
             },
-            KeySpec::Rsa { .. } => KeyWrapAlgorithm::RsaOaep256,
+            KeySpec::Rsa { .. } => {
+                let sha256 = KeyWrapAlgorithm::RsaOaep256;
+                // Wrapping is public (software); what matters is that the KEK can unwrap.
+                if key.supports(KeyOp::UnwrapKey, Algorithm::KeyWrap(sha256)) {
+                    sha256
+                } else {
+                    KeyWrapAlgorithm::RsaOaep
+                }
+            }
             other => {
                 return Err(Error::invalid(format!(
                     "key '{}' ({other}) cannot wrap a data key: use an AES or RSA key",
