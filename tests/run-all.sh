@@ -18,6 +18,11 @@ apt_install() {
 }
 
 apt_install openssl softhsm2 opensc
+# pyca/cryptography: the independent reader of the envelope vectors.
+if ! python3 -c 'import cryptography' 2>/dev/null; then
+    say "pip install cryptography"
+    python3 -m pip install --quiet cryptography || python3 -m pip install --quiet --break-system-packages cryptography
+fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 say "cargo fmt --check"
@@ -35,3 +40,9 @@ say "cargo test --workspace"
 rm -rf target/softhsm
 # --nocapture so the per-set Wycheproof counts appear in the log.
 cargo test --workspace --locked -- --nocapture
+
+say "envelope vectors, read by pyca/cryptography"
+python3 tests/interop/envelope_pyca.py
+
+say "fuzz (bounded)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-60}" tests/fuzz.sh

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use aes_gcm::aead::AeadInOut;
+use aes_gcm::aead::inout::InOutBuf;
 use zeroize::Zeroizing;
 
 use super::format::{EncryptionContext, EnvelopeHeader, TAG_LEN};
@@ -76,11 +77,35 @@ impl<'a> Opener<'a> {
     /// Opens a whole envelope. Nothing is returned unless every chunk verified.
     pub fn open(&self, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let mut input = envelope;
-        let mut reader = self.reader(&mut input)?;
-        // The plaintext is shorter than the envelope: no reallocation leaves copies behind.
-        let mut out = Zeroizing::new(Vec::with_capacity(envelope.len()));
-        while let Some(chunk) = reader.next_chunk()? {
-            out.extend_from_slice(chunk);
+        let header = EnvelopeHeader::read_from(&mut input).map_err(opaque)?;
+        let keys = self.unlock(&header)?;
+        // Straight from the envelope into the output, chunk by chunk.
+        let size = usize::try_from(header.chunk_size).map_err(|_| Error::DecryptionFailed)? + TAG_LEN;
+        let n = input.len().div_ceil(size).max(1);
+        let last = input
+            .len()
+            .checked_sub((n - 1) * size)
+            .filter(|l| *l >= TAG_LEN)
+            .ok_or(Error::DecryptionFailed)?;
+        if n > 1 && last == TAG_LEN {
+            return Err(Error::DecryptionFailed); // an empty final chunk after others
+        }
+        let last_index = u32::try_from(n - 1).map_err(|_| Error::DecryptionFailed)?;
+        let mut out = Zeroizing::new(vec![0u8; input.len() - n * TAG_LEN]);
+        let mut plain = out.chunks_mut(size - TAG_LEN);
+        for (index, chunk) in (0..=last_index).zip(input.chunks(size)) {
+            let (ct, tag) = chunk
+                .len()
+                .checked_sub(TAG_LEN)
+                .and_then(|m| chunk.split_at_checked(m))
+                .ok_or(Error::DecryptionFailed)?;
+            let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
+            let dst =
+                if ct.is_empty() { &mut [][..] } else { plain.next().ok_or(Error::DecryptionFailed)? };
+            let buf = InOutBuf::new(ct, dst).map_err(|_| Error::DecryptionFailed)?;
+            keys.body
+                .decrypt_inout_detached(&chunk_nonce(index, index == last_index), b"", buf, &tag.into())
+                .map_err(|_| Error::DecryptionFailed)?;
         }
         Ok(out)
     }

@@ -198,11 +198,27 @@ impl Sealer {
         recipients: Vec<RecipientInfo>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        let chunks = plaintext.len().div_ceil(self.chunk_usize()).max(1);
-        let capacity = plaintext.len().saturating_add(chunks.saturating_mul(TAG_LEN)).saturating_add(1024);
-        let mut w = self.writer_with(Vec::with_capacity(capacity), dek, message_id, recipients)?;
-        w.write_all(plaintext).map_err(Error::from)?;
-        w.finish()
+        // Straight into the output: no chunk buffer, one pass over the data.
+        let (keys, header) = self.header_for(dek, message_id, recipients)?;
+        let chunk = self.chunk_usize();
+        let n = plaintext.len().div_ceil(chunk).max(1);
+        let last_index = u32::try_from(n - 1)
+            .map_err(|_| Error::invalid("plaintext too large for one envelope (2^32 chunks)"))?;
+        let mut out = header.encode();
+        out.reserve_exact(plaintext.len().saturating_add(n.saturating_mul(TAG_LEN)));
+        let mut pieces = plaintext.chunks(chunk);
+        for index in 0..=last_index {
+            let piece = pieces.next().unwrap_or_default();
+            let start = out.len();
+            out.extend_from_slice(piece);
+            let body = out.get_mut(start..).unwrap_or_default();
+            let tag = keys
+                .body
+                .encrypt_inout_detached(&chunk_nonce(index, index == last_index), b"", body.into())
+                .map_err(|_| Error::invalid("chunk too large for AES-GCM"))?;
+            out.extend_from_slice(&tag);
+        }
+        Ok(out)
     }
 
     /// A writer that seals everything written to it into `output`; call
@@ -214,13 +230,12 @@ impl Sealer {
         self.writer_with(output, &dek, message_id, recipients)
     }
 
-    fn writer_with<W: Write>(
+    fn header_for(
         &self,
-        mut output: W,
         dek: &Dek,
         message_id: [u8; MESSAGE_ID_LEN],
         recipients: Vec<RecipientInfo>,
-    ) -> Result<SealWriter<W>> {
+    ) -> Result<(MessageKeys, EnvelopeHeader)> {
         let keys = MessageKeys::derive(dek, &message_id)?;
         let mut header = EnvelopeHeader {
             message_id,
@@ -231,6 +246,17 @@ impl Sealer {
             tag: [0; TAG_LEN],
         };
         header.tag = keys.header_tag(&header.authenticated_bytes())?;
+        Ok((keys, header))
+    }
+
+    fn writer_with<W: Write>(
+        &self,
+        mut output: W,
+        dek: &Dek,
+        message_id: [u8; MESSAGE_ID_LEN],
+        recipients: Vec<RecipientInfo>,
+    ) -> Result<SealWriter<W>> {
+        let (keys, header) = self.header_for(dek, message_id, recipients)?;
         output.write_all(&header.encode()).map_err(|e| Error::io("writing the envelope", &e))?;
         Ok(SealWriter {
             output: Some(output),
@@ -246,18 +272,9 @@ impl Sealer {
     /// Seals everything `input` yields into `output`, in constant memory. Returns the
     /// number of plaintext bytes. On error, `output` holds a partial envelope that will
     /// not open.
-    pub fn seal_stream<R: Read, W: Write>(&self, mut input: R, output: W) -> Result<u64> {
+    pub fn seal_stream<R: Read, W: Write>(&self, input: R, output: W) -> Result<u64> {
         let mut w = self.writer(output)?;
-        let mut buf = Zeroizing::new(vec![0u8; self.chunk_usize()]);
-        loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::io("reading the plaintext", &e)),
-            };
-            w.write_all(buf.get(..n).unwrap_or_default()).map_err(Error::from)?;
-        }
+        w.read_all_from(input)?;
         let n = w.plaintext_len;
         w.finish()?;
         Ok(n)
@@ -327,6 +344,45 @@ impl<W: Write> SealWriter<W> {
         self.buf.clear();
         self.index = self.index.wrapping_add(1);
         Ok(())
+    }
+
+    /// Reads `input` to its end straight into the chunk buffer (no extra copy).
+    fn read_all_from<R: Read>(&mut self, mut input: R) -> Result<()> {
+        loop {
+            if self.buf.len() == self.chunk_size {
+                // Full: it is the last chunk only if the input ends here.
+                let mut one = [0u8; 1];
+                match input.read(&mut one) {
+                    Ok(0) => return Ok(()),
+                    Ok(_) => {
+                        self.emit(false)?;
+                        self.buf.push(one[0]);
+                        self.plaintext_len = self.plaintext_len.saturating_add(1);
+                        continue;
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io("reading the plaintext", &e)),
+                }
+            }
+            let filled = self.buf.len();
+            // Within capacity (chunk + tag): no reallocation, no stray plaintext copies.
+            self.buf.resize(self.chunk_size, 0);
+            let got = input.read(self.buf.get_mut(filled..).unwrap_or_default());
+            let n = match &got {
+                Ok(n) => *n,
+                Err(_) => 0,
+            };
+            self.buf.truncate(filled + n);
+            match got {
+                Ok(0) => return Ok(()),
+                Ok(_) => {
+                    self.plaintext_len =
+                        self.plaintext_len.saturating_add(u64::try_from(n).unwrap_or(u64::MAX))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(Error::io("reading the plaintext", &e)),
+            }
+        }
     }
 
     /// Writes the final chunk and flushes; returns the output.

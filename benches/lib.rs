@@ -1,0 +1,2 @@
+//! Benchmarks only: see `benches/` and BENCHMARKS.md.
+#![forbid(unsafe_code)]
