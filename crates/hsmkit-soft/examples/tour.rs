@@ -1,6 +1,7 @@
 //! A tour of hsmkit on the embedded default, the encrypted on-disk keystore: one key of
 //! each type, every operation, then the lifecycle (rotation, disable, soft delete,
-//! recover), a reopen, and the audit log.
+//! recover), envelope encryption of a file (seal, open, tamper, rewrap after rotation), a
+//! reopen, and the audit log.
 //!
 //! `cargo run --release -p hsmkit-soft --example tour`
 
@@ -8,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use hsmkit::audit::verify_audit_log;
+use hsmkit::envelope::{EncryptionContext, EnvelopeHeader, Recipient, RewrapMode, Rewrapper};
 use hsmkit::{
     AuditLog, EncryptionAlgorithm, KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyUpdate, KeyWrapAlgorithm,
     RotationPolicy, SignInput, SignatureAlgorithm, SignatureFormat, Store, parse_iso_duration,
@@ -137,6 +139,38 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     store.recover_deleted_key("kek-128")?;
     println!("recovered kek-128: version {}", store.get_key("kek-128")?.version());
+
+    // Envelope encryption: a file of any size under a fresh data key wrapped by kek-256.
+    println!("\nenvelope encryption:");
+    let plain = tmp.path().join("report.csv");
+    let sealed = tmp.path().join("report.csv.hkev");
+    let opened = tmp.path().join("report.opened.csv");
+    std::fs::write(&plain, "quarter,revenue\n".repeat(200_000))?;
+    let context: EncryptionContext = [("department".to_string(), "finance".to_string())].into();
+    let sealer = store.sealer(&["kek-256"])?.with_context(context.clone())?;
+    let n = sealer.seal_file(&plain, &sealed)?;
+    let header = EnvelopeHeader::parse(&std::fs::read(&sealed)?)?;
+    let r = &header.recipients()[0];
+    println!(
+        "sealed {n} bytes into {} bytes for {} v{} ({}), context {:?}",
+        std::fs::metadata(&sealed)?.len(),
+        r.name,
+        r.version,
+        r.algorithm,
+        header.context()
+    );
+    store.opener().with_context(context.clone()).open_file(&sealed, &opened)?;
+    println!("opened it: identical = {}", std::fs::read(&plain)? == std::fs::read(&opened)?);
+    let mut bytes = std::fs::read(&sealed)?;
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    println!("one bit flipped -> {}", store.unseal(&bytes, &context).unwrap_err());
+    println!("wrong context -> {}", store.unseal(&std::fs::read(&sealed)?, &Default::default()).unwrap_err());
+    let v2 = store.rotate_key("kek-256")?;
+    Rewrapper::new(&store, [Recipient::new(v2)?], RewrapMode::Replace)?.rewrap_file(&sealed, &sealed)?;
+    store.update_key("kek-256", 1, &KeyUpdate::enabled(false))?;
+    store.opener().with_context(context).open_file(&sealed, &opened)?;
+    println!("rotated kek-256, rewrapped the file to v2 (body untouched), disabled v1: still opens");
 
     // Everything is on disk, encrypted; another process (or this one) reopens it.
     drop(store);
