@@ -1,9 +1,11 @@
 //! One PKCS#11 context per module per process, a token found by URI, pooled sessions,
 //! login once, and one transparent reopen-login-retry when sessions are lost.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -57,6 +59,44 @@ pub(crate) struct Token {
     pub(crate) label: String,
     pin: AuthPin,
     pool: Mutex<Vec<Session>>,
+    /// Operations read the token under the read side; changes to token objects take the
+    /// write side. SoftHSM2's file object store fails at random (CKR_GENERAL_ERROR,
+    /// CKR_TEMPLATE_INCONSISTENT) when one thread writes token objects while another
+    /// reads or writes them (softhsm/SoftHSMv2#573; Parsec serialises the same way).
+    /// Writes are lifecycle changes, so rare; operations with keys stay parallel.
+    /// Shared by every `Token` opened on the same token in this process.
+    objects: Arc<RwLock<()>>,
+    /// Identifies this token in [`WRITING`].
+    id: u64,
+}
+
+/// The object lock of each token (by serial and label) opened in this process.
+fn object_lock(serial: &str, label: &str) -> (Arc<RwLock<()>>, u64) {
+    static LOCKS: OnceLock<Mutex<HashMap<(String, String), (Arc<RwLock<()>>, u64)>>> = OnceLock::new();
+    let mut map = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
+    map.entry((serial.to_owned(), label.to_owned()))
+        .or_insert_with(|| (Arc::new(RwLock::new(())), NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed)))
+        .clone()
+}
+
+thread_local! {
+    /// The token whose write lock this thread holds, so its own sessions do not also
+    /// ask for the read lock (the lock is not reentrant).
+    static WRITING: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Held while changing token objects; see [`Token`]'s `objects`.
+pub(crate) struct WriteGuard<'a> {
+    previous: Option<u64>,
+    _guard: RwLockWriteGuard<'a, ()>,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        WRITING.with(|w| w.set(self.previous));
+    }
 }
 
 impl std::fmt::Debug for Token {
@@ -122,6 +162,7 @@ impl Token {
                 )));
             }
         };
+        let (objects, id) = object_lock(&serial, &label);
         let token = Token {
             ctx,
             slot: Mutex::new(slot),
@@ -129,6 +170,8 @@ impl Token {
             label,
             pin: AuthPin::new(pin.as_str().into()),
             pool: Mutex::new(Vec::new()),
+            objects,
+            id,
         };
         // Open (and log in) one session now, so a wrong PIN fails at open, not later.
         let s = token.new_session()?;
@@ -191,6 +234,15 @@ impl Token {
         }
     }
 
+    /// Takes the write side of the object lock for a change to token objects: every
+    /// session this thread uses until the guard drops is inside it.
+    pub(crate) fn write_guard(&self) -> WriteGuard<'_> {
+        // A poisoned lock guards no data: carry on.
+        let guard = self.objects.write().unwrap_or_else(PoisonError::into_inner);
+        let previous = WRITING.with(|w| w.replace(Some(self.id)));
+        WriteGuard { previous, _guard: guard }
+    }
+
     /// Runs `f` on a pooled session. If the session or the login was lost behind our
     /// back (`C_CloseAllSessions`, `C_Logout`, token reinsert), reopens, logs in and
     /// retries once.
@@ -217,6 +269,11 @@ impl Token {
         let finish = |e: OpError| match e {
             OpError::Ck(e) => map(e),
             OpError::Hsm(e) => e,
+        };
+        let _reading = if WRITING.with(Cell::get) == Some(self.id) {
+            None
+        } else {
+            Some(self.objects.read().unwrap_or_else(PoisonError::into_inner))
         };
         let s = self.take()?;
         match f(&s).map_err(Into::into) {

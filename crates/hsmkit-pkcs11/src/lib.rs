@@ -61,14 +61,6 @@ pub struct Pkcs11Backend {
 
 pub(crate) type OpResult<T> = std::result::Result<T, OpError>;
 
-/// Serialises read-modify-write of metadata objects within the process. (PKCS#11 has
-/// no lock another process would respect; see the crate docs.)
-static META_LOCK: Mutex<()> = Mutex::new(());
-
-fn meta_lock() -> Result<std::sync::MutexGuard<'static, ()>> {
-    META_LOCK.lock().map_err(|_| Error::backend(error::KIND, "lock", "internal lock poisoned"))
-}
-
 fn not_found(name: &str) -> OpError {
     Error::NotFound { what: format!("key '{name}'") }.into()
 }
@@ -180,7 +172,9 @@ impl Pkcs11Backend {
         info: KeyInfo,
         make: impl Fn(&Session) -> OpResult<(Option<ObjectHandle>, Option<ObjectHandle>)>,
     ) -> Result<Box<dyn BackendKey>> {
-        let _g = meta_lock()?;
+        // Read-modify-write of metadata and key objects: one writer per token in this
+        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        let _g = self.token.write_guard();
         let (handle, public) = self.token.with_session(|s| {
             let doc = metadata::read_doc(s, req.name)?;
             let id = object_id(req.version);
@@ -385,7 +379,9 @@ impl Backend for Pkcs11Backend {
     }
 
     fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo> {
-        let _g = meta_lock()?;
+        // Read-modify-write of metadata and key objects: one writer per token in this
+        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        let _g = self.token.write_guard();
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
             let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
@@ -409,7 +405,9 @@ impl Backend for Pkcs11Backend {
     }
 
     fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState> {
-        let _g = meta_lock()?;
+        // Read-modify-write of metadata and key objects: one writer per token in this
+        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        let _g = self.token.write_guard();
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
             let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
@@ -426,7 +424,9 @@ impl Backend for Pkcs11Backend {
     }
 
     fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()> {
-        let _g = meta_lock()?;
+        // Read-modify-write of metadata and key objects: one writer per token in this
+        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        let _g = self.token.write_guard();
         let check = RefCell::new(check);
         self.token.with_session(|s| {
             let (meta, mut state) = match metadata::read_doc(s, name)? {
@@ -451,7 +451,9 @@ impl Backend for Pkcs11Backend {
     }
 
     fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
-        let _g = meta_lock()?;
+        // Read-modify-write of metadata and key objects: one writer per token in this
+        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        let _g = self.token.write_guard();
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
             let (h, mut st) = metadata::read_settings(s)?;
