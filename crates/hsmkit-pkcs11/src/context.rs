@@ -70,9 +70,12 @@ pub(crate) struct Token {
     id: u64,
 }
 
+/// A token's object lock and its id for [`WRITING`].
+type ObjectLock = (Arc<RwLock<()>>, u64);
+
 /// The object lock of each token (by serial and label) opened in this process.
-fn object_lock(serial: &str, label: &str) -> (Arc<RwLock<()>>, u64) {
-    static LOCKS: OnceLock<Mutex<HashMap<(String, String), (Arc<RwLock<()>>, u64)>>> = OnceLock::new();
+fn object_lock(serial: &str, label: &str) -> ObjectLock {
+    static LOCKS: OnceLock<Mutex<HashMap<(String, String), ObjectLock>>> = OnceLock::new();
     let mut map = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
     map.entry((serial.to_owned(), label.to_owned()))
         .or_insert_with(|| (Arc::new(RwLock::new(())), NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed)))

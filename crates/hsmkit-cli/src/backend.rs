@@ -1,0 +1,63 @@
+//! Picks the backend: `--pkcs11`, else `--store`, else the default keystore.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use hsmkit::{AuditLog, Error, Result, Store};
+use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
+use hsmkit_soft::{SoftBackend, StoreKey};
+use zeroize::Zeroizing;
+
+use crate::cli::Global;
+
+/// The default keystore: `<data dir>/hsmkit/store`.
+pub(crate) fn default_store() -> Result<PathBuf> {
+    dirs::data_dir().map(|d| d.join("hsmkit").join("store")).ok_or_else(|| {
+        Error::invalid("no data directory for this user: give --store PATH or set HSMKIT_STORE")
+    })
+}
+
+fn prompt(what: &str) -> Result<Zeroizing<String>> {
+    rpassword::prompt_password(format!("{what}: "))
+        .map(Zeroizing::new)
+        .map_err(|e| Error::io("reading from the terminal", &e))
+}
+
+/// Opens the store the options name.
+pub(crate) fn open(g: &Global) -> Result<Store> {
+    let store = match &g.pkcs11 {
+        Some(uri) => {
+            let mut uri = Pkcs11Uri::parse(uri)?;
+            if uri.pin == PinSource::Env
+                && std::env::var_os("HSMKIT_PKCS11_PIN").is_none()
+                && std::io::stdin().is_terminal()
+            {
+                uri.pin = PinSource::Value(prompt("PKCS#11 user PIN")?);
+            }
+            Store::new(Pkcs11Backend::open_uri(&uri)?)
+        }
+        None => {
+            let dir = match &g.store {
+                Some(d) => d.clone(),
+                None => default_store()?,
+            };
+            let unlock = if let Some(f) = &g.key_file {
+                StoreKey::key_file(f)
+            } else if let Ok(p) = std::env::var("HSMKIT_PASSPHRASE") {
+                StoreKey::passphrase(&Zeroizing::new(p))
+            } else if std::io::stdin().is_terminal() {
+                StoreKey::passphrase(&prompt(&format!("passphrase for {}", dir.display()))?)
+            } else {
+                return Err(Error::Authentication(format!(
+                    "the keystore {} needs a passphrase or key file: set HSMKIT_PASSPHRASE or HSMKIT_KEY_FILE",
+                    dir.display()
+                )));
+            };
+            Store::new(SoftBackend::open_dir(&dir, &unlock)?)
+        }
+    };
+    Ok(match &g.audit_log {
+        Some(path) => store.with_audit_log(AuditLog::open(path)?),
+        None => store,
+    })
+}

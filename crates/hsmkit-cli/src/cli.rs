@@ -1,0 +1,359 @@
+//! The command line, as clap sees it. The names are the contract (README, issue 6).
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keys that never leave their backend: sign, verify, encrypt, decrypt, wrap, unwrap and
+/// seal files by key name, on an encrypted local keystore or a PKCS#11 token.
+///
+/// Exit codes: 0 ok, 1 verification failed (signature invalid, audit chain broken),
+/// 2 usage or invalid input, 3 not found, 4 permission denied or authentication failed,
+/// 5 any other error.
+#[derive(Debug, Parser)]
+#[command(name = "hsmkit", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(flatten)]
+    pub(crate) global: Global,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// Where the keys are, and how to print.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct Global {
+    /// Encrypted keystore directory (created on first use). Default: the user's data dir
+    /// (e.g. ~/.local/share/hsmkit/store). Unlocked by HSMKIT_KEY_FILE, else
+    /// HSMKIT_PASSPHRASE, else a prompt on a terminal.
+    #[arg(long, global = true, env = "HSMKIT_STORE", value_name = "PATH")]
+    pub(crate) store: Option<PathBuf>,
+    /// A PKCS#11 token instead of the keystore (RFC 7512 URI), e.g.
+    /// 'pkcs11:token=t?module-path=/usr/lib/softhsm/libsofthsm2.so'. PIN from the URI,
+    /// HSMKIT_PKCS11_PIN or a prompt.
+    #[arg(long, global = true, env = "HSMKIT_PKCS11_URI", value_name = "URI", conflicts_with = "store")]
+    pub(crate) pkcs11: Option<String>,
+    /// Unlock the keystore with this raw key file (64 hex digits) instead of a passphrase.
+    #[arg(long, global = true, env = "HSMKIT_KEY_FILE", value_name = "FILE")]
+    pub(crate) key_file: Option<PathBuf>,
+    /// Append a hash-chained audit record for every operation to this JSON-lines file.
+    #[arg(long, global = true, env = "HSMKIT_AUDIT_LOG", value_name = "FILE")]
+    pub(crate) audit_log: Option<PathBuf>,
+    /// Print one JSON document per command (for scripts).
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create, list, inspect, rotate, update, delete, import and export keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Sign data (or a digest) with a key's current version.
+    Sign(SignArgs),
+    /// Verify a signature; exit status 0 if valid, 1 if not.
+    Verify(VerifyArgs),
+    /// Encrypt with an RSA key's public part (RSA-OAEP, RSA-OAEP-256).
+    Encrypt(CryptArgs),
+    /// Decrypt with an RSA key.
+    Decrypt(CryptArgs),
+    /// Wrap key bytes (A*KW, A*KWP with an AES key; RSA-OAEP* with an RSA key).
+    Wrap(CryptArgs),
+    /// Unwrap key bytes.
+    Unwrap(CryptArgs),
+    /// Seal data of any size into an envelope for one or more KEKs (streaming).
+    Seal(SealArgs),
+    /// Open an envelope with whichever of its KEKs the backend holds (streaming).
+    Unseal(UnsealArgs),
+    /// Re-wrap an envelope's data key for other KEKs, without touching its body.
+    Rewrap(RewrapArgs),
+    /// The audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+    /// Tour every feature on a throw-away keystore, printing each command it runs.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KeyCommand {
+    /// Create a key (version 1).
+    Create(CreateArgs),
+    /// List keys (current versions), or deleted keys.
+    List {
+        /// List soft-deleted keys instead.
+        #[arg(long)]
+        deleted: bool,
+    },
+    /// Show a key's current version, or one version.
+    Show(NameVersion),
+    /// List every version of a key.
+    Versions { name: String },
+    /// Make a new version, which becomes current.
+    Rotate { name: String },
+    /// Change a version's attributes (default: the current version).
+    Update(UpdateArgs),
+    /// Soft-delete a key (all versions); recoverable until purged.
+    Delete { name: String },
+    /// Recover a soft-deleted key.
+    Recover { name: String },
+    /// Purge a soft-deleted key for good (refused under purge protection).
+    Purge { name: String },
+    /// Set or clear a key's rotation policy.
+    Policy(PolicyArgs),
+    /// Rotate every key whose rotation policy says it is due, and report.
+    RotateDue,
+    /// Import a key (public, private or AES) from PEM, DER, JWK or raw AES bytes.
+    Import(ImportArgs),
+    /// Export a key's public part (RSA, EC).
+    Public(PublicArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct NameVersion {
+    pub(crate) name: String,
+    /// A version other than the current one.
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum KeyTypeArg {
+    Rsa,
+    Ec,
+    Aes,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    pub(crate) name: String,
+    #[arg(long = "type", value_enum)]
+    pub(crate) key_type: KeyTypeArg,
+    /// RSA: 2048, 3072 (default), 4096. AES: 128, 192, 256 (default).
+    #[arg(long)]
+    pub(crate) size: Option<u32>,
+    /// EC: P-256 (default), P-384, P-521.
+    #[arg(long)]
+    pub(crate) curve: Option<String>,
+    #[command(flatten)]
+    pub(crate) attrs: AttrArgs,
+    /// Allow `hsmkit`'s library to export the private key (software keystore only).
+    #[arg(long)]
+    pub(crate) exportable: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct AttrArgs {
+    /// Allowed operations, comma-separated: sign,verify,encrypt,decrypt,wrapKey,unwrapKey.
+    #[arg(long)]
+    pub(crate) ops: Option<String>,
+    /// Not valid before: RFC 3339 time, or an ISO 8601 duration from now (P1D, PT12H).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) not_before: Option<String>,
+    /// Expires: RFC 3339 time, or an ISO 8601 duration from now (P90D).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) expires: Option<String>,
+    /// A tag, KEY=VALUE (repeat for more).
+    #[arg(long = "tag", value_name = "K=V")]
+    pub(crate) tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UpdateArgs {
+    pub(crate) name: String,
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+    #[arg(long, value_name = "true|false")]
+    pub(crate) enabled: Option<bool>,
+    /// Allowed operations (replace).
+    #[arg(long)]
+    pub(crate) ops: Option<String>,
+    /// RFC 3339 time, ISO duration from now, or 'none' to clear.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) not_before: Option<String>,
+    /// RFC 3339 time, ISO duration from now, or 'none' to clear.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) expires: Option<String>,
+    /// Replace the tags with these (KEY=VALUE, repeat).
+    #[arg(long = "tag", value_name = "K=V")]
+    pub(crate) tags: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PolicyArgs {
+    pub(crate) name: String,
+    /// Rotate when the current version is this old (ISO 8601 duration, e.g. P90D).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) rotate_after: Option<String>,
+    /// Rotate when the current version expires within this time.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) rotate_before_expiry: Option<String>,
+    /// New versions expire this long after creation.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) expires_after: Option<String>,
+    /// Remove the policy.
+    #[arg(long, conflicts_with_all = ["rotate_after", "rotate_before_expiry", "expires_after"])]
+    pub(crate) clear: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum ImportFormat {
+    Pem,
+    Der,
+    Jwk,
+    /// Raw AES key bytes (16, 24 or 32).
+    Raw,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ImportArgs {
+    pub(crate) name: String,
+    /// The key file (default: stdin).
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// Default: detected (PEM, DER or JWK).
+    #[arg(long, value_enum)]
+    pub(crate) format: Option<ImportFormat>,
+    #[command(flatten)]
+    pub(crate) attrs: AttrArgs,
+    #[arg(long)]
+    pub(crate) exportable: bool,
+    /// Import as a new version of an existing key.
+    #[arg(long)]
+    pub(crate) new_version: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum PublicFormat {
+    Pem,
+    Der,
+    Jwk,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PublicArgs {
+    pub(crate) name: String,
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+    #[arg(long, value_enum, default_value = "pem")]
+    pub(crate) format: PublicFormat,
+    /// Default: stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InOut {
+    /// Input file (default: stdin).
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// Output file (default: stdout).
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// RSA: the signature; ECDSA: r||s (JOSE).
+    Raw,
+    /// ECDSA as a DER SEQUENCE (what OpenSSL reads and writes); RSA signatures are the same
+    /// in both encodings.
+    Der,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignArgs {
+    pub(crate) name: String,
+    /// RS256/384/512, PS256/384/512, ES256/384/512.
+    #[arg(long)]
+    pub(crate) alg: String,
+    #[command(flatten)]
+    pub(crate) io: InOut,
+    /// The input is a digest of the algorithm's hash, not the message.
+    #[arg(long)]
+    pub(crate) digest: bool,
+    #[arg(long, value_enum, default_value = "raw")]
+    pub(crate) encoding: Encoding,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyArgs {
+    pub(crate) name: String,
+    #[arg(long)]
+    pub(crate) alg: String,
+    /// The signature file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) signature: PathBuf,
+    /// The signed data (default: stdin).
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    #[arg(long)]
+    pub(crate) digest: bool,
+    #[arg(long, value_enum, default_value = "raw")]
+    pub(crate) encoding: Encoding,
+    /// Verify with this version (default: current).
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CryptArgs {
+    pub(crate) name: String,
+    /// encrypt/decrypt: RSA-OAEP, RSA-OAEP-256. wrap/unwrap: A128KW ... A256KWP, RSA-OAEP*.
+    #[arg(long)]
+    pub(crate) alg: String,
+    /// OAEP label (encrypt/decrypt).
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+    /// Decrypt/unwrap with this version (default: current).
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+    #[command(flatten)]
+    pub(crate) io: InOut,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SealArgs {
+    /// The KEK (its current version).
+    pub(crate) name: String,
+    /// More KEKs that can open it (repeat).
+    #[arg(long = "to", value_name = "NAME")]
+    pub(crate) to: Vec<String>,
+    /// Encryption context, KEY=VALUE (repeat); needed again to unseal.
+    #[arg(long = "aad", value_name = "K=V")]
+    pub(crate) aad: Vec<String>,
+    /// Plaintext bytes per chunk (256 to 16777216; default 65536).
+    #[arg(long)]
+    pub(crate) chunk_size: Option<u32>,
+    #[command(flatten)]
+    pub(crate) io: InOut,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UnsealArgs {
+    /// The encryption context it was sealed with, KEY=VALUE (repeat).
+    #[arg(long = "aad", value_name = "K=V")]
+    pub(crate) aad: Vec<String>,
+    #[command(flatten)]
+    pub(crate) io: InOut,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RewrapArgs {
+    /// The new KEKs (current versions; repeat).
+    #[arg(long = "to", value_name = "NAME", required = true)]
+    pub(crate) to: Vec<String>,
+    /// Keep the existing recipients and add these.
+    #[arg(long)]
+    pub(crate) add: bool,
+    #[command(flatten)]
+    pub(crate) io: InOut,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Check a hash-chained audit log; exit status 1 if a record was removed, changed or
+    /// reordered.
+    Verify {
+        /// Default: --audit-log / HSMKIT_AUDIT_LOG.
+        file: Option<PathBuf>,
+    },
+}

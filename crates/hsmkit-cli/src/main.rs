@@ -1,0 +1,85 @@
+//! `hsmkit`: keys, crypto operations and envelope files from the shell. A thin shell over
+//! the `hsmkit` crate; see `hsmkit --help`.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use hsmkit::{Error, ErrorKind};
+
+mod backend;
+mod cli;
+mod demo;
+mod envelope;
+mod io;
+mod keys;
+mod ops;
+
+/// What a command reports besides success: `Invalid` for a signature or audit chain that
+/// does not verify (exit status 1, not an error).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Invalid,
+}
+
+pub(crate) fn run(cli: &cli::Cli) -> hsmkit::Result<Outcome> {
+    use cli::Command::*;
+    match &cli.command {
+        Key(k) => keys::run(&cli.global, k),
+        Sign(a) => ops::sign(&cli.global, a),
+        Verify(a) => ops::verify(&cli.global, a),
+        Encrypt(a) => ops::encrypt(&cli.global, a),
+        Decrypt(a) => ops::decrypt(&cli.global, a),
+        Wrap(a) => ops::wrap(&cli.global, a),
+        Unwrap(a) => ops::unwrap(&cli.global, a),
+        Seal(a) => envelope::seal(&cli.global, a),
+        Unseal(a) => envelope::unseal(&cli.global, a),
+        Rewrap(a) => envelope::rewrap(&cli.global, a),
+        Audit(cli::AuditCommand::Verify { file }) => ops::audit_verify(&cli.global, file.as_deref()),
+        Demo => demo::run(),
+    }
+}
+
+/// The documented exit status of an error.
+fn exit_code(e: &Error) -> u8 {
+    match e.kind() {
+        ErrorKind::VerificationFailed => 1,
+        ErrorKind::InvalidInput => 2,
+        ErrorKind::NotFound => 3,
+        ErrorKind::PermissionDenied | ErrorKind::Authentication => 4,
+        _ => 5,
+    }
+}
+
+/// What to do about it, after the error itself.
+fn hint(e: &Error) -> Option<&'static str> {
+    match e.kind() {
+        ErrorKind::NotFound => Some("'hsmkit key list' shows the keys in this store"),
+        ErrorKind::Authentication => Some(
+            "set HSMKIT_PASSPHRASE or HSMKIT_KEY_FILE for the keystore, or the PIN in the URI / HSMKIT_PKCS11_PIN",
+        ),
+        ErrorKind::PermissionDenied => {
+            Some("'hsmkit key show NAME' shows the key's operations, dates and state")
+        }
+        ErrorKind::DecryptionFailed => {
+            Some("the input is damaged, was made for another key, or the --aad/--label differs")
+        }
+        _ => None,
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse(); // usage errors exit with status 2
+    match run(&cli) {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::Invalid) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("hsmkit: {e}");
+            if let Some(h) = hint(&e) {
+                eprintln!("hint: {h}");
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
