@@ -239,6 +239,26 @@ fn passphrase_from_the_environment() {
 }
 
 #[test]
+fn default_store_is_under_the_data_dir() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let mut c = Command::cargo_bin("hsmkit").unwrap();
+        for v in ["HSMKIT_STORE", "HSMKIT_PKCS11_URI", "HSMKIT_KEY_FILE", "XDG_DATA_HOME"] {
+            c.env_remove(v);
+        }
+        c.env("HOME", home.path())
+            .env("HSMKIT_PASSPHRASE", "p")
+            .stdin(Stdio::null())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["key", "create", "k", "--type", "aes"]).status.success());
+    assert!(home.path().join(".local/share/hsmkit/store/hsmkit-keystore.json").exists());
+    assert!(run(&["key", "show", "k"]).status.success(), "created on first use, found again");
+}
+
+#[test]
 fn stdin_and_stdout_are_binary_safe() {
     let e = Env::store();
     e.ok(&["key", "create", "kek", "--type", "aes"]);
