@@ -23,6 +23,14 @@ fn prompt(what: &str) -> Result<Zeroizing<String>> {
         .map_err(|e| Error::io("reading from the terminal", &e))
 }
 
+/// A key's `version`, or its current version.
+pub(crate) fn key_at(store: &Store, name: &str, version: Option<u32>) -> Result<hsmkit::Key> {
+    match version {
+        Some(v) => store.get_key_version(name, v),
+        None => store.get_key(name),
+    }
+}
+
 /// Opens the store the options name.
 pub(crate) fn open(g: &Global) -> Result<Store> {
     let store = match &g.pkcs11 {

@@ -176,13 +176,6 @@ fn print_versions(g: &Global, list: &[KeyInfo]) {
     }
 }
 
-fn get(store: &Store, name: &str, version: Option<u32>) -> Result<hsmkit::Key> {
-    match version {
-        Some(v) => store.get_key_version(name, v),
-        None => store.get_key(name),
-    }
-}
-
 pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
     let store = backend::open(g)?;
     match cmd {
@@ -205,7 +198,7 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
             }
         }
         KeyCommand::Show(nv) => {
-            let key = get(&store, &nv.name, nv.version)?;
+            let key = backend::key_at(&store, &nv.name, nv.version)?;
             if g.json && nv.version.is_none() {
                 let mut v = info_json(key.info());
                 let d = store.describe_key(&nv.name)?;
@@ -345,7 +338,7 @@ fn policy(g: &Global, store: &Store, a: &PolicyArgs) -> Result<()> {
 }
 
 fn public(g: &Global, store: &Store, a: &PublicArgs) -> Result<()> {
-    let key = get(store, &a.name, a.version)?;
+    let key = backend::key_at(store, &a.name, a.version)?;
     let kid = key.info().kid();
     match a.format {
         PublicFormat::Pem => write_all(a.output.as_deref(), key.public_key_pem()?.as_bytes())?,

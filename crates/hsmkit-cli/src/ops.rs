@@ -5,7 +5,7 @@ use std::path::Path;
 use hsmkit::audit::verify_audit_log;
 use hsmkit::{
     EncryptionAlgorithm, Error, ErrorKind, Key, KeyWrapAlgorithm, Result, SignInput, SignatureAlgorithm,
-    SignatureFormat, Store,
+    SignatureFormat,
 };
 use serde_json::json;
 
@@ -13,13 +13,6 @@ use crate::Outcome;
 use crate::backend;
 use crate::cli::{CryptArgs, Encoding, Global, SignArgs, VerifyArgs};
 use crate::io::{b64, print_json, read_all, write_all};
-
-fn key(store: &Store, name: &str, version: Option<u32>) -> Result<Key> {
-    match version {
-        Some(v) => store.get_key_version(name, v),
-        None => store.get_key(name),
-    }
-}
 
 /// The signature encoding; RSA signatures are the same in both, so `der` is accepted
 /// for them too (it is what OpenSSL reads for every algorithm).
@@ -65,7 +58,7 @@ pub(crate) fn sign(g: &Global, a: &SignArgs) -> Result<Outcome> {
 pub(crate) fn verify(g: &Global, a: &VerifyArgs) -> Result<Outcome> {
     let alg: SignatureAlgorithm = a.alg.parse()?;
     let store = backend::open(g)?;
-    let key = key(&store, &a.name, a.version)?;
+    let key = backend::key_at(&store, &a.name, a.version)?;
     let sig = read_all(Some(&a.signature))?;
     let data = read_all(a.input.as_deref())?;
     let input = if a.digest { SignInput::Digest(&data) } else { SignInput::Message(&data) };
@@ -85,7 +78,7 @@ pub(crate) fn verify(g: &Global, a: &VerifyArgs) -> Result<Outcome> {
 pub(crate) fn encrypt(g: &Global, a: &CryptArgs) -> Result<Outcome> {
     let alg: EncryptionAlgorithm = a.alg.parse()?;
     let store = backend::open(g)?;
-    let key = key(&store, &a.name, a.version)?;
+    let key = backend::key_at(&store, &a.name, a.version)?;
     let data = zeroize::Zeroizing::new(read_all(a.io.input.as_deref())?);
     let ct = key.encrypt_with_label(alg, &data, a.label.as_deref().unwrap_or_default().as_bytes())?;
     emit(g, a.io.output.as_deref(), &key, "ciphertext", alg.name(), &ct)?;
@@ -95,7 +88,7 @@ pub(crate) fn encrypt(g: &Global, a: &CryptArgs) -> Result<Outcome> {
 pub(crate) fn decrypt(g: &Global, a: &CryptArgs) -> Result<Outcome> {
     let alg: EncryptionAlgorithm = a.alg.parse()?;
     let store = backend::open(g)?;
-    let key = key(&store, &a.name, a.version)?;
+    let key = backend::key_at(&store, &a.name, a.version)?;
     let data = read_all(a.io.input.as_deref())?;
     let pt = key.decrypt_with_label(alg, &data, a.label.as_deref().unwrap_or_default().as_bytes())?;
     emit(g, a.io.output.as_deref(), &key, "plaintext", alg.name(), &pt)?;
@@ -106,7 +99,7 @@ pub(crate) fn wrap(g: &Global, a: &CryptArgs) -> Result<Outcome> {
     let alg: KeyWrapAlgorithm = a.alg.parse()?;
     no_label(a)?;
     let store = backend::open(g)?;
-    let key = key(&store, &a.name, a.version)?;
+    let key = backend::key_at(&store, &a.name, a.version)?;
     let data = zeroize::Zeroizing::new(read_all(a.io.input.as_deref())?);
     let wrapped = key.wrap_key(alg, &data)?;
     emit(g, a.io.output.as_deref(), &key, "wrapped", alg.name(), &wrapped)?;
@@ -117,7 +110,7 @@ pub(crate) fn unwrap(g: &Global, a: &CryptArgs) -> Result<Outcome> {
     let alg: KeyWrapAlgorithm = a.alg.parse()?;
     no_label(a)?;
     let store = backend::open(g)?;
-    let key = key(&store, &a.name, a.version)?;
+    let key = backend::key_at(&store, &a.name, a.version)?;
     let data = read_all(a.io.input.as_deref())?;
     let unwrapped = key.unwrap_key(alg, &data)?;
     emit(g, a.io.output.as_deref(), &key, "key", alg.name(), &unwrapped)?;

@@ -2,7 +2,7 @@
 //! JSON output, exit codes, stdin/stdout piping, and interop with the OpenSSL CLI.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
 use assert_cmd::cargo::CommandCargoExt;
@@ -501,5 +501,4 @@ fn help_lists_the_commands() {
     ] {
         assert!(text.contains(&format!("  {c}")), "{c}");
     }
-    let _ = Path::new("");
 }

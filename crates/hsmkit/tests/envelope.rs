@@ -226,7 +226,7 @@ fn tamper_reordering() {
 #[test]
 fn tamper_duplication() {
     let (store, _, env) = three_chunks();
-    let (start, c) = chunks(&env);
+    let (_, c) = chunks(&env);
     let mut dup = env[..c[1].end].to_vec();
     dup.extend_from_slice(&env[c[1].clone()]);
     dup.extend_from_slice(&env[c[2].clone()]);
@@ -237,7 +237,6 @@ fn tamper_duplication() {
     let mut trailing = env.clone();
     trailing.push(0);
     assert_fails(&store, &trailing, "a byte appended");
-    let _ = start;
 }
 
 #[test]

@@ -194,7 +194,7 @@ pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Res
 }
 
 /// Malformed input is a failed decryption on the open path, whatever the detail.
-fn opaque(e: Error) -> Error {
+pub(crate) fn opaque(e: Error) -> Error {
     match e.kind() {
         ErrorKind::InvalidInput => Error::DecryptionFailed,
         _ => e,

@@ -4,10 +4,10 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 use super::format::{EnvelopeHeader, RecipientInfo};
-use super::open::{Keyring, unlock_with};
+use super::open::{Keyring, opaque, unlock_with};
 use super::seal::{Recipient, check_recipients};
 use super::write_atomically;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, Result};
 
 /// What happens to the existing recipients.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,10 +66,7 @@ impl<'a> Rewrapper<'a> {
 
     /// The new header for `header`.
     fn new_header(&self, header: &EnvelopeHeader) -> Result<EnvelopeHeader> {
-        let (dek, keys) = unlock_with(self.keyring, header).map_err(|e| match e.kind() {
-            ErrorKind::InvalidInput => Error::DecryptionFailed,
-            _ => e,
-        })?;
+        let (dek, keys) = unlock_with(self.keyring, header).map_err(opaque)?;
         let mut recipients: Vec<RecipientInfo> = match self.mode {
             RewrapMode::Replace => Vec::new(),
             RewrapMode::Add => header.recipients.clone(),
@@ -98,10 +95,7 @@ impl<'a> Rewrapper<'a> {
     /// Rewraps the envelope read from `input` into `output`; returns the body length.
     /// The body is copied, not read for meaning: a damaged body stays damaged.
     pub fn rewrap_stream<R: Read, W: Write>(&self, mut input: R, mut output: W) -> Result<u64> {
-        let header = EnvelopeHeader::read_from(&mut input).map_err(|e| match e.kind() {
-            ErrorKind::InvalidInput => Error::DecryptionFailed,
-            _ => e,
-        })?;
+        let header = EnvelopeHeader::read_from(&mut input).map_err(opaque)?;
         let new = self.new_header(&header)?;
         output.write_all(&new.encode()).map_err(|e| Error::io("writing the envelope", &e))?;
         let n =
