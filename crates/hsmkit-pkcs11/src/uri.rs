@@ -56,8 +56,8 @@ fn bad(msg: impl fmt::Display) -> Error {
     Error::invalid(format!("PKCS#11 URI: {msg}"))
 }
 
-/// RFC 3986 percent-decoding to UTF-8.
-fn percent_decode(s: &str) -> Result<String> {
+/// RFC 3986 percent-decoding to UTF-8 (also used for `file:` URIs by `hsmkit-open`).
+pub fn percent_decode(s: &str) -> Result<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
