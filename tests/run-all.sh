@@ -41,6 +41,22 @@ rm -rf target/softhsm
 # --nocapture so the per-set Wycheproof counts appear in the log.
 cargo test --workspace --locked -- --nocapture
 
+say "Python: pip install ./bindings/python into a fresh venv"
+# The wheel is built by maturin (fetched by pip as the PEP 517 backend), as a user would.
+rm -rf target/py-venv
+python3 -m venv target/py-venv
+PY=target/py-venv/bin/python
+$PY -m pip install --quiet --upgrade pip
+$PY -m pip install --quiet ./bindings/python
+$PY -m pip install --quiet pytest cryptography mypy
+
+say "Python: mypy.stubtest (stubs against the installed module)"
+(cd target && py-venv/bin/python -m mypy.stubtest hsmkit && py-venv/bin/python -m mypy --strict -p hsmkit)
+
+say "Python: pytest (keystore and SoftHSM2, pyca interop, threads, rig)"
+# SOFTHSM2_CONF unset: hsmkit.testing gives the process a private token directory.
+env -u SOFTHSM2_CONF $PY -m pytest -q -p no:cacheprovider bindings/python/tests
+
 say "envelope vectors, read by pyca/cryptography"
 python3 tests/interop/envelope_pyca.py
 

@@ -1,0 +1,88 @@
+"""The exceptions hsmkit raises.
+
+Every error hsmkit raises is an :class:`HsmkitError`. Decryption and unwrap failures are
+one :class:`DecryptionFailed` whatever went wrong (bad ciphertext, wrong label, wrong key,
+tampered envelope), on purpose.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+__all__ = [
+    "HsmkitError",
+    "KeyNotFound",
+    "KeyAlreadyExists",
+    "PermissionDenied",
+    "InvalidInput",
+    "InvalidSignature",
+    "DecryptionFailed",
+    "Unsupported",
+    "AuthenticationError",
+    "BackendError",
+    "StreamError",
+]
+
+
+class HsmkitError(Exception):
+    """Base class of every hsmkit error."""
+
+
+class KeyNotFound(HsmkitError):
+    """No key (or key version, or deleted key) by that name."""
+
+
+class KeyAlreadyExists(HsmkitError):
+    """A key by that name exists already (perhaps soft-deleted)."""
+
+
+class PermissionDenied(HsmkitError):
+    """The key exists, but its attributes forbid the operation (disabled, expired,
+    operation not allowed, public only, not exportable, purge protected)."""
+
+
+class InvalidInput(HsmkitError, ValueError):
+    """Malformed input, or input that does not fit the key or algorithm."""
+
+
+class InvalidSignature(HsmkitError):
+    """The signature is not valid for this key and data."""
+
+
+class DecryptionFailed(HsmkitError):
+    """Decryption, unwrap or envelope opening failed. Deliberately uninformative."""
+
+
+class Unsupported(HsmkitError):
+    """The backend (or this build) cannot do what was asked."""
+
+
+class AuthenticationError(HsmkitError):
+    """A wrong passphrase, key file or PIN, or a locked token."""
+
+
+class BackendError(HsmkitError):
+    """The backend failed: a PKCS#11 error, or the keystore's storage.
+
+    ``backend`` is ``"soft"`` or ``"pkcs11"``, ``function`` the failing call (e.g.
+    ``"C_Sign"``) and ``code`` the native return code (a ``CKR_*`` value) when there is one.
+    """
+
+    backend: str
+    function: str
+    code: Optional[int]
+
+    def __init__(
+        self, message: str, backend: str = "", function: str = "", code: Optional[int] = None
+    ) -> None:
+        super().__init__(message)
+        self.backend = backend
+        self.function = function
+        self.code = code
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class StreamError(HsmkitError, OSError):
+    """Reading or writing the caller's file or stream failed."""

@@ -1,0 +1,79 @@
+//! One `From<Error> for PyErr`: the exception classes live in Python (`hsmkit/exceptions.py`).
+
+use hsmkit::{Error, ErrorKind};
+use pyo3::PyErr;
+
+mod py {
+    pyo3::import_exception!(hsmkit.exceptions, HsmkitError);
+    pyo3::import_exception!(hsmkit.exceptions, KeyNotFound);
+    pyo3::import_exception!(hsmkit.exceptions, KeyAlreadyExists);
+    pyo3::import_exception!(hsmkit.exceptions, PermissionDenied);
+    pyo3::import_exception!(hsmkit.exceptions, InvalidInput);
+    pyo3::import_exception!(hsmkit.exceptions, InvalidSignature);
+    pyo3::import_exception!(hsmkit.exceptions, DecryptionFailed);
+    pyo3::import_exception!(hsmkit.exceptions, Unsupported);
+    pyo3::import_exception!(hsmkit.exceptions, AuthenticationError);
+    pyo3::import_exception!(hsmkit.exceptions, BackendError);
+    pyo3::import_exception!(hsmkit.exceptions, StreamError);
+}
+
+/// The error of every binding function: an hsmkit error, or one Python raised while
+/// reading the arguments. (A type of this crate, because `PyErr` and `hsmkit::Error` are
+/// both foreign here.)
+#[derive(Debug)]
+pub(crate) enum PyError {
+    Core(Error),
+    Py(PyErr),
+}
+
+impl From<Error> for PyError {
+    fn from(e: Error) -> Self {
+        PyError::Core(e)
+    }
+}
+
+impl From<std::convert::Infallible> for PyError {
+    fn from(e: std::convert::Infallible) -> Self {
+        match e {}
+    }
+}
+
+impl From<PyErr> for PyError {
+    fn from(e: PyErr) -> Self {
+        PyError::Py(e)
+    }
+}
+
+pub(crate) type PyResult<T> = Result<T, PyError>;
+
+impl From<PyError> for PyErr {
+    fn from(e: PyError) -> PyErr {
+        let e = match e {
+            PyError::Core(e) => e,
+            PyError::Py(e) => return e,
+        };
+        // The message never holds secrets (the core's rule); DecryptionFailed carries none.
+        let msg = e.to_string();
+        match e.kind() {
+            ErrorKind::NotFound => py::KeyNotFound::new_err(msg),
+            ErrorKind::AlreadyExists => py::KeyAlreadyExists::new_err(msg),
+            ErrorKind::PermissionDenied => py::PermissionDenied::new_err(msg),
+            ErrorKind::InvalidInput => py::InvalidInput::new_err(msg),
+            ErrorKind::VerificationFailed => py::InvalidSignature::new_err(msg),
+            ErrorKind::DecryptionFailed => py::DecryptionFailed::new_err(msg),
+            ErrorKind::Unsupported => py::Unsupported::new_err(msg),
+            ErrorKind::Authentication => py::AuthenticationError::new_err(msg),
+            ErrorKind::Backend => match &e {
+                Error::Backend(b) => py::BackendError::new_err((msg, b.backend, b.function.clone(), b.code)),
+                _ => py::BackendError::new_err((msg, "", String::new(), None::<u64>)),
+            },
+            ErrorKind::Io => py::StreamError::new_err(msg),
+            _ => py::HsmkitError::new_err(msg),
+        }
+    }
+}
+
+/// An `InvalidInput` for a bad Python-side argument.
+pub(crate) fn invalid(msg: impl Into<String>) -> PyError {
+    PyError::Core(Error::invalid(msg))
+}

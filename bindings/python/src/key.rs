@@ -1,0 +1,304 @@
+//! `hsmkit.Key` and `hsmkit.KeyProperties`.
+
+use std::collections::BTreeMap;
+
+use hsmkit::{
+    EncryptionAlgorithm, Key as CoreKey, KeyInfo, KeyMaterial, KeySpec, KeyWrapAlgorithm, SignInput,
+    SignatureAlgorithm, SignatureFormat,
+};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::convert::{bytes_arg, json_to_py, ops_list, opt_datetime, to_datetime};
+use crate::errors::{PyResult, invalid};
+
+/// `"raw"` (r||s, JOSE) or `"der"` (X9.62, what OpenSSL and pyca read) for ECDSA; RSA
+/// signatures are the same bytes either way.
+fn encoding(e: &str, alg: SignatureAlgorithm) -> PyResult<SignatureFormat> {
+    match (e, alg.scheme()) {
+        ("raw", _) => Ok(SignatureFormat::Raw),
+        ("der", hsmkit::SignatureScheme::Ecdsa(_)) => Ok(SignatureFormat::Der),
+        ("der", _) => Ok(SignatureFormat::Raw),
+        _ => Err(invalid(format!("encoding must be 'raw' or 'der', not '{e}'"))),
+    }
+}
+
+fn sign_input(data: &[u8], prehashed: bool) -> SignInput<'_> {
+    if prehashed { SignInput::Digest(data) } else { SignInput::Message(data) }
+}
+
+/// The properties of a key version, shared by `Key` and `KeyProperties`.
+fn size_or_curve<'py>(py: Python<'py>, spec: KeySpec) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match spec {
+        KeySpec::Rsa { bits } => bits.into_pyobject(py)?.into_any(),
+        KeySpec::Ec(c) => c.name().into_pyobject(py)?.into_any(),
+        KeySpec::Aes(s) => s.bits().into_pyobject(py)?.into_any(),
+        _ => py.None().into_bound(py),
+    })
+}
+
+/// Metadata of one key version (no key material): what `list_versions` and `update_key`
+/// return, and what a `Key` exposes as attributes too.
+#[pyclass(frozen, module = "hsmkit", name = "KeyProperties")]
+pub(crate) struct KeyProperties {
+    pub(crate) info: KeyInfo,
+}
+
+/// One `#[pymethods]` block per class (pyo3 allows one without `multiple-pymethods`):
+/// the shared property getters, then the class's own methods.
+macro_rules! with_info_getters {
+    ($t:ty, $info:ident, { $($own:tt)* }) => {
+        #[pymethods]
+        impl $t {
+            $($own)*
+
+            /// The key name.
+            #[getter]
+            fn name(&self) -> &str {
+                &self.$info().name
+            }
+            /// The version number (1 for a new key).
+            #[getter]
+            fn version(&self) -> u32 {
+                self.$info().version
+            }
+            /// `name/version`, the JWK `kid`.
+            #[getter]
+            fn kid(&self) -> String {
+                self.$info().kid()
+            }
+            /// `"rsa"`, `"ec"` or `"aes"`.
+            #[getter]
+            fn key_type(&self) -> String {
+                // As `create_key` takes it.
+                self.$info().spec.key_type().name().to_ascii_lowercase()
+            }
+            /// Bits for RSA and AES (`2048`, `256`), the curve for EC (`"P-256"`).
+            #[getter]
+            fn size_or_curve<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                size_or_curve(py, self.$info().spec)
+            }
+            /// The operations the key allows: `["sign", "verify"]`.
+            #[getter]
+            fn allowed_ops(&self) -> Vec<&'static str> {
+                ops_list(self.$info().attributes.allowed())
+            }
+            /// A disabled key refuses every operation.
+            #[getter]
+            fn enabled(&self) -> bool {
+                self.$info().attributes.enabled
+            }
+            /// Before this time the key refuses every operation but verify.
+            #[getter]
+            fn not_before<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+                opt_datetime(py, self.$info().attributes.not_before)
+            }
+            /// From this time on the key refuses every operation but verify.
+            #[getter]
+            fn expires<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+                opt_datetime(py, self.$info().attributes.expires)
+            }
+            /// Free-form tags.
+            #[getter]
+            fn tags(&self) -> BTreeMap<String, String> {
+                self.$info().attributes.tags.clone()
+            }
+            /// Whether the private or secret part may be exported.
+            #[getter]
+            fn exportable(&self) -> bool {
+                self.$info().attributes.exportable
+            }
+            /// False for an imported public key.
+            #[getter]
+            fn has_private(&self) -> bool {
+                self.$info().has_private
+            }
+            /// When the version was created (UTC).
+            #[getter]
+            fn created<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                to_datetime(py, self.$info().created)
+            }
+            /// When its attributes last changed (UTC).
+            #[getter]
+            fn updated<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                to_datetime(py, self.$info().updated)
+            }
+        }
+    };
+}
+
+impl KeyProperties {
+    fn info(&self) -> &KeyInfo {
+        &self.info
+    }
+}
+
+with_info_getters!(KeyProperties, info, {
+    fn __repr__(&self) -> String {
+        format!("<KeyProperties {} {}>", self.info.kid(), self.info.spec)
+    }
+});
+
+/// An open key version. Operations run in the backend; private and secret material never
+/// leaves it (unless the key was created exportable, software backend only).
+#[pyclass(frozen, module = "hsmkit", name = "Key")]
+pub(crate) struct Key {
+    pub(crate) key: CoreKey,
+}
+
+impl Key {
+    fn info(&self) -> &KeyInfo {
+        self.key.info()
+    }
+}
+
+with_info_getters!(Key, info, {
+    /// Signs `data` (or, with `prehashed=True`, a digest of the algorithm's hash).
+    #[pyo3(signature = (algorithm, data, *, prehashed = false, encoding = "raw"))]
+    fn sign<'py>(
+        &self,
+        py: Python<'py>,
+        algorithm: &str,
+        data: &Bound<'py, PyAny>,
+        prehashed: bool,
+        encoding: &str,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let alg: SignatureAlgorithm = algorithm.parse()?;
+        let format = self::encoding(encoding, alg)?;
+        let data = bytes_arg(data, "data")?;
+        let sig = py.detach(|| self.key.sign_with(alg, sign_input(&data, prehashed), format))?;
+        Ok(PyBytes::new(py, &sig))
+    }
+
+    /// Verifies a signature; raises `InvalidSignature` if it does not verify.
+    #[pyo3(signature = (algorithm, data, signature, *, prehashed = false, encoding = "raw"))]
+    fn verify(
+        &self,
+        py: Python<'_>,
+        algorithm: &str,
+        data: &Bound<'_, PyAny>,
+        signature: &Bound<'_, PyAny>,
+        prehashed: bool,
+        encoding: &str,
+    ) -> PyResult<()> {
+        let alg: SignatureAlgorithm = algorithm.parse()?;
+        let format = self::encoding(encoding, alg)?;
+        let data = bytes_arg(data, "data")?;
+        let sig = bytes_arg(signature, "signature")?;
+        py.detach(|| self.key.verify_with(alg, sign_input(&data, prehashed), &sig, format))?;
+        Ok(())
+    }
+
+    /// RSA-OAEP / RSA-OAEP-256 encryption, with an optional OAEP label.
+    #[pyo3(signature = (algorithm, plaintext, *, label = None))]
+    fn encrypt<'py>(
+        &self,
+        py: Python<'py>,
+        algorithm: &str,
+        plaintext: &Bound<'py, PyAny>,
+        label: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let alg: EncryptionAlgorithm = algorithm.parse()?;
+        let pt = bytes_arg(plaintext, "plaintext")?;
+        let label = label.map(|l| bytes_arg(l, "label")).transpose()?;
+        let ct = py.detach(|| {
+            self.key.encrypt_with_label(alg, &pt, label.as_deref().map_or(&[][..], |l| l.as_slice()))
+        })?;
+        Ok(PyBytes::new(py, &ct))
+    }
+
+    /// RSA-OAEP decryption; any failure is `DecryptionFailed`.
+    #[pyo3(signature = (algorithm, ciphertext, *, label = None))]
+    fn decrypt<'py>(
+        &self,
+        py: Python<'py>,
+        algorithm: &str,
+        ciphertext: &Bound<'py, PyAny>,
+        label: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let alg: EncryptionAlgorithm = algorithm.parse()?;
+        let ct = bytes_arg(ciphertext, "ciphertext")?;
+        let label = label.map(|l| bytes_arg(l, "label")).transpose()?;
+        let pt = py.detach(|| {
+            self.key.decrypt_with_label(alg, &ct, label.as_deref().map_or(&[][..], |l| l.as_slice()))
+        })?;
+        Ok(PyBytes::new(py, &pt))
+    }
+
+    /// Wraps key bytes: A128KW..A256KW, A128KWP..A256KWP with an AES key; RSA-OAEP(-256)
+    /// with an RSA key.
+    fn wrap_key<'py>(
+        &self,
+        py: Python<'py>,
+        algorithm: &str,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let alg: KeyWrapAlgorithm = algorithm.parse()?;
+        let k = bytes_arg(key, "key")?;
+        let w = py.detach(|| self.key.wrap_key(alg, &k))?;
+        Ok(PyBytes::new(py, &w))
+    }
+
+    /// Unwraps what `wrap_key` made; any failure is `DecryptionFailed`.
+    fn unwrap_key<'py>(
+        &self,
+        py: Python<'py>,
+        algorithm: &str,
+        wrapped: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let alg: KeyWrapAlgorithm = algorithm.parse()?;
+        let w = bytes_arg(wrapped, "wrapped")?;
+        let k = py.detach(|| self.key.unwrap_key(alg, &w))?;
+        Ok(PyBytes::new(py, &k))
+    }
+
+    /// The public key as PEM (SubjectPublicKeyInfo); RSA and EC keys.
+    fn public_key_pem(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(py.detach(|| self.key.public_key_pem())?)
+    }
+
+    /// The public key as DER (SubjectPublicKeyInfo).
+    fn public_key_der<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let der = py.detach(|| self.key.public_key_der())?;
+        Ok(PyBytes::new(py, &der))
+    }
+
+    /// The public key as a JWK dict, with `kid` = `name/version`.
+    fn public_key_jwk<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let jwk = py.detach(|| self.key.public_key_jwk())?;
+        json_to_py(py, &jwk)
+    }
+
+    /// The key material of a key created `exportable=True` (software backend only):
+    /// PKCS#8 DER for RSA and EC keys, the raw key for AES.
+    fn export_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let m = py.detach(|| self.key.export())?;
+        let bytes = match &m {
+            KeyMaterial::Aes(k) => hsmkit::Zeroizing::new(k.to_vec()),
+            _ => m.to_pkcs8_der()?,
+        };
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A key of the same name at the same version, for `==`.
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
+        other.cast::<Key>().is_ok_and(|o| o.get().info().kid() == self.info().kid())
+    }
+
+    fn __hash__(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.info().kid().hash(&mut h);
+        h.finish()
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Key {} {}>", self.info().kid(), self.info().spec)
+    }
+
+    /// The properties alone (a snapshot).
+    #[getter]
+    fn properties(&self) -> KeyProperties {
+        KeyProperties { info: self.info().clone() }
+    }
+});

@@ -1,0 +1,26 @@
+//! The native part of the `hsmkit` Python package (`hsmkit._hsmkit`).
+//!
+//! Thin: every call parses its Python arguments, copies caller buffers, releases the GIL
+//! and calls the Rust API. Objects are frozen and the core is `Send + Sync`, so one store
+//! or key may be used from many threads.
+#![forbid(unsafe_code)]
+
+mod convert;
+mod errors;
+mod key;
+mod store;
+mod testing;
+
+use pyo3::prelude::*;
+
+#[pymodule]
+fn _hsmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add_function(wrap_pyfunction!(store::open, m)?)?;
+    m.add_class::<store::Store>()?;
+    m.add_class::<store::DeletedKey>()?;
+    m.add_class::<key::Key>()?;
+    m.add_class::<key::KeyProperties>()?;
+    m.add_class::<testing::SoftHsmToken>()?;
+    Ok(())
+}

@@ -1,0 +1,501 @@
+//! `hsmkit.open()` and `hsmkit.Store`: keys by name, their lifecycle, and envelopes.
+
+use std::collections::BTreeMap;
+
+use hsmkit::envelope::{Recipient, RewrapMode, Rewrapper, Sealer};
+use hsmkit::{
+    KeyAttributes, KeyDescription, KeyMaterial, KeySpec, KeyUpdate, RotationPolicy, Store as CoreStore,
+};
+use hsmkit_open::OpenOptions;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString};
+
+use crate::convert::{
+    bytes_arg, context, from_datetime, from_duration, ops_arg, opt_datetime, path_arg, py_to_json, str_map,
+    to_timedelta, type_name,
+};
+use crate::errors::{PyResult, invalid};
+use crate::key::{Key, KeyProperties};
+
+/// Opens a store: `file:///path` (or a plain path) for the encrypted software keystore,
+/// created if missing; `pkcs11:token=...?module-path=...` for a PKCS#11 token;
+/// `memory:` for a throw-away in-memory store.
+#[pyfunction]
+#[pyo3(signature = (uri, *, passphrase = None, key_file = None, pin = None, audit_log = None))]
+pub(crate) fn open(
+    py: Python<'_>,
+    uri: &Bound<'_, PyAny>,
+    passphrase: Option<&str>,
+    key_file: Option<&Bound<'_, PyAny>>,
+    pin: Option<&str>,
+    audit_log: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Store> {
+    let uri: String = match uri.cast::<PyString>() {
+        Ok(s) => s.to_cow()?.into_owned(),
+        Err(_) => path_arg(uri)?.to_string_lossy().into_owned(),
+    };
+    let mut opts = OpenOptions::new();
+    if let Some(p) = passphrase {
+        opts = opts.passphrase(p);
+    }
+    if let Some(f) = key_file {
+        opts = opts.key_file(path_arg(f)?);
+    }
+    if let Some(p) = pin {
+        opts = opts.pin(p);
+    }
+    if let Some(a) = audit_log {
+        opts = opts.audit_log(path_arg(a)?);
+    }
+    // Argon2 for a keystore, C_Login for a token: both slow, neither needs Python.
+    let store = py.detach(|| hsmkit_open::open(&uri, &opts))?;
+    Ok(Store { store })
+}
+
+/// The attributes every create/import takes.
+fn attributes(
+    ops: Option<Vec<String>>,
+    exportable: bool,
+    enabled: bool,
+    not_before: Option<&Bound<'_, PyAny>>,
+    expires: Option<&Bound<'_, PyAny>>,
+    tags: Option<BTreeMap<String, String>>,
+) -> PyResult<KeyAttributes> {
+    Ok(KeyAttributes {
+        ops: ops.as_deref().map(ops_arg).transpose()?,
+        enabled,
+        not_before: not_before.map(|t| from_datetime(t, "not_before")).transpose()?,
+        expires: expires.map(|t| from_datetime(t, "expires")).transpose()?,
+        tags: str_map(tags),
+        exportable,
+    })
+}
+
+/// Key material from PEM/DER bytes, a PEM or JWK string, or a JWK dict.
+fn material(key: &Bound<'_, PyAny>) -> PyResult<KeyMaterial> {
+    if key.is_instance_of::<PyDict>() {
+        return Ok(KeyMaterial::from_jwk_str(&py_to_json(key)?)?);
+    }
+    if let Ok(s) = key.cast::<PyString>() {
+        return Ok(KeyMaterial::from_bytes(s.to_cow()?.as_bytes())?);
+    }
+    match bytes_arg(key, "key") {
+        Ok(b) => Ok(KeyMaterial::from_bytes(&b)?),
+        Err(_) => Err(invalid(format!(
+            "key: expected PEM or DER bytes, a PEM or JWK string, or a JWK dict, not {}",
+            type_name(key)
+        ))),
+    }
+}
+
+/// A deleted key, as `delete_key`, `get_deleted_key` and `list_deleted_keys` return it.
+#[pyclass(frozen, module = "hsmkit", name = "DeletedKey")]
+pub(crate) struct DeletedKey {
+    desc: KeyDescription,
+}
+
+#[pymethods]
+impl DeletedKey {
+    /// The key name.
+    #[getter]
+    fn name(&self) -> &str {
+        &self.desc.name
+    }
+    /// When the key was deleted (UTC).
+    #[getter]
+    fn deleted_on<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.desc.state.deleted.map(|d| d.deleted_on))
+    }
+    /// When the retention period ends.
+    #[getter]
+    fn scheduled_purge<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        opt_datetime(py, self.desc.state.deleted.map(|d| d.scheduled_purge))
+    }
+    /// Every version, oldest first.
+    #[getter]
+    fn versions(&self) -> Vec<KeyProperties> {
+        self.desc.versions.iter().map(|i| KeyProperties { info: i.clone() }).collect()
+    }
+    fn __repr__(&self) -> String {
+        format!("<DeletedKey {}>", self.desc.name)
+    }
+}
+
+/// Names of KEKs: one name or a list.
+fn kek_names(kek: &Bound<'_, PyAny>, more: Option<Vec<String>>) -> PyResult<Vec<String>> {
+    let mut names: Vec<String> = match kek.cast::<PyString>() {
+        Ok(s) => vec![s.to_cow()?.into_owned()],
+        Err(_) => kek.extract().map_err(|_| invalid("kek: expected a key name or a list of key names"))?,
+    };
+    names.extend(more.unwrap_or_default());
+    if names.is_empty() {
+        return Err(invalid("at least one key-encryption key is needed"));
+    }
+    Ok(names)
+}
+
+/// Keys behind one backend, by name.
+#[pyclass(frozen, module = "hsmkit", name = "Store")]
+pub(crate) struct Store {
+    pub(crate) store: CoreStore,
+}
+
+impl Store {
+    fn sealer(
+        &self,
+        kek: &Bound<'_, PyAny>,
+        recipients: Option<Vec<String>>,
+        aad: Option<BTreeMap<String, String>>,
+        chunk_size: Option<u32>,
+    ) -> PyResult<Sealer> {
+        let names = kek_names(kek, recipients)?;
+        let store = &self.store;
+        let recipients: Vec<Recipient> = kek.py().detach(|| {
+            names.iter().map(|n| store.get_key(n).and_then(Recipient::new)).collect::<hsmkit::Result<_>>()
+        })?;
+        let mut sealer = Sealer::new(recipients)?.with_context(context(aad))?;
+        if let Some(n) = chunk_size {
+            sealer = sealer.with_chunk_size(n)?;
+        }
+        Ok(sealer)
+    }
+}
+
+#[pymethods]
+impl Store {
+    /// `"soft"` or `"pkcs11"`.
+    #[getter]
+    fn backend_kind(&self) -> &'static str {
+        self.store.backend_kind()
+    }
+
+    /// Creates a key: `"rsa"` (size 2048, 3072 or 4096; default 2048), `"ec"` (curve
+    /// "P-256", "P-384" or "P-521"; default P-256) or `"aes"` (size 128, 192 or 256;
+    /// default 256).
+    #[pyo3(signature = (name, key_type, *, size = None, curve = None, ops = None, exportable = false,
+                        enabled = true, not_before = None, expires = None, tags = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_key(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        key_type: &str,
+        size: Option<u32>,
+        curve: Option<&str>,
+        ops: Option<Vec<String>>,
+        exportable: bool,
+        enabled: bool,
+        not_before: Option<&Bound<'_, PyAny>>,
+        expires: Option<&Bound<'_, PyAny>>,
+        tags: Option<BTreeMap<String, String>>,
+    ) -> PyResult<Key> {
+        let size_s = size.map(|s| s.to_string());
+        let spec = match (key_type.to_ascii_lowercase().as_str(), size_s.as_deref(), curve) {
+            ("ec", Some(_), _) => return Err(invalid("EC keys take curve=, not size=")),
+            ("ec", None, c) => KeySpec::from_parts("ec", c)?,
+            (_, _, Some(_)) => return Err(invalid("curve= is for EC keys; RSA and AES keys take size=")),
+            (t, s, None) => KeySpec::from_parts(t, s)?,
+        };
+        let attrs = attributes(ops, exportable, enabled, not_before, expires, tags)?;
+        let key = py.detach(|| self.store.create_key(name, spec, attrs))?;
+        Ok(Key { key })
+    }
+
+    /// Imports a key: PEM or DER bytes (PKCS#8, SPKI, PKCS#1, SEC1), a PEM or JWK string,
+    /// or a JWK dict. Public keys import as verify/encrypt/wrap-only keys; AES keys come as
+    /// JWK `{"kty": "oct", "k": ...}`.
+    #[pyo3(signature = (name, key, *, ops = None, exportable = false, enabled = true,
+                        not_before = None, expires = None, tags = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn import_key(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        key: &Bound<'_, PyAny>,
+        ops: Option<Vec<String>>,
+        exportable: bool,
+        enabled: bool,
+        not_before: Option<&Bound<'_, PyAny>>,
+        expires: Option<&Bound<'_, PyAny>>,
+        tags: Option<BTreeMap<String, String>>,
+    ) -> PyResult<Key> {
+        let m = material(key)?;
+        let attrs = attributes(ops, exportable, enabled, not_before, expires, tags)?;
+        let key = py.detach(|| self.store.import_key(name, m, attrs))?;
+        Ok(Key { key })
+    }
+
+    /// A key at `version`, or its current version.
+    #[pyo3(signature = (name, version = None))]
+    fn get_key(&self, py: Python<'_>, name: &str, version: Option<u32>) -> PyResult<Key> {
+        let key = py.detach(|| match version {
+            Some(v) => self.store.get_key_version(name, v),
+            None => self.store.get_key(name),
+        })?;
+        Ok(Key { key })
+    }
+
+    /// The names of the keys (not deleted ones), sorted.
+    fn list_keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let infos = py.detach(|| self.store.list_keys())?;
+        Ok(infos.into_iter().map(|i| i.name).collect())
+    }
+
+    /// Every version of a key, oldest first.
+    fn list_versions(&self, py: Python<'_>, name: &str) -> PyResult<Vec<KeyProperties>> {
+        let infos = py.detach(|| self.store.list_versions(name))?;
+        Ok(infos.into_iter().map(|info| KeyProperties { info }).collect())
+    }
+
+    /// Makes a new version of the same type and attributes; it becomes current.
+    fn rotate_key(&self, py: Python<'_>, name: &str) -> PyResult<Key> {
+        let key = py.detach(|| self.store.rotate_key(name))?;
+        Ok(Key { key })
+    }
+
+    /// Changes a version's attributes (the current version if `version` is None). Fields
+    /// left None stay; `clear_not_before`/`clear_expires` remove those times.
+    #[pyo3(signature = (name, version = None, *, enabled = None, not_before = None, expires = None,
+                        ops = None, tags = None, clear_not_before = false, clear_expires = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn update_key(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: Option<u32>,
+        enabled: Option<bool>,
+        not_before: Option<&Bound<'_, PyAny>>,
+        expires: Option<&Bound<'_, PyAny>>,
+        ops: Option<Vec<String>>,
+        tags: Option<BTreeMap<String, String>>,
+        clear_not_before: bool,
+        clear_expires: bool,
+    ) -> PyResult<KeyProperties> {
+        let time = |t: Option<&Bound<'_, PyAny>>, clear: bool, what: &str| -> PyResult<Option<Option<_>>> {
+            match (t, clear) {
+                (Some(_), true) => Err(invalid(format!("give {what} or clear_{what}, not both"))),
+                (Some(t), false) => Ok(Some(Some(from_datetime(t, what)?))),
+                (None, true) => Ok(Some(None)),
+                (None, false) => Ok(None),
+            }
+        };
+        let update = KeyUpdate {
+            enabled,
+            not_before: time(not_before, clear_not_before, "not_before")?,
+            expires: time(expires, clear_expires, "expires")?,
+            ops: ops.as_deref().map(ops_arg).transpose()?,
+            tags,
+        };
+        let info = py.detach(|| {
+            let v = match version {
+                Some(v) => v,
+                None => self.store.get_key(name)?.version(),
+            };
+            self.store.update_key(name, v, &update)
+        })?;
+        Ok(KeyProperties { info })
+    }
+
+    /// Soft-deletes a key: it can be recovered until purged.
+    fn delete_key(&self, py: Python<'_>, name: &str) -> PyResult<DeletedKey> {
+        let desc = py.detach(|| self.store.delete_key(name))?;
+        Ok(DeletedKey { desc })
+    }
+
+    /// A soft-deleted key.
+    fn get_deleted_key(&self, py: Python<'_>, name: &str) -> PyResult<DeletedKey> {
+        let desc = py.detach(|| self.store.get_deleted_key(name))?;
+        Ok(DeletedKey { desc })
+    }
+
+    /// Every soft-deleted key.
+    fn list_deleted_keys(&self, py: Python<'_>) -> PyResult<Vec<DeletedKey>> {
+        let all = py.detach(|| self.store.list_deleted_keys())?;
+        Ok(all.into_iter().map(|desc| DeletedKey { desc }).collect())
+    }
+
+    /// Undoes a soft delete; returns the current version.
+    fn recover_deleted_key(&self, py: Python<'_>, name: &str) -> PyResult<Key> {
+        let key = py.detach(|| self.store.recover_deleted_key(name))?;
+        Ok(Key { key })
+    }
+
+    /// Destroys a soft-deleted key for good (refused under purge protection before the
+    /// retention period ends).
+    fn purge_deleted_key(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        Ok(py.detach(|| self.store.purge_deleted_key(name))?)
+    }
+
+    /// Sets (or with every argument None, removes) a key's rotation policy. Durations are
+    /// `timedelta`s or ISO 8601 strings ("P90D").
+    #[pyo3(signature = (name, *, rotate_after = None, rotate_before_expiry = None, expires_after = None))]
+    fn set_rotation_policy(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        rotate_after: Option<&Bound<'_, PyAny>>,
+        rotate_before_expiry: Option<&Bound<'_, PyAny>>,
+        expires_after: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let policy = RotationPolicy {
+            rotate_after: rotate_after.map(|d| from_duration(d, "rotate_after")).transpose()?,
+            rotate_before_expiry: rotate_before_expiry
+                .map(|d| from_duration(d, "rotate_before_expiry"))
+                .transpose()?,
+            expires_after: expires_after.map(|d| from_duration(d, "expires_after")).transpose()?,
+        };
+        let policy = (policy != RotationPolicy::default()).then_some(policy);
+        Ok(py.detach(|| self.store.set_rotation_policy(name, policy))?)
+    }
+
+    /// A key's rotation policy as a dict of `timedelta`s (None where unset), or None.
+    fn get_rotation_policy<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(p) = py.detach(|| self.store.rotation_policy(name))? else { return Ok(None) };
+        let d = PyDict::new(py);
+        for (k, v) in [
+            ("rotate_after", p.rotate_after),
+            ("rotate_before_expiry", p.rotate_before_expiry),
+            ("expires_after", p.expires_after),
+        ] {
+            d.set_item(k, v.map(|v| to_timedelta(py, v)).transpose()?)?;
+        }
+        Ok(Some(d))
+    }
+
+    /// Rotates every key whose policy says it is due. Returns `(name, new_version)` pairs;
+    /// raises the first failure after trying every due key.
+    fn rotate_due(&self, py: Python<'_>) -> PyResult<Vec<(String, u32)>> {
+        let done = py.detach(|| self.store.rotate_due())?;
+        let mut out = Vec::new();
+        let mut first_err = None;
+        for r in done {
+            match r.result {
+                Ok(v) => out.push((r.name, v)),
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e.into()),
+            None => Ok(out),
+        }
+    }
+
+    /// Store-wide soft-delete settings: `{"retention": timedelta, "purge_protection": bool}`.
+    fn settings<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = py.detach(|| self.store.settings())?;
+        let d = PyDict::new(py);
+        d.set_item("retention", to_timedelta(py, s.retention)?)?;
+        d.set_item("purge_protection", s.purge_protection)?;
+        Ok(d)
+    }
+
+    /// How long deleted keys are kept (7 to 90 days).
+    fn set_retention(&self, py: Python<'_>, retention: &Bound<'_, PyAny>) -> PyResult<()> {
+        let r = from_duration(retention, "retention")?;
+        py.detach(|| self.store.set_retention(r))?;
+        Ok(())
+    }
+
+    /// Turns purge protection on, for good.
+    fn enable_purge_protection(&self, py: Python<'_>) -> PyResult<()> {
+        py.detach(|| self.store.enable_purge_protection())?;
+        Ok(())
+    }
+
+    /// Seals `data` in an envelope (docs/envelope-format.md) for the KEK `kek` (a name, or
+    /// a list of names) and any `recipients`; `aad` is an encryption context that
+    /// `unseal` must be given again.
+    #[pyo3(signature = (kek, data, *, aad = None, recipients = None, chunk_size = None))]
+    fn seal<'py>(
+        &self,
+        py: Python<'py>,
+        kek: &Bound<'py, PyAny>,
+        data: &Bound<'py, PyAny>,
+        aad: Option<BTreeMap<String, String>>,
+        recipients: Option<Vec<String>>,
+        chunk_size: Option<u32>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let data = bytes_arg(data, "data")?;
+        let sealer = self.sealer(kek, recipients, aad, chunk_size)?;
+        let blob = py.detach(|| sealer.seal(&data))?;
+        Ok(PyBytes::new(py, &blob))
+    }
+
+    /// Opens an envelope with whichever of its KEKs this store holds.
+    #[pyo3(signature = (blob, *, aad = None))]
+    fn unseal<'py>(
+        &self,
+        py: Python<'py>,
+        blob: &Bound<'py, PyAny>,
+        aad: Option<BTreeMap<String, String>>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let blob = bytes_arg(blob, "blob")?;
+        let ctx = context(aad);
+        let pt = py.detach(|| self.store.opener().with_context(ctx).open(&blob))?;
+        Ok(PyBytes::new(py, &pt))
+    }
+
+    /// Seals the file `src` into `dst`, streaming in constant memory; `dst` appears only
+    /// when complete. Returns the plaintext length.
+    #[pyo3(signature = (src, dst, kek, *, aad = None, recipients = None, chunk_size = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn seal_file(
+        &self,
+        py: Python<'_>,
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+        kek: &Bound<'_, PyAny>,
+        aad: Option<BTreeMap<String, String>>,
+        recipients: Option<Vec<String>>,
+        chunk_size: Option<u32>,
+    ) -> PyResult<u64> {
+        let (src, dst) = (path_arg(src)?, path_arg(dst)?);
+        let sealer = self.sealer(kek, recipients, aad, chunk_size)?;
+        Ok(py.detach(|| sealer.seal_file(&src, &dst))?)
+    }
+
+    /// Opens the envelope file `src` into `dst`, streaming; `dst` appears only when every
+    /// chunk verified. Returns the plaintext length.
+    #[pyo3(signature = (src, dst, *, aad = None))]
+    fn unseal_file(
+        &self,
+        py: Python<'_>,
+        src: &Bound<'_, PyAny>,
+        dst: &Bound<'_, PyAny>,
+        aad: Option<BTreeMap<String, String>>,
+    ) -> PyResult<u64> {
+        let (src, dst) = (path_arg(src)?, path_arg(dst)?);
+        let ctx = context(aad);
+        Ok(py.detach(|| self.store.opener().with_context(ctx).open_file(&src, &dst))?)
+    }
+
+    /// Re-wraps an envelope's data key for the KEKs `to` without touching the body:
+    /// replacing the recipients (default) or adding to them (`add=True`).
+    #[pyo3(signature = (blob, to, *, add = false))]
+    fn rewrap<'py>(
+        &self,
+        py: Python<'py>,
+        blob: &Bound<'py, PyAny>,
+        to: &Bound<'py, PyAny>,
+        add: bool,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let blob = bytes_arg(blob, "blob")?;
+        let names = kek_names(to, None)?;
+        let store = &self.store;
+        let out = py.detach(|| {
+            let recipients = names
+                .iter()
+                .map(|n| store.get_key(n).and_then(Recipient::new))
+                .collect::<hsmkit::Result<Vec<_>>>()?;
+            let mode = if add { RewrapMode::Add } else { RewrapMode::Replace };
+            Rewrapper::new(store, recipients, mode)?.rewrap(&blob)
+        })?;
+        Ok(PyBytes::new(py, &out))
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<Store {}>", self.store.backend_kind())
+    }
+}

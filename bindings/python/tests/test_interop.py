@@ -1,0 +1,129 @@
+"""Interop with pyca/cryptography, an independent implementation, in both directions."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+import pytest
+from cryptography.exceptions import InvalidSignature as PycaInvalidSignature
+from cryptography.hazmat.primitives import hashes, keywrap, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+from cryptography.hazmat.primitives.serialization import load_der_public_key, load_pem_public_key
+
+import hsmkit
+
+HASHES = {"256": hashes.SHA256(), "384": hashes.SHA384(), "512": hashes.SHA512()}
+
+
+def b64u(n: int, length: int) -> str:
+    return base64.urlsafe_b64encode(n.to_bytes(length, "big")).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"])
+def test_rsa_signatures_verify_with_pyca(store: hsmkit.Store, alg: str) -> None:
+    key = store.create_key("k", "rsa")
+    pub = load_pem_public_key(key.public_key_pem().encode())
+    assert isinstance(pub, rsa.RSAPublicKey)
+    h = HASHES[alg[2:]]
+    pad = (
+        padding.PKCS1v15()
+        if alg.startswith("RS")
+        else padding.PSS(mgf=padding.MGF1(h), salt_length=h.digest_size)
+    )
+    sig = key.sign(alg, b"hello")
+    pub.verify(sig, b"hello", pad, h)
+    with pytest.raises(PycaInvalidSignature):
+        pub.verify(sig, b"hellO", pad, h)
+    # The other way: pyca signs, hsmkit verifies with the imported public key.
+    priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    imported = store.import_key("pyca", pem)
+    imported.verify(alg, b"data", priv.sign(b"data", pad, h))
+
+
+@pytest.mark.parametrize("alg,curve", [("ES256", ec.SECP256R1()), ("ES384", ec.SECP384R1()), ("ES512", ec.SECP521R1())])
+def test_ecdsa_signatures_verify_with_pyca(store: hsmkit.Store, alg: str, curve: ec.EllipticCurve) -> None:
+    key = store.create_key("k", "ec", curve={"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}[alg])
+    pub = load_der_public_key(key.public_key_der())
+    assert isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.name == curve.name
+    h = HASHES[alg[2:]]
+    pub.verify(key.sign(alg, b"hello", encoding="der"), b"hello", ec.ECDSA(h))
+    # raw r||s (JOSE) is the same signature
+    raw = key.sign(alg, b"hello")
+    n = len(raw) // 2
+    der = utils.encode_dss_signature(int.from_bytes(raw[:n], "big"), int.from_bytes(raw[n:], "big"))
+    pub.verify(der, b"hello", ec.ECDSA(h))
+    # prehashed
+    digest = hashlib.new("sha" + alg[2:], b"hello").digest()
+    pub.verify(key.sign(alg, digest, prehashed=True, encoding="der"), b"hello", ec.ECDSA(h))
+    # pyca signs, hsmkit verifies
+    priv = ec.generate_private_key(curve)
+    imported = store.import_key(
+        "pyca", priv.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    imported.verify(alg, b"data", priv.sign(b"data", ec.ECDSA(h)), encoding="der")
+    with pytest.raises(hsmkit.InvalidSignature):
+        imported.verify(alg, b"datA", priv.sign(b"data", ec.ECDSA(h)), encoding="der")
+
+
+@pytest.mark.parametrize("alg,h", [("RSA-OAEP", hashes.SHA1()), ("RSA-OAEP-256", hashes.SHA256())])
+def test_pyca_oaep_ciphertexts_decrypt_with_hsmkit(store: hsmkit.Store, alg: str, h: hashes.HashAlgorithm) -> None:
+    key = store.create_key("k", "rsa", ops=["encrypt", "decrypt"])
+    pub = load_pem_public_key(key.public_key_pem().encode())
+    assert isinstance(pub, rsa.RSAPublicKey)
+    for label in [None, b"a label"]:
+        ct = pub.encrypt(b"from pyca", padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=label))
+        unsupported = store.backend_kind == "pkcs11" and (alg == "RSA-OAEP-256" or label is not None)
+        if unsupported:  # SoftHSM2 2.6 (see test_ops.softhsm_lacks)
+            with pytest.raises(hsmkit.Unsupported):
+                key.decrypt(alg, ct, label=label)
+        else:
+            assert key.decrypt(alg, ct, label=label) == b"from pyca"
+    # and hsmkit's ciphertexts decrypt with pyca, for a key pyca holds
+    priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    imported = store.import_key("pyca", pem, ops=["encrypt"])
+    ct = imported.encrypt(alg, b"from hsmkit", label=b"L")
+    assert priv.decrypt(ct, padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=b"L")) == b"from hsmkit"
+
+
+def test_jwk_matches_pyca_numbers(store: hsmkit.Store) -> None:
+    rsa_key = store.create_key("r", "rsa")
+    nums = load_pem_public_key(rsa_key.public_key_pem().encode()).public_numbers()  # type: ignore[union-attr]
+    jwk = rsa_key.public_key_jwk()
+    assert jwk == {"kty": "RSA", "kid": "r/1", "n": b64u(nums.n, 256), "e": b64u(nums.e, 3)}
+    ec_key = store.create_key("e", "ec", curve="P-384")
+    nums = load_pem_public_key(ec_key.public_key_pem().encode()).public_numbers()  # type: ignore[union-attr]
+    jwk = ec_key.public_key_jwk()
+    assert jwk == {"kty": "EC", "kid": "e/1", "crv": "P-384", "x": b64u(nums.x, 48), "y": b64u(nums.y, 48)}
+
+
+@pytest.mark.parametrize("size", [128, 192, 256])
+def test_aes_key_wrap_matches_pyca(store: hsmkit.Store, size: int) -> None:
+    kek_bytes = bytes(range(size // 8))
+    kek = store.import_key("kek", {"kty": "oct", "k": base64.urlsafe_b64encode(kek_bytes).rstrip(b"=").decode()})
+    dek = hashlib.sha256(b"dek").digest()
+    w = kek.wrap_key(f"A{size}KW", dek)
+    assert w == keywrap.aes_key_wrap(kek_bytes, dek)
+    assert kek.unwrap_key(f"A{size}KW", keywrap.aes_key_wrap(kek_bytes, dek)) == dek
+    odd = b"seventeen bytes!!"
+    if store.backend_kind == "soft":
+        assert kek.wrap_key(f"A{size}KWP", odd) == keywrap.aes_key_wrap_with_padding(kek_bytes, odd)
+        assert kek.unwrap_key(f"A{size}KWP", keywrap.aes_key_wrap_with_padding(kek_bytes, odd)) == odd
+
+
+def test_imported_pyca_private_key_signs_for_pyca(store: hsmkit.Store) -> None:
+    priv = ec.generate_private_key(ec.SECP256R1())
+    pkcs8 = priv.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    key = store.import_key("k", pkcs8)
+    priv.public_key().verify(key.sign("ES256", b"m", encoding="der"), b"m", ec.ECDSA(hashes.SHA256()))
+
+
+def test_exported_key_loads_in_pyca() -> None:
+    store = hsmkit.open("memory:")
+    key = store.create_key("k", "rsa", exportable=True)
+    priv = serialization.load_der_private_key(key.export_key(), password=None)
+    assert isinstance(priv, rsa.RSAPrivateKey)
+    sig = priv.sign(b"m", padding.PKCS1v15(), hashes.SHA256())
+    key.verify("RS256", b"m", sig)
