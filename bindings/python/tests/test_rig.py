@@ -7,6 +7,7 @@ import sys
 import pytest
 
 import hsmkit
+import hsmkit.exceptions
 import hsmkit.testing
 
 if sys.version_info >= (3, 10):
@@ -44,18 +45,8 @@ def test_plugin_is_registered_and_fixture_works(softhsm_store: hsmkit.Store) -> 
 
 
 def test_exceptions_hierarchy() -> None:
-    for name in [
-        "KeyNotFound",
-        "KeyAlreadyExists",
-        "PermissionDenied",
-        "InvalidInput",
-        "InvalidSignature",
-        "DecryptionFailed",
-        "Unsupported",
-        "AuthenticationError",
-        "BackendError",
-        "StreamError",
-    ]:
+    assert len(hsmkit.exceptions.__all__) == 11
+    for name in hsmkit.exceptions.__all__:
         cls = getattr(hsmkit, name)
         assert issubclass(cls, hsmkit.HsmkitError) and cls.__module__ == "hsmkit.exceptions"
     assert issubclass(hsmkit.InvalidInput, ValueError)
