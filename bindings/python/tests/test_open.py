@@ -77,3 +77,17 @@ def test_audit_log(tmp_path: Path) -> None:
     records = [json.loads(line) for line in log.read_text().splitlines()]
     ops = [r.get("op") for r in records]
     assert "sign" in ops and "create" in ops, ops
+
+
+def test_corrupt_keystore_is_a_backend_error(tmp_path: Path) -> None:
+    kf = tmp_path / "k"
+    kf.write_text(os.urandom(32).hex())
+    s = hsmkit.open(tmp_path / "s", key_file=kf)
+    s.create_key("k", "aes")
+    key_file = tmp_path / "s" / "keys" / "k.key"
+    doc = json.loads(key_file.read_text())
+    doc["ct"] = ("A" if doc["ct"][0] != "A" else "B") + doc["ct"][1:]  # one sealed byte changed
+    key_file.write_text(json.dumps(doc))
+    with pytest.raises(hsmkit.BackendError) as e:
+        hsmkit.open(tmp_path / "s", key_file=kf).get_key("k")
+    assert e.value.backend == "soft" and e.value.function
