@@ -17,7 +17,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-apt_install openssl softhsm2 opensc
+apt_install openssl softhsm2 opensc gcc pkg-config valgrind
 # pyca/cryptography: the independent reader of the envelope vectors.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
     say "pip install cryptography"
@@ -56,6 +56,9 @@ say "Python: mypy.stubtest (stubs against the installed module)"
 say "Python: pytest (keystore and SoftHSM2, pyca interop, threads, rig)"
 # SOFTHSM2_CONF unset: hsmkit.testing gives the process a private token directory.
 env -u SOFTHSM2_CONF $PY -m pytest -q -p no:cacheprovider bindings/python/tests
+
+say "C ABI: header drift, C tests under valgrind and ASan, the README's C example"
+tests/c/run.sh
 
 say "envelope vectors, read by pyca/cryptography"
 python3 tests/interop/envelope_pyca.py

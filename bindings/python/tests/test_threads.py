@@ -3,7 +3,7 @@
 Proved without timing thresholds on speed: (1) a native call that blocks on input only
 another Python thread can provide finishes (with the GIL held it would deadlock); (2) two
 threads signing burn more CPU time than wall time passes, which only parallel native code
-can do. The speed-up itself is printed, and recorded in BENCHMARKS.md.
+can do. The speed-up itself is printed.
 """
 
 from __future__ import annotations

@@ -3,9 +3,12 @@
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
+use hsmkit::report::{
+    key_description as describe_json, key_info as info_json, rfc3339, rotation_policy as policy_json,
+};
 use hsmkit::{
-    Error, KeyAttributes, KeyDescription, KeyInfo, KeyMaterial, KeyOps, KeySpec, KeyUpdate, Result,
-    RotationPolicy, Store, format_iso_duration, parse_iso_duration,
+    Error, KeyAttributes, KeyInfo, KeyMaterial, KeyOps, KeySpec, KeyUpdate, Result, RotationPolicy, Store,
+    parse_iso_duration,
 };
 use serde_json::{Value, json};
 
@@ -16,10 +19,6 @@ use crate::cli::{
     PublicFormat, UpdateArgs,
 };
 use crate::io::{print_json, read_all, write_all};
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
-}
 
 /// An RFC 3339 time, or an ISO 8601 duration from now.
 pub(crate) fn parse_time(s: &str) -> Result<SystemTime> {
@@ -57,46 +56,6 @@ fn attributes(a: &AttrArgs, exportable: bool) -> Result<KeyAttributes> {
         expires: a.expires.as_deref().map(parse_time).transpose()?,
         tags: parse_pairs(&a.tags, "tag")?,
         exportable,
-    })
-}
-
-pub(crate) fn info_json(i: &KeyInfo) -> Value {
-    let a = &i.attributes;
-    json!({
-        "name": i.name,
-        "version": i.version,
-        "kid": i.kid(),
-        "spec": i.spec.to_string(),
-        "ops": a.allowed().to_string(),
-        "enabled": a.enabled,
-        "not_before": a.not_before.map(rfc3339),
-        "expires": a.expires.map(rfc3339),
-        "tags": a.tags,
-        "exportable": a.exportable,
-        "has_private": i.has_private,
-        "created": rfc3339(i.created),
-        "updated": rfc3339(i.updated),
-    })
-}
-
-fn describe_json(d: &KeyDescription) -> Value {
-    json!({
-        "name": d.name,
-        "current_version": d.current().map(|c| c.version),
-        "deleted": d.state.deleted.map(|x| json!({
-            "deleted_on": rfc3339(x.deleted_on),
-            "scheduled_purge": rfc3339(x.scheduled_purge),
-        })),
-        "rotation_policy": d.state.rotation.map(|p| policy_json(&p)),
-        "versions": d.versions.iter().map(info_json).collect::<Vec<_>>(),
-    })
-}
-
-fn policy_json(p: &RotationPolicy) -> Value {
-    json!({
-        "rotate_after": p.rotate_after.map(format_iso_duration),
-        "rotate_before_expiry": p.rotate_before_expiry.map(format_iso_duration),
-        "expires_after": p.expires_after.map(format_iso_duration),
     })
 }
 

@@ -31,6 +31,7 @@ mod key;
 mod lifecycle;
 mod material;
 mod public;
+pub mod report;
 mod spec;
 mod store;
 

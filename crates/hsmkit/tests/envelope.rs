@@ -659,3 +659,22 @@ proptest! {
         prop_assert!(store.unseal(&env[..n], &ctx(&[])).is_err());
     }
 }
+
+#[test]
+fn sealed_len_is_exact() {
+    let store = new_store();
+    let (a, r) = (aes_kek(&store, "a"), rsa_kek(&store, "r"));
+    let sealers = [
+        small_sealer(a.clone()),
+        Sealer::new([Recipient::new(a.clone()).unwrap(), Recipient::new(r).unwrap()])
+            .unwrap()
+            .with_context(ctx(&[("tenant", "acme"), ("k", "")]))
+            .unwrap(),
+        Sealer::new([Recipient::with_algorithm(a, W::A256Kwp).unwrap()]).unwrap(),
+    ];
+    for s in &sealers {
+        for len in [0, 1, CS - 1, CS, CS + 1, 3 * CS, 65536, 65537, 200_000] {
+            assert_eq!(s.sealed_len(len).unwrap(), s.seal(&data(len)).unwrap().len(), "{len}");
+        }
+    }
+}

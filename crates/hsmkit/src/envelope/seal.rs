@@ -9,10 +9,10 @@ use zeroize::Zeroizing;
 
 use super::cache::{CacheLimits, DataKeyCache};
 use super::format::{
-    DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, MAX_RECIPIENTS, MESSAGE_ID_LEN, RecipientInfo,
-    TAG_LEN, check_chunk_size, check_context,
+    COMMITMENT_LEN, DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, MAX_RECIPIENTS, MESSAGE_ID_LEN,
+    RecipientInfo, TAG_LEN, check_chunk_size, check_context,
 };
-use super::keys::{Dek, MessageKeys, chunk_nonce, fill_random};
+use super::keys::{DEK_LEN, Dek, MessageKeys, chunk_nonce, fill_random};
 use super::write_atomically;
 use crate::algorithm::{Algorithm, KeyWrapAlgorithm};
 use crate::attributes::KeyOp;
@@ -87,6 +87,18 @@ impl Recipient {
             algorithm: self.algorithm,
             wrapped,
         })
+    }
+}
+
+/// The length of a wrapped data key: RFC 3394/5649 add 8 bytes to a 32-byte key; OAEP
+/// gives the modulus length.
+fn wrapped_len(r: &Recipient) -> Result<usize> {
+    match r.key.spec() {
+        KeySpec::Aes(_) => Ok(DEK_LEN + 8),
+        KeySpec::Rsa { bits } => {
+            usize::try_from(bits.div_ceil(8)).map_err(|_| Error::invalid("RSA key size"))
+        }
+        other => Err(Error::unsupported(format!("{other} keys do not wrap"))),
     }
 }
 
@@ -177,6 +189,38 @@ impl Sealer {
     /// The recipients.
     pub fn recipients(&self) -> &[Recipient] {
         &self.recipients
+    }
+
+    /// The exact length of the envelope [`seal`](Self::seal) makes of `plaintext_len`
+    /// bytes, without wrapping anything (for callers that size a buffer first, as the C
+    /// ABI's two-call pattern does).
+    pub fn sealed_len(&self, plaintext_len: usize) -> Result<usize> {
+        let recipients = self
+            .recipients
+            .iter()
+            .map(|r| {
+                Ok(RecipientInfo {
+                    name: r.key.name().to_string(),
+                    version: r.key.version(),
+                    algorithm: r.algorithm,
+                    wrapped: vec![0; wrapped_len(r)?],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let header = EnvelopeHeader {
+            message_id: [0; MESSAGE_ID_LEN],
+            chunk_size: self.chunk_size,
+            context: self.context.clone(),
+            recipients,
+            commitment: [0; COMMITMENT_LEN],
+            tag: [0; TAG_LEN],
+        };
+        let chunks = plaintext_len.div_ceil(self.chunk_usize()).max(1);
+        header
+            .encoded_len()
+            .checked_add(plaintext_len)
+            .and_then(|n| n.checked_add(chunks.checked_mul(TAG_LEN)?))
+            .ok_or_else(|| Error::invalid("plaintext too large"))
     }
 
     /// Seals `plaintext` into a new envelope.

@@ -1,0 +1,369 @@
+//! Envelopes: one-shot, streaming through callbacks, and files.
+
+use std::cell::Cell;
+use std::ffi::{c_char, c_int, c_void};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+use hsmkit::envelope::{EncryptionContext, Recipient, Sealer};
+
+use crate::ffi::{OutBuf, bytes, cstr, handle, out_ptr, put};
+use crate::result::{Fail, guard, hsmkit_result};
+use crate::store::hsmkit_store;
+
+/// One entry of an encryption context (AAD): both NUL-terminated UTF-8.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct hsmkit_context_entry {
+    /// The key (1 to 256 bytes).
+    pub key: *const c_char,
+    /// The value.
+    pub value: *const c_char,
+}
+
+/// Reads up to `len` bytes into `buf`, setting `*n` (0 at the end of the input). Returns
+/// 0, or non-zero for an error (the call then fails with `HSMKIT_ERR_CALLBACK`).
+pub type hsmkit_read_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, buf: *mut u8, len: usize, n: *mut usize) -> c_int>;
+
+/// Writes all `len` bytes of `buf`. Returns 0, or non-zero for an error.
+pub type hsmkit_write_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, buf: *const u8, len: usize) -> c_int>;
+
+/// A sealer: recipients (KEKs), a context and a chunk size, for many messages.
+/// Thread-safe.
+pub struct hsmkit_sealer {
+    sealer: Sealer,
+}
+
+/// # Safety
+/// `entries` is NULL with `len` 0, or points to `len` entries of C strings.
+unsafe fn context(entries: *const hsmkit_context_entry, len: usize) -> Result<EncryptionContext, Fail> {
+    let mut ctx = EncryptionContext::new();
+    if entries.is_null() {
+        return if len == 0 { Ok(ctx) } else { Err(Fail::null("context")) };
+    }
+    if isize::try_from(len.saturating_mul(size_of::<hsmkit_context_entry>())).is_err() {
+        return Err(Fail::invalid("context: length too large"));
+    }
+    // SAFETY: non-NULL, the size fits isize, and the caller guarantees `len` entries.
+    let entries = unsafe { std::slice::from_raw_parts(entries, len) };
+    for e in entries {
+        // SAFETY: the caller's contract.
+        let k = unsafe { cstr(e.key, "context key") }?;
+        // SAFETY: as above.
+        let v = unsafe { cstr(e.value, "context value") }?;
+        if ctx.insert(k.to_owned(), v.to_owned()).is_some() {
+            return Err(Fail::invalid(format!("context key '{k}' given twice")));
+        }
+    }
+    Ok(ctx)
+}
+
+/// Builds a sealer for the KEKs named in `keks` (their current versions; AES keys wrap
+/// with A*n*KW, RSA keys with RSA-OAEP-256, or RSA-OAEP where the token lacks it), the
+/// context `context` (NULL, 0 for none) and `chunk_size` (0: 64 KiB).
+///
+/// # Safety
+/// `store` is live; `keks` points to `kek_count` C strings; `context` as above; `out` is
+/// writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_sealer_new(
+    store: *const hsmkit_store,
+    keks: *const *const c_char,
+    kek_count: usize,
+    context: *const hsmkit_context_entry,
+    context_len: usize,
+    chunk_size: u32,
+    out: *mut *mut hsmkit_sealer,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        if keks.is_null() || kek_count == 0 {
+            return Err(Fail::invalid("at least one key-encryption key is needed"));
+        }
+        if kek_count > hsmkit::envelope::MAX_RECIPIENTS {
+            return Err(Fail::invalid("too many key-encryption keys"));
+        }
+        // SAFETY: non-NULL, a small count (checked), and the caller guarantees the array.
+        let names = unsafe { std::slice::from_raw_parts(keks, kek_count) };
+        // SAFETY: the caller's contract.
+        let ctx = unsafe { self::context(context, context_len) }?;
+        out_ptr(out, "out")?;
+        let recipients = names
+            .iter()
+            // SAFETY: each entry is a C string (the caller's contract).
+            .map(|n| Ok(Recipient::new(s.store.get_key(unsafe { cstr(*n, "keks[i]") }?)?)?))
+            .collect::<Result<Vec<_>, Fail>>()?;
+        let mut sealer = Sealer::new(recipients)?.with_context(ctx)?;
+        if chunk_size != 0 {
+            sealer = sealer.with_chunk_size(chunk_size)?;
+        }
+        // SAFETY: checked non-NULL; writable by contract.
+        unsafe { put(out, Box::into_raw(Box::new(hsmkit_sealer { sealer }))) };
+        Ok(())
+    })
+}
+
+/// Frees a sealer. NULL is a no-op.
+///
+/// # Safety
+/// `sealer` is NULL or from `hsmkit_sealer_new`, not yet freed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_sealer_free(sealer: *mut hsmkit_sealer) {
+    if !sealer.is_null() {
+        // SAFETY: a pointer from Box::into_raw, freed once (caller's contract).
+        drop(unsafe { Box::from_raw(sealer) });
+    }
+}
+
+/// Seals `data` into one envelope. Sizing (`buf` NULL) gives the exact length and wraps
+/// nothing.
+///
+/// # Safety
+/// `sealer` is live; `data` has `len` bytes; `buf`/`cap`/`written` as in the conventions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_sealer_seal(
+    sealer: *const hsmkit_sealer,
+    data: *const u8,
+    len: usize,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(sealer, "sealer") }?;
+        // SAFETY: as above.
+        let data = unsafe { bytes(data, len, "data") }?;
+        // SAFETY: as above.
+        let out = unsafe { OutBuf::new(buf, cap, written) }?;
+        let n = s.sealer.sealed_len(data.len())?;
+        if out.sizing() {
+            return out.report(n);
+        }
+        // Before sealing, so no wrap is spent on a buffer that cannot take it.
+        out.check_fits(n)?;
+        out.put(&s.sealer.seal(data)?)
+    })
+}
+
+/// C callbacks as `Read`/`Write`, remembering whether a callback (rather than hsmkit)
+/// failed.
+struct Callbacks {
+    read: hsmkit_read_callback,
+    write: hsmkit_write_callback,
+    userdata: *mut c_void,
+    failed: Cell<bool>,
+}
+
+impl Callbacks {
+    fn fail(&self, what: &str) -> io::Error {
+        self.failed.set(true);
+        io::Error::other(format!("the {what} callback reported an error"))
+    }
+
+    /// The result of a streaming call: a callback failure wins over the error it caused.
+    fn finish(&self, r: hsmkit::Result<u64>, n: *mut u64) -> Result<(), Fail> {
+        if self.failed.get() {
+            return Err(Fail::new(hsmkit_result::HSMKIT_ERR_CALLBACK, "a callback reported an error"));
+        }
+        let total = r?;
+        if !n.is_null() {
+            // SAFETY: non-NULL; the caller guarantees it is writable.
+            unsafe { put(n, total) };
+        }
+        Ok(())
+    }
+}
+
+impl Read for &Callbacks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let Some(cb) = self.read else { return Err(self.fail("read")) };
+        let mut n = 0usize;
+        // SAFETY: `buf` is valid for `buf.len()` writable bytes and `n` is a local; the C
+        // function's own contract is the caller's.
+        let rc = unsafe { cb(self.userdata, buf.as_mut_ptr(), buf.len(), &mut n) };
+        if rc != 0 || n > buf.len() {
+            return Err(self.fail("read"));
+        }
+        Ok(n)
+    }
+}
+
+impl Write for &Callbacks {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let Some(cb) = self.write else { return Err(self.fail("write")) };
+        // SAFETY: `buf` is valid for `buf.len()` readable bytes.
+        if unsafe { cb(self.userdata, buf.as_ptr(), buf.len()) } != 0 {
+            return Err(self.fail("write"));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn callbacks(
+    read: hsmkit_read_callback,
+    write: hsmkit_write_callback,
+    userdata: *mut c_void,
+) -> Result<Callbacks, Fail> {
+    if read.is_none() {
+        return Err(Fail::null("read"));
+    }
+    if write.is_none() {
+        return Err(Fail::null("write"));
+    }
+    Ok(Callbacks { read, write, userdata, failed: Cell::new(false) })
+}
+
+/// Seals everything `read` gives into `write`, in constant memory. `*plaintext_len` (if
+/// not NULL) is set to the number of bytes sealed. On failure the output written so far
+/// is not an envelope; discard it.
+///
+/// # Safety
+/// `sealer` is live; the callbacks are valid functions that may be called with
+/// `userdata`; `plaintext_len` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_sealer_seal_stream(
+    sealer: *const hsmkit_sealer,
+    read: hsmkit_read_callback,
+    write: hsmkit_write_callback,
+    userdata: *mut c_void,
+    plaintext_len: *mut u64,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(sealer, "sealer") }?;
+        let cb = callbacks(read, write, userdata)?;
+        let r = s.sealer.seal_stream(&cb, &cb);
+        cb.finish(r, plaintext_len)
+    })
+}
+
+/// # Safety
+/// `p` is a C string.
+unsafe fn path<'a>(p: *const c_char, arg: &str) -> Result<&'a Path, Fail> {
+    // SAFETY: forwarded contract.
+    unsafe { cstr(p, arg) }.map(Path::new)
+}
+
+/// Seals the file `src` into `dst` (written to a temporary file, renamed when complete).
+///
+/// # Safety
+/// `sealer` is live; `src`, `dst` are C strings; `plaintext_len` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_sealer_seal_file(
+    sealer: *const hsmkit_sealer,
+    src: *const c_char,
+    dst: *const c_char,
+    plaintext_len: *mut u64,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(sealer, "sealer") }?;
+        // SAFETY: as above.
+        let (src, dst) = unsafe { (path(src, "src")?, path(dst, "dst")?) };
+        let n = s.sealer.seal_file(src, dst)?;
+        if !plaintext_len.is_null() {
+            // SAFETY: non-NULL; writable by contract.
+            unsafe { put(plaintext_len, n) };
+        }
+        Ok(())
+    })
+}
+
+/// Opens an envelope with whichever of its KEKs the store holds; `context` must equal the
+/// sealing context. Sizing gives an upper bound (the envelope's length). Every failure
+/// to authenticate is `HSMKIT_ERR_DECRYPTION_FAILED`.
+///
+/// # Safety
+/// `store` is live; `context` points to `context_len` entries (or NULL, 0); `envelope` has
+/// `len` bytes; `buf`/`cap`/`written` as in the conventions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_unseal(
+    store: *const hsmkit_store,
+    context: *const hsmkit_context_entry,
+    context_len: usize,
+    envelope: *const u8,
+    len: usize,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: as above.
+        let ctx = unsafe { self::context(context, context_len) }?;
+        // SAFETY: as above.
+        let env = unsafe { bytes(envelope, len, "envelope") }?;
+        // SAFETY: as above.
+        let out = unsafe { OutBuf::new(buf, cap, written) }?;
+        if out.sizing() {
+            return out.report(env.len());
+        }
+        out.put(&s.store.opener().with_context(ctx).open(env)?)
+    })
+}
+
+/// Opens an envelope from `read` into `write`, in constant memory. Chunks are written as
+/// they verify: on failure, discard what was written.
+///
+/// # Safety
+/// As `hsmkit_sealer_seal_stream`, with a live `store` and `context` as in
+/// `hsmkit_store_unseal`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_unseal_stream(
+    store: *const hsmkit_store,
+    context: *const hsmkit_context_entry,
+    context_len: usize,
+    read: hsmkit_read_callback,
+    write: hsmkit_write_callback,
+    userdata: *mut c_void,
+    plaintext_len: *mut u64,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: as above.
+        let ctx = unsafe { self::context(context, context_len) }?;
+        let cb = callbacks(read, write, userdata)?;
+        let r = s.store.opener().with_context(ctx).open_stream(&cb, &cb);
+        cb.finish(r, plaintext_len)
+    })
+}
+
+/// Opens the envelope file `src` into `dst`; `dst` appears only when every chunk verified.
+///
+/// # Safety
+/// `store` is live; `context` as in `hsmkit_store_unseal`; `src`, `dst` are C strings;
+/// `plaintext_len` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_unseal_file(
+    store: *const hsmkit_store,
+    context: *const hsmkit_context_entry,
+    context_len: usize,
+    src: *const c_char,
+    dst: *const c_char,
+    plaintext_len: *mut u64,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: as above.
+        let ctx = unsafe { self::context(context, context_len) }?;
+        // SAFETY: as above.
+        let (src, dst) = unsafe { (path(src, "src")?, path(dst, "dst")?) };
+        let n = s.store.opener().with_context(ctx).open_file(src, dst)?;
+        if !plaintext_len.is_null() {
+            // SAFETY: non-NULL; writable by contract.
+            unsafe { put(plaintext_len, n) };
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,139 @@
+//! Reading C arguments and writing C outputs: every pointer the C side hands in is
+//! checked for NULL here, and every `unsafe` dereference of one is here or in a `_free`.
+
+use std::ffi::{CStr, c_char};
+
+use crate::result::{Fail, hsmkit_result};
+
+/// A `&str` from a NUL-terminated UTF-8 C string.
+///
+/// # Safety
+/// `p` is NULL or points to a NUL-terminated string that stays valid and unchanged for
+/// the call.
+pub(crate) unsafe fn cstr<'a>(p: *const c_char, arg: &str) -> Result<&'a str, Fail> {
+    if p.is_null() {
+        return Err(Fail::null(arg));
+    }
+    // SAFETY: non-NULL, and the caller guarantees a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(p) };
+    s.to_str().map_err(|_| Fail::invalid(format!("{arg} is not UTF-8")))
+}
+
+/// Like [`cstr`], with NULL meaning "not given".
+///
+/// # Safety
+/// As [`cstr`].
+pub(crate) unsafe fn opt_cstr<'a>(p: *const c_char, arg: &str) -> Result<Option<&'a str>, Fail> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { cstr(p, arg) }.map(Some)
+    }
+}
+
+/// `len` bytes at `p`; NULL is allowed only with `len == 0`.
+///
+/// # Safety
+/// `p` is NULL or points to `len` readable bytes that stay valid and unchanged for the call.
+pub(crate) unsafe fn bytes<'a>(p: *const u8, len: usize, arg: &str) -> Result<&'a [u8], Fail> {
+    if p.is_null() {
+        return if len == 0 { Ok(&[]) } else { Err(Fail::null(arg)) };
+    }
+    if isize::try_from(len).is_err() {
+        return Err(Fail::invalid(format!("{arg}: length too large")));
+    }
+    // SAFETY: non-NULL, len fits isize, and the caller guarantees `len` readable bytes.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
+/// The object behind a handle.
+///
+/// # Safety
+/// `p` is NULL or a live handle of this type from hsmkit (not freed).
+pub(crate) unsafe fn handle<'a, T>(p: *const T, arg: &str) -> Result<&'a T, Fail> {
+    // SAFETY: the caller guarantees a live handle, which is an aligned, initialised T.
+    unsafe { p.as_ref() }.ok_or_else(|| Fail::null(arg))
+}
+
+/// Checks an out-pointer before any work, so that nothing happens when it is NULL.
+pub(crate) fn out_ptr<T>(p: *mut T, arg: &str) -> Result<(), Fail> {
+    if p.is_null() { Err(Fail::null(arg)) } else { Ok(()) }
+}
+
+/// Stores `value` through an out-pointer checked by [`out_ptr`].
+///
+/// # Safety
+/// `p` is non-NULL, aligned and writable for a `T`.
+pub(crate) unsafe fn put<T>(p: *mut T, value: T) {
+    // SAFETY: the caller guarantees a writable T; `write` drops nothing.
+    unsafe { p.write(value) }
+}
+
+/// A variable-size output: `buf` of `cap` bytes and `*written`. With `buf` NULL the call
+/// only reports a length (an upper bound); otherwise the result is written whole, or not at
+/// all with `HSMKIT_ERR_BUFFER_TOO_SMALL` and the length needed in `*written`.
+pub(crate) struct OutBuf {
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+}
+
+impl OutBuf {
+    /// # Safety
+    /// `buf` is NULL or points to `cap` writable bytes; `written` is NULL or writable;
+    /// neither overlaps the call's inputs.
+    pub(crate) unsafe fn new(buf: *mut u8, cap: usize, written: *mut usize) -> Result<Self, Fail> {
+        out_ptr(written, "written")?;
+        Ok(OutBuf { buf, cap, written })
+    }
+
+    /// True when the caller asks for the length only.
+    pub(crate) fn sizing(&self) -> bool {
+        self.buf.is_null()
+    }
+
+    fn set_written(&self, n: usize) {
+        // SAFETY: `written` was checked non-NULL in `new`, whose contract makes it writable.
+        unsafe { put(self.written, n) }
+    }
+
+    /// Reports the length a later call needs.
+    pub(crate) fn report(&self, n: usize) -> Result<(), Fail> {
+        self.set_written(n);
+        Ok(())
+    }
+
+    /// Writes `data`, or reports its length when sizing.
+    pub(crate) fn put(&self, data: &[u8]) -> Result<(), Fail> {
+        self.set_written(data.len());
+        if self.sizing() {
+            return Ok(());
+        }
+        self.check_fits(data.len())?;
+        // SAFETY: `buf` is non-NULL (not sizing) with `cap >= data.len()` writable bytes that
+        // do not overlap `data` (contract of `new`).
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.buf, data.len()) };
+        Ok(())
+    }
+
+    /// Fails with `HSMKIT_ERR_BUFFER_TOO_SMALL` (and `*written = n`) unless `n` bytes fit.
+    pub(crate) fn check_fits(&self, n: usize) -> Result<(), Fail> {
+        if n > self.cap {
+            self.set_written(n);
+            return Err(Fail::new(
+                hsmkit_result::HSMKIT_ERR_BUFFER_TOO_SMALL,
+                format!("the output needs {n} bytes, the buffer has {}", self.cap),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes `text` and a terminating NUL (counted in `*written`).
+    pub(crate) fn put_text(&self, text: &str) -> Result<(), Fail> {
+        let mut v = zeroize::Zeroizing::new(Vec::with_capacity(text.len() + 1));
+        v.extend_from_slice(text.as_bytes());
+        v.push(0);
+        self.put(&v)
+    }
+}

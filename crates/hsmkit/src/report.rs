@@ -1,0 +1,58 @@
+//! Key metadata as JSON, in one shape for every front end: what `hsmkit --json` prints and
+//! what the C ABI returns. (Not the backends' storage format, which is private to them.)
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use crate::backend::KeyInfo;
+use crate::lifecycle::{KeyDescription, RotationPolicy, format_iso_duration};
+
+/// An RFC 3339 time in UTC, to the second.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// One key version: name, version, kid, spec, ops, enabled, times, tags, exportable,
+/// has_private.
+pub fn key_info(i: &KeyInfo) -> Value {
+    let a = &i.attributes;
+    json!({
+        "name": i.name,
+        "version": i.version,
+        "kid": i.kid(),
+        "spec": i.spec.to_string(),
+        "ops": a.allowed().to_string(),
+        "enabled": a.enabled,
+        "not_before": a.not_before.map(rfc3339),
+        "expires": a.expires.map(rfc3339),
+        "tags": a.tags,
+        "exportable": a.exportable,
+        "has_private": i.has_private,
+        "created": rfc3339(i.created),
+        "updated": rfc3339(i.updated),
+    })
+}
+
+/// A key with every version, its deletion state and rotation policy.
+pub fn key_description(d: &KeyDescription) -> Value {
+    json!({
+        "name": d.name,
+        "current_version": d.current().map(|c| c.version),
+        "deleted": d.state.deleted.map(|x| json!({
+            "deleted_on": rfc3339(x.deleted_on),
+            "scheduled_purge": rfc3339(x.scheduled_purge),
+        })),
+        "rotation_policy": d.state.rotation.map(|p| rotation_policy(&p)),
+        "versions": d.versions.iter().map(key_info).collect::<Vec<_>>(),
+    })
+}
+
+/// A rotation policy, durations in ISO 8601 (`P90D`).
+pub fn rotation_policy(p: &RotationPolicy) -> Value {
+    json!({
+        "rotate_after": p.rotate_after.map(format_iso_duration),
+        "rotate_before_expiry": p.rotate_before_expiry.map(format_iso_duration),
+        "expires_after": p.expires_after.map(format_iso_duration),
+    })
+}
