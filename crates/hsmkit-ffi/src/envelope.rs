@@ -7,7 +7,7 @@ use std::path::Path;
 
 use hsmkit::envelope::{EncryptionContext, Recipient, Sealer};
 
-use crate::ffi::{OutBuf, bytes, cstr, handle, out_ptr, put};
+use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, out_ptr, put_handle, put_opt};
 use crate::result::{Fail, guard, hsmkit_result};
 use crate::store::hsmkit_store;
 
@@ -101,7 +101,7 @@ pub unsafe extern "C" fn hsmkit_sealer_new(
             sealer = sealer.with_chunk_size(chunk_size)?;
         }
         // SAFETY: checked non-NULL; writable by contract.
-        unsafe { put(out, Box::into_raw(Box::new(hsmkit_sealer { sealer }))) };
+        unsafe { put_handle(out, hsmkit_sealer { sealer }) };
         Ok(())
     })
 }
@@ -112,10 +112,8 @@ pub unsafe extern "C" fn hsmkit_sealer_new(
 /// `sealer` is NULL or from `hsmkit_sealer_new`, not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hsmkit_sealer_free(sealer: *mut hsmkit_sealer) {
-    if !sealer.is_null() {
-        // SAFETY: a pointer from Box::into_raw, freed once (caller's contract).
-        drop(unsafe { Box::from_raw(sealer) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free_handle(sealer) }
 }
 
 /// Seals `data` into one envelope. Sizing (`buf` NULL) gives the exact length and wraps
@@ -170,10 +168,8 @@ impl Callbacks {
             return Err(Fail::new(hsmkit_result::HSMKIT_ERR_CALLBACK, "a callback reported an error"));
         }
         let total = r?;
-        if !n.is_null() {
-            // SAFETY: non-NULL; the caller guarantees it is writable.
-            unsafe { put(n, total) };
-        }
+        // SAFETY: NULL or writable (the caller's contract).
+        unsafe { put_opt(n, total) };
         Ok(())
     }
 }
@@ -269,10 +265,8 @@ pub unsafe extern "C" fn hsmkit_sealer_seal_file(
         // SAFETY: as above.
         let (src, dst) = unsafe { (path(src, "src")?, path(dst, "dst")?) };
         let n = s.sealer.seal_file(src, dst)?;
-        if !plaintext_len.is_null() {
-            // SAFETY: non-NULL; writable by contract.
-            unsafe { put(plaintext_len, n) };
-        }
+        // SAFETY: NULL or writable (the caller's contract).
+        unsafe { put_opt(plaintext_len, n) };
         Ok(())
     })
 }
@@ -360,10 +354,8 @@ pub unsafe extern "C" fn hsmkit_store_unseal_file(
         // SAFETY: as above.
         let (src, dst) = unsafe { (path(src, "src")?, path(dst, "dst")?) };
         let n = s.store.opener().with_context(ctx).open_file(src, dst)?;
-        if !plaintext_len.is_null() {
-            // SAFETY: non-NULL; writable by contract.
-            unsafe { put(plaintext_len, n) };
-        }
+        // SAFETY: NULL or writable (the caller's contract).
+        unsafe { put_opt(plaintext_len, n) };
         Ok(())
     })
 }

@@ -70,6 +70,37 @@ pub(crate) unsafe fn put<T>(p: *mut T, value: T) {
     unsafe { p.write(value) }
 }
 
+/// Stores `value` through an out-pointer that may be NULL (the caller does not want it).
+///
+/// # Safety
+/// `p` is NULL, or aligned and writable for a `T`.
+pub(crate) unsafe fn put_opt<T>(p: *mut T, value: T) {
+    if !p.is_null() {
+        // SAFETY: non-NULL, and writable by the caller's contract.
+        unsafe { put(p, value) }
+    }
+}
+
+/// Makes `value` a handle and stores it through an out-pointer checked by [`out_ptr`].
+///
+/// # Safety
+/// `out` is non-NULL, aligned and writable.
+pub(crate) unsafe fn put_handle<T>(out: *mut *mut T, value: T) {
+    // SAFETY: forwarded contract.
+    unsafe { put(out, Box::into_raw(Box::new(value))) }
+}
+
+/// Drops a handle made by [`put_handle`]; NULL is a no-op.
+///
+/// # Safety
+/// `p` is NULL or a handle of this type from [`put_handle`], not yet freed.
+pub(crate) unsafe fn free_handle<T>(p: *mut T) {
+    if !p.is_null() {
+        // SAFETY: a pointer from Box::into_raw, freed once (the caller's contract).
+        drop(unsafe { Box::from_raw(p) });
+    }
+}
+
 /// A variable-size output: `buf` of `cap` bytes and `*written`. With `buf` NULL the call
 /// only reports a length (an upper bound); otherwise the result is written whole, or not at
 /// all with `HSMKIT_ERR_BUFFER_TOO_SMALL` and the length needed in `*written`.

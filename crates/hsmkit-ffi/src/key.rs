@@ -7,7 +7,7 @@ use hsmkit::{
     SignatureScheme, WrapScheme,
 };
 
-use crate::ffi::{OutBuf, bytes, cstr, handle, out_ptr, put};
+use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, out_ptr, put};
 use crate::result::{Fail, guard, hsmkit_result};
 
 /// An open key version. Thread-safe; independent of the store it came from.
@@ -33,10 +33,8 @@ pub const HSMKIT_PUBLIC_JWK: u32 = 2;
 /// `key` is NULL or a key handle not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hsmkit_key_free(key: *mut hsmkit_key) {
-    if !key.is_null() {
-        // SAFETY: a pointer from Box::into_raw, freed once (caller's contract).
-        drop(unsafe { Box::from_raw(key) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free_handle(key) }
 }
 
 /// The key name, NUL-terminated.

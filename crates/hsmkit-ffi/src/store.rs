@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hsmkit::{KeyAttributes, KeyMaterial, KeyOps, KeySpec, KeyUpdate, RotationPolicy, Store};
 use hsmkit_open::OpenOptions;
 
-use crate::ffi::{OutBuf, bytes, cstr, handle, opt_cstr, out_ptr, put};
+use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, opt_cstr, out_ptr, put, put_handle};
 use crate::key::hsmkit_key;
 use crate::result::{Fail, guard, hsmkit_result};
 
@@ -29,9 +29,8 @@ pub struct hsmkit_store {
 pub unsafe extern "C" fn hsmkit_open_options_new(out: *mut *mut hsmkit_open_options) -> hsmkit_result {
     guard(|| {
         out_ptr(out, "out")?;
-        let o = Box::into_raw(Box::new(hsmkit_open_options { opts: OpenOptions::new() }));
         // SAFETY: checked non-NULL; the caller guarantees it is writable.
-        unsafe { put(out, o) };
+        unsafe { put_handle(out, hsmkit_open_options { opts: OpenOptions::new() }) };
         Ok(())
     })
 }
@@ -42,10 +41,8 @@ pub unsafe extern "C" fn hsmkit_open_options_new(out: *mut *mut hsmkit_open_opti
 /// `options` is NULL or from `hsmkit_open_options_new`, not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hsmkit_open_options_free(options: *mut hsmkit_open_options) {
-    if !options.is_null() {
-        // SAFETY: a pointer from Box::into_raw, freed once (caller's contract).
-        drop(unsafe { Box::from_raw(options) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free_handle(options) }
 }
 
 /// One setter body: the options handle, then a string argument.
@@ -139,7 +136,7 @@ pub unsafe extern "C" fn hsmkit_store_open(
         out_ptr(out, "out")?;
         let store = hsmkit_open::open(uri, &opts)?;
         // SAFETY: checked non-NULL; writable by contract.
-        unsafe { put(out, Box::into_raw(Box::new(hsmkit_store { store }))) };
+        unsafe { put_handle(out, hsmkit_store { store }) };
         Ok(())
     })
 }
@@ -150,10 +147,8 @@ pub unsafe extern "C" fn hsmkit_store_open(
 /// `store` is NULL or from `hsmkit_store_open`, not yet freed.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hsmkit_store_free(store: *mut hsmkit_store) {
-    if !store.is_null() {
-        // SAFETY: a pointer from Box::into_raw, freed once (caller's contract).
-        drop(unsafe { Box::from_raw(store) });
-    }
+    // SAFETY: the caller's contract.
+    unsafe { free_handle(store) }
 }
 
 /// `"soft"` or `"pkcs11"`, NUL-terminated (two-call output).
@@ -194,7 +189,7 @@ fn attributes(ops: Option<&str>, flags: u32) -> Result<KeyAttributes, Fail> {
 
 fn new_key(out: *mut *mut hsmkit_key, key: hsmkit::Key) {
     // SAFETY: every caller checked `out` with `out_ptr` first; writable by contract.
-    unsafe { put(out, Box::into_raw(Box::new(hsmkit_key { key }))) }
+    unsafe { put_handle(out, hsmkit_key { key }) }
 }
 
 /// Creates a key. `spec`: `"RSA-2048"`/`"RSA-3072"`/`"RSA-4096"`, `"EC-P-256"` (or
