@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use hsmkit::{AuditLog, Error, Result, Store};
 use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
-use hsmkit_soft::{SoftBackend, StoreKey};
+use hsmkit_soft::{SoftBackend, SoftEngine, StoreKey};
 use zeroize::Zeroizing;
 
 use crate::cli::Global;
@@ -61,7 +61,7 @@ pub(crate) fn open(g: &Global) -> Result<Store> {
                     dir.display()
                 )));
             };
-            Store::new(SoftBackend::open_dir(&dir, &unlock)?)
+            Store::new(SoftBackend::open_dir(&dir, &unlock)?.with_engine(SoftEngine::fastest()))
         }
     };
     Ok(match &g.audit_log {

@@ -9,6 +9,9 @@
 //! | `pkcs11:token=NAME?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=...` | PKCS#11 token (RFC 7512) |
 //! | `memory:` | software backend in memory, gone when the store drops |
 //!
+//! The software backend runs on the fastest engine of the build: AWS-LC with the default
+//! feature `aws-lc`, RustCrypto without it.
+//!
 //! ```
 //! # fn main() -> hsmkit::Result<()> {
 //! let dir = tempfile::tempdir().map_err(|e| hsmkit::Error::io("tempdir", &e))?;
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use hsmkit::{AuditLog, Error, Result, Store};
 use hsmkit_pkcs11::uri::percent_decode;
 use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
-use hsmkit_soft::{SoftBackend, StoreKey};
+use hsmkit_soft::{SoftBackend, SoftEngine, StoreKey};
 use zeroize::Zeroizing;
 
 /// How to unlock and decorate the store a URI names. Secrets are redacted in `Debug`.
@@ -148,14 +151,16 @@ pub fn open(uri: &str, options: &OpenOptions) -> Result<Store> {
 /// Opens a parsed [`Location`].
 pub fn open_location(location: Location, options: &OpenOptions) -> Result<Store> {
     let store = match location {
-        Location::Keystore(dir) => Store::new(SoftBackend::open_dir(&dir, &store_key(&dir, options)?)?),
+        Location::Keystore(dir) => Store::new(
+            SoftBackend::open_dir(&dir, &store_key(&dir, options)?)?.with_engine(SoftEngine::fastest()),
+        ),
         Location::Pkcs11(mut uri) => {
             if let Some(pin) = &options.pin {
                 uri.pin = PinSource::Value(pin.clone());
             }
             Store::new(Pkcs11Backend::open_uri(&uri)?)
         }
-        Location::Memory => Store::new(SoftBackend::new()),
+        Location::Memory => Store::new(SoftBackend::new().with_engine(SoftEngine::fastest())),
     };
     Ok(match &options.audit_log {
         Some(path) => store.with_audit_log(AuditLog::open(path)?),
@@ -217,6 +222,13 @@ mod tests {
         let e = open(&uri, &OpenOptions::new().passphrase("wrong")).err().map(|e| e.kind());
         assert_eq!(e, Some(hsmkit::ErrorKind::Authentication));
         assert!(!format!("{opts:?}").contains("pw"));
+        Ok(())
+    }
+
+    #[test]
+    fn software_stores_use_the_fastest_engine() -> Result<()> {
+        let s = open("memory:", &OpenOptions::new())?;
+        assert_eq!(s.capabilities().engine, if cfg!(feature = "aws-lc") { "aws-lc" } else { "rustcrypto" });
         Ok(())
     }
 

@@ -156,6 +156,7 @@ impl Probe {
             wrap: all.wrap.into_iter().filter(|a| ok(KeyOp::WrapKey, Algorithm::KeyWrap(*a))).collect(),
             unwrap: all.unwrap.into_iter().filter(|a| ok(KeyOp::UnwrapKey, Algorithm::KeyWrap(*a))).collect(),
             oaep_label: self.oaep_label,
+            engine: "pkcs11",
         }
     }
 }

@@ -53,16 +53,59 @@ impl Engine {
     }
 }
 
+/// A key loaded for use: the RustCrypto form (always: it exports the public key) and,
+/// when the backend runs the aws-lc engine, the AWS-LC form that does the operations.
+pub(crate) struct Loaded {
+    pub(crate) engine: Engine,
+    #[cfg(feature = "aws-lc")]
+    pub(crate) aws: Option<crate::aws::AwsKey>,
+}
+
+impl Loaded {
+    pub(crate) fn new(engine: Engine, material: &KeyMaterial, choice: crate::SoftEngine) -> Result<Self> {
+        #[cfg(feature = "aws-lc")]
+        let aws = match choice {
+            crate::SoftEngine::AwsLc => Some(crate::aws::AwsKey::load(material)?),
+            crate::SoftEngine::RustCrypto => None,
+        };
+        #[cfg(not(feature = "aws-lc"))]
+        let _ = (material, choice);
+        Ok(Loaded {
+            engine,
+            #[cfg(feature = "aws-lc")]
+            aws,
+        })
+    }
+}
+
+impl fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.engine.fmt(f)
+    }
+}
+
+/// Runs `$aws` on the AWS-LC form when there is one, else `$rc` on the RustCrypto form.
+macro_rules! dispatch {
+    ($loaded:expr, |$a:ident| $aws:expr, |$e:ident| $rc:expr) => {{
+        #[cfg(feature = "aws-lc")]
+        if let Some($a) = &$loaded.aws {
+            return $aws;
+        }
+        let $e = &$loaded.engine;
+        $rc
+    }};
+}
+
 /// A software key version.
 pub(crate) struct SoftKey {
     info: KeyInfo,
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) loaded: Arc<Loaded>,
     pub(crate) material: Arc<KeyMaterial>,
 }
 
 impl SoftKey {
-    pub(crate) fn new(info: KeyInfo, engine: Arc<Engine>, material: Arc<KeyMaterial>) -> Self {
-        SoftKey { info, engine, material }
+    pub(crate) fn new(info: KeyInfo, loaded: Arc<Loaded>, material: Arc<KeyMaterial>) -> Self {
+        SoftKey { info, loaded, material }
     }
 }
 
@@ -78,19 +121,23 @@ impl BackendKey for SoftKey {
     }
 
     fn public_key(&self) -> Result<PublicKey> {
-        crate::export::public_key(&self.engine)
+        crate::export::public_key(&self.loaded.engine)
     }
 
     fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
-        crate::sign::sign_digest(&self.engine, alg, digest)
+        dispatch!(self.loaded, |a| a.sign_digest(alg, digest), |e| crate::sign::sign_digest(e, alg, digest))
     }
 
     fn verify_digest(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<()> {
-        crate::sign::verify_digest(&self.engine, alg, digest, signature)
+        dispatch!(self.loaded, |a| a.verify_digest(alg, digest, signature), |e| crate::sign::verify_digest(
+            e, alg, digest, signature
+        ))
     }
 
     fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
-        crate::encrypt::encrypt(&self.engine, alg, plaintext, label)
+        dispatch!(self.loaded, |a| a.encrypt(alg, plaintext, label), |e| crate::encrypt::encrypt(
+            e, alg, plaintext, label
+        ))
     }
 
     fn decrypt(
@@ -99,15 +146,25 @@ impl BackendKey for SoftKey {
         ciphertext: &[u8],
         label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
-        crate::encrypt::decrypt(&self.engine, alg, ciphertext, label)
+        dispatch!(self.loaded, |a| a.decrypt(alg, ciphertext, label), |e| crate::encrypt::decrypt(
+            e, alg, ciphertext, label
+        ))
     }
 
     fn wrap_key(&self, alg: KeyWrapAlgorithm, key: &[u8]) -> Result<Vec<u8>> {
-        crate::wrap::wrap_key(&self.engine, alg, key)
+        #[cfg(feature = "aws-lc")]
+        if !crate::aws::wraps(alg) {
+            return crate::wrap::wrap_key(&self.loaded.engine, alg, key);
+        }
+        dispatch!(self.loaded, |a| a.wrap_key(alg, key), |e| crate::wrap::wrap_key(e, alg, key))
     }
 
     fn unwrap_key(&self, alg: KeyWrapAlgorithm, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-        crate::wrap::unwrap_key(&self.engine, alg, wrapped)
+        #[cfg(feature = "aws-lc")]
+        if !crate::aws::wraps(alg) {
+            return crate::wrap::unwrap_key(&self.loaded.engine, alg, wrapped);
+        }
+        dispatch!(self.loaded, |a| a.unwrap_key(alg, wrapped), |e| crate::wrap::unwrap_key(e, alg, wrapped))
     }
 
     fn export(&self) -> Result<KeyMaterial> {

@@ -4,6 +4,8 @@
 //! [`FileStorage`] in an encrypted keystore directory (the embedded default).
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "aws-lc")]
+mod aws;
 mod encrypt;
 mod export;
 mod generate;
@@ -31,13 +33,37 @@ use key::SoftKey;
 
 pub(crate) const KIND: &str = "soft";
 
+/// Which library does the software backend's cryptography.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SoftEngine {
+    /// RustCrypto (`rsa`, `p256`/`p384`/`p521`, `aes-kw`): pure Rust, portable.
+    #[default]
+    RustCrypto,
+    /// AWS-LC through `aws-lc-rs` (feature `aws-lc`): C and assembly, about OpenSSL's
+    /// speed; FIPS-validated builds of AWS-LC exist.
+    #[cfg(feature = "aws-lc")]
+    AwsLc,
+}
+
+impl SoftEngine {
+    /// The fastest engine this build has.
+    pub fn fastest() -> Self {
+        #[cfg(feature = "aws-lc")]
+        return SoftEngine::AwsLc;
+        #[cfg(not(feature = "aws-lc"))]
+        SoftEngine::RustCrypto
+    }
+}
+
 /// The software backend.
 #[derive(Debug)]
 pub struct SoftBackend {
     storage: Box<dyn Storage>,
+    engine: SoftEngine,
     // Parsed keys by version uid: RSA key construction costs milliseconds, so it is done
     // once per key version, not per operation.
-    cache: RwLock<HashMap<[u8; 16], Arc<key::Engine>>>,
+    cache: RwLock<HashMap<[u8; 16], Arc<key::Loaded>>>,
 }
 
 impl Default for SoftBackend {
@@ -65,7 +91,23 @@ impl SoftBackend {
 
     /// A backend over any [`Storage`].
     pub fn with_storage(storage: impl Storage + 'static) -> Self {
-        SoftBackend { storage: Box::new(storage), cache: RwLock::new(HashMap::new()) }
+        SoftBackend {
+            storage: Box::new(storage),
+            engine: SoftEngine::default(),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The same backend on another engine. Stored keys are the same under either.
+    pub fn with_engine(mut self, engine: SoftEngine) -> Self {
+        self.engine = engine;
+        self.cache = RwLock::new(HashMap::new());
+        self
+    }
+
+    /// The engine in use.
+    pub fn engine(&self) -> SoftEngine {
+        self.engine
     }
 
     /// A backend over an encrypted keystore directory (see [`FileStorage`]), created if
@@ -79,7 +121,11 @@ impl SoftBackend {
         let engine = match cached {
             Some(e) => e,
             None => {
-                let e = Arc::new(key::Engine::load(&record.material)?);
+                let e = Arc::new(key::Loaded::new(
+                    key::Engine::load(&record.material)?,
+                    &record.material,
+                    self.engine,
+                )?);
                 self.cache.write().map_err(|_| poisoned())?.insert(record.uid, e.clone());
                 e
             }
@@ -113,7 +159,7 @@ impl SoftBackend {
             doc.versions.insert(req.version, record.clone());
             Ok(Some(doc))
         })?;
-        let engine = Arc::new(engine);
+        let engine = Arc::new(key::Loaded::new(engine, &record.material, self.engine)?);
         self.cache.write().map_err(|_| poisoned())?.insert(record.uid, engine.clone());
         Ok(SoftKey::new(info, engine, record.material))
     }
@@ -127,8 +173,9 @@ impl SoftBackend {
 /// software. Backends whose devices hold only private keys use it for public operations.
 pub fn public_key_ops(info: KeyInfo, public: &hsmkit::PublicKey) -> Result<Box<dyn BackendKey>> {
     let material = Arc::new(KeyMaterial::Public(public.clone()));
-    let engine = Arc::new(key::Engine::load(&material)?);
-    Ok(Box::new(SoftKey::new(info, engine, material)))
+    let engine = key::Engine::load(&material)?;
+    let loaded = Arc::new(key::Loaded::new(engine, &material, SoftEngine::fastest())?);
+    Ok(Box::new(SoftKey::new(info, loaded, material)))
 }
 
 /// Validates key material with the software engines and returns it normalised: RSA
@@ -145,7 +192,12 @@ impl Backend for SoftBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::all()
+        let engine = match self.engine {
+            SoftEngine::RustCrypto => "rustcrypto",
+            #[cfg(feature = "aws-lc")]
+            SoftEngine::AwsLc => "aws-lc",
+        };
+        Capabilities { engine, ..Capabilities::all() }
     }
 
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>> {

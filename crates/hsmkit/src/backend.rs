@@ -133,6 +133,9 @@ pub struct Capabilities {
     pub unwrap: Vec<KeyWrapAlgorithm>,
     /// Whether OAEP decryption takes a non-empty label.
     pub oaep_label: bool,
+    /// Which implementation does the cryptography: `"rustcrypto"` or `"aws-lc"` for the
+    /// software backend, `"pkcs11"` for a token.
+    pub engine: &'static str,
 }
 
 impl Capabilities {
@@ -147,6 +150,7 @@ impl Capabilities {
             wrap: KeyWrapAlgorithm::ALL.to_vec(),
             unwrap: KeyWrapAlgorithm::ALL.to_vec(),
             oaep_label: true,
+            engine: "rustcrypto",
         }
     }
 }

@@ -1,0 +1,273 @@
+//! The aws-lc engine (feature `aws-lc`): the same operations as the RustCrypto engine,
+//! through AWS-LC (BoringSSL lineage, FIPS-validated builds exist). Keys are loaded from
+//! the same stored material, so a keystore works under either engine.
+
+use aws_lc_rs::digest::{self, Digest};
+use aws_lc_rs::key_wrap::{AES_128, AES_256, AesKek, KeyWrap, KeyWrapPadded};
+use aws_lc_rs::rsa::{
+    OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
+    OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
+};
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, ParsedPublicKey, RsaKeyPair, VerificationAlgorithm};
+use hsmkit::{
+    Denied, EcCurve, EncryptionAlgorithm, Error, KeyMaterial, KeyWrapAlgorithm as W, PublicKey, Result,
+    SignatureAlgorithm as A, Zeroizing,
+};
+
+/// Whether AWS-LC does `alg` (aws-lc-rs has no AES-192 key wrap; the RustCrypto engine
+/// does those).
+pub(crate) fn wraps(alg: W) -> bool {
+    !matches!(alg, W::A192Kw | W::A192Kwp)
+}
+
+/// A key loaded into AWS-LC.
+pub(crate) enum AwsKey {
+    Rsa {
+        pair: Option<RsaKeyPair>,
+        decrypt: Option<OaepPrivateDecryptingKey>,
+        encrypt: OaepPublicEncryptingKey,
+        verify: Vec<(A, ParsedPublicKey)>,
+    },
+    Ec {
+        pair: Option<EcdsaKeyPair>,
+        alg: A,
+        verify: ParsedPublicKey,
+    },
+    Aes(Zeroizing<Vec<u8>>),
+}
+
+fn rejected(what: &str) -> Error {
+    Error::invalid(format!("{what} rejected by aws-lc: not a valid key"))
+}
+
+fn engine_err(what: &str) -> Error {
+    Error::backend(crate::KIND, what, "aws-lc failed")
+}
+
+const RSA_ALGS: [A; 6] = [A::Rs256, A::Rs384, A::Rs512, A::Ps256, A::Ps384, A::Ps512];
+
+fn rsa_verification(alg: A) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match alg {
+        A::Rs256 => &sig::RSA_PKCS1_2048_8192_SHA256,
+        A::Rs384 => &sig::RSA_PKCS1_2048_8192_SHA384,
+        A::Rs512 => &sig::RSA_PKCS1_2048_8192_SHA512,
+        A::Ps256 => &sig::RSA_PSS_2048_8192_SHA256,
+        A::Ps384 => &sig::RSA_PSS_2048_8192_SHA384,
+        A::Ps512 => &sig::RSA_PSS_2048_8192_SHA512,
+        _ => return None,
+    })
+}
+
+fn rsa_encoding(alg: A) -> Option<&'static dyn sig::RsaEncoding> {
+    Some(match alg {
+        A::Rs256 => &sig::RSA_PKCS1_SHA256,
+        A::Rs384 => &sig::RSA_PKCS1_SHA384,
+        A::Rs512 => &sig::RSA_PKCS1_SHA512,
+        A::Ps256 => &sig::RSA_PSS_SHA256,
+        A::Ps384 => &sig::RSA_PSS_SHA384,
+        A::Ps512 => &sig::RSA_PSS_SHA512,
+        _ => return None,
+    })
+}
+
+fn digest_alg(alg: A) -> Option<&'static digest::Algorithm> {
+    Some(match alg {
+        A::Rs256 | A::Ps256 | A::Es256 => &digest::SHA256,
+        A::Rs384 | A::Ps384 | A::Es384 => &digest::SHA384,
+        A::Rs512 | A::Ps512 | A::Es512 => &digest::SHA512,
+        _ => return None,
+    })
+}
+
+fn ec_algs(
+    curve: EcCurve,
+) -> Result<(A, &'static sig::EcdsaSigningAlgorithm, &'static sig::EcdsaVerificationAlgorithm)> {
+    Ok(match curve {
+        EcCurve::P256 => (A::Es256, &sig::ECDSA_P256_SHA256_FIXED_SIGNING, &sig::ECDSA_P256_SHA256_FIXED),
+        EcCurve::P384 => (A::Es384, &sig::ECDSA_P384_SHA384_FIXED_SIGNING, &sig::ECDSA_P384_SHA384_FIXED),
+        EcCurve::P521 => (A::Es512, &sig::ECDSA_P521_SHA512_FIXED_SIGNING, &sig::ECDSA_P521_SHA512_FIXED),
+        other => return Err(Error::unsupported(format!("curve {other}"))),
+    })
+}
+
+fn rsa_public(public: &hsmkit::RsaPublicKey, pkcs8: Option<&[u8]>) -> Result<AwsKey> {
+    let pkcs1 = public.to_pkcs1_der()?;
+    let verify = RSA_ALGS
+        .iter()
+        .filter_map(|a| rsa_verification(*a).map(|v| (*a, v)))
+        .map(|(a, v)| ParsedPublicKey::new(v, &pkcs1).map(|p| (a, p)).map_err(|_| rejected("RSA public key")))
+        .collect::<Result<Vec<_>>>()?;
+    let spki = PublicKey::Rsa(public.clone()).to_spki_der()?;
+    let encrypt = PublicEncryptingKey::from_der(&spki)
+        .ok()
+        .and_then(|k| OaepPublicEncryptingKey::new(k).ok())
+        .ok_or_else(|| rejected("RSA public key"))?;
+    let (pair, decrypt) = match pkcs8 {
+        Some(der) => (
+            Some(RsaKeyPair::from_pkcs8(der).map_err(|_| rejected("RSA private key"))?),
+            Some(
+                PrivateDecryptingKey::from_pkcs8(der)
+                    .ok()
+                    .and_then(|k| OaepPrivateDecryptingKey::new(k).ok())
+                    .ok_or_else(|| rejected("RSA private key"))?,
+            ),
+        ),
+        None => (None, None),
+    };
+    Ok(AwsKey::Rsa { pair, decrypt, encrypt, verify })
+}
+
+impl AwsKey {
+    /// Loads stored material (already validated by the RustCrypto import).
+    pub(crate) fn load(material: &KeyMaterial) -> Result<Self> {
+        match material {
+            KeyMaterial::RsaPrivate(k) => rsa_public(&k.public()?, Some(&material.to_pkcs8_der()?)),
+            KeyMaterial::Public(PublicKey::Rsa(k)) => rsa_public(k, None),
+            KeyMaterial::EcPrivate(k) => {
+                let (alg, signing, verifying) = ec_algs(k.curve)?;
+                let pair = EcdsaKeyPair::from_pkcs8(signing, &material.to_pkcs8_der()?)
+                    .map_err(|_| rejected("EC private key"))?;
+                let point = sig::KeyPair::public_key(&pair).as_ref().to_vec();
+                let verify =
+                    ParsedPublicKey::new(verifying, &point).map_err(|_| rejected("EC public key"))?;
+                Ok(AwsKey::Ec { pair: Some(pair), alg, verify })
+            }
+            KeyMaterial::Public(PublicKey::Ec(k)) => {
+                let (alg, _, verifying) = ec_algs(k.curve())?;
+                let verify =
+                    ParsedPublicKey::new(verifying, k.point()).map_err(|_| rejected("EC public key"))?;
+                Ok(AwsKey::Ec { pair: None, alg, verify })
+            }
+            KeyMaterial::Aes(k) => Ok(AwsKey::Aes(k.clone())),
+            _ => Err(Error::unsupported("this kind of key material")),
+        }
+    }
+
+    fn digest(alg: A, digest: &[u8]) -> Result<Digest> {
+        let d = digest_alg(alg).ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+        Digest::import_less_safe(digest, d)
+            .map_err(|_| Error::invalid("digest length does not fit the algorithm"))
+    }
+
+    pub(crate) fn sign_digest(&self, alg: A, digest: &[u8]) -> Result<Vec<u8>> {
+        let d = Self::digest(alg, digest)?;
+        let public_only = || Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly };
+        match self {
+            AwsKey::Rsa { pair, .. } => {
+                let pair = pair.as_ref().ok_or_else(public_only)?;
+                let enc = rsa_encoding(alg)
+                    .ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+                let mut out = vec![0u8; pair.public_modulus_len()];
+                pair.sign_digest(enc, &d, &mut out).map_err(|_| engine_err("sign"))?;
+                Ok(out)
+            }
+            AwsKey::Ec { pair, alg: key_alg, .. } if *key_alg == alg => {
+                let pair = pair.as_ref().ok_or_else(public_only)?;
+                Ok(pair.sign_digest(&d).map_err(|_| engine_err("sign"))?.as_ref().to_vec())
+            }
+            _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+        }
+    }
+
+    pub(crate) fn verify_digest(&self, alg: A, digest: &[u8], signature: &[u8]) -> Result<()> {
+        let d = Self::digest(alg, digest)?;
+        let key = match self {
+            AwsKey::Rsa { verify, .. } => verify.iter().find(|(a, _)| *a == alg).map(|(_, k)| k),
+            AwsKey::Ec { alg: key_alg, verify, .. } if *key_alg == alg => Some(verify),
+            _ => None,
+        };
+        let key = key.ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+        key.verify_digest_sig(&d, signature).map_err(|_| Error::VerificationFailed)
+    }
+
+    fn oaep(alg: EncryptionAlgorithm) -> Result<&'static OaepAlgorithm> {
+        match alg {
+            EncryptionAlgorithm::RsaOaep => Ok(&OAEP_SHA1_MGF1SHA1),
+            EncryptionAlgorithm::RsaOaep256 => Ok(&OAEP_SHA256_MGF1SHA256),
+            other => Err(Error::unsupported(format!("{other}"))),
+        }
+    }
+
+    pub(crate) fn encrypt(
+        &self,
+        alg: EncryptionAlgorithm,
+        plaintext: &[u8],
+        label: &[u8],
+    ) -> Result<Vec<u8>> {
+        let AwsKey::Rsa { encrypt, .. } = self else {
+            return Err(Error::invalid(format!("{alg} needs an RSA key")));
+        };
+        let mut out = vec![0u8; encrypt.ciphertext_size()];
+        let label = (!label.is_empty()).then_some(label);
+        let n = encrypt
+            .encrypt(Self::oaep(alg)?, plaintext, &mut out, label)
+            .map_err(|_| Error::invalid(format!("{alg}: plaintext too long for this key")))?
+            .len();
+        out.truncate(n);
+        Ok(out)
+    }
+
+    pub(crate) fn decrypt(
+        &self,
+        alg: EncryptionAlgorithm,
+        ciphertext: &[u8],
+        label: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>> {
+        let key = match self {
+            AwsKey::Rsa { decrypt: Some(k), .. } => k,
+            AwsKey::Rsa { decrypt: None, .. } => {
+                return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
+            }
+            _ => return Err(Error::invalid(format!("{alg} needs an RSA key"))),
+        };
+        let oaep = Self::oaep(alg)?;
+        let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
+        let label = (!label.is_empty()).then_some(label);
+        let n = key.decrypt(oaep, ciphertext, &mut out, label).map_err(|_| Error::DecryptionFailed)?.len();
+        out.truncate(n);
+        Ok(out)
+    }
+
+    fn kek(&self, alg: W) -> Result<AesKek> {
+        let AwsKey::Aes(k) = self else { return Err(Error::invalid("AES key wrap needs an AES key")) };
+        let cipher = match alg {
+            W::A128Kw | W::A128Kwp => &AES_128,
+            W::A256Kw | W::A256Kwp => &AES_256,
+            other => return Err(Error::unsupported(format!("{other}"))),
+        };
+        AesKek::new(cipher, k).map_err(|_| Error::invalid("AES key has the wrong length for this algorithm"))
+    }
+
+    pub(crate) fn wrap_key(&self, alg: W, key: &[u8]) -> Result<Vec<u8>> {
+        match alg {
+            W::RsaOaep => return self.encrypt(EncryptionAlgorithm::RsaOaep, key, &[]),
+            W::RsaOaep256 => return self.encrypt(EncryptionAlgorithm::RsaOaep256, key, &[]),
+            _ => {}
+        }
+        let padded = matches!(alg, W::A128Kwp | W::A256Kwp);
+        let kek = self.kek(alg)?;
+        let mut out = vec![0u8; key.len().div_ceil(8) * 8 + 8];
+        let n = if padded { kek.wrap_with_padding(key, &mut out) } else { kek.wrap(key, &mut out) }
+            .map_err(|_| Error::invalid(format!("{alg}: input length not accepted")))?
+            .len();
+        out.truncate(n);
+        Ok(out)
+    }
+
+    pub(crate) fn unwrap_key(&self, alg: W, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        match alg {
+            W::RsaOaep => return self.decrypt(EncryptionAlgorithm::RsaOaep, wrapped, &[]),
+            W::RsaOaep256 => return self.decrypt(EncryptionAlgorithm::RsaOaep256, wrapped, &[]),
+            _ => {}
+        }
+        let padded = matches!(alg, W::A128Kwp | W::A256Kwp);
+        let kek = self.kek(alg)?;
+        let mut out = Zeroizing::new(vec![0u8; wrapped.len()]);
+        let n =
+            if padded { kek.unwrap_with_padding(wrapped, &mut out) } else { kek.unwrap(wrapped, &mut out) }
+                .map_err(|_| Error::DecryptionFailed)?
+                .len();
+        out.truncate(n);
+        Ok(out)
+    }
+}
