@@ -169,6 +169,13 @@ impl Store {
         self.store.backend_kind()
     }
 
+    /// What does the cryptography: `"aws-lc"` (the wheel's software engine),
+    /// `"rustcrypto"`, or `"pkcs11"` (the token).
+    #[getter]
+    fn engine(&self) -> &'static str {
+        self.store.capabilities().engine
+    }
+
     /// Creates a key: `"rsa"` (size 2048, 3072 or 4096; default 2048), `"ec"` (curve
     /// "P-256", "P-384" or "P-521"; default P-256) or `"aes"` (size 128, 192 or 256;
     /// default 256).

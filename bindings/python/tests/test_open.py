@@ -49,6 +49,13 @@ def test_bad_uris() -> None:
         hsmkit.open(42)  # type: ignore[arg-type]
 
 
+def test_engines(tmp_path: Path, softhsm_token: str) -> None:
+    # The wheel's software backend runs on AWS-LC; a token does its own cryptography.
+    assert hsmkit.open("memory:").engine == "aws-lc"
+    assert hsmkit.open(tmp_path / "s", passphrase="p").engine == "aws-lc"
+    assert hsmkit.open(softhsm_token).engine == "pkcs11"
+
+
 def test_memory_store_is_private() -> None:
     a = hsmkit.open("memory:")
     a.create_key("k", "aes")

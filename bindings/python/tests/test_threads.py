@@ -47,7 +47,7 @@ def test_file_calls_release_the_gil(tmp_path: Path) -> None:
 def test_threads_sign_in_parallel(backend: str, request: pytest.FixtureRequest) -> None:
     store = hsmkit.open("memory:") if backend == "soft" else request.getfixturevalue("softhsm_store")
     key = store.create_key("k", "rsa")
-    n = 80 if backend == "soft" else 250  # a few tenths of a second per phase
+    n = 600 if backend == "soft" else 250  # a few tenths of a second per phase
 
     def work() -> None:
         for i in range(n):

@@ -87,6 +87,8 @@ class DeletedKey:
 class Store:
     @property
     def backend_kind(self) -> str: ...
+    @property
+    def engine(self) -> str: ...
     def create_key(
         self,
         name: str,

@@ -1,0 +1,368 @@
+//! Every operation on every key spec and backend, each beside its raw engine call in the
+//! same run: hsmkit on the software backend (RustCrypto and aws-lc engines) against the
+//! raw RustCrypto and aws-lc-rs calls; hsmkit on a SoftHSM2 token against raw cryptoki on
+//! the same token. Private-key operations also run on two threads.
+//! `benches/run.sh` runs a short version and writes the table into BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+type Case<'a> = (&'a str, Box<dyn Fn() + Sync + 'a>);
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
+use criterion::{Criterion, criterion_group, criterion_main};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, KeyType, ObjectHandle};
+use cryptoki::session::Session;
+use hsmkit::{EncryptionAlgorithm as E, Key, KeyAttributes, KeyOp, KeySpec, SignatureAlgorithm as S, Store};
+use hsmkit_pkcs11::cryptoki;
+use hsmkit_soft::{SoftBackend, SoftEngine};
+use rsa::pkcs8::DecodePrivateKey;
+use sha2::{Digest, Sha256, Sha384};
+use signature::hazmat::PrehashSigner;
+
+const MSG: &[u8] = b"The quick brown fox jumps over the lazy dog, 64 bytes of message.";
+
+fn store(engine: SoftEngine) -> Store {
+    Store::new(SoftBackend::new().with_engine(engine))
+}
+
+fn exportable(store: &Store, name: &str, spec: KeySpec, ops: &[KeyOp]) -> Key {
+    let attrs = KeyAttributes { exportable: true, ..KeyAttributes::with_ops(ops) };
+    store.create_key(name, spec, attrs).unwrap()
+}
+
+/// Runs `op` on `threads` threads, `iters` times in all; the time per operation.
+fn threaded(iters: u64, threads: u64, op: &(dyn Fn() + Sync)) -> Duration {
+    let per = iters.div_ceil(threads);
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..per {
+                    op();
+                }
+            });
+        }
+    });
+    // Scaled back to `iters` operations (the threads may have done a few more).
+    let done = u32::try_from(per * threads).unwrap_or(u32::MAX);
+    start.elapsed() / done * u32::try_from(iters).unwrap_or(u32::MAX)
+}
+
+fn bench_pair(c: &mut Criterion, group: &str, cases: Vec<Case<'_>>, threads: bool) {
+    let mut g = c.benchmark_group(group);
+    for (name, op) in &cases {
+        g.bench_function(*name, |b| b.iter(op));
+        if threads {
+            g.bench_function(format!("{name} x2 threads"), |b| {
+                b.iter_custom(|n| threaded(n, 2, op.as_ref()))
+            });
+        }
+    }
+    g.finish();
+}
+
+fn token_session(token: &hsmkit_pkcs11::testing::SoftHsmToken) -> Session {
+    token.raw_session().unwrap()
+}
+
+fn raw_rsa_pair(s: &Session, bits: u64) -> (ObjectHandle, ObjectHandle) {
+    let public = [
+        Attribute::Token(false),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::ModulusBits(bits.into()),
+        Attribute::PublicExponent(vec![1, 0, 1]),
+        Attribute::Verify(true),
+        Attribute::Encrypt(true),
+    ];
+    let private = [
+        Attribute::Token(false),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Sign(true),
+        Attribute::Decrypt(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+    ];
+    let (p, k) = s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private).unwrap();
+    (k, p)
+}
+
+fn raw_ec_pair(s: &Session, oid: &rsa::pkcs8::ObjectIdentifier) -> (ObjectHandle, ObjectHandle) {
+    use rsa::pkcs1::der::Encode;
+    let public = [
+        Attribute::Token(false),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::EcParams(oid.to_der().unwrap()),
+        Attribute::Verify(true),
+    ];
+    let private = [
+        Attribute::Token(false),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::Sign(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+    ];
+    let (p, k) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private).unwrap();
+    (k, p)
+}
+
+fn rsa(c: &mut Criterion, bits: u32) {
+    let spec = KeySpec::Rsa { bits };
+    let rc = store(SoftEngine::RustCrypto);
+    let key = exportable(&rc, "k", spec, &[KeyOp::Sign, KeyOp::Verify]);
+    let der = key.export().unwrap().to_pkcs8_der().unwrap();
+    let aws = store(SoftEngine::AwsLc);
+    let akey = aws
+        .import_key("k", key.export().unwrap(), KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]))
+        .unwrap();
+    let raw_rc = rsa::PrivateKey::from_pkcs8_der(&der).unwrap();
+    let raw_aws = RsaKeyPair::from_pkcs8(&der).unwrap();
+    let rng = SystemRandom::new();
+    let sig_rs = key.sign(S::Rs256, MSG).unwrap();
+    let aws_public =
+        sig::UnparsedPublicKey::new(&sig::RSA_PKCS1_2048_8192_SHA256, raw_aws.public_key().as_ref().to_vec());
+
+    let token = hsmkit_pkcs11::testing::SoftHsmToken::new().unwrap();
+    let hsm = token.store().unwrap();
+    let hkey = hsm.create_key("k", spec, KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify])).unwrap();
+    let session = token_session(&token);
+    let (priv_h, pub_h) = raw_rsa_pair(&session, u64::from(bits));
+    let hsig = hkey.sign(S::Rs256, MSG).unwrap();
+    let raw_sig = session.sign(&Mechanism::Sha256RsaPkcs, priv_h, MSG).unwrap();
+
+    bench_pair(
+        c,
+        &format!("RSA-{bits} sign RS256"),
+        vec![
+            ("hsmkit soft rustcrypto", Box::new(|| drop(black_box(key.sign(S::Rs256, MSG).unwrap())))),
+            (
+                "raw rustcrypto",
+                Box::new(|| {
+                    let d = Sha256::digest(MSG);
+                    drop(black_box(raw_rc.pkcs1v15_sign_prehash::<Sha256>(&d).unwrap()));
+                }),
+            ),
+            ("hsmkit soft aws-lc", Box::new(|| drop(black_box(akey.sign(S::Rs256, MSG).unwrap())))),
+            (
+                "raw aws-lc-rs",
+                Box::new(|| {
+                    let mut out = vec![0u8; raw_aws.public_modulus_len()];
+                    raw_aws.sign(&sig::RSA_PKCS1_SHA256, &rng, MSG, &mut out).unwrap();
+                    black_box(out);
+                }),
+            ),
+            ("hsmkit pkcs11 softhsm2", Box::new(|| drop(black_box(hkey.sign(S::Rs256, MSG).unwrap())))),
+        ],
+        true,
+    );
+    // Raw cryptoki: one session per thread, as rust-cryptoki advises; single-threaded here.
+    let mut g = c.benchmark_group(format!("RSA-{bits} sign RS256"));
+    g.bench_function("raw cryptoki softhsm2", |b| {
+        b.iter(|| black_box(session.sign(&Mechanism::Sha256RsaPkcs, priv_h, MSG).unwrap()))
+    });
+    g.finish();
+
+    bench_pair(
+        c,
+        &format!("RSA-{bits} verify RS256"),
+        vec![
+            ("hsmkit soft rustcrypto", Box::new(|| key.verify(S::Rs256, MSG, &sig_rs).unwrap())),
+            (
+                "raw rustcrypto",
+                Box::new(|| {
+                    let d = Sha256::digest(MSG);
+                    raw_rc.as_public_key().pkcs1v15_verify_prehash::<Sha256>(&d, &sig_rs).unwrap();
+                }),
+            ),
+            ("hsmkit soft aws-lc", Box::new(|| akey.verify(S::Rs256, MSG, &sig_rs).unwrap())),
+            ("raw aws-lc-rs", Box::new(|| aws_public.verify(MSG, &sig_rs).unwrap())),
+            ("hsmkit pkcs11 softhsm2", Box::new(|| hkey.verify(S::Rs256, MSG, &hsig).unwrap())),
+        ],
+        false,
+    );
+    let mut g = c.benchmark_group(format!("RSA-{bits} verify RS256"));
+    g.bench_function("raw cryptoki softhsm2", |b| {
+        b.iter(|| session.verify(&Mechanism::Sha256RsaPkcs, pub_h, MSG, &raw_sig).unwrap())
+    });
+    g.finish();
+    drop(session);
+    drop(hsm);
+}
+
+fn oaep(c: &mut Criterion) {
+    let rc = store(SoftEngine::RustCrypto);
+    let key = exportable(&rc, "k", KeySpec::Rsa { bits: 2048 }, &[KeyOp::Encrypt, KeyOp::Decrypt]);
+    let aws = store(SoftEngine::AwsLc);
+    let akey = aws
+        .import_key("k", key.export().unwrap(), KeyAttributes::with_ops(&[KeyOp::Encrypt, KeyOp::Decrypt]))
+        .unwrap();
+    let der = key.export().unwrap().to_pkcs8_der().unwrap();
+    let raw_rc = rsa::PrivateKey::from_pkcs8_der(&der).unwrap();
+    let raw_aws = aws_lc_rs::rsa::OaepPrivateDecryptingKey::new(
+        aws_lc_rs::rsa::PrivateDecryptingKey::from_pkcs8(&der).unwrap(),
+    )
+    .unwrap();
+    let ct = key.encrypt(E::RsaOaep256, b"a 32-byte data encryption key..").unwrap();
+    let ct1 = key.encrypt(E::RsaOaep, b"a 32-byte data encryption key..").unwrap();
+    let token = hsmkit_pkcs11::testing::SoftHsmToken::new().unwrap();
+    let hsm = token.store().unwrap();
+    let hkey = hsm
+        .create_key(
+            "k",
+            KeySpec::Rsa { bits: 2048 },
+            KeyAttributes::with_ops(&[KeyOp::Encrypt, KeyOp::Decrypt]),
+        )
+        .unwrap();
+    let hct = hkey.encrypt(E::RsaOaep, b"a 32-byte data encryption key..").unwrap();
+    bench_pair(
+        c,
+        "RSA-2048 decrypt RSA-OAEP-256",
+        vec![
+            (
+                "hsmkit soft rustcrypto",
+                Box::new(|| drop(black_box(key.decrypt(E::RsaOaep256, &ct).unwrap()))),
+            ),
+            (
+                "raw rustcrypto",
+                Box::new(|| {
+                    let mut rng = getrandom::SysRng;
+                    black_box(raw_rc.decrypt_blinded(&mut rng, rsa::Oaep::<Sha256>::new(), &ct).unwrap());
+                }),
+            ),
+            ("hsmkit soft aws-lc", Box::new(|| drop(black_box(akey.decrypt(E::RsaOaep256, &ct).unwrap())))),
+            (
+                "raw aws-lc-rs",
+                Box::new(|| {
+                    let mut out = [0u8; 256];
+                    black_box(
+                        raw_aws
+                            .decrypt(&aws_lc_rs::rsa::OAEP_SHA256_MGF1SHA256, &ct, &mut out, None)
+                            .unwrap(),
+                    );
+                }),
+            ),
+        ],
+        true,
+    );
+    // SoftHSM2 2.6 decrypts OAEP with SHA-1 only.
+    bench_pair(
+        c,
+        "RSA-2048 decrypt RSA-OAEP",
+        vec![
+            ("hsmkit soft aws-lc", Box::new(|| drop(black_box(akey.decrypt(E::RsaOaep, &ct1).unwrap())))),
+            ("hsmkit pkcs11 softhsm2", Box::new(|| drop(black_box(hkey.decrypt(E::RsaOaep, &hct).unwrap())))),
+        ],
+        false,
+    );
+}
+
+macro_rules! ecdsa {
+    ($c:expr, $name:literal, $curve:ident, $bits:literal, $alg:expr, $crate_:ident, $hash:ty, $aws_sign:expr, $aws_verify:expr) => {{
+        let spec = KeySpec::Ec(hsmkit::EcCurve::$curve);
+        let rc = store(SoftEngine::RustCrypto);
+        let key = exportable(&rc, "k", spec, &[KeyOp::Sign, KeyOp::Verify]);
+        let der = key.export().unwrap().to_pkcs8_der().unwrap();
+        let aws = store(SoftEngine::AwsLc);
+        let akey = aws
+            .import_key("k", key.export().unwrap(), KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]))
+            .unwrap();
+        let raw_rc = $crate_::ecdsa::SigningKey::from_pkcs8_der(&der).unwrap();
+        let raw_aws = EcdsaKeyPair::from_pkcs8($aws_sign, &der).unwrap();
+        let rng = SystemRandom::new();
+        let aws_public = sig::UnparsedPublicKey::new($aws_verify, raw_aws.public_key().as_ref().to_vec());
+        let sig_raw = key.sign($alg, MSG).unwrap();
+        let token = hsmkit_pkcs11::testing::SoftHsmToken::new().unwrap();
+        let hsm = token.store().unwrap();
+        let hkey = hsm.create_key("k", spec, KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify])).unwrap();
+        let hsig = hkey.sign($alg, MSG).unwrap();
+        let session = token_session(&token);
+        let (priv_h, pub_h) = raw_ec_pair(&session, &hsmkit::EcCurve::$curve.oid());
+        let digest = <$hash>::digest(MSG);
+        let raw_sig = session.sign(&Mechanism::Ecdsa, priv_h, &digest).unwrap();
+        bench_pair(
+            $c,
+            concat!($name, " sign"),
+            vec![
+                ("hsmkit soft rustcrypto", Box::new(|| drop(black_box(key.sign($alg, MSG).unwrap())))),
+                (
+                    "raw rustcrypto",
+                    Box::new(|| {
+                        let d = <$hash>::digest(MSG);
+                        let s: $crate_::ecdsa::Signature = raw_rc.sign_prehash(&d).unwrap();
+                        black_box(s);
+                    }),
+                ),
+                ("hsmkit soft aws-lc", Box::new(|| drop(black_box(akey.sign($alg, MSG).unwrap())))),
+                (
+                    "raw aws-lc-rs",
+                    Box::new(|| {
+                        black_box(raw_aws.sign(&rng, MSG).unwrap());
+                    }),
+                ),
+                ("hsmkit pkcs11 softhsm2", Box::new(|| drop(black_box(hkey.sign($alg, MSG).unwrap())))),
+            ],
+            true,
+        );
+        let mut g = $c.benchmark_group(concat!($name, " sign"));
+        g.bench_function("raw cryptoki softhsm2", |b| {
+            b.iter(|| {
+                let d = <$hash>::digest(MSG);
+                black_box(session.sign(&Mechanism::Ecdsa, priv_h, &d).unwrap())
+            })
+        });
+        g.finish();
+        bench_pair(
+            $c,
+            concat!($name, " verify"),
+            vec![
+                ("hsmkit soft rustcrypto", Box::new(|| key.verify($alg, MSG, &sig_raw).unwrap())),
+                ("hsmkit soft aws-lc", Box::new(|| akey.verify($alg, MSG, &sig_raw).unwrap())),
+                ("raw aws-lc-rs", Box::new(|| aws_public.verify(MSG, &sig_raw).unwrap())),
+                ("hsmkit pkcs11 softhsm2", Box::new(|| hkey.verify($alg, MSG, &hsig).unwrap())),
+            ],
+            false,
+        );
+        let mut g = $c.benchmark_group(concat!($name, " verify"));
+        g.bench_function("raw cryptoki softhsm2", |b| {
+            b.iter(|| {
+                let d = <$hash>::digest(MSG);
+                session.verify(&Mechanism::Ecdsa, pub_h, &d, &raw_sig).unwrap()
+            })
+        });
+        g.finish();
+    }};
+}
+
+fn ops(c: &mut Criterion) {
+    rsa(c, 2048);
+    rsa(c, 3072);
+    oaep(c);
+    ecdsa!(
+        c,
+        "ECDSA P-256",
+        P256,
+        256,
+        S::Es256,
+        p256,
+        Sha256,
+        &sig::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &sig::ECDSA_P256_SHA256_FIXED
+    );
+    ecdsa!(
+        c,
+        "ECDSA P-384",
+        P384,
+        384,
+        S::Es384,
+        p384,
+        Sha384,
+        &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
+        &sig::ECDSA_P384_SHA384_FIXED
+    );
+}
+
+criterion_group!(benches, ops);
+criterion_main!(benches);
