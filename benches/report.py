@@ -20,8 +20,11 @@ GROUPS = [
     "RSA-2048 decrypt RSA-OAEP",
     "ECDSA P-256 sign",
     "ECDSA P-256 verify",
+    "AES-256 unwrap A256KW",
     "ECDSA P-384 sign",
     "ECDSA P-384 verify",
+    "ECDSA P-521 sign",
+    "ECDSA P-521 verify",
 ]
 
 

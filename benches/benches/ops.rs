@@ -20,7 +20,7 @@ use hsmkit::{EncryptionAlgorithm as E, Key, KeyAttributes, KeyOp, KeySpec, Signa
 use hsmkit_pkcs11::cryptoki;
 use hsmkit_soft::{SoftBackend, SoftEngine};
 use rsa::pkcs8::DecodePrivateKey;
-use sha2::{Digest, Sha256, Sha384};
+use sha2::{Digest, Sha256, Sha384, Sha512};
 use signature::hazmat::PrehashSigner;
 
 const MSG: &[u8] = b"The quick brown fox jumps over the lazy dog, 64 bytes of message.";
@@ -69,9 +69,11 @@ fn token_session(token: &hsmkit_pkcs11::testing::SoftHsmToken) -> Session {
     token.raw_session().unwrap()
 }
 
+// Token objects, as hsmkit makes: SoftHSM2 decrypts a private token object's value on
+// every operation, so session objects would not be the same work.
 fn raw_rsa_pair(s: &Session, bits: u64) -> (ObjectHandle, ObjectHandle) {
     let public = [
-        Attribute::Token(false),
+        Attribute::Token(true),
         Attribute::KeyType(KeyType::RSA),
         Attribute::ModulusBits(bits.into()),
         Attribute::PublicExponent(vec![1, 0, 1]),
@@ -79,7 +81,7 @@ fn raw_rsa_pair(s: &Session, bits: u64) -> (ObjectHandle, ObjectHandle) {
         Attribute::Encrypt(true),
     ];
     let private = [
-        Attribute::Token(false),
+        Attribute::Token(true),
         Attribute::KeyType(KeyType::RSA),
         Attribute::Sign(true),
         Attribute::Decrypt(true),
@@ -93,13 +95,13 @@ fn raw_rsa_pair(s: &Session, bits: u64) -> (ObjectHandle, ObjectHandle) {
 fn raw_ec_pair(s: &Session, oid: &rsa::pkcs8::ObjectIdentifier) -> (ObjectHandle, ObjectHandle) {
     use rsa::pkcs1::der::Encode;
     let public = [
-        Attribute::Token(false),
+        Attribute::Token(true),
         Attribute::KeyType(KeyType::EC),
         Attribute::EcParams(oid.to_der().unwrap()),
         Attribute::Verify(true),
     ];
     let private = [
-        Attribute::Token(false),
+        Attribute::Token(true),
         Attribute::KeyType(KeyType::EC),
         Attribute::Sign(true),
         Attribute::Private(true),
@@ -336,10 +338,59 @@ macro_rules! ecdsa {
     }};
 }
 
+fn wrap(c: &mut Criterion) {
+    use hsmkit::KeyWrapAlgorithm as W;
+    let dek = [7u8; 32];
+    let rc = store(SoftEngine::RustCrypto);
+    let key =
+        exportable(&rc, "k", KeySpec::Aes(hsmkit::AesSize::Aes256), &[KeyOp::WrapKey, KeyOp::UnwrapKey]);
+    let aws = store(SoftEngine::AwsLc);
+    let ops = KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]);
+    let akey = aws.import_key("k", key.export().unwrap(), ops.clone()).unwrap();
+    let hsmkit::KeyMaterial::Aes(raw) = key.export().unwrap() else { unreachable!() };
+    let raw = raw.to_vec();
+    let token = hsmkit_pkcs11::testing::SoftHsmToken::new().unwrap();
+    let hsm = token.store().unwrap();
+    let hkey = hsm.create_key("k", KeySpec::Aes(hsmkit::AesSize::Aes256), ops).unwrap();
+    let w = key.wrap_key(W::A256Kw, &dek).unwrap();
+    let hw = hkey.wrap_key(W::A256Kw, &dek).unwrap();
+    bench_pair(
+        c,
+        "AES-256 unwrap A256KW",
+        vec![
+            ("hsmkit soft rustcrypto", Box::new(|| drop(black_box(key.unwrap_key(W::A256Kw, &w).unwrap())))),
+            (
+                "raw rustcrypto",
+                Box::new(|| {
+                    use aes_kw::KeyInit;
+                    let kek = aes_kw::KwAes256::new_from_slice(&raw).unwrap();
+                    let mut out = [0u8; 32];
+                    black_box(kek.unwrap_key(&w, &mut out).unwrap());
+                }),
+            ),
+            ("hsmkit soft aws-lc", Box::new(|| drop(black_box(akey.unwrap_key(W::A256Kw, &w).unwrap())))),
+            (
+                "raw aws-lc-rs",
+                Box::new(|| {
+                    use aws_lc_rs::key_wrap::{AES_256, AesKek, KeyWrap};
+                    let mut out = [0u8; 32];
+                    black_box(AesKek::new(&AES_256, &raw).unwrap().unwrap(&w, &mut out).unwrap());
+                }),
+            ),
+            (
+                "hsmkit pkcs11 softhsm2",
+                Box::new(|| drop(black_box(hkey.unwrap_key(W::A256Kw, &hw).unwrap()))),
+            ),
+        ],
+        false,
+    );
+}
+
 fn ops(c: &mut Criterion) {
     rsa(c, 2048);
     rsa(c, 3072);
     oaep(c);
+    wrap(c);
     ecdsa!(
         c,
         "ECDSA P-256",
@@ -361,6 +412,17 @@ fn ops(c: &mut Criterion) {
         Sha384,
         &sig::ECDSA_P384_SHA384_FIXED_SIGNING,
         &sig::ECDSA_P384_SHA384_FIXED
+    );
+    ecdsa!(
+        c,
+        "ECDSA P-521",
+        P521,
+        521,
+        S::Es512,
+        p521,
+        Sha512,
+        &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
+        &sig::ECDSA_P521_SHA512_FIXED
     );
 }
 
