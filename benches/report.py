@@ -12,6 +12,7 @@ from pathlib import Path
 crit, speed_file, md = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 
 GROUPS = [
+    "RSA-2048 generate",
     "RSA-2048 sign RS256",
     "RSA-2048 verify RS256",
     "RSA-3072 sign RS256",

@@ -386,7 +386,28 @@ fn wrap(c: &mut Criterion) {
     );
 }
 
+fn keygen(c: &mut Criterion) {
+    let rc = store(SoftEngine::RustCrypto);
+    let aws = store(SoftEngine::AwsLc);
+    let token = hsmkit_pkcs11::testing::SoftHsmToken::new().unwrap();
+    let hsm = token.store().unwrap();
+    let mut g = c.benchmark_group("RSA-2048 generate");
+    g.sample_size(10);
+    for (name, s) in
+        [("hsmkit soft rustcrypto", &rc), ("hsmkit soft aws-lc", &aws), ("hsmkit pkcs11 softhsm2", &hsm)]
+    {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                s.create_key("k", KeySpec::Rsa { bits: 2048 }, KeyAttributes::default()).unwrap();
+                s.destroy_key("k").unwrap();
+            })
+        });
+    }
+    g.finish();
+}
+
 fn ops(c: &mut Criterion) {
+    keygen(c);
     rsa(c, 2048);
     rsa(c, 3072);
     oaep(c);
