@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hsmkit::envelope::{Recipient, RewrapMode, Rewrapper, Sealer};
+use hsmkit::envelope::{RewrapMode, Rewrapper, Sealer};
 use hsmkit::{
     KeyAttributes, KeyDescription, KeyMaterial, KeySpec, KeyUpdate, RotationPolicy, Store as CoreStore,
 };
@@ -149,11 +149,7 @@ impl Store {
         chunk_size: Option<u32>,
     ) -> PyResult<Sealer> {
         let names = kek_names(kek, recipients)?;
-        let store = &self.store;
-        let recipients: Vec<Recipient> = kek.py().detach(|| {
-            names.iter().map(|n| store.get_key(n).and_then(Recipient::new)).collect::<hsmkit::Result<_>>()
-        })?;
-        let mut sealer = Sealer::new(recipients)?.with_context(context(aad))?;
+        let mut sealer = kek.py().detach(|| self.store.sealer(&names))?.with_context(context(aad))?;
         if let Some(n) = chunk_size {
             sealer = sealer.with_chunk_size(n)?;
         }
@@ -492,10 +488,7 @@ impl Store {
         let names = kek_names(to, None)?;
         let store = &self.store;
         let out = py.detach(|| {
-            let recipients = names
-                .iter()
-                .map(|n| store.get_key(n).and_then(Recipient::new))
-                .collect::<hsmkit::Result<Vec<_>>>()?;
+            let recipients = store.recipients(&names)?;
             let mode = if add { RewrapMode::Add } else { RewrapMode::Replace };
             Rewrapper::new(store, recipients, mode)?.rewrap(&blob)
         })?;

@@ -2,8 +2,8 @@
 
 use std::io::{IsTerminal, Read};
 
-use hsmkit::envelope::{EnvelopeHeader, Recipient, RewrapMode, Rewrapper, Sealer};
-use hsmkit::{Error, Result, Store};
+use hsmkit::envelope::{EnvelopeHeader, RewrapMode, Rewrapper};
+use hsmkit::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
@@ -37,15 +37,11 @@ fn json_needs_out(g: &Global, io: &InOut) -> Result<()> {
     Ok(())
 }
 
-fn recipients(store: &Store, names: impl IntoIterator<Item = String>) -> Result<Vec<Recipient>> {
-    names.into_iter().map(|n| store.get_key(&n).and_then(Recipient::new)).collect()
-}
-
 pub(crate) fn seal(g: &Global, a: &SealArgs) -> Result<Outcome> {
     json_needs_out(g, &a.io)?;
     let store = backend::open(g)?;
-    let names = std::iter::once(a.name.clone()).chain(a.to.iter().cloned());
-    let mut sealer = Sealer::new(recipients(&store, names)?)?.with_context(parse_pairs(&a.aad, "--aad")?)?;
+    let names: Vec<&str> = std::iter::once(a.name.as_str()).chain(a.to.iter().map(String::as_str)).collect();
+    let mut sealer = store.sealer(&names)?.with_context(parse_pairs(&a.aad, "--aad")?)?;
     if let Some(n) = a.chunk_size {
         sealer = sealer.with_chunk_size(n)?;
     }
@@ -83,7 +79,7 @@ pub(crate) fn rewrap(g: &Global, a: &RewrapArgs) -> Result<Outcome> {
     json_needs_out(g, &a.io)?;
     let store = backend::open(g)?;
     let mode = if a.add { RewrapMode::Add } else { RewrapMode::Replace };
-    let rewrapper = Rewrapper::new(&store, recipients(&store, a.to.iter().cloned())?, mode)?;
+    let rewrapper = Rewrapper::new(&store, store.recipients(&a.to)?, mode)?;
     let (inp, bar) = input(&a.io, "rewrapping")?;
     let n = write_with(a.io.output.as_deref(), |w| rewrapper.rewrap_stream(inp, w));
     bar.finish_and_clear();

@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use hsmkit::envelope::{EncryptionContext, Recipient, Sealer};
+use hsmkit::envelope::{EncryptionContext, Sealer};
 
 use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, out_ptr, put_handle, put_opt};
 use crate::result::{Fail, guard, hsmkit_result};
@@ -91,12 +91,12 @@ pub unsafe extern "C" fn hsmkit_sealer_new(
         // SAFETY: the caller's contract.
         let ctx = unsafe { self::context(context, context_len) }?;
         out_ptr(out, "out")?;
-        let recipients = names
+        let names = names
             .iter()
             // SAFETY: each entry is a C string (the caller's contract).
-            .map(|n| Ok(Recipient::new(s.store.get_key(unsafe { cstr(*n, "keks[i]") }?)?)?))
+            .map(|n| unsafe { cstr(*n, "keks[i]") })
             .collect::<Result<Vec<_>, Fail>>()?;
-        let mut sealer = Sealer::new(recipients)?.with_context(ctx)?;
+        let mut sealer = s.store.sealer(&names)?.with_context(ctx)?;
         if chunk_size != 0 {
             sealer = sealer.with_chunk_size(chunk_size)?;
         }

@@ -73,13 +73,15 @@ pub(crate) fn write_atomically<T>(
 }
 
 impl Store {
+    /// Recipients for the current versions of these KEKs, default wrap algorithms (for a
+    /// [`Sealer`] or a [`Rewrapper`]).
+    pub fn recipients<S: AsRef<str>>(&self, kek_names: &[S]) -> Result<Vec<Recipient>> {
+        kek_names.iter().map(|name| self.get_key(name.as_ref()).and_then(Recipient::new)).collect()
+    }
+
     /// A [`Sealer`] for the current versions of these KEKs, default wrap algorithms.
-    pub fn sealer(&self, kek_names: &[&str]) -> Result<Sealer> {
-        let recipients = kek_names
-            .iter()
-            .map(|name| self.get_key(name).and_then(Recipient::new))
-            .collect::<Result<Vec<_>>>()?;
-        Sealer::new(recipients)
+    pub fn sealer<S: AsRef<str>>(&self, kek_names: &[S]) -> Result<Sealer> {
+        Sealer::new(self.recipients(kek_names)?)
     }
 
     /// Seals `plaintext` for the current version of `kek_name`, bound to `context`.
