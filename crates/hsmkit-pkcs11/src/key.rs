@@ -113,6 +113,12 @@ impl BackendKey for TokenKey {
         &self.info
     }
 
+    // The data key leaves the token once unwrapped; its AES-GCM runs in software on the
+    // fastest engine built in, as the public-key operations do.
+    fn aes_gcm(&self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
+        hsmkit_soft::SoftEngine::fastest().aes_gcm()
+    }
+
     fn check_algorithm(&self, op: hsmkit::KeyOp, alg: hsmkit::Algorithm) -> Result<()> {
         self.probe.check(op, alg)
     }

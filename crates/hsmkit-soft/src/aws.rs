@@ -2,6 +2,7 @@
 //! through AWS-LC (BoringSSL lineage, FIPS-validated builds exist). Keys are loaded from
 //! the same stored material, so a keystore works under either engine.
 
+use aws_lc_rs::aead;
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::key_wrap::{AES_128, AES_256, AesKek, KeyWrap, KeyWrapPadded};
 use aws_lc_rs::rsa::{
@@ -9,6 +10,7 @@ use aws_lc_rs::rsa::{
     OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
 };
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, ParsedPublicKey, RsaKeyPair, VerificationAlgorithm};
+use hsmkit::hazmat::aead::{self as gcm, Aes256GcmEngine, Aes256GcmKey};
 use hsmkit::{
     Denied, EcCurve, EncryptionAlgorithm, Error, KeyMaterial, KeyWrapAlgorithm as W, PublicKey, Result,
     SignatureAlgorithm as A, Zeroizing,
@@ -269,5 +271,85 @@ impl AwsKey {
                 .len();
         out.truncate(n);
         Ok(out)
+    }
+}
+
+/// AES-256-GCM on AWS-LC: the envelope cipher for KEKs on the aws-lc engine.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AwsLcAes256Gcm;
+
+pub(crate) static AES_256_GCM: AwsLcAes256Gcm = AwsLcAes256Gcm;
+
+// The key schedule lives in OPENSSL_malloc memory, which AWS-LC cleanses on free.
+struct AwsGcmKey(aead::LessSafeKey);
+
+impl Aes256GcmEngine for AwsLcAes256Gcm {
+    fn name(&self) -> &'static str {
+        "aws-lc"
+    }
+
+    fn key(&self, key: &[u8; gcm::KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>> {
+        let unbound =
+            aead::UnboundKey::new(&aead::AES_256_GCM, key).map_err(|_| engine_err("AES-GCM key"))?;
+        Ok(Box::new(AwsGcmKey(aead::LessSafeKey::new(unbound))))
+    }
+}
+
+impl Aes256GcmKey for AwsGcmKey {
+    fn seal_in_place(
+        &self,
+        nonce: &[u8; gcm::NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; gcm::TAG_LEN]> {
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(
+                aead::Nonce::assume_unique_for_key(*nonce),
+                aead::Aad::from(aad),
+                in_out,
+            )
+            .map_err(|_| Error::invalid("input too long for AES-GCM"))?;
+        tag.as_ref().try_into().map_err(|_| engine_err("AES-GCM tag"))
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; gcm::NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; gcm::TAG_LEN],
+    ) -> Result<()> {
+        self.0
+            .open_in_place_separate_tag(
+                aead::Nonce::assume_unique_for_key(*nonce),
+                aead::Aad::from(aad),
+                tag,
+                in_out,
+            )
+            .map(|_| ())
+            .map_err(|_| Error::DecryptionFailed)
+    }
+
+    fn open_to(
+        &self,
+        nonce: &[u8; gcm::NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; gcm::TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<()> {
+        if out.len() != ciphertext.len() {
+            return Err(Error::DecryptionFailed);
+        }
+        self.0
+            .open_separate_gather(
+                aead::Nonce::assume_unique_for_key(*nonce),
+                aead::Aad::from(aad),
+                ciphertext,
+                tag,
+                out,
+            )
+            .map_err(|_| Error::DecryptionFailed)
     }
 }

@@ -170,4 +170,12 @@ impl BackendKey for SoftKey {
     fn export(&self) -> Result<KeyMaterial> {
         Ok((*self.material).clone())
     }
+
+    fn aes_gcm(&self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
+        #[cfg(feature = "aws-lc")]
+        if self.loaded.aws.is_some() {
+            return crate::SoftEngine::AwsLc.aes_gcm();
+        }
+        crate::SoftEngine::RustCrypto.aes_gcm()
+    }
 }

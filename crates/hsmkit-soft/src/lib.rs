@@ -47,6 +47,15 @@ pub enum SoftEngine {
 }
 
 impl SoftEngine {
+    /// This engine's AES-256-GCM (the envelope cipher for its KEKs).
+    pub fn aes_gcm(self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
+        match self {
+            SoftEngine::RustCrypto => &hsmkit::hazmat::aead::RUSTCRYPTO,
+            #[cfg(feature = "aws-lc")]
+            SoftEngine::AwsLc => &aws::AES_256_GCM,
+        }
+    }
+
     /// The fastest engine this build has.
     pub fn fastest() -> Self {
         #[cfg(feature = "aws-lc")]

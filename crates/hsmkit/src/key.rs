@@ -64,6 +64,12 @@ impl Key {
         self.ctx.emit(&info.name, Some(info.version), op, Some(alg), r);
     }
 
+    /// The AES-256-GCM engine that seals and opens envelopes this key is a KEK of (the
+    /// key's backend engine; see [`hazmat::aead`](crate::hazmat::aead)).
+    pub fn envelope_aead(&self) -> &'static dyn crate::hazmat::aead::Aes256GcmEngine {
+        self.inner.aes_gcm()
+    }
+
     /// Metadata.
     pub fn info(&self) -> &KeyInfo {
         self.inner.info()

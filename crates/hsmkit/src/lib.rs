@@ -27,6 +27,7 @@ mod backend;
 pub mod ecdsa_sig;
 pub mod envelope;
 mod error;
+pub mod hazmat;
 mod key;
 mod lifecycle;
 mod material;

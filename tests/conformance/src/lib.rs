@@ -69,6 +69,7 @@ macro_rules! conformance_tests {
             wycheproof_ecdsa_verify,
             wycheproof_aes_kw,
             wycheproof_aes_kwp,
+            wycheproof_aes_gcm,
         );
         $crate::conformance_tests!(@each_interop $make;
             openssl_verifies_hsmkit_signatures,

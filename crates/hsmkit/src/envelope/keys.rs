@@ -1,8 +1,6 @@
 //! The key schedule: a data key and a message id give the commitment, the header key and
 //! the body key (docs/envelope-format.md, "Key schedule").
 
-use aes_gcm::aead::{AeadInOut, KeyInit};
-use aes_gcm::{Aes256Gcm, Nonce};
 use hkdf::Hkdf;
 use sha2::Sha512;
 use subtle::ConstantTimeEq;
@@ -10,6 +8,7 @@ use zeroize::Zeroizing;
 
 use super::format::{COMMITMENT_LEN, EnvelopeHeader, MESSAGE_ID_LEN, SUITE, TAG_LEN};
 use crate::error::{Error, Result};
+use crate::hazmat::aead::{Aes256GcmEngine, Aes256GcmKey, NONCE_LEN};
 
 /// Length of a data key.
 pub(crate) const DEK_LEN: usize = 32;
@@ -41,15 +40,19 @@ pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
         .map_err(|e| Error::backend("soft", "getrandom", format!("OS random source failed: {e}")))
 }
 
-/// The per-envelope keys.
+/// The per-envelope keys, on the AES-GCM of the KEK's engine.
 pub(crate) struct MessageKeys {
     pub(crate) commitment: [u8; COMMITMENT_LEN],
-    header: Aes256Gcm,
-    pub(crate) body: Aes256Gcm,
+    header: Box<dyn Aes256GcmKey>,
+    pub(crate) body: Box<dyn Aes256GcmKey>,
 }
 
 impl MessageKeys {
-    pub(crate) fn derive(dek: &Dek, message_id: &[u8; MESSAGE_ID_LEN]) -> Result<Self> {
+    pub(crate) fn derive(
+        engine: &dyn Aes256GcmEngine,
+        dek: &Dek,
+        message_id: &[u8; MESSAGE_ID_LEN],
+    ) -> Result<Self> {
         let hk = Hkdf::<Sha512>::new(Some(message_id), dek.0.as_slice());
         let expand = |label: &[u8], out: &mut [u8]| {
             hk.expand_multi_info(&[label, &[SUITE]], out)
@@ -59,19 +62,15 @@ impl MessageKeys {
         expand(b"hsmkit-envelope/1 commitment", &mut commitment)?;
         let mut k = Zeroizing::new([0u8; 32]);
         expand(b"hsmkit-envelope/1 header", k.as_mut_slice())?;
-        let header = Aes256Gcm::new(&(*k).into());
+        let header = engine.key(&k)?;
         expand(b"hsmkit-envelope/1 body", k.as_mut_slice())?;
-        let body = Aes256Gcm::new(&(*k).into());
+        let body = engine.key(&k)?;
         Ok(MessageKeys { commitment, header, body })
     }
 
     /// The header tag over `authenticated` (magic through commitment).
     pub(crate) fn header_tag(&self, authenticated: &[u8]) -> Result<[u8; TAG_LEN]> {
-        let tag = self
-            .header
-            .encrypt_inout_detached(&Nonce::default(), authenticated, (&mut [][..]).into())
-            .map_err(|_| Error::backend("soft", "AES-GCM", "header too long"))?;
-        Ok(tag.into())
+        self.header.seal_in_place(&[0; NONCE_LEN], authenticated, &mut [])
     }
 
     /// Checks the commitment (constant time) and then the header tag.
@@ -80,20 +79,15 @@ impl MessageKeys {
             return Err(Error::DecryptionFailed);
         }
         self.header
-            .decrypt_inout_detached(
-                &Nonce::default(),
-                &header.authenticated_bytes(),
-                (&mut [][..]).into(),
-                &header.tag.into(),
-            )
+            .open_in_place(&[0; NONCE_LEN], &header.authenticated_bytes(), &mut [], &header.tag)
             .map_err(|_| Error::DecryptionFailed)
     }
 }
 
 /// STREAM nonce: seven zero bytes, the chunk index, the final flag.
-pub(crate) fn chunk_nonce(index: u32, last: bool) -> Nonce<aes_gcm::aead::consts::U12> {
-    let mut n = [0u8; 12];
+pub(crate) fn chunk_nonce(index: u32, last: bool) -> [u8; NONCE_LEN] {
+    let mut n = [0u8; NONCE_LEN];
     n[7..11].copy_from_slice(&index.to_be_bytes());
     n[11] = u8::from(last);
-    n.into()
+    n
 }

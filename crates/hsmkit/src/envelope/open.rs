@@ -5,8 +5,6 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use aes_gcm::aead::AeadInOut;
-use aes_gcm::aead::inout::InOutBuf;
 use zeroize::Zeroizing;
 
 use super::format::{EncryptionContext, EnvelopeHeader, TAG_LEN};
@@ -16,8 +14,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
 use crate::store::Store;
 
-/// Where an opener finds KEKs by name and version.
-pub trait Keyring {
+/// Where an opener finds KEKs by name and version. `Sync`, so that one [`Opener`] can
+/// serve many threads.
+pub trait Keyring: Sync {
     /// The key `name` at `version`, or [`Error::NotFound`].
     fn key_version(&self, name: &str, version: u32) -> Result<Key>;
 }
@@ -102,10 +101,7 @@ impl<'a> Opener<'a> {
             let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
             let dst =
                 if ct.is_empty() { &mut [][..] } else { plain.next().ok_or(Error::DecryptionFailed)? };
-            let buf = InOutBuf::new(ct, dst).map_err(|_| Error::DecryptionFailed)?;
-            keys.body
-                .decrypt_inout_detached(&chunk_nonce(index, index == last_index), b"", buf, &tag.into())
-                .map_err(|_| Error::DecryptionFailed)?;
+            keys.body.open_to(&chunk_nonce(index, index == last_index), b"", ct, &tag, dst)?;
         }
         Ok(out)
     }
@@ -174,7 +170,7 @@ pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Res
         let attempt = keyring.key_version(&r.name, r.version).and_then(|key| {
             let dek = key.unwrap_key(r.algorithm, &r.wrapped).map_err(opaque)?;
             let dek = Dek::from_unwrapped(&dek)?;
-            let keys = MessageKeys::derive(&dek, &header.message_id)?;
+            let keys = MessageKeys::derive(key.envelope_aead(), &dek, &header.message_id)?;
             keys.check_header(header)?;
             Ok((dek, keys))
         });
@@ -272,10 +268,7 @@ impl<R: Read> OpenReader<R> {
         }
         let (ct, tag) = self.buf.get_mut(..len).ok_or(Error::DecryptionFailed)?.split_at_mut(len - TAG_LEN);
         let tag: [u8; TAG_LEN] = (&*tag).try_into().map_err(|_| Error::DecryptionFailed)?;
-        self.keys
-            .body
-            .decrypt_inout_detached(&chunk_nonce(self.index, last), b"", ct.into(), &tag.into())
-            .map_err(|_| Error::DecryptionFailed)?;
+        self.keys.body.open_in_place(&chunk_nonce(self.index, last), b"", ct, &tag)?;
         self.out = 0..len - TAG_LEN;
         self.consumed = len;
         self.index = self.index.wrapping_add(1);

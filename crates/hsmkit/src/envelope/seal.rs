@@ -4,7 +4,6 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use aes_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
 use super::cache::{CacheLimits, DataKeyCache};
@@ -256,10 +255,7 @@ impl Sealer {
             let start = out.len();
             out.extend_from_slice(piece);
             let body = out.get_mut(start..).unwrap_or_default();
-            let tag = keys
-                .body
-                .encrypt_inout_detached(&chunk_nonce(index, index == last_index), b"", body.into())
-                .map_err(|_| Error::invalid("chunk too large for AES-GCM"))?;
+            let tag = keys.body.seal_in_place(&chunk_nonce(index, index == last_index), b"", body)?;
             out.extend_from_slice(&tag);
         }
         Ok(out)
@@ -280,7 +276,12 @@ impl Sealer {
         message_id: [u8; MESSAGE_ID_LEN],
         recipients: Vec<RecipientInfo>,
     ) -> Result<(MessageKeys, EnvelopeHeader)> {
-        let keys = MessageKeys::derive(dek, &message_id)?;
+        // The first recipient's engine runs the AES-GCM (all produce the same bytes).
+        let engine: &dyn crate::hazmat::aead::Aes256GcmEngine = match self.recipients.first() {
+            Some(r) => r.key.envelope_aead(),
+            None => &crate::hazmat::aead::RUSTCRYPTO,
+        };
+        let keys = MessageKeys::derive(engine, dek, &message_id)?;
         let mut header = EnvelopeHeader {
             message_id,
             chunk_size: self.chunk_size,
@@ -375,11 +376,8 @@ impl<W: Write> SealWriter<W> {
             self.failed = true;
             return Err(Error::invalid("plaintext too large for one envelope (2^32 chunks)"));
         }
-        let tag = self
-            .keys
-            .body
-            .encrypt_inout_detached(&chunk_nonce(self.index, last), b"", self.buf.as_mut_slice().into())
-            .map_err(|_| Error::invalid("chunk too large for AES-GCM"))?;
+        let tag =
+            self.keys.body.seal_in_place(&chunk_nonce(self.index, last), b"", self.buf.as_mut_slice())?;
         self.buf.extend_from_slice(&tag);
         if let Err(e) = out.write_all(&self.buf) {
             self.failed = true;
