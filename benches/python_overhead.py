@@ -5,6 +5,7 @@ Run by benches/run.sh with the venv that tests/run-all.sh builds; prints a Markd
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import timeit
 from pathlib import Path
@@ -18,9 +19,10 @@ crit = Path(sys.argv[1]) if len(sys.argv) > 1 else Path("target/criterion")
 MSG = b"The quick brown fox jumps over the lazy dog, 64 bytes of message."
 
 
-def best_us(fn, number: int) -> float:
-    # the best of 5 repeats: the least disturbed figure, as timeit advises
-    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+def median_us(fn, number: int) -> float:
+    # The median of 15 repeats, to compare with criterion's median (a best-of-N against
+    # a median would flatter Python); RSA's ±10% run-to-run drift needs the repeats.
+    return statistics.median(timeit.repeat(fn, number=number, repeat=15)) / number * 1e6
 
 
 def rust_us(group: str) -> float | None:
@@ -46,9 +48,9 @@ rows = [
 print("| operation | hsmkit from Python | same call in Rust | Python overhead | pyca/cryptography | hsmkit / pyca time |")
 print("|---|---|---|---|---|---|")
 for name, fn, ref, n, group in rows:
-    py = best_us(fn, n)
+    py = median_us(fn, n)
     rs = rust_us(group) if group else None
-    pc = best_us(ref, n) if ref else None
+    pc = median_us(ref, n) if ref else None
     over = "—" if rs is None else f"{py - rs:+.2f} µs ({(py / rs - 1) * 100:+.1f}%)"
     print(
         f"| {name} | {py:.2f} µs | {'—' if rs is None else f'{rs:.2f} µs'} | {over} | "

@@ -1,8 +1,9 @@
-"""Writes the operation table into BENCHMARKS.md from criterion's estimates and
-`openssl speed` output. Usage: report.py CRITERION_DIR OPENSSL_SPEED_TXT BENCHMARKS_MD"""
+"""Writes the operation and envelope tables into BENCHMARKS.md from criterion's estimates
+and `openssl speed` output. Usage: report.py CRITERION_DIR OPENSSL_SPEED_TXT BENCHMARKS_MD"""
 
 import datetime
 import json
+import os
 import platform
 import re
 import subprocess
@@ -97,7 +98,7 @@ ossl_version = subprocess.run(["openssl", "version"], capture_output=True, text=
 rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
 cpu = next((l.split(":", 1)[1].strip() for l in Path("/proc/cpuinfo").read_text().splitlines() if l.startswith("model name")), platform.machine())
 table = f"""<!-- ops-table: written by benches/run.sh -->
-Measured {datetime.date.today()} on {cpu} ({platform.machine()}), {rustc}, {ossl_version}, aws-lc-rs 1.19, rsa 0.10 / p256 0.14, SoftHSM2 2.6.1. Short run (criterion medians, 2 s per case).
+Measured {datetime.date.today()} on {cpu} ({platform.machine()}), {rustc}, {ossl_version}, aws-lc-rs 1.19, rsa 0.10 / p256 0.14, SoftHSM2 2.6.1. {"Short" if float(os.environ.get("MEASURE", "2")) < 5 else "Long"} run (criterion medians, {os.environ.get("MEASURE", "2")} s per case).
 Ratios are hsmkit's rate over the reference's rate **in the same run**: 1.00x is no overhead.
 
 | operation | OpenSSL speed | hsmkit soft aws-lc | vs OpenSSL | vs raw aws-lc-rs | 2 threads / 1 | hsmkit soft rustcrypto | vs raw RustCrypto | hsmkit SoftHSM2 | vs raw cryptoki | SoftHSM2 2 threads |
@@ -109,4 +110,80 @@ if "<!-- ops-table" in text:
     text = re.sub(r"<!-- ops-table.*?<!-- /ops-table -->", lambda _: table, text, flags=re.S)
 else:
     text += "\n## Operations (issue 9)\n\n`benches/run.sh` (`benches/benches/ops.rs`).\n\n" + table + "\n"
+
+
+def gcm_rates():
+    """OpenSSL's AES-256-GCM bytes/s per block size, from `openssl speed -evp` runs."""
+    rates = {}
+    size = None
+    for line in speed_file.read_text().splitlines():
+        m = re.match(r"type\s+(\d+) bytes", line.strip())
+        if m:
+            size = int(m.group(1))
+        m = re.match(r"\s*aes-256-gcm\s+.*?([\d.]+)k\s*$", line, re.I)
+        if m and size:
+            rates[size] = float(m.group(1)) * 1000
+    return rates
+
+
+def gbs(size, ns):
+    return "—" if ns is None else f"{size / ns:.2f} GB/s"
+
+
+def envelope_table():
+    sizes = [("1KiB", "1 KiB", 1 << 10), ("1MiB", "1 MiB", 1 << 20), ("256MiB", "256 MiB", 256 << 20)]
+    engines = [("aws-lc", "raw aws-lc-rs", "aws-lc"), ("rustcrypto", "raw rustcrypto", "RustCrypto"),
+               ("pkcs11 softhsm2", "raw aws-lc-rs", "SoftHSM2 KEK (aws-lc GCM)")]
+    if not (crit / "envelope 1MiB").exists():
+        return None
+    rows = []
+    for eng, raw, title in engines:
+        for key, label, size in sizes:
+            g = f"envelope {key}"
+            enc, dec = median_ns(g, f"{raw} encrypt"), median_ns(g, f"{raw} decrypt")
+            if eng.startswith("pkcs11"):
+                ss, so, os_, oo = None, median_ns(g, f"seal {eng}"), None, median_ns(g, f"open {eng}")
+            else:
+                ss, so = median_ns(g, f"seal stream {eng}"), median_ns(g, f"seal {eng}")
+                os_, oo = median_ns(g, f"open stream {eng}"), median_ns(g, f"open {eng}")
+            if enc is None or (ss is None and so is None):
+                continue
+            s2, o2 = median_ns(g, f"seal stream {eng} x2 threads"), median_ns(g, f"open stream {eng} x2 threads")
+            bold = lambda r: r if size < 1 << 20 or r == "—" else f"**{r}**"
+            rows.append("| " + " | ".join([
+                title, label, gbs(size, enc),
+                gbs(size, ss), bold(ratio(ss, enc)), gbs(size, so), bold(ratio(so, enc)),
+                gbs(size, dec),
+                gbs(size, os_), bold(ratio(os_, dec)), gbs(size, oo), bold(ratio(oo, dec)),
+                "—" if s2 is None or ss is None else f"{ss / s2:.2f}x",
+                "—" if o2 is None or os_ is None else f"{os_ / o2:.2f}x",
+            ]) + " |")
+    ossl = gcm_rates()
+    raw2 = median_ns("envelope 1MiB", "raw aws-lc-rs encrypt x2 threads")
+    raw1 = median_ns("envelope 1MiB", "raw aws-lc-rs encrypt")
+    notes = []
+    for key, label, size in sizes[:2]:
+        seal = median_ns(f"envelope {key}", "seal aws-lc") or median_ns(f"envelope {key}", "seal stream aws-lc")
+        raw = median_ns(f"envelope {key}", "raw aws-lc-rs encrypt")
+        if size in ossl and raw:
+            notes.append(f"{label}: `openssl speed -evp aes-256-gcm` {ossl[size] / 1e9:.2f} GB/s; raw aws-lc-rs "
+                         f"{(size / raw * 1e9) / ossl[size]:.2f}x of it, hsmkit seal (aws-lc) "
+                         f"{(size / seal * 1e9) / ossl[size]:.2f}x")
+    if raw1 and raw2:
+        notes.append(f"raw aws-lc-rs encrypt on 2 threads: {raw1 / raw2:.2f}x one thread at 1 MiB (the machine's ceiling)")
+    return f"""<!-- envelope-table: written by benches/run.sh -->
+Measured {datetime.date.today()} on {cpu}, {rustc}, {ossl_version}. Criterion medians; GB/s is 10^9 bytes/s.
+Ratios are hsmkit's throughput over the raw AES-256-GCM of the **same engine** in the same run.
+
+| engine | size | raw encrypt | seal stream | vs raw | seal one-shot | vs raw | raw decrypt | open stream | vs raw | open one-shot | vs raw | seal 2 threads / 1 | open 2 threads / 1 |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|---|
+""" + "\n".join(rows) + "\n\n" + "".join(f"- {n}\n" for n in notes) + "<!-- /envelope-table -->"
+
+
+env = envelope_table()
+if env:
+    if "<!-- envelope-table" in text:
+        text = re.sub(r"<!-- envelope-table.*?<!-- /envelope-table -->", lambda _: env, text, flags=re.S)
+    else:
+        text += "\n## Envelope per engine (issue 9)\n\n" + env + "\n"
 md.write_text(text)

@@ -1,13 +1,26 @@
 #!/usr/bin/env bash
-# A short run of every operation bench (benches/benches/ops.rs) and `openssl speed` on the
-# same machine, written as a table of ratios into BENCHMARKS.md (between the markers).
-#   benches/run.sh            ~3 minutes
-#   MEASURE=10 benches/run.sh longer, steadier
+# A run of every bench (benches/benches/{ops,envelope}.rs) and `openssl speed` on the
+# same machine, written as tables of ratios into BENCHMARKS.md (between the markers).
+#   benches/run.sh                short: ~12 minutes, 2 s per case
+#   MEASURE=10 benches/run.sh     long: ~45 minutes, steadier
+#   BENCHES=envelope benches/run.sh   one bench only
+# Run it on an otherwise idle machine: a compile beside it moves every figure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rm -rf target/criterion/RSA-* target/criterion/ECDSA*
-cargo bench --locked -p hsmkit-benches --bench ops -- --warm-up-time 0.5 --measurement-time "${MEASURE:-2}" --noplot >/dev/null
-openssl speed -seconds 2 rsa2048 rsa3072 ecdsap256 ecdsap384 ecdsap521 2>/dev/null >target/openssl-speed.txt
+MEASURE="${MEASURE:-2}"
+export MEASURE
+benches="${BENCHES:-ops envelope}"
+for b in $benches; do
+    case $b in
+    ops) rm -rf target/criterion/RSA-* target/criterion/ECDSA* target/criterion/AES-* ;;
+    envelope) rm -rf target/criterion/envelope* ;;
+    esac
+    cargo bench --locked -p hsmkit-benches --bench "$b" -- --warm-up-time 0.5 --measurement-time "$MEASURE" --noplot >/dev/null
+done
+{
+    openssl speed -seconds 2 rsa2048 rsa3072 ecdsap256 ecdsap384 ecdsap521 2>/dev/null
+    for n in 1024 1048576; do openssl speed -seconds 2 -bytes "$n" -evp aes-256-gcm 2>/dev/null; done
+} >target/openssl-speed.txt
 python3 benches/report.py target/criterion target/openssl-speed.txt BENCHMARKS.md
 # Python per-call cost, with the venv tests/run-all.sh builds (wheel + cryptography).
 if [ -x target/py-venv/bin/python ]; then
@@ -21,7 +34,7 @@ text = md.read_text()
 if "<!-- python-table" in text:
     text = re.sub(r"<!-- python-table.*?<!-- /python-table -->", lambda _: table, text, flags=re.S)
 else:
-    text += "\n## Python per-call cost (issue 9)\n\nhsmkit's binding on the aws-lc engine (`memory:` store), best of 5 `timeit` repeats, against the same call in Rust (criterion, same run) and pyca/cryptography 48 (OpenSSL).\n\n" + table + "\n"
+    text += "\n## Python per-call cost (issue 9)\n\nhsmkit's binding on the aws-lc engine (`memory:` store), median of 15 `timeit` repeats, against the same call in Rust (criterion, same run) and pyca/cryptography 48 (OpenSSL).\n\n" + table + "\n"
 md.write_text(text)
 PY
 fi

@@ -41,6 +41,9 @@ rm -rf target/softhsm
 # --nocapture so the per-set Wycheproof counts appear in the log.
 cargo test --workspace --locked -- --nocapture
 
+say "benches: every case once (criterion's test mode; the figures come from benches/run.sh)"
+cargo test --locked -p hsmkit-benches --benches
+
 say "Python: pip install ./bindings/python into a fresh venv"
 # The wheel is built by maturin (fetched by pip as the PEP 517 backend), as a user would.
 rm -rf target/py-venv

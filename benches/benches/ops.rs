@@ -8,7 +8,6 @@
 type Case<'a> = (&'a str, Box<dyn Fn() + Sync + 'a>);
 
 use std::hint::black_box;
-use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, KeyPair as _, RsaKeyPair};
@@ -17,6 +16,7 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{EncryptionAlgorithm as E, Key, KeyAttributes, KeyOp, KeySpec, SignatureAlgorithm as S, Store};
+use hsmkit_benches::threaded;
 use hsmkit_pkcs11::cryptoki;
 use hsmkit_soft::{SoftBackend, SoftEngine};
 use rsa::pkcs8::DecodePrivateKey;
@@ -32,24 +32,6 @@ fn store(engine: SoftEngine) -> Store {
 fn exportable(store: &Store, name: &str, spec: KeySpec, ops: &[KeyOp]) -> Key {
     let attrs = KeyAttributes { exportable: true, ..KeyAttributes::with_ops(ops) };
     store.create_key(name, spec, attrs).unwrap()
-}
-
-/// Runs `op` on `threads` threads, `iters` times in all; the time per operation.
-fn threaded(iters: u64, threads: u64, op: &(dyn Fn() + Sync)) -> Duration {
-    let per = iters.div_ceil(threads);
-    let start = Instant::now();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                for _ in 0..per {
-                    op();
-                }
-            });
-        }
-    });
-    // Scaled back to `iters` operations (the threads may have done a few more).
-    let done = u32::try_from(per * threads).unwrap_or(u32::MAX);
-    start.elapsed() / done * u32::try_from(iters).unwrap_or(u32::MAX)
 }
 
 fn bench_pair(c: &mut Criterion, group: &str, cases: Vec<Case<'_>>, threads: bool) {
