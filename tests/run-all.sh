@@ -17,7 +17,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
-apt_install openssl softhsm2 opensc gcc pkg-config valgrind
+apt_install openssl softhsm2 opensc gcc pkg-config valgrind libp11-kit-dev
 # pyca/cryptography: the independent reader of the envelope vectors.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
     say "pip install cryptography"

@@ -3,8 +3,9 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
@@ -18,8 +19,10 @@ use crate::error::{KIND, OpError, is_session_lost, map};
 use crate::uri::Pkcs11Uri;
 
 /// Initialising the same module twice (or in parallel) crashes some modules, so every
-/// backend in the process shares one context per module path.
-static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, Pkcs11>>> = OnceLock::new();
+/// backend in the process shares one context per module path. Each context remembers the
+/// process that initialised it: a forked child must initialise the module again
+/// (PKCS#11 v2.40 section 6.7.7), which [`context`] does on the child's first use.
+static CONTEXTS: OnceLock<Mutex<HashMap<PathBuf, (Pkcs11, u32)>>> = OnceLock::new();
 
 /// Serialises slot-list scans with token initialisation within the process: SoftHSM2
 /// 2.6.1 aborts (SlotManager::insertToken assertion) when `C_GetSlotList` rescans its
@@ -30,10 +33,26 @@ fn poisoned() -> Error {
     Error::backend(KIND, "lock", "internal lock poisoned by a panic in another thread")
 }
 
-/// The process-wide context for `module`, loading and initialising it on first use.
+fn initialize(ctx: &Pkcs11) -> Result<()> {
+    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
+        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => Ok(()),
+        Err(e) => Err(map(e)),
+    }
+}
+
+/// The process-wide context for `module`, loading and initialising it on first use, and
+/// initialising it again in a forked child (the parent's state copied into the child is
+/// not usable: its sessions and login belong to the parent).
 pub(crate) fn context(module: &Path) -> Result<Pkcs11> {
     let mut map_ = CONTEXTS.get_or_init(|| Mutex::new(HashMap::new())).lock().map_err(|_| poisoned())?;
-    if let Some(ctx) = map_.get(module) {
+    let pid = std::process::id();
+    if let Some((ctx, owner)) = map_.get_mut(module) {
+        if *owner != pid {
+            // C_Finalize first: the module still believes it is initialised.
+            let _ = ctx.clone().finalize();
+            initialize(ctx)?;
+            *owner = pid;
+        }
         return Ok(ctx.clone());
     }
     if !module.is_file() {
@@ -41,11 +60,8 @@ pub(crate) fn context(module: &Path) -> Result<Pkcs11> {
     }
     let ctx = Pkcs11::new(module)
         .map_err(|e| Error::invalid(format!("cannot load PKCS#11 module {}: {e}", module.display())))?;
-    match ctx.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK)) {
-        Ok(()) | Err(CkError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
-        Err(e) => return Err(map(e)),
-    }
-    map_.insert(module.to_owned(), ctx.clone());
+    initialize(&ctx)?;
+    map_.insert(module.to_owned(), (ctx.clone(), pid));
     Ok(ctx)
 }
 
@@ -58,6 +74,12 @@ pub(crate) struct Token {
     serial: String,
     pub(crate) label: String,
     pin: AuthPin,
+    module: PathBuf,
+    /// The process the pooled sessions belong to (see [`Token::take`]).
+    pid: AtomicU32,
+    /// Bumped whenever every session is rebuilt (lost sessions, a fork): object handles
+    /// cached before may be stale, or name other objects after the module renumbers.
+    epoch: AtomicU64,
     pool: Mutex<Vec<Session>>,
     /// Operations read the token under the read side; changes to token objects take the
     /// write side. SoftHSM2's file object store fails at random (CKR_GENERAL_ERROR,
@@ -68,6 +90,27 @@ pub(crate) struct Token {
     objects: Arc<RwLock<()>>,
     /// Identifies this token in [`WRITING`].
     id: u64,
+    /// The host lock file: PKCS#11 has no lock another process respects, so hsmkit
+    /// processes on this host agree on a file lock (`flock`) in the temp directory, one
+    /// per token: exclusive for changes to token objects, shared for metadata reads.
+    lock_path: PathBuf,
+}
+
+/// `hsmkit-pkcs11-<serial>-<label>.lock` in the temp directory, with any byte of the
+/// label outside `[A-Za-z0-9_-]` hex-escaped, so every hsmkit build names it alike.
+fn lock_path(serial: &str, label: &str) -> PathBuf {
+    let safe = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02x}")
+                }
+            })
+            .collect::<String>()
+    };
+    std::env::temp_dir().join(format!("hsmkit-pkcs11-{}-{}.lock", safe(serial), safe(label)))
 }
 
 /// A token's object lock and its id for [`WRITING`].
@@ -94,7 +137,12 @@ static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct WriteGuard<'a> {
     previous: Option<u64>,
     _guard: RwLockWriteGuard<'a, ()>,
+    // Dropped (closed, so unlocked) after the in-process lock is released.
+    _host: Option<File>,
 }
+
+/// A shared hold on the host lock while reading metadata; see [`Token::read_guard`].
+pub(crate) struct ReadGuard(#[allow(dead_code)] Option<File>);
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
@@ -166,20 +214,30 @@ impl Token {
             }
         };
         let (objects, id) = object_lock(&serial, &label);
+        let (serial_for_lock, label_for_lock) = (serial.clone(), label.clone());
         let token = Token {
             ctx,
             slot: Mutex::new(slot),
             serial,
             label,
             pin: AuthPin::new(pin.as_str().into()),
+            module,
+            pid: AtomicU32::new(std::process::id()),
+            epoch: AtomicU64::new(0),
             pool: Mutex::new(Vec::new()),
             objects,
             id,
+            lock_path: lock_path(&serial_for_lock, &label_for_lock),
         };
         // Open (and log in) one session now, so a wrong PIN fails at open, not later.
         let s = token.new_session()?;
         token.give_back(s);
         Ok(token)
+    }
+
+    /// The session epoch: see the field.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
     }
 
     /// The token's current slot.
@@ -217,11 +275,30 @@ impl Token {
     }
 
     fn take(&self) -> Result<Session> {
+        let pid = std::process::id();
+        if self.pid.load(Ordering::Acquire) != pid {
+            self.after_fork(pid)?;
+        }
         let pooled = self.pool.lock().map_err(|_| poisoned())?.pop();
         match pooled {
             Some(s) => Ok(s),
             None => self.new_session(),
         }
+    }
+
+    /// First use in a forked child: the pooled sessions are the parent's. They are
+    /// forgotten, not closed: after the module is initialised again, their handle
+    /// numbers may name the child's own new sessions.
+    fn after_fork(&self, pid: u32) -> Result<()> {
+        let mut pool = self.pool.lock().map_err(|_| poisoned())?;
+        if self.pid.load(Ordering::Acquire) == pid {
+            return Ok(()); // another thread of the child got here first
+        }
+        context(&self.module)?;
+        pool.drain(..).for_each(std::mem::forget);
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.pid.store(pid, Ordering::Release);
+        Ok(())
     }
 
     fn give_back(&self, s: Session) {
@@ -240,10 +317,43 @@ impl Token {
     /// Takes the write side of the object lock for a change to token objects: every
     /// session this thread uses until the guard drops is inside it.
     pub(crate) fn write_guard(&self) -> WriteGuard<'_> {
+        // Host lock first, then the process's: readers take them in the same order.
+        let host = self.host_lock(true);
         // A poisoned lock guards no data: carry on.
         let guard = self.objects.write().unwrap_or_else(PoisonError::into_inner);
         let previous = WRITING.with(|w| w.replace(Some(self.id)));
-        WriteGuard { previous, _guard: guard }
+        WriteGuard { previous, _guard: guard, _host: host }
+    }
+
+    /// Holds the host lock shared while metadata is read, so that another process's
+    /// replace-the-document write is not seen half done. Not taken by the thread holding
+    /// the write guard, nor on the operation path (which reads no metadata).
+    pub(crate) fn read_guard(&self) -> ReadGuard {
+        if WRITING.with(Cell::get) == Some(self.id) {
+            return ReadGuard(None);
+        }
+        ReadGuard(self.host_lock(false))
+    }
+
+    /// Opens and locks the host lock file. Best effort: without a writable temp
+    /// directory, processes fall back to the in-process lock alone.
+    fn host_lock(&self, exclusive: bool) -> Option<File> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock_path)
+            .or_else(|_| File::open(&self.lock_path));
+        let file = match file {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::debug!(target: "hsmkit::pkcs11", path = %self.lock_path.display(), error = %e, "no host lock file");
+                return None;
+            }
+        };
+        let locked = if exclusive { file.lock() } else { file.lock_shared() };
+        locked.ok().map(|()| file)
     }
 
     /// Runs `f` on a pooled session. If the session or the login was lost behind our
@@ -296,6 +406,7 @@ impl Token {
                 tracing::debug!(target: "hsmkit::pkcs11", token = %self.label, "session or login lost; reopening and retrying once");
                 drop(s);
                 self.drop_pool();
+                self.epoch.fetch_add(1, Ordering::AcqRel);
                 let s = self.new_session()?;
                 let r = f(&s).map_err(|e| finish(e.into()));
                 self.give_back(s);

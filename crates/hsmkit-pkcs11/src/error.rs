@@ -39,11 +39,21 @@ pub(crate) fn ckr_name(rv: RvError) -> String {
     out
 }
 
-/// Whether the error means the session (or login) is gone and a fresh one may succeed.
+/// Whether the error means the session (or login) is gone and a fresh one may succeed:
+/// also when the device went away, since reopening looks for the token again (in any
+/// slot) and a token back in place answers. A device that stays away fails the reopen
+/// with its own typed error.
 pub(crate) fn is_session_lost(e: &CkError) -> bool {
     matches!(
         e,
-        CkError::Pkcs11(RvError::SessionHandleInvalid | RvError::SessionClosed | RvError::UserNotLoggedIn, _)
+        CkError::Pkcs11(
+            RvError::SessionHandleInvalid
+                | RvError::SessionClosed
+                | RvError::UserNotLoggedIn
+                | RvError::DeviceRemoved
+                | RvError::TokenNotPresent,
+            _
+        )
     )
 }
 

@@ -20,8 +20,9 @@ pub(crate) struct TokenKey {
     pub(crate) info: KeyInfo,
     /// `CKA_ID`; `None` for keys hsmkit did not create (found by label alone).
     pub(crate) id: Option<Vec<u8>>,
-    /// Cached handle of the private or secret object.
-    pub(crate) handle: Mutex<Option<ObjectHandle>>,
+    /// Cached handle of the private or secret object, with the token's session epoch it
+    /// was found in (see [`Token::epoch`]).
+    pub(crate) handle: Mutex<Option<(ObjectHandle, u64)>>,
     pub(crate) public: Option<PublicKey>,
     /// Software engine for the public operations (verify, encrypt, RSA-OAEP wrap).
     pub(crate) public_ops: Option<Box<dyn BackendKey>>,
@@ -75,7 +76,10 @@ impl TokenKey {
             });
         }
         let run = |s: &Session| {
-            let cached = self.handle.lock().ok().and_then(|g| *g);
+            // A handle from before the sessions were rebuilt may name another object now.
+            let epoch = self.token.epoch();
+            let cached =
+                self.handle.lock().ok().and_then(|g| *g).filter(|(_, e)| *e == epoch).map(|(h, _)| h);
             let h = match cached {
                 Some(h) => h,
                 None => self.find(s)?,
@@ -84,7 +88,7 @@ impl TokenKey {
                 Err(e) if is_stale_handle(&e) => {
                     let fresh = self.find(s)?;
                     if let Ok(mut g) = self.handle.lock() {
-                        *g = Some(fresh);
+                        *g = Some((fresh, epoch));
                     }
                     f(s, fresh)
                 }
@@ -94,7 +98,7 @@ impl TokenKey {
                 && cached.is_none()
                 && let Ok(mut g) = self.handle.lock()
             {
-                *g = Some(h);
+                *g = Some((h, epoch));
             }
             r
         };

@@ -156,7 +156,7 @@ impl Pkcs11Backend {
             token: self.token.clone(),
             info,
             id,
-            handle: Mutex::new(handle),
+            handle: Mutex::new(handle.map(|h| (h, self.token.epoch()))),
             public,
             public_ops,
             probe: self.probe.clone(),
@@ -172,8 +172,8 @@ impl Pkcs11Backend {
         info: KeyInfo,
         make: impl Fn(&Session) -> OpResult<(Option<ObjectHandle>, Option<ObjectHandle>)>,
     ) -> Result<Box<dyn BackendKey>> {
-        // Read-modify-write of metadata and key objects: one writer per token in this
-        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        // Read-modify-write of metadata and key objects: one writer per token on this
+        // host (the in-process lock and the host lock file; see `Token::write_guard`).
         let _g = self.token.write_guard();
         let (handle, public) = self.token.with_session(|s| {
             let doc = metadata::read_doc(s, req.name)?;
@@ -308,6 +308,7 @@ impl Backend for Pkcs11Backend {
 
     fn next_version(&self, key: &KeyDescription) -> Result<u32> {
         // Objects of an interrupted create (made, but never recorded) keep their number.
+        let _read = self.token.read_guard();
         let on_token = self.token.with_session(|s| {
             if metadata::read_doc(s, &key.name)?.is_none() {
                 return Err(foreign(&key.name, "adding a version to"));
@@ -325,6 +326,7 @@ impl Backend for Pkcs11Backend {
     }
 
     fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>> {
+        let _read = self.token.read_guard();
         let (info, id, handle, public) = self.token.with_session(|s| {
             let Some((_, doc)) = metadata::read_doc(s, name)? else {
                 return match find_foreign(s, name)? {
@@ -361,6 +363,7 @@ impl Backend for Pkcs11Backend {
     }
 
     fn describe(&self, name: &str) -> Result<KeyDescription> {
+        let _read = self.token.read_guard();
         self.token.with_session(|s| match metadata::read_doc(s, name)? {
             Some((_, d)) => Ok(d),
             None => match find_foreign(s, name)? {
@@ -375,12 +378,13 @@ impl Backend for Pkcs11Backend {
     }
 
     fn list(&self) -> Result<Vec<KeyDescription>> {
+        let _read = self.token.read_guard();
         self.token.with_session(metadata::all_docs)
     }
 
     fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo> {
-        // Read-modify-write of metadata and key objects: one writer per token in this
-        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        // Read-modify-write of metadata and key objects: one writer per token on this
+        // host (the in-process lock and the host lock file; see `Token::write_guard`).
         let _g = self.token.write_guard();
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
@@ -405,8 +409,8 @@ impl Backend for Pkcs11Backend {
     }
 
     fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState> {
-        // Read-modify-write of metadata and key objects: one writer per token in this
-        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        // Read-modify-write of metadata and key objects: one writer per token on this
+        // host (the in-process lock and the host lock file; see `Token::write_guard`).
         let _g = self.token.write_guard();
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
@@ -424,8 +428,8 @@ impl Backend for Pkcs11Backend {
     }
 
     fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()> {
-        // Read-modify-write of metadata and key objects: one writer per token in this
-        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        // Read-modify-write of metadata and key objects: one writer per token on this
+        // host (the in-process lock and the host lock file; see `Token::write_guard`).
         let _g = self.token.write_guard();
         let check = RefCell::new(check);
         self.token.with_session(|s| {
@@ -447,12 +451,13 @@ impl Backend for Pkcs11Backend {
     }
 
     fn settings(&self) -> Result<StoreSettings> {
+        let _read = self.token.read_guard();
         self.token.with_session(|s| metadata::read_settings(s).map(|(_, st)| st))
     }
 
     fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
-        // Read-modify-write of metadata and key objects: one writer per token in this
-        // process (PKCS#11 has no lock another process would respect; see the crate docs).
+        // Read-modify-write of metadata and key objects: one writer per token on this
+        // host (the in-process lock and the host lock file; see `Token::write_guard`).
         let _g = self.token.write_guard();
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
