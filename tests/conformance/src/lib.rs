@@ -18,6 +18,7 @@ pub mod checks;
 pub mod envelope;
 pub mod interop;
 pub mod lifecycle;
+pub mod load;
 pub mod props;
 pub mod wycheproof_sets;
 
@@ -71,6 +72,7 @@ macro_rules! conformance_tests {
             wycheproof_aes_kwp,
             wycheproof_aes_gcm,
         );
+        $crate::conformance_tests!(@each_load $make; eight_threads_mixed_operations);
         $crate::conformance_tests!(@each_interop $make;
             openssl_verifies_hsmkit_signatures,
             hsmkit_decrypts_openssl_oaep,
@@ -115,6 +117,15 @@ macro_rules! conformance_tests {
             fn $name() {
                 let store = ($make)();
                 $crate::wycheproof_sets::$name(&store);
+            }
+        )*
+    };
+    (@each_load $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::load::$name(&store);
             }
         )*
     };
