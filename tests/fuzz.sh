@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs each envelope fuzz target for a bounded time (default 60 s each; FUZZ_SECONDS to
-# change), starting from the seeds in fuzz/seeds. Needs the nightly toolchain; installs
+# Runs each fuzz target for a bounded time (default 60 s each; FUZZ_SECONDS to change;
+# FUZZ_TARGETS to pick), starting from the seeds in fuzz/seeds (fuzz/seeds/make_seeds.py
+# writes the non-envelope ones). Needs the nightly toolchain; installs
 # cargo-fuzz from crates.io if it is missing. A crash fails the run and leaves the input in
 # fuzz/artifacts/.
 set -euo pipefail
@@ -11,7 +12,9 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     exit 1
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
-for target in envelope_header envelope_open; do
+targets="${FUZZ_TARGETS:-envelope_header envelope_open key_import parse_text verify unwrap c_abi}"
+cargo +nightly fuzz build --fuzz-dir fuzz >/dev/null 2>&1 || cargo +nightly fuzz build --fuzz-dir fuzz
+for target in $targets; do
     corpus="target/fuzz-corpus/$target"
     mkdir -p "$corpus"
     echo "==> fuzz $target for ${secs}s"
