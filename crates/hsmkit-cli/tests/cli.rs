@@ -502,3 +502,108 @@ fn help_lists_the_commands() {
         assert!(text.contains(&format!("  {c}")), "{c}");
     }
 }
+
+/// Truncated, oversized and garbage input to every command that reads data: a non-zero
+/// documented exit status, a one-line error without a panic, and no output file.
+#[test]
+fn bad_input_gets_a_clear_error_and_no_output() {
+    let e = Env::store();
+    e.ok(&["key", "create", "kek", "--type", "aes"]);
+    e.ok(&["key", "create", "rsa", "--type", "rsa", "--size", "2048", "--ops", "encrypt,decrypt"]);
+    e.ok(&["key", "create", "ec", "--type", "ec"]);
+    let msg = e.write("m", b"message");
+    let env = e.p("good.hkev");
+    e.ok(&["seal", "kek", "--in", &msg, "--out", &env]);
+    let good = std::fs::read(&env).unwrap();
+    let garbage: Vec<u8> = (0..4096u32).map(|i| i.wrapping_mul(2_654_435_761).to_be_bytes()[1]).collect();
+
+    let mut n = 0;
+    let mut check = |args: Vec<String>, code: i32| {
+        let out_path = e.path(&format!("out-{n}"));
+        n += 1;
+        let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out_arg = out_path.display().to_string();
+        args.extend(["--out", &out_arg]);
+        let stderr = e.fails(code, &args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(stderr.starts_with("hsmkit: "), "{args:?}: {stderr}");
+        assert!(!out_path.exists(), "{args:?} left an output file");
+    };
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+
+    // Envelopes: every truncation, a flipped header byte, garbage, empty.
+    for cut in [0, 1, 4, 20, good.len() / 2, good.len() - 17, good.len() - 1] {
+        let f = e.write(&format!("cut{cut}"), &good[..cut]);
+        check(s(&["unseal", "--in", &f]), 5);
+        // One chunk: the header, 7 bytes of message, a 16-byte tag.
+        if cut < good.len() - 7 - 16 {
+            check(s(&["rewrap", "--to", "kek", "--in", &f]), 5);
+        } else {
+            // Rewrap reads the header only: a cut body passes through and still fails to open.
+            let r = e.p(&format!("rewrapped{cut}"));
+            e.ok(&["rewrap", "--to", "kek", "--in", &f, "--out", &r]);
+            check(s(&["unseal", "--in", &r]), 5);
+        }
+    }
+    let mut flipped = good.clone();
+    flipped[10] ^= 0x40;
+    let f = e.write("flipped", &flipped);
+    check(s(&["unseal", "--in", &f]), 5);
+    let g = e.write("garbage", &garbage);
+    check(s(&["unseal", "--in", &g]), 5);
+    // An envelope followed by trailing bytes is not the same envelope.
+    let mut longer = good.clone();
+    longer.extend_from_slice(b"tail");
+    let f = e.write("longer", &longer);
+    check(s(&["unseal", "--in", &f]), 5);
+
+    // Ciphertexts and wrapped keys: garbage and wrong lengths are the one decryption error.
+    check(s(&["decrypt", "rsa", "--alg", "RSA-OAEP-256", "--in", &g]), 5);
+    let short = e.write("short", &garbage[..255]);
+    check(s(&["decrypt", "rsa", "--alg", "RSA-OAEP-256", "--in", &short]), 5);
+    check(s(&["unwrap", "kek", "--alg", "A256KW", "--in", &short]), 5);
+    let w40 = e.write("w40", &garbage[..40]);
+    check(s(&["unwrap", "kek", "--alg", "A256KW", "--in", &w40]), 5);
+    // Oversized: more than RSA-2048 OAEP-256 can carry; a "key" of 1 MiB + 3 bytes (KW
+    // takes multiples of 8 bytes).
+    let big = e.write("big", &[1u8; 300]);
+    check(s(&["encrypt", "rsa", "--alg", "RSA-OAEP-256", "--in", &big]), 2);
+    let huge = e.write("huge", &vec![1u8; (1 << 20) + 3]);
+    check(s(&["wrap", "kek", "--alg", "A256KW", "--in", &huge]), 2);
+    // Signatures: garbage and truncated signatures do not verify (exit 1).
+    let sig = e.p("m.sig");
+    e.ok(&["sign", "ec", "--alg", "ES256", "--in", &msg, "--out", &sig]);
+    let good_sig = std::fs::read(&sig).unwrap();
+    for bad in [&good_sig[..10], &garbage[..64], &garbage[..]] {
+        let f = e.write("badsig", bad);
+        let out = e.run(&["verify", "ec", "--alg", "ES256", "--signature", &f, "--in", &msg]);
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // Keys to import: garbage, truncated PEM, empty, a JWK with a wrong field.
+    let pem = e.p("k.pem");
+    assert!(
+        openssl(&["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &pem])
+            .status
+            .success()
+    );
+    let pem_bytes = std::fs::read(&pem).unwrap();
+    for (i, bad) in [
+        &garbage[..],
+        &pem_bytes[..pem_bytes.len() / 2],
+        &b""[..],
+        &br#"{"kty":"EC","crv":"P-256","x":"AAAA","y":"AAAA"}"#[..],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let f = e.write(&format!("bad-key-{i}"), bad);
+        let stderr = e.fails(2, &["key", "import", &format!("imp{i}"), "--in", &f]);
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(e.json(&["key", "list"]).as_array().unwrap().len(), 3, "no half-imported key");
+    // Names: too long, bad characters.
+    e.fails(2, &["key", "create", &"n".repeat(300), "--type", "aes"]);
+    e.fails(2, &["key", "create", "bad/name", "--type", "aes"]);
+    // Missing input file: an I/O error, and still no output.
+    check(s(&["seal", "kek", "--in", &e.p("does-not-exist")]), 5);
+}

@@ -79,11 +79,11 @@ fn ensure_config() -> Result<PathBuf> {
 }
 
 /// A fresh SoftHSM2 token, deleted on drop.
-#[derive(Debug)]
 pub struct SoftHsmToken {
     label: String,
     module: PathBuf,
     uri: String,
+    pin: zeroize::Zeroizing<String>,
 }
 
 /// The user PIN of rig tokens.
@@ -91,9 +91,24 @@ pub const USER_PIN: &str = "1234";
 /// The security officer PIN of rig tokens.
 pub const SO_PIN: &str = "5678";
 
+impl std::fmt::Debug for SoftHsmToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URI carries the PIN: neither is shown.
+        f.debug_struct("SoftHsmToken")
+            .field("label", &self.label)
+            .field("module", &self.module)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SoftHsmToken {
     /// Creates a new, empty, initialised token with user PIN [`USER_PIN`].
     pub fn new() -> Result<Self> {
+        Self::with_user_pin(USER_PIN)
+    }
+
+    /// Creates a new, empty, initialised token with the user PIN `pin` (in its URI too).
+    pub fn with_user_pin(pin: &str) -> Result<Self> {
         ensure_config()?;
         let module = softhsm_module()?;
         let ctx = context(&module)?;
@@ -113,11 +128,11 @@ impl SoftHsmToken {
             ctx.init_token(free, &so, &label).map_err(map)?;
             let s = ctx.open_rw_session(free).map_err(map)?;
             s.login(UserType::So, Some(&so)).map_err(map)?;
-            s.init_pin(&AuthPin::new(USER_PIN.into())).map_err(map)?;
+            s.init_pin(&AuthPin::new(pin.into())).map_err(map)?;
             s.logout().map_err(map)?;
         }
-        let uri = format!("pkcs11:token={label}?module-path={}&pin-value={USER_PIN}", module.display());
-        Ok(SoftHsmToken { label, module, uri })
+        let uri = format!("pkcs11:token={label}?module-path={}&pin-value={pin}", module.display());
+        Ok(SoftHsmToken { label, module, uri, pin: zeroize::Zeroizing::new(pin.to_owned()) })
     }
 
     /// The token's PKCS#11 URI, with the module path and PIN.
@@ -148,7 +163,7 @@ impl SoftHsmToken {
             .ok_or_else(|| Error::NotFound { what: format!("token {}", self.label) })?;
         drop(scan);
         let s = ctx.open_rw_session(slot).map_err(map)?;
-        match s.login(UserType::User, Some(&AuthPin::new(USER_PIN.into()))) {
+        match s.login(UserType::User, Some(&AuthPin::new(self.pin.as_str().into()))) {
             Ok(())
             | Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::UserAlreadyLoggedIn, _)) => Ok(s),
             Err(e) => Err(map(e)),

@@ -1,0 +1,196 @@
+//! Secrets are wiped before their memory is freed. A global allocator that, while armed,
+//! scans every block being freed (and every block a `realloc` moves away from) for a
+//! canary: the first 16 bytes of a secret the test planted. Any hit is a copy of the
+//! secret left in freed memory. Checked for key material (memory store and encrypted
+//! keystore), a keystore passphrase, envelope data keys, and a PKCS#11 PIN given through
+//! the Rust API and through the C ABI.
+//!
+//! The scan sees the Rust heap only: memory AWS-LC or SoftHSM2 allocate with C `malloc`
+//! is theirs to wipe (AWS-LC's `OPENSSL_free` cleanses; see SECURITY.md). It lives in the
+//! FFI crate because an allocator needs `unsafe`, which only this crate may use.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, missing_docs)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::ffi::CString;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+
+use hsmkit::envelope::{EnvelopeHeader, Sealer};
+use hsmkit::{KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyWrapAlgorithm};
+use hsmkit_open::OpenOptions;
+
+const CANARY_LEN: usize = 16;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static CANARY: [AtomicU8; CANARY_LEN] = [const { AtomicU8::new(0) }; CANARY_LEN];
+static FOUND: AtomicUsize = AtomicUsize::new(0);
+
+struct Scanning;
+
+fn contains_canary(block: &[u8]) -> bool {
+    let canary: [u8; CANARY_LEN] = std::array::from_fn(|i| CANARY[i].load(Ordering::Relaxed));
+    block.windows(CANARY_LEN).any(|w| w == canary)
+}
+
+// SAFETY: every call is forwarded to the system allocator with the caller's arguments;
+// the scan only reads a block the caller still owns (before it is freed).
+unsafe impl GlobalAlloc for Scanning {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        if ARMED.load(Ordering::Relaxed) && layout.size() >= CANARY_LEN {
+            // SAFETY: `ptr` is a live block of `layout.size()` bytes until freed below.
+            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+            if contains_canary(block) {
+                FOUND.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        // SAFETY: forwarded contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    // `realloc` keeps its default (allocate, copy, `dealloc` the old block), so a moved
+    // buffer's old copy is scanned too.
+}
+
+#[global_allocator]
+static ALLOCATOR: Scanning = Scanning;
+
+/// One check at a time: the allocator state is global.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs `f` with `secret` as the canary and returns how many freed blocks held it.
+fn freed_copies(secret: &[u8], f: impl FnOnce()) -> usize {
+    for (slot, b) in CANARY.iter().zip(secret) {
+        slot.store(*b, Ordering::Relaxed);
+    }
+    FOUND.store(0, Ordering::Relaxed);
+    ARMED.store(true, Ordering::SeqCst);
+    f();
+    ARMED.store(false, Ordering::SeqCst);
+    FOUND.load(Ordering::Relaxed)
+}
+
+/// The scanner itself works: a plain `Vec` holding the canary is found, a zeroized one is not.
+#[test]
+fn the_scanner_finds_an_unwiped_secret() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let secret = *b"CANARY-scanner-self-test-0123456";
+    assert!(freed_copies(&secret, || drop(std::hint::black_box(secret.to_vec()))) >= 1);
+    assert_eq!(freed_copies(&secret, || drop(zeroize::Zeroizing::new(secret.to_vec()))), 0);
+}
+
+#[test]
+fn key_material_is_wiped_memory_store() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let secret = *b"CANARY-aes-key-in-memory-store!!";
+    let found = freed_copies(&secret, || {
+        let store = hsmkit_open::open("memory:", &OpenOptions::new()).unwrap();
+        let attrs = KeyAttributes {
+            exportable: true,
+            ..KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey])
+        };
+        let key = store.import_key("k", KeyMaterial::aes(&secret).unwrap(), attrs).unwrap();
+        let w = key.wrap_key(KeyWrapAlgorithm::A256Kw, &[1; 32]).unwrap();
+        key.unwrap_key(KeyWrapAlgorithm::A256Kw, &w).unwrap();
+        drop(key.export().unwrap());
+        let env = Sealer::for_key(key).unwrap().seal(b"data").unwrap();
+        store.opener().open(&env).unwrap();
+    });
+    assert_eq!(found, 0, "freed blocks held the AES key");
+}
+
+#[test]
+fn key_material_and_passphrase_are_wiped_keystore() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let uri = format!("file://{}", dir.path().join("ks").display());
+    let secret = *b"CANARY-aes-key-in-the-keystore!!";
+    let found = freed_copies(&secret, || {
+        let store = hsmkit_open::open(&uri, &OpenOptions::new().passphrase("correct horse")).unwrap();
+        store.import_key("k", KeyMaterial::aes(&secret).unwrap(), KeyAttributes::default()).unwrap();
+        drop(store);
+        // Reopened: the material is read back and decrypted.
+        let store = hsmkit_open::open(&uri, &OpenOptions::new().passphrase("correct horse")).unwrap();
+        let key = store.get_key("k").unwrap();
+        key.wrap_key(KeyWrapAlgorithm::A256Kw, &[1; 32]).unwrap();
+    });
+    assert_eq!(found, 0, "freed blocks held the key material");
+
+    let passphrase = "CANARY-keystore-passphrase-0123";
+    let found = freed_copies(passphrase.as_bytes(), || {
+        let store = hsmkit_open::open(&uri, &OpenOptions::new().passphrase(passphrase));
+        // A wrong passphrase for this keystore: refused, and wiped all the same.
+        assert!(store.is_err());
+        let fresh = format!("file://{}", dir.path().join("ks2").display());
+        let store = hsmkit_open::open(&fresh, &OpenOptions::new().passphrase(passphrase)).unwrap();
+        store.create_key("k", KeySpec::P256, KeyAttributes::default()).unwrap();
+    });
+    assert_eq!(found, 0, "freed blocks held the passphrase");
+}
+
+#[test]
+fn data_keys_are_wiped() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let store = hsmkit_open::open("memory:", &OpenOptions::new()).unwrap();
+    let kek = store.create_key("kek", KeySpec::AES_256, KeyAttributes::default()).unwrap();
+    let env = Sealer::for_key(kek.clone()).unwrap().seal(&[3u8; 100_000]).unwrap();
+    // Learn this envelope's data key the way an opener does, then watch for it.
+    let header = EnvelopeHeader::read_from(&mut &env[..]).unwrap();
+    let r = &header.recipients()[0];
+    let dek = kek.unwrap_key(r.algorithm, r.wrapped_key()).unwrap();
+    let mut canary = [0u8; CANARY_LEN];
+    canary.copy_from_slice(&dek[..CANARY_LEN]);
+    drop(dek);
+    let found = freed_copies(&canary, || {
+        let opener = store.opener();
+        opener.open(&env).unwrap();
+        let mut out = Vec::new();
+        opener.open_stream(&env[..], &mut out).unwrap();
+        hsmkit::envelope::Rewrapper::new(
+            &store,
+            [hsmkit::envelope::Recipient::new(kek).unwrap()],
+            hsmkit::envelope::RewrapMode::Replace,
+        )
+        .unwrap()
+        .rewrap(&env)
+        .unwrap();
+    });
+    assert_eq!(found, 0, "freed blocks held the data key");
+}
+
+#[test]
+fn pin_is_wiped_rust_api_and_c_abi() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pin = "CANARY-user-pin-0123456789abcdef";
+    let token = hsmkit_pkcs11::testing::SoftHsmToken::with_user_pin(pin).unwrap();
+    // The token's URI without its PIN: the PIN comes through the options.
+    let uri = token.uri().split_once("&pin-value").map_or(token.uri(), |(u, _)| u).to_owned();
+    assert!(!uri.contains(pin));
+    let found = freed_copies(pin.as_bytes(), || {
+        let store = hsmkit_open::open(&uri, &OpenOptions::new().pin(pin)).unwrap();
+        let key = store.create_key("k", KeySpec::P256, KeyAttributes::default()).unwrap();
+        key.sign(hsmkit::SignatureAlgorithm::Es256, b"m").unwrap();
+    });
+    assert_eq!(found, 0, "freed blocks held the PIN (Rust API)");
+
+    let c_uri = CString::new(uri).unwrap();
+    let c_pin = CString::new(pin).unwrap();
+    let found = freed_copies(pin.as_bytes(), || {
+        use hsmkit_ffi::*;
+        let mut options = std::ptr::null_mut();
+        let mut store = std::ptr::null_mut();
+        // SAFETY: valid out pointers and NUL-terminated strings; each handle freed once.
+        unsafe {
+            assert_eq!(hsmkit_open_options_new(&mut options), hsmkit_result::HSMKIT_OK);
+            assert_eq!(hsmkit_open_options_set_pin(options, c_pin.as_ptr()), hsmkit_result::HSMKIT_OK);
+            assert_eq!(hsmkit_store_open(c_uri.as_ptr(), options, &mut store), hsmkit_result::HSMKIT_OK);
+            hsmkit_open_options_free(options);
+            hsmkit_store_free(store);
+        }
+    });
+    // The caller's own C string (c_pin) is the caller's to wipe; it is not freed here.
+    assert_eq!(found, 0, "freed blocks held the PIN (C ABI)");
+}
