@@ -25,6 +25,10 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
 fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
+say "supply chain: cargo deny check licenses bans sources (advisories: see SECURITY.md)"
+command -v cargo-deny >/dev/null 2>&1 || cargo install cargo-deny --locked --quiet
+cargo deny --log-level error check licenses bans sources
+
 say "cargo fmt --check"
 cargo fmt --all -- --check
 
