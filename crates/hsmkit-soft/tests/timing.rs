@@ -136,6 +136,15 @@ fn kw_with_iv(kek: &[u8; 32], a: [u8; 8], plain: &[u8]) -> Vec<u8> {
     out
 }
 
+/// A store on `engine` holding `bytes` as an unwrapping KEK.
+fn kek(engine: SoftEngine, bytes: &[u8; 32]) -> (Store, Key) {
+    let store = store(engine);
+    let key = store
+        .import_key("kek", KeyMaterial::aes(bytes).unwrap(), KeyAttributes::with_ops(&[KeyOp::UnwrapKey]))
+        .unwrap();
+    (store, key)
+}
+
 fn oaep_case(engine: SoftEngine, n: usize) -> f64 {
     let store = store(engine);
     let attrs = KeyAttributes::with_ops(&[KeyOp::Encrypt, KeyOp::Decrypt]);
@@ -159,15 +168,8 @@ fn oaep_case(engine: SoftEngine, n: usize) -> f64 {
 }
 
 fn kwp_case(engine: SoftEngine, n: usize) -> f64 {
-    let store = store(engine);
     let kek_bytes = [0x42u8; 32];
-    let key = store
-        .import_key(
-            "kek",
-            KeyMaterial::aes(&kek_bytes).unwrap(),
-            KeyAttributes::with_ops(&[KeyOp::UnwrapKey]),
-        )
-        .unwrap();
+    let (_store, key) = kek(engine, &kek_bytes);
     let plain = [7u8; 32];
     // Class 0: wrong constant (A65959A7); class 1: right constant, length 20 (must be 25..=32).
     let bad_iv = kw_with_iv(&kek_bytes, [0xa6, 0x59, 0x59, 0xa7, 0, 0, 0, 32], &plain);
@@ -179,15 +181,8 @@ fn kwp_case(engine: SoftEngine, n: usize) -> f64 {
 }
 
 fn kw_case(engine: SoftEngine, n: usize) -> f64 {
-    let store = store(engine);
     let kek_bytes = [0x24u8; 32];
-    let key = store
-        .import_key(
-            "kek",
-            KeyMaterial::aes(&kek_bytes).unwrap(),
-            KeyAttributes::with_ops(&[KeyOp::UnwrapKey]),
-        )
-        .unwrap();
+    let (_store, key) = kek(engine, &kek_bytes);
     // The integrity value wrong in its first byte or in its last: an early-exit compare
     // of the 8 bytes would tell them apart.
     let first = kw_with_iv(&kek_bytes, [0xa7, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6, 0xa6], &[9u8; 32]);
