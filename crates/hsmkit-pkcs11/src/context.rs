@@ -214,7 +214,7 @@ impl Token {
             }
         };
         let (objects, id) = object_lock(&serial, &label);
-        let (serial_for_lock, label_for_lock) = (serial.clone(), label.clone());
+        let lock_path = lock_path(&serial, &label);
         let token = Token {
             ctx,
             slot: Mutex::new(slot),
@@ -227,7 +227,7 @@ impl Token {
             pool: Mutex::new(Vec::new()),
             objects,
             id,
-            lock_path: lock_path(&serial_for_lock, &label_for_lock),
+            lock_path,
         };
         // Open (and log in) one session now, so a wrong PIN fails at open, not later.
         let s = token.new_session()?;

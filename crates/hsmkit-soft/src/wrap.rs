@@ -19,11 +19,12 @@ fn bad_key(_: impl std::fmt::Debug) -> Error {
     Error::invalid("AES key has the wrong length for this algorithm")
 }
 
+/// Wrapping with `aes-kw` (unwrapping is below, in constant time).
 macro_rules! kw {
-    ($ty:ty, $kek:expr, $op:ident, $input:expr, $out_len:expr) => {{
+    ($ty:ty, $kek:expr, $input:expr, $out_len:expr) => {{
         let cipher = <$ty>::new_from_slice($kek).map_err(bad_key)?;
         let mut buf = Zeroizing::new(vec![0u8; $out_len]);
-        let n = cipher.$op($input, &mut buf).map(|out| out.len());
+        let n = cipher.wrap_key($input, &mut buf).map(|out| out.len());
         (n, buf)
     }};
 }
@@ -33,12 +34,12 @@ pub(crate) fn wrap_key(engine: &Engine, alg: A, key: &[u8]) -> Result<Vec<u8>> {
     let kw_len = key.len() + 8;
     let kwp_len = key.len().div_ceil(8) * 8 + 8;
     let (n, buf) = match alg {
-        A::A128Kw => kw!(KwAes128, aes_key(engine)?, wrap_key, key, kw_len),
-        A::A192Kw => kw!(KwAes192, aes_key(engine)?, wrap_key, key, kw_len),
-        A::A256Kw => kw!(KwAes256, aes_key(engine)?, wrap_key, key, kw_len),
-        A::A128Kwp => kw!(KwpAes128, aes_key(engine)?, wrap_key, key, kwp_len),
-        A::A192Kwp => kw!(KwpAes192, aes_key(engine)?, wrap_key, key, kwp_len),
-        A::A256Kwp => kw!(KwpAes256, aes_key(engine)?, wrap_key, key, kwp_len),
+        A::A128Kw => kw!(KwAes128, aes_key(engine)?, key, kw_len),
+        A::A192Kw => kw!(KwAes192, aes_key(engine)?, key, kw_len),
+        A::A256Kw => kw!(KwAes256, aes_key(engine)?, key, kw_len),
+        A::A128Kwp => kw!(KwpAes128, aes_key(engine)?, key, kwp_len),
+        A::A192Kwp => kw!(KwpAes192, aes_key(engine)?, key, kwp_len),
+        A::A256Kwp => kw!(KwpAes256, aes_key(engine)?, key, kwp_len),
         A::RsaOaep => return crate::encrypt::encrypt(engine, EncryptionAlgorithm::RsaOaep, key, &[]),
         A::RsaOaep256 => return crate::encrypt::encrypt(engine, EncryptionAlgorithm::RsaOaep256, key, &[]),
         other => return Err(Error::unsupported(format!("{other}"))),
@@ -67,8 +68,9 @@ pub(crate) fn unwrap_key(engine: &Engine, alg: A, wrapped: &[u8]) -> Result<Zero
         }
         (other, _) => return Err(Error::unsupported(format!("{other}"))),
     };
-    let padded = matches!(alg, A::A128Kwp | A::A192Kwp | A::A256Kwp);
-    // Lengths are public: RFC 3394 needs 3 or more semiblocks, RFC 5649 2 or more.
+    let padded = matches!(alg.scheme(), WrapScheme::AesKwp(_));
+    // The core checks these lengths too; checked again here because `w_inverse` splits
+    // at them, so this function stays panic-free whoever calls it. Lengths are public.
     let min = if padded { 16 } else { 24 };
     if wrapped.len() < min || !wrapped.len().is_multiple_of(8) {
         return Err(Error::DecryptionFailed);

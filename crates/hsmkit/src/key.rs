@@ -306,8 +306,8 @@ impl Key {
             self.guard(KeyOp::UnwrapKey)?;
             self.fits(alg.fits(self.spec()), &alg)?;
             self.inner.check_algorithm(KeyOp::UnwrapKey, Algorithm::KeyWrap(alg))?;
-            // RFC 3394 needs at least two semiblocks of plaintext, RFC 5649 one; aes-kw
-            // itself accepts shorter inputs, so these checks are ours.
+            // RFC 3394 needs at least two semiblocks of plaintext, RFC 5649 one; some
+            // engines accept shorter inputs (aes-kw did), so the checks are made here.
             let min = match alg.scheme() {
                 WrapScheme::AesKw(_) => 24,
                 WrapScheme::AesKwp(_) => 16,
