@@ -98,18 +98,19 @@ pub(crate) struct Token {
 
 /// `hsmkit-pkcs11-<serial>-<label>.lock` in the temp directory, with any byte of the
 /// label outside `[A-Za-z0-9_-]` hex-escaped, so every hsmkit build names it alike.
+fn safe(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
+}
+
 fn lock_path(serial: &str, label: &str) -> PathBuf {
-    let safe = |s: &str| {
-        s.bytes()
-            .map(|b| {
-                if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02x}")
-                }
-            })
-            .collect::<String>()
-    };
     std::env::temp_dir().join(format!("hsmkit-pkcs11-{}-{}.lock", safe(serial), safe(label)))
 }
 
@@ -354,6 +355,25 @@ impl Token {
         };
         let locked = if exclusive { file.lock() } else { file.lock_shared() };
         locked.ok().map(|()| file)
+    }
+
+    /// Runs `f` on a session opened for it and closed after it, never a pooled one: for
+    /// reading back what another session wrote, as a later process would see it.
+    pub(crate) fn with_fresh_session<T, E: Into<OpError>>(
+        &self,
+        f: impl FnOnce(&Session) -> std::result::Result<T, E>,
+    ) -> Result<T> {
+        let s = self.new_session()?;
+        f(&s).map_err(|e| match e.into() {
+            OpError::Ck(e) => map(e),
+            OpError::Hsm(e) => e,
+        })
+    }
+
+    /// `<serial>-<label>`, with every byte outside `[A-Za-z0-9_-]` hex-escaped: a file
+    /// name for things kept per token.
+    pub(crate) fn file_stem(&self) -> String {
+        format!("{}-{}", safe(&self.serial), safe(&self.label))
     }
 
     /// Runs `f` on a pooled session. If the session or the login was lost behind our

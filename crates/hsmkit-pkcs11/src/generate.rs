@@ -7,14 +7,14 @@ use der::Encode;
 use hsmkit::{Error, KeyOp, KeySpec, NewKey, Result};
 
 use crate::error::OpError;
-use crate::metadata::{ck_date, object_id};
+use crate::metadata::ck_date;
 
 /// Attributes every object of a key version carries: label, id, dates.
 fn common(req: &NewKey<'_>) -> Vec<Attribute> {
     let mut t = vec![
         Attribute::Token(true),
         Attribute::Label(req.name.as_bytes().to_vec()),
-        Attribute::Id(object_id(req.version)),
+        Attribute::Id(req.object_id.to_vec()),
     ];
     if let Some(nb) = req.attributes.not_before {
         t.push(Attribute::StartDate(ck_date(nb)));

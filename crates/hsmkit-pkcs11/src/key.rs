@@ -18,7 +18,7 @@ use crate::probe::Probe;
 pub(crate) struct TokenKey {
     pub(crate) token: Arc<Token>,
     pub(crate) info: KeyInfo,
-    /// `CKA_ID`; `None` for keys hsmkit did not create (found by label alone).
+    /// `CKA_ID`; `None` for keys hsmkit did not create (found by label, private only).
     pub(crate) id: Option<Vec<u8>>,
     /// Cached handle of the private or secret object, with the token's session epoch it
     /// was found in (see [`Token::epoch`]).
@@ -38,14 +38,29 @@ impl fmt::Debug for TokenKey {
     }
 }
 
-/// The template that finds the private/secret object of a key.
+/// The template that finds the private/secret object of a key: a private token object
+/// (which a session that never logged in cannot create), and for keys hsmkit made,
+/// sensitive and with the version's id.
 pub(crate) fn private_template(name: &str, id: Option<&[u8]>, key_type: KeyType) -> Vec<Attribute> {
     let class = if key_type == KeyType::Aes { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
-    let mut t = vec![Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec())];
-    if let Some(id) = id {
-        t.push(Attribute::Id(id.to_vec()));
+    match id {
+        Some(id) => {
+            let mut t = foreign_template(name, class);
+            t.extend([Attribute::Id(id.to_vec()), Attribute::Sensitive(true)]);
+            t
+        }
+        None => foreign_template(name, class),
     }
-    t
+}
+
+/// The template that finds a private or secret object another tool made, by label.
+pub(crate) fn foreign_template(name: &str, class: ObjectClass) -> Vec<Attribute> {
+    vec![
+        Attribute::Class(class),
+        Attribute::Label(name.as_bytes().to_vec()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+    ]
 }
 
 fn no_object(name: &str) -> cryptoki::error::Error {
@@ -59,7 +74,11 @@ fn no_object(name: &str) -> cryptoki::error::Error {
 impl TokenKey {
     fn find(&self, s: &Session) -> cryptoki::error::Result<ObjectHandle> {
         let t = private_template(&self.info.name, self.id.as_deref(), self.info.spec.key_type());
-        s.find_objects(&t)?.into_iter().next().ok_or_else(|| no_object(&self.info.name))
+        match s.find_objects(&t)?.as_slice() {
+            [h] => Ok(*h),
+            // None, or more than one (planted beside it): never "first match".
+            _ => Err(no_object(&self.info.name)),
+        }
     }
 
     /// Runs `f` with the private/secret object. A stale cached handle (the object was

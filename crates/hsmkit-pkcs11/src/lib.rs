@@ -10,10 +10,13 @@
 //! ```
 //!
 //! Private and secret keys are created `CKA_SENSITIVE`, never `CKA_EXTRACTABLE`, with usage
-//! flags from the key's allowed operations. Public operations (verify, encrypt, RSA-OAEP
-//! wrap) run in software from the token's public key. Each key has a `CKO_DATA` metadata
-//! object (label = name, application = `hsmkit`); keys made by other tools are found by
-//! label and used with the flags they have.
+//! flags from the key's allowed operations, and carry `CKA_LABEL` = key name and a random
+//! 16-byte `CKA_ID` per version that the version's (signed) metadata records, with the
+//! SHA-256 fingerprint of its public key. Public operations (verify, encrypt, RSA-OAEP
+//! wrap) run in software from that public key. Metadata lives in signed private data
+//! objects on the token or in a signed file (see `metadata=` in [`Pkcs11Uri`]); keys made
+//! by other tools are found by label (private objects only) and used with the flags they
+//! have.
 #![forbid(unsafe_code)]
 
 mod context;
@@ -30,17 +33,17 @@ pub mod testing;
 pub mod uri;
 mod wrap;
 
-use std::cell::RefCell;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{
-    Backend, BackendKey, Capabilities, Error, KeyAttributes, KeyDescription, KeyInfo, KeyMaterial, KeyOp,
-    KeySpec, KeyState, NewKey, Result, SettingsEdit, StateEdit, StoreSettings, VersionEdit,
+    Backend, BackendKey, Capabilities, Error, KeyAttributes, KeyInfo, KeyMaterial, KeyOp, KeySpec, MetadataStore,
+    NewKey, Result,
 };
 
-pub use uri::{PinSource, Pkcs11Uri};
+pub use uri::{MetadataChoice, PinSource, Pkcs11Uri};
 
 /// The cryptoki version this crate uses, for tests that talk PKCS#11 directly.
 pub use cryptoki;
@@ -48,7 +51,7 @@ pub use cryptoki;
 use context::Token;
 use error::OpError;
 use key::TokenKey;
-use metadata::object_id;
+use metadata::{FileMetadata, TokenMetadata, at_most_one};
 use probe::Probe;
 
 /// A PKCS#11 token as an hsmkit backend. Cheap to share; safe to use from many threads
@@ -57,26 +60,18 @@ use probe::Probe;
 pub struct Pkcs11Backend {
     token: Arc<Token>,
     probe: Arc<Probe>,
+    meta: Arc<dyn MetadataStore>,
+    /// Why the metadata lives where it does, when hsmkit chose (`metadata=auto`).
+    notes: Vec<String>,
 }
 
 pub(crate) type OpResult<T> = std::result::Result<T, OpError>;
 
-fn not_found(name: &str) -> OpError {
-    Error::NotFound { what: format!("key '{name}'") }.into()
-}
-
-fn foreign(name: &str, what: &str) -> OpError {
-    Error::unsupported(format!(
-        "{what} key '{name}': it was not made by hsmkit and has no lifecycle metadata"
-    ))
-    .into()
-}
-
-/// The key objects (private, public, secret) labelled `name`, with `id` if given.
+/// The objects of a key version: every class, by label and (for keys hsmkit made) id.
 fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<(ObjectHandle, ObjectClass)>> {
     let mut out = Vec::new();
     for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::SECRET_KEY] {
-        let mut t = vec![Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec())];
+        let mut t = vec![Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec()), Attribute::Token(true)];
         if let Some(id) = id {
             t.push(Attribute::Id(id.to_vec()));
         }
@@ -85,17 +80,60 @@ fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<(Obje
     Ok(out)
 }
 
-/// A key some other tool made: its objects found by label, used with the flags they have.
-struct Foreign {
-    info: KeyInfo,
-    private: Option<ObjectHandle>,
-    public: Option<hsmkit::PublicKey>,
+/// The id of a version's objects; `None` for keys another tool made (found by label).
+fn id_of(info: &KeyInfo) -> Option<&[u8]> {
+    Some(info.binding.object_id.as_slice()).filter(|id| !id.is_empty())
 }
 
-fn find_foreign(s: &Session, name: &str) -> OpResult<Option<Foreign>> {
-    let objs = key_objects(s, name, None)?;
-    let private = objs.iter().find(|(_, c)| *c != ObjectClass::PUBLIC_KEY).map(|(h, _)| *h);
-    let public_h = objs.iter().find(|(_, c)| *c == ObjectClass::PUBLIC_KEY).map(|(h, _)| *h);
+/// The one public object of a key version, or a typed error naming every candidate.
+fn public_object(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Option<ObjectHandle>> {
+    let mut t = vec![
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Label(name.as_bytes().to_vec()),
+        Attribute::Token(true),
+    ];
+    if let Some(id) = id {
+        t.push(Attribute::Id(id.to_vec()));
+    }
+    Ok(at_most_one(&format!("the public key of '{name}'"), s.find_objects(&t)?)?)
+}
+
+/// The public key of a key version: read from its private object where that carries
+/// it (RSA; a no-PIN session cannot plant a private object), else from its public
+/// object, which must match the fingerprint pinned at creation.
+fn public_of(s: &Session, info: &KeyInfo, private: Option<ObjectHandle>) -> OpResult<Option<hsmkit::PublicKey>> {
+    if info.spec.key_type() == hsmkit::KeyType::Aes {
+        return Ok(None);
+    }
+    let from_private = match private {
+        Some(h) => export::read_public(s, h)?.and_then(|r| r.ok()),
+        None => None,
+    };
+    let public = match from_private {
+        Some(p) => Some(p),
+        None => match public_object(s, &info.name, id_of(info))? {
+            Some(h) => export::read_public(s, h)?.transpose()?,
+            None => None,
+        },
+    };
+    if let Some(p) = &public {
+        info.binding.check_public(&info.name, info.version, p)?;
+    }
+    Ok(public)
+}
+
+/// A key some other tool made: its objects found by label, used with the flags they have.
+/// Only private objects count as its private part: a session that never logged in can
+/// create public objects, never private ones.
+fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
+    let private = {
+        let mut found = Vec::new();
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
+            found.extend(s.find_objects(&key::foreign_template(name, class))?);
+        }
+        at_most_one(&format!("key '{name}'"), found)?
+    };
+    let public_h = public_object(s, name, None)?;
     let Some(any) = private.or(public_h) else {
         return Ok(None);
     };
@@ -104,13 +142,7 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<Foreign>> {
     // Flags a key type cannot use (SoftHSM2 sets CKA_SIGN on AES keys) are dropped.
     let possible = hsmkit::KeyOps::possible_for(spec.key_type());
     let ops = export::foreign_ops(s, &handles)?.iter().filter(|op| possible.contains(*op)).collect();
-    let public = match public_h.or(private) {
-        Some(h) if spec.key_type() != hsmkit::KeyType::Aes => {
-            export::read_public(s, h)?.transpose().ok().flatten()
-        }
-        _ => None,
-    };
-    let info = KeyInfo {
+    Ok(Some(KeyInfo {
         name: name.to_owned(),
         version: 1,
         spec,
@@ -118,8 +150,21 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<Foreign>> {
         has_private: private.is_some(),
         created: std::time::UNIX_EPOCH,
         updated: std::time::UNIX_EPOCH,
-    };
-    Ok(Some(Foreign { info, private, public }))
+        binding: hsmkit::KeyBinding::default(),
+    }))
+}
+
+/// Where hsmkit keeps a token's metadata when the URI does not say: a file under the
+/// user's data directory, one per token.
+fn default_metadata_file(token: &Token) -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| {
+            Error::invalid("no HOME or XDG_DATA_HOME for the token's metadata file: give metadata=file:<path>")
+        })?;
+    Ok(base.join("hsmkit").join("pkcs11").join(format!("{}.json", token.file_stem())))
 }
 
 impl Pkcs11Backend {
@@ -128,12 +173,39 @@ impl Pkcs11Backend {
         Self::open_uri(&Pkcs11Uri::parse(uri)?)
     }
 
-    /// Opens the token a parsed URI names.
+    /// Opens the token a parsed URI names. Its metadata lives where the URI's
+    /// `metadata=` says: `token` (signed private data objects), `file:<path>`, or by
+    /// default `auto`: on the token when it keeps data objects, else in a file under the
+    /// user's data directory (and [`Capabilities::notes`] says why).
     pub fn open_uri(uri: &Pkcs11Uri) -> Result<Self> {
         let module = uri.module()?;
         let token = Arc::new(Token::open(uri)?);
         let probe = Probe::get(&token, &module)?;
-        Ok(Pkcs11Backend { token, probe })
+        let mut notes = Vec::new();
+        let meta: Arc<dyn MetadataStore> = match &uri.metadata {
+            MetadataChoice::Token => Arc::new(TokenMetadata::new(token.clone())),
+            MetadataChoice::File(path) => Arc::new(FileMetadata::open(path, token.clone())?),
+            MetadataChoice::Auto => {
+                let file = default_metadata_file(&token);
+                match file {
+                    Ok(path) if path.exists() => {
+                        notes.push(format!("metadata: in {} (it exists for this token)", path.display()));
+                        Arc::new(FileMetadata::open(&path, token.clone())?)
+                    }
+                    file => match metadata::probe_data_objects(&token) {
+                        Ok(()) => Arc::new(TokenMetadata::new(token.clone())),
+                        Err(why) => {
+                            let path = file?;
+                            tracing::warn!(target: "hsmkit::pkcs11", token = %token.label, reason = %why,
+                                path = %path.display(), "keeping key metadata in a file");
+                            notes.push(format!("metadata: in {} because {why}", path.display()));
+                            Arc::new(FileMetadata::open(&path, token.clone())?)
+                        }
+                    },
+                }
+            }
+        };
+        Ok(Pkcs11Backend { token, probe, meta, notes })
     }
 
     /// The token's label.
@@ -144,7 +216,6 @@ impl Pkcs11Backend {
     fn key(
         &self,
         info: KeyInfo,
-        id: Option<Vec<u8>>,
         handle: Option<ObjectHandle>,
         public: Option<hsmkit::PublicKey>,
     ) -> Result<TokenKey> {
@@ -154,8 +225,8 @@ impl Pkcs11Backend {
         };
         Ok(TokenKey {
             token: self.token.clone(),
+            id: id_of(&info).map(<[u8]>::to_vec),
             info,
-            id,
             handle: Mutex::new(handle.map(|h| (h, self.token.epoch()))),
             public,
             public_ops,
@@ -163,73 +234,44 @@ impl Pkcs11Backend {
         })
     }
 
-    /// Creates version `req.version` with `make` (which returns the new object handles,
-    /// private/secret first) and records it in the key's metadata object. If recording
+    /// Creates the objects of a new version with `make` (which returns the new object
+    /// handles, private/secret first) and reads its public key. If anything after `make`
     /// fails, the objects just made are destroyed.
     fn create_version(
         &self,
-        req: &NewKey<'_>,
         info: KeyInfo,
         make: impl Fn(&Session) -> OpResult<(Option<ObjectHandle>, Option<ObjectHandle>)>,
     ) -> Result<Box<dyn BackendKey>> {
-        // Read-modify-write of metadata and key objects: one writer per token on this
-        // host (the in-process lock and the host lock file; see `Token::write_guard`).
         let _g = self.token.write_guard();
         let (handle, public) = self.token.with_session(|s| {
-            let doc = metadata::read_doc(s, req.name)?;
-            let id = object_id(req.version);
-            match (&doc, req.version) {
-                (Some(_), 1) => return Err(Error::AlreadyExists { name: req.name.to_owned() }.into()),
-                (None, 1) if !key_objects(s, req.name, None)?.is_empty() => {
-                    return Err(Error::AlreadyExists { name: req.name.to_owned() }.into());
-                }
-                (None, 1) => {}
-                (None, _) if find_foreign(s, req.name)?.is_some() => {
-                    return Err(foreign(req.name, "rotating"));
-                }
-                (None, _) => return Err(not_found(req.name)),
-                (Some((_, d)), v)
-                    if d.version(v).is_some() || !key_objects(s, req.name, Some(&id))?.is_empty() =>
-                {
-                    return Err(Error::AlreadyExists { name: format!("{}/{v}", req.name) }.into());
-                }
-                (Some(_), _) => {}
-            }
             let (k, p) = make(s)?;
-            let handles: Vec<_> = k.into_iter().chain(p).collect();
-            let commit = || -> OpResult<Option<hsmkit::PublicKey>> {
-                let (existing, mut doc) = match &doc {
-                    Some((h, d)) => (Some(*h), d.clone()),
-                    None => (
-                        None,
-                        KeyDescription {
-                            name: req.name.to_owned(),
-                            state: Default::default(),
-                            versions: vec![],
-                        },
-                    ),
-                };
-                doc.versions.push(info.clone());
+            let read = || -> OpResult<Option<hsmkit::PublicKey>> {
+                if info.spec.key_type() == hsmkit::KeyType::Aes {
+                    return Ok(None);
+                }
                 // The public object comes last; EC private objects carry no point.
-                let public = handles
-                    .iter()
-                    .rev()
-                    .find_map(|h| export::read_public(s, *h).ok().flatten())
-                    .transpose()?;
-                metadata::write_doc(s, existing, &doc)?;
-                Ok(public)
+                let from = |h: Option<ObjectHandle>| -> OpResult<Option<hsmkit::PublicKey>> {
+                    match h {
+                        Some(h) => Ok(export::read_public(s, h)?.and_then(|r| r.ok())),
+                        None => Ok(None),
+                    }
+                };
+                match from(p)? {
+                    Some(pk) => Ok(Some(pk)),
+                    None => from(k),
+                }
             };
-            match commit() {
+            match read() {
                 Ok(public) => Ok((k, public)),
                 Err(e) => {
-                    for h in &handles {
-                        let _ = s.destroy_object(*h);
+                    for h in k.into_iter().chain(p) {
+                        let _ = s.destroy_object(h);
                     }
                     Err(e)
                 }
             }
         })?;
-        Ok(Box::new(self.key(info, Some(object_id(req.version)), handle, public)?))
+        Ok(Box::new(self.key(info, handle, public)?))
     }
 
     /// Pushes a version's dates and usage flags onto its objects, where the token has them.
@@ -238,23 +280,28 @@ impl Pkcs11Backend {
             t.map_or_else(cryptoki::types::Date::new_empty, metadata::ck_date)
         };
         let ops = info.attributes.allowed();
-        for (h, class) in key_objects(s, &info.name, Some(&object_id(info.version)))? {
+        let Some(id) = id_of(info) else { return Ok(()) };
+        for (h, class) in key_objects(s, &info.name, Some(id))? {
             let mut t = vec![
                 Attribute::StartDate(date(info.attributes.not_before)),
                 Attribute::EndDate(date(info.attributes.expires)),
             ];
             if class == ObjectClass::PUBLIC_KEY {
-                t.extend([
-                    Attribute::Verify(ops.contains(KeyOp::Verify)),
-                    Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
-                    Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
-                ]);
+                t.push(Attribute::Verify(ops.contains(KeyOp::Verify)));
+                if info.spec.key_type() != hsmkit::KeyType::Ec {
+                    t.extend([
+                        Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
+                        Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
+                    ]);
+                }
             } else {
-                t.extend([
-                    Attribute::Sign(ops.contains(KeyOp::Sign)),
-                    Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
-                    Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
-                ]);
+                t.push(Attribute::Sign(ops.contains(KeyOp::Sign)));
+                if info.spec.key_type() != hsmkit::KeyType::Ec {
+                    t.extend([
+                        Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
+                        Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
+                    ]);
+                }
                 if class == ObjectClass::SECRET_KEY {
                     t.extend([
                         Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
@@ -287,13 +334,20 @@ impl Backend for Pkcs11Backend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.probe.capabilities()
+        let mut c = self.probe.capabilities();
+        c.metadata = self.meta.kind();
+        c.notes.extend(self.notes.iter().cloned());
+        c
+    }
+
+    fn metadata(&self) -> Arc<dyn MetadataStore> {
+        self.meta.clone()
     }
 
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>> {
         refuse_exportable(req)?;
         let info = Self::info(req, spec, true);
-        self.create_version(req, info, |s| {
+        self.create_version(info, |s| {
             let (k, p) = generate::generate(s, req, spec)?;
             Ok((Some(k), p))
         })
@@ -303,169 +357,43 @@ impl Backend for Pkcs11Backend {
         refuse_exportable(req)?;
         let material = hsmkit_soft::normalize(&material)?;
         let info = Self::info(req, material.spec()?, !material.is_public_only());
-        self.create_version(req, info, |s| import::import(s, req, &material))
+        self.create_version(info, |s| import::import(s, req, &material))
     }
 
-    fn next_version(&self, key: &KeyDescription) -> Result<u32> {
-        // Objects of an interrupted create (made, but never recorded) keep their number.
-        let _read = self.token.read_guard();
-        let on_token = self.token.with_session(|s| {
-            if metadata::read_doc(s, &key.name)?.is_none() {
-                return Err(foreign(&key.name, "adding a version to"));
-            }
-            let mut max = 0;
-            for (h, _) in key_objects(s, &key.name, None)? {
-                let id = s.get_attributes(h, &[AttributeType::Id])?;
-                if let Some(Attribute::Id(id)) = id.first() {
-                    max = max.max(metadata::version_of_id(id).unwrap_or(0));
-                }
-            }
-            OpResult::Ok(max)
+    fn open(&self, info: &KeyInfo) -> Result<Box<dyn BackendKey>> {
+        let (handle, public) = self.token.with_session(|s| {
+            let private = if info.has_private {
+                let found = s.find_objects(&key::private_template(&info.name, id_of(info), info.spec.key_type()))?;
+                let what = format!("version {} of key '{}'", info.version, info.name);
+                let h = at_most_one(&what, found)?.ok_or_else(|| Error::NotFound {
+                    what: format!("the private object of {what} on the token"),
+                })?;
+                Some(h)
+            } else {
+                None
+            };
+            let public = public_of(s, info, private)?;
+            OpResult::Ok((private, public))
         })?;
-        key.max_version().max(on_token).checked_add(1).ok_or_else(|| Error::invalid("too many versions"))
+        Ok(Box::new(self.key(info.clone(), handle, public)?))
     }
 
-    fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>> {
-        let _read = self.token.read_guard();
-        let (info, id, handle, public) = self.token.with_session(|s| {
-            let Some((_, doc)) = metadata::read_doc(s, name)? else {
-                return match find_foreign(s, name)? {
-                    Some(f) if version == 1 => OpResult::Ok((f.info, None, f.private, f.public)),
-                    _ => Err(Error::NotFound { what: format!("version {version} of key '{name}'") }.into()),
-                };
-            };
-            let info = doc
-                .version(version)
-                .cloned()
-                .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
-            let id = object_id(version);
-            let private = s
-                .find_objects(&key::private_template(name, Some(&id), info.spec.key_type()))?
-                .into_iter()
-                .next();
-            let public_h = s
-                .find_objects(&[
-                    Attribute::Class(ObjectClass::PUBLIC_KEY),
-                    Attribute::Label(name.as_bytes().to_vec()),
-                    Attribute::Id(id.clone()),
-                ])?
-                .into_iter()
-                .next();
-            let public = match public_h.or(private) {
-                Some(h) if info.spec.key_type() != hsmkit::KeyType::Aes => {
-                    export::read_public(s, h)?.transpose()?
-                }
-                _ => None,
-            };
-            Ok((info, Some(id), private, public))
-        })?;
-        Ok(Box::new(self.key(info, id, handle, public)?))
-    }
-
-    fn describe(&self, name: &str) -> Result<KeyDescription> {
-        let _read = self.token.read_guard();
-        self.token.with_session(|s| match metadata::read_doc(s, name)? {
-            Some((_, d)) => Ok(d),
-            None => match find_foreign(s, name)? {
-                Some(f) => Ok(KeyDescription {
-                    name: name.to_owned(),
-                    state: Default::default(),
-                    versions: vec![f.info],
-                }),
-                None => Err(not_found(name)),
-            },
-        })
-    }
-
-    fn list(&self) -> Result<Vec<KeyDescription>> {
-        let _read = self.token.read_guard();
-        self.token.with_session(metadata::all_docs)
-    }
-
-    fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo> {
-        // Read-modify-write of metadata and key objects: one writer per token on this
-        // host (the in-process lock and the host lock file; see `Token::write_guard`).
+    fn destroy(&self, info: &KeyInfo) -> Result<()> {
         let _g = self.token.write_guard();
-        let edit = RefCell::new(edit);
         self.token.with_session(|s| {
-            let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
-                return Err(if find_foreign(s, name)?.is_some() {
-                    foreign(name, "updating")
-                } else {
-                    not_found(name)
-                });
-            };
-            let info = doc
-                .versions
-                .iter_mut()
-                .find(|v| v.version == version)
-                .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
-            (edit.borrow_mut())(info)?;
-            let info = info.clone();
-            Self::push_attributes(s, &info)?;
-            metadata::write_doc(s, Some(h), &doc)?;
-            Ok(info)
-        })
-    }
-
-    fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState> {
-        // Read-modify-write of metadata and key objects: one writer per token on this
-        // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
-        let edit = RefCell::new(edit);
-        self.token.with_session(|s| {
-            let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
-                return Err(if find_foreign(s, name)?.is_some() {
-                    foreign(name, "changing the state of")
-                } else {
-                    not_found(name)
-                });
-            };
-            (edit.borrow_mut())(&mut doc.state)?;
-            metadata::write_doc(s, Some(h), &doc)?;
-            Ok(doc.state)
-        })
-    }
-
-    fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()> {
-        // Read-modify-write of metadata and key objects: one writer per token on this
-        // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
-        let check = RefCell::new(check);
-        self.token.with_session(|s| {
-            let (meta, mut state) = match metadata::read_doc(s, name)? {
-                Some((h, d)) => (Some(h), d.state),
-                None if find_foreign(s, name)?.is_some() => (None, KeyState::default()),
-                None => return Err(not_found(name)),
-            };
-            (check.borrow_mut())(&mut state)?;
-            // Key objects first: if this is interrupted, the metadata still names the key.
-            for (h, _) in key_objects(s, name, None)? {
+            for (h, _) in key_objects(s, &info.name, id_of(info))? {
                 s.destroy_object(h)?;
             }
-            if let Some(h) = meta {
-                s.destroy_object(h)?;
-            }
-            Ok(())
+            OpResult::Ok(())
         })
     }
 
-    fn settings(&self) -> Result<StoreSettings> {
-        let _read = self.token.read_guard();
-        self.token.with_session(|s| metadata::read_settings(s).map(|(_, st)| st))
+    fn apply_attributes(&self, info: &KeyInfo) -> Result<()> {
+        self.token.with_session(|s| Self::push_attributes(s, info))
     }
 
-    fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
-        // Read-modify-write of metadata and key objects: one writer per token on this
-        // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
-        let edit = RefCell::new(edit);
-        self.token.with_session(|s| {
-            let (h, mut st) = metadata::read_settings(s)?;
-            (edit.borrow_mut())(&mut st)?;
-            metadata::write_settings(s, h, &st)?;
-            OpResult::Ok(st)
-        })
+    fn unmanaged(&self, name: &str) -> Result<Option<KeyInfo>> {
+        self.token.with_session(|s| find_foreign(s, name))
     }
 }
 

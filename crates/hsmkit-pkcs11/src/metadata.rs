@@ -1,23 +1,46 @@
-//! Key metadata on the token: one `CKO_DATA` object per key name (label = key name,
-//! application = `hsmkit`) whose value is the key's JSON document (state and every
-//! version's attributes, see [`hsmkit::KeyDescription::to_json`]); one more, labelled
-//! `.hsmkit-settings`, holds the store settings. Key names cannot start with `.`, so the
-//! labels never clash. The key objects themselves carry `CKA_LABEL` = name and `CKA_ID`
-//! = version (4 bytes, big-endian), so two processes sharing the token agree on it.
+//! Key metadata kept by the token, authenticated by the token.
+//!
+//! Every document (a key's description, the store settings) is signed with the token's
+//! **metadata signer**: an RSA-2048 key pair hsmkit makes on first write, labelled
+//! `.hsmkit-metadata-signer`, `CKA_PRIVATE`, `CKA_SENSITIVE`, never extractable, sign
+//! only. Its public key is read from the private object (RSA private objects carry the
+//! modulus and exponent), so a session that never logged in can neither plant a signer
+//! nor a document: it cannot create private objects, and a public object it plants is not
+//! looked at. A signature rather than a MAC because every token signs with
+//! `CKM_RSA_PKCS`, and reads then verify in software, with no token call.
+//!
+//! Two stores use the signer: [`TokenMetadata`] keeps each document in a private token
+//! `CKO_DATA` object (label = key name, application = `hsmkit`), and [`FileMetadata`]
+//! keeps them all in one file, for tokens that refuse or do not persist data objects.
+//! Both only report a write done once it reads back.
 
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cryptoki::error::RvError;
-use cryptoki::object::{Attribute, AttributeType, ObjectClass, ObjectHandle};
+use cryptoki::mechanism::Mechanism;
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
-use hsmkit::{Error, KeyDescription, StoreSettings};
-use serde_json::Value;
+use hsmkit::{
+    BackendKey, DescriptionEdit, Error, HashAlg, KeyDescription, MetadataStore, PublicKey, Result,
+    SettingsEdit, SignatureAlgorithm, StoreSettings,
+};
+use serde_json::{Value, json};
 
 use crate::OpResult;
-use crate::error::OpError;
+use crate::context::Token;
+use crate::error::{KIND, OpError};
 
 pub(crate) const APPLICATION: &[u8] = b"hsmkit";
 const SETTINGS_LABEL: &str = ".hsmkit-settings";
+const SIGNER_LABEL: &str = ".hsmkit-metadata-signer";
+const PROBE_LABEL: &str = ".hsmkit-probe";
+/// What every signature covers first, so a signature over anything else never verifies.
+const CONTEXT: &[u8] = b"hsmkit-metadata-v1\0";
 
 fn secs(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {
@@ -26,27 +49,27 @@ fn secs(t: SystemTime) -> i64 {
     }
 }
 
-/// The `CKA_ID` of a key version.
-pub(crate) fn object_id(version: u32) -> Vec<u8> {
-    version.to_be_bytes().to_vec()
+fn meta_err(function: &str, msg: impl Into<String>) -> Error {
+    Error::backend(KIND, function, msg.into())
 }
 
-/// The version a `CKA_ID` names, if it is one of ours.
-pub(crate) fn version_of_id(id: &[u8]) -> Option<u32> {
-    <[u8; 4]>::try_from(id).ok().map(u32::from_be_bytes)
+/// A label or name as it may be printed: escaped, never raw (it comes from the token).
+fn shown(label: &[u8]) -> String {
+    String::from_utf8_lossy(label).escape_debug().to_string()
 }
 
-/// The template that finds hsmkit's data object with `label`.
-pub(crate) fn data_template(label: &str) -> Vec<Attribute> {
-    vec![
+/// The template that finds hsmkit's private data objects (all, or the one labelled).
+fn data_template(label: Option<&str>) -> Vec<Attribute> {
+    let mut t = vec![
         Attribute::Class(ObjectClass::DATA),
         Attribute::Application(APPLICATION.to_vec()),
-        Attribute::Label(label.as_bytes().to_vec()),
-    ]
-}
-
-fn corrupt(what: &str) -> OpError {
-    Error::backend(crate::error::KIND, "metadata", format!("corrupt hsmkit metadata object: {what}")).into()
+        Attribute::Token(true),
+        Attribute::Private(true),
+    ];
+    if let Some(l) = label {
+        t.push(Attribute::Label(l.as_bytes().to_vec()));
+    }
+    t
 }
 
 fn value_of(s: &Session, h: ObjectHandle) -> OpResult<Vec<u8>> {
@@ -56,88 +79,570 @@ fn value_of(s: &Session, h: ObjectHandle) -> OpResult<Vec<u8>> {
             Attribute::Value(v) => Some(v),
             _ => None,
         })
-        .ok_or_else(|| corrupt("no value"))
+        .ok_or_else(|| meta_err("C_GetAttributeValue", "a metadata object has no CKA_VALUE").into())
 }
 
-fn read_json(s: &Session, label: &str) -> OpResult<Option<(ObjectHandle, Value)>> {
-    let Some(h) = s.find_objects(&data_template(label))?.into_iter().next() else {
-        return Ok(None);
+/// At most one object matches, or a typed error naming every candidate: never "first
+/// match".
+pub(crate) fn at_most_one(what: &str, found: Vec<ObjectHandle>) -> Result<Option<ObjectHandle>> {
+    match found.as_slice() {
+        [] => Ok(None),
+        [h] => Ok(Some(*h)),
+        many => Err(meta_err(
+            "C_FindObjects",
+            format!(
+                "{} objects match {what} (handles {}): refusing to choose one; remove the extra objects",
+                many.len(),
+                many.iter().map(|h| h.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+/// The token's metadata signer: its private object and its public key in software.
+struct Signer {
+    handle: ObjectHandle,
+    epoch: u64,
+    public: Box<dyn BackendKey>,
+}
+
+fn signer_template() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(KeyType::RSA),
+        Attribute::Label(SIGNER_LABEL.as_bytes().to_vec()),
+        Attribute::Token(true),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+    ]
+}
+
+fn public_ops(public: &PublicKey) -> Result<Box<dyn BackendKey>> {
+    let info = hsmkit::KeyInfo {
+        name: "metadata-signer".into(),
+        version: 1,
+        spec: public.spec(),
+        attributes: hsmkit::KeyAttributes::default(),
+        has_private: false,
+        created: UNIX_EPOCH,
+        updated: UNIX_EPOCH,
+        binding: hsmkit::KeyBinding::default(),
     };
-    let v = serde_json::from_slice(&value_of(s, h)?).map_err(|_| corrupt("not JSON"))?;
-    Ok(Some((h, v)))
+    hsmkit_soft::public_key_ops(info, public)
 }
 
-/// Writes `value` into the data object `existing`, or a new one labelled `label`.
-fn write_json(
-    s: &Session,
-    existing: Option<ObjectHandle>,
-    label: &str,
-    value: &Value,
-) -> OpResult<ObjectHandle> {
-    let bytes = value.to_string().into_bytes();
-    if let Some(h) = existing {
-        match s.update_attributes(h, &[Attribute::Value(bytes.clone())]) {
-            Ok(()) => return Ok(h),
-            // A token that will not modify CKA_VALUE gets a new object instead.
-            Err(cryptoki::error::Error::Pkcs11(RvError::AttributeReadOnly, _)) => {}
-            Err(e) => return Err(e.into()),
+/// Signs and verifies documents with the token's metadata signer.
+struct Authenticator {
+    token: Arc<Token>,
+    signer: Mutex<Option<Arc<Signer>>>,
+}
+
+impl Authenticator {
+    fn new(token: Arc<Token>) -> Self {
+        Authenticator { token, signer: Mutex::new(None) }
+    }
+
+    fn message(label: &str, body: &[u8]) -> Vec<u8> {
+        [CONTEXT, label.as_bytes(), b"\0", body].concat()
+    }
+
+    /// The signer, found (or, with `create`, made) on the token.
+    fn signer(&self, s: &Session, create: bool) -> OpResult<Option<Arc<Signer>>> {
+        let epoch = self.token.epoch();
+        if let Ok(g) = self.signer.lock()
+            && let Some(sig) = g.as_ref().filter(|sig| sig.epoch == epoch)
+        {
+            return Ok(Some(sig.clone()));
+        }
+        let handle = match at_most_one("the metadata signer", s.find_objects(&signer_template())?)? {
+            Some(h) => h,
+            None if create => self.make_signer(s)?,
+            None => return Ok(None),
+        };
+        let public = crate::export::read_public(s, handle)?
+            .transpose()?
+            .ok_or_else(|| meta_err("C_GetAttributeValue", "the metadata signer has no RSA public key"))?;
+        let signer = Arc::new(Signer { handle, epoch, public: public_ops(&public)? });
+        if let Ok(mut g) = self.signer.lock() {
+            *g = Some(signer.clone());
+        }
+        Ok(Some(signer))
+    }
+
+    fn make_signer(&self, s: &Session) -> OpResult<ObjectHandle> {
+        let public = [
+            Attribute::Token(false),
+            Attribute::Label(SIGNER_LABEL.as_bytes().to_vec()),
+            Attribute::ModulusBits(2048u64.into()),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+            Attribute::Verify(true),
+        ];
+        let mut private = signer_template();
+        private.extend([Attribute::Extractable(false), Attribute::Sign(true), Attribute::Id(b"hsmkit".to_vec())]);
+        let (p, k) = match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) {
+            Ok(pair) => pair,
+            // Tokens that refuse session objects: a token public object, destroyed below.
+            Err(_) => {
+                let mut public = public.to_vec();
+                public[0] = Attribute::Token(true);
+                s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)?
+            }
+        };
+        // The public key is read from the private object; its own object is not needed.
+        let _ = s.destroy_object(p);
+        tracing::info!(target: "hsmkit::pkcs11", token = %self.token.label, "made the metadata signer");
+        Ok(k)
+    }
+
+    fn sign(&self, s: &Session, label: &str, body: &[u8]) -> OpResult<Vec<u8>> {
+        let signer = self
+            .signer(s, true)?
+            .ok_or_else(|| meta_err("C_FindObjects", "no metadata signer on the token"))?;
+        let digest = HashAlg::Sha256.digest(&Self::message(label, body));
+        let info = HashAlg::Sha256.digest_info(&digest)?;
+        Ok(s.sign(&Mechanism::RsaPkcs, signer.handle, &info)?)
+    }
+
+    /// Checks a signature; a missing signer means nothing can verify.
+    fn verify(&self, s: &Session, label: &str, body: &[u8], sig: &[u8]) -> OpResult<()> {
+        let signer = self.signer(s, false)?.ok_or_else(|| tampered(label, "the token has no metadata signer"))?;
+        let digest = HashAlg::Sha256.digest(&Self::message(label, body));
+        signer
+            .public
+            .verify_digest(SignatureAlgorithm::Rs256, &digest, sig)
+            .map_err(|_| tampered(label, "its signature does not verify").into())
+    }
+
+    /// The signed form of a document.
+    fn seal(&self, s: &Session, label: &str, doc: &Value) -> OpResult<Vec<u8>> {
+        let body = doc.to_string();
+        let sig = self.sign(s, label, body.as_bytes())?;
+        Ok(json!({ "hsmkit-metadata": 1, "body": body, "sig": hex(&sig) }).to_string().into_bytes())
+    }
+
+    /// The document inside a signed form, once its signature verifies.
+    fn open(&self, s: &Session, label: &str, bytes: &[u8]) -> OpResult<Value> {
+        let outer: Value = serde_json::from_slice(bytes).map_err(|_| tampered(label, "it is not hsmkit's"))?;
+        let (Some(1), Some(body), Some(sig)) = (
+            outer.get("hsmkit-metadata").and_then(Value::as_u64),
+            outer.get("body").and_then(Value::as_str),
+            outer.get("sig").and_then(Value::as_str).and_then(unhex),
+        ) else {
+            return Err(tampered(label, "it is not a signed hsmkit document").into());
+        };
+        self.verify(s, label, body.as_bytes(), &sig)?;
+        Ok(serde_json::from_str(body).map_err(|_| tampered(label, "its body is not JSON"))?)
+    }
+}
+
+fn tampered(label: &str, why: &str) -> Error {
+    meta_err(
+        "metadata",
+        format!("the metadata document '{}' is refused: {why} (planted or edited?)", label.escape_debug()),
+    )
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len() / 2).map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+fn doc_of(name: &str, v: &Value) -> Result<KeyDescription> {
+    let d = KeyDescription::from_json(v)?;
+    if d.name != name {
+        return Err(tampered(name, "it describes another key"));
+    }
+    Ok(d)
+}
+
+/// Key metadata in private, signed `CKO_DATA` objects on the token.
+pub(crate) struct TokenMetadata {
+    token: Arc<Token>,
+    auth: Authenticator,
+}
+
+impl std::fmt::Debug for TokenMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenMetadata").field("token", &self.token).finish_non_exhaustive()
+    }
+}
+
+/// What a label's object should hold after a write: its bytes, or nothing.
+type Expected = Option<Vec<u8>>;
+
+impl TokenMetadata {
+    pub(crate) fn new(token: Arc<Token>) -> Self {
+        TokenMetadata { auth: Authenticator::new(token.clone()), token }
+    }
+
+    fn find(s: &Session, label: &str) -> OpResult<Option<ObjectHandle>> {
+        Ok(at_most_one(&format!("metadata '{}'", label.escape_debug()), s.find_objects(&data_template(Some(label)))?)?)
+    }
+
+    fn read_value(&self, s: &Session, label: &str) -> OpResult<Option<(ObjectHandle, Value)>> {
+        match Self::find(s, label)? {
+            Some(h) => Ok(Some((h, self.auth.open(s, label, &value_of(s, h)?)?))),
+            None => Ok(None),
         }
     }
-    let mut t = data_template(label);
-    t.extend([Attribute::Token(true), Attribute::Private(true), Attribute::Value(bytes)]);
-    let h = s.create_object(&t)?;
-    if let Some(old) = existing {
-        s.destroy_object(old)?;
+
+    /// Replaces (or creates, or with `None` destroys) the object holding `label`.
+    fn write(&self, s: &Session, existing: Option<ObjectHandle>, label: &str, doc: Option<&Value>) -> OpResult<Expected> {
+        let Some(doc) = doc else {
+            if let Some(h) = existing {
+                s.destroy_object(h)?;
+            }
+            return Ok(None);
+        };
+        let bytes = self.auth.seal(s, label, doc)?;
+        if let Some(h) = existing {
+            match s.update_attributes(h, &[Attribute::Value(bytes.clone())]) {
+                Ok(()) => return Ok(Some(bytes)),
+                // A token that will not modify CKA_VALUE gets a new object instead.
+                Err(cryptoki::error::Error::Pkcs11(RvError::AttributeReadOnly, _)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let mut t = data_template(Some(label));
+        t.push(Attribute::Value(bytes.clone()));
+        let h = s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))?;
+        if let Some(old) = existing {
+            if let Err(e) = s.destroy_object(old) {
+                let _ = s.destroy_object(h);
+                return Err(e.into());
+            }
+        }
+        Ok(Some(bytes))
     }
-    Ok(h)
-}
 
-/// A key's document and the handle of the object that holds it.
-pub(crate) fn read_doc(s: &Session, name: &str) -> OpResult<Option<(ObjectHandle, KeyDescription)>> {
-    match read_json(s, name)? {
-        Some((h, v)) => Ok(Some((h, KeyDescription::from_json(&v)?))),
-        None => Ok(None),
+    /// Reads `label` back through a session that did not write it: a token that said
+    /// `CKR_OK` but did not keep the change is caught here, and the change is reported as
+    /// failed, never as done.
+    fn read_back(&self, label: &str, expected: &Expected) -> Result<()> {
+        let found = self.token.with_fresh_session(|s| match Self::find(s, label)? {
+            Some(h) => OpResult::Ok(Some(value_of(s, h)?)),
+            None => Ok(None),
+        })?;
+        if &found == expected {
+            return Ok(());
+        }
+        Err(meta_err(
+            "metadata",
+            format!(
+                "the token accepted the metadata write for '{}' but a fresh session reads back something \
+                 else: this token does not persist data-object changes, so the change is NOT done. Open \
+                 the token with metadata=file:<path> in the URI",
+                label.escape_debug()
+            ),
+        ))
     }
-}
 
-/// Writes a key's document.
-pub(crate) fn write_doc(
-    s: &Session,
-    existing: Option<ObjectHandle>,
-    doc: &KeyDescription,
-) -> OpResult<ObjectHandle> {
-    write_json(s, existing, &doc.name, &doc.to_json())
-}
-
-/// Every key document on the token.
-pub(crate) fn all_docs(s: &Session) -> OpResult<Vec<KeyDescription>> {
-    let objs =
-        s.find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Application(APPLICATION.to_vec())])?;
-    let mut out = Vec::new();
-    for h in objs {
-        let v: Value = serde_json::from_slice(&value_of(s, h)?).map_err(|_| corrupt("not JSON"))?;
-        if v.get("name").is_some() {
-            out.push(KeyDescription::from_json(&v)?);
+    fn modify_label(
+        &self,
+        label: &str,
+        edit: &mut dyn FnMut(Option<&Value>) -> Result<Option<Value>>,
+    ) -> Result<()> {
+        let _g = self.token.write_guard();
+        let edit = std::cell::RefCell::new(edit);
+        let expected = self.token.with_session(|s| {
+            let current = self.read_value(s, label)?;
+            let new = (edit.borrow_mut())(current.as_ref().map(|(_, v)| v))?;
+            if current.is_none() && new.is_none() {
+                return Ok(Err(()));
+            }
+            self.write(s, current.map(|(h, _)| h), label, new.as_ref()).map(Ok)
+        })?;
+        match expected {
+            Ok(expected) => self.read_back(label, &expected),
+            Err(()) => Ok(()),
         }
     }
-    Ok(out)
 }
 
-/// The store settings (defaults if none were written).
-pub(crate) fn read_settings(s: &Session) -> OpResult<(Option<ObjectHandle>, StoreSettings)> {
-    match read_json(s, SETTINGS_LABEL)? {
-        Some((h, v)) => Ok((Some(h), StoreSettings::from_json(&v)?)),
-        None => Ok((None, StoreSettings::default())),
+/// Whether creating a token data object failed because the token refuses them.
+fn refused_data_objects(e: &cryptoki::error::Error) -> Option<OpError> {
+    match e {
+        cryptoki::error::Error::Pkcs11(
+            rv @ (RvError::TemplateInconsistent
+            | RvError::AttributeValueInvalid
+            | RvError::AttributeTypeInvalid
+            | RvError::FunctionNotSupported
+            | RvError::GeneralError),
+            _,
+        ) => Some(
+            Error::unsupported(format!(
+                "the token refuses private token data objects (C_CreateObject of a CKO_DATA with CKA_TOKEN: \
+                 {}); keep the metadata in a file with metadata=file:<path> in the URI",
+                crate::error::ckr_name(*rv)
+            ))
+            .into(),
+        ),
+        _ => None,
     }
 }
 
-/// Writes the store settings.
-pub(crate) fn write_settings(
-    s: &Session,
-    existing: Option<ObjectHandle>,
-    settings: &StoreSettings,
-) -> OpResult<()> {
-    write_json(s, existing, SETTINGS_LABEL, &settings.to_json()).map(|_| ())
+impl MetadataStore for TokenMetadata {
+    fn kind(&self) -> &'static str {
+        "token"
+    }
+
+    fn read(&self, name: &str) -> Result<Option<KeyDescription>> {
+        let _read = self.token.read_guard();
+        let v = self.token.with_session(|s| self.read_value(s, name))?;
+        v.map(|(_, v)| doc_of(name, &v)).transpose()
+    }
+
+    fn list(&self) -> Result<Vec<KeyDescription>> {
+        let _read = self.token.read_guard();
+        self.token.with_session(|s| {
+            let mut out = Vec::new();
+            for h in s.find_objects(&data_template(None))? {
+                let label = match s.get_attributes(h, &[AttributeType::Label])?.into_iter().next() {
+                    Some(Attribute::Label(l)) => l,
+                    _ => continue,
+                };
+                // Settings, probes and names hsmkit would never write are not keys.
+                let Ok(name) = std::str::from_utf8(&label) else { continue };
+                if hsmkit::validate_name(name).is_err() {
+                    continue;
+                }
+                // One bad object must not hide every key: it is skipped (and named, escaped);
+                // reading that key by name still fails loudly.
+                let doc = value_of(s, h)
+                    .and_then(|b| self.auth.open(s, name, &b))
+                    .and_then(|v| doc_of(name, &v).map_err(OpError::from));
+                match doc {
+                    Ok(d) => out.push(d),
+                    Err(e) => {
+                        let e = match e {
+                            OpError::Hsm(e) => e,
+                            OpError::Ck(e) => crate::error::map(e),
+                        };
+                        tracing::warn!(target: "hsmkit::pkcs11", label = %shown(&label), error = %e, "skipping a metadata object");
+                    }
+                }
+            }
+            OpResult::Ok(out)
+        })
+    }
+
+    fn modify(&self, name: &str, edit: DescriptionEdit<'_>) -> Result<()> {
+        self.modify_label(name, &mut |v| {
+            let current = v.map(|v| doc_of(name, v)).transpose()?;
+            Ok(edit(current)?.map(|d| d.to_json()))
+        })
+    }
+
+    fn settings(&self) -> Result<StoreSettings> {
+        let _read = self.token.read_guard();
+        match self.token.with_session(|s| self.read_value(s, SETTINGS_LABEL))? {
+            Some((_, v)) => StoreSettings::from_json(&v),
+            None => Ok(StoreSettings::default()),
+        }
+    }
+
+    fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
+        let mut out = None;
+        self.modify_label(SETTINGS_LABEL, &mut |v| {
+            let mut st = v.map(StoreSettings::from_json).transpose()?.unwrap_or_default();
+            edit(&mut st)?;
+            out = Some(st);
+            Ok(Some(st.to_json()))
+        })?;
+        out.ok_or_else(|| meta_err("metadata", "settings edit did not run"))
+    }
+}
+
+/// Whether the token keeps private token data objects and changes to them: creates one,
+/// changes it, reads it back through a fresh session, destroys it. `Err` says why not.
+pub(crate) fn probe_data_objects(token: &Token) -> Result<()> {
+    let mut label = String::from(PROBE_LABEL);
+    let mut nonce = [0u8; 8];
+    getrandom_fill(&mut nonce)?;
+    label.push_str(&hex(&nonce));
+    let h = token.with_session(|s| {
+        let mut t = data_template(Some(&label));
+        t.push(Attribute::Value(b"one".to_vec()));
+        let h = s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))?;
+        s.update_attributes(h, &[Attribute::Value(b"two".to_vec())])?;
+        OpResult::Ok(h)
+    })?;
+    let seen = token.with_fresh_session(|s| {
+        let v = match TokenMetadata::find(s, &label)? {
+            Some(h) => Some(value_of(s, h)?),
+            None => None,
+        };
+        OpResult::Ok(v)
+    });
+    let _ = token.with_session(|s| s.destroy_object(h));
+    match seen? {
+        Some(v) if v == b"two" => Ok(()),
+        _ => Err(Error::unsupported(
+            "the token does not persist changes to data objects (C_SetAttributeValue of CKA_VALUE \
+             returned CKR_OK, a fresh session read the old value)",
+        )),
+    }
+}
+
+fn getrandom_fill(b: &mut [u8]) -> Result<()> {
+    getrandom::fill(b).map_err(|e| meta_err("getrandom", format!("OS random number generator failed: {e}")))
+}
+
+/// Key metadata in one signed file beside the token, for tokens that refuse or do not
+/// persist data objects. Written atomically (temporary file, `fsync`, rename, `fsync` of
+/// the directory) under an exclusive `flock` of `<file>.lock`; read under a shared one.
+/// The file is authenticated by the token's metadata signer, not encrypted: it holds
+/// names, dates, tags and public-key fingerprints, no key material (mode 0600).
+pub(crate) struct FileMetadata {
+    token: Arc<Token>,
+    auth: Authenticator,
+    path: PathBuf,
+    lock: PathBuf,
+}
+
+impl std::fmt::Debug for FileMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileMetadata").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// The whole file: every key's description and the settings.
+#[derive(Default)]
+struct FileDoc {
+    keys: BTreeMap<String, KeyDescription>,
+    settings: StoreSettings,
+}
+
+impl FileMetadata {
+    pub(crate) fn open(path: &Path, token: Arc<Token>) -> Result<Self> {
+        let mut lock = path.as_os_str().to_owned();
+        lock.push(".lock");
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir).map_err(|e| io_err("create directory", dir, &e))?;
+        }
+        Ok(FileMetadata { auth: Authenticator::new(token.clone()), token, path: path.to_owned(), lock: lock.into() })
+    }
+
+    /// The label every signature of this file covers: the token's serial and label, so
+    /// a file signed for one token does not pass for another's.
+    fn label(&self) -> String {
+        format!(".hsmkit-file:{}", self.token.label)
+    }
+
+    fn locked(&self, exclusive: bool) -> Result<File> {
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.lock)
+            .map_err(|e| io_err("open", &self.lock, &e))?;
+        if exclusive { f.lock() } else { f.lock_shared() }.map_err(|e| io_err("lock", &self.lock, &e))?;
+        Ok(f)
+    }
+
+    fn load(&self, s: &Session) -> OpResult<FileDoc> {
+        let bytes = match fs::read(&self.path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileDoc::default()),
+            Err(e) => return Err(io_err("read", &self.path, &e).into()),
+        };
+        let v = self.auth.open(s, &self.label(), &bytes)?;
+        let mut doc = FileDoc {
+            settings: match v.get("settings") {
+                Some(st) => StoreSettings::from_json(st)?,
+                None => StoreSettings::default(),
+            },
+            keys: BTreeMap::new(),
+        };
+        if let Some(keys) = v.get("keys").and_then(Value::as_object) {
+            for (name, k) in keys {
+                doc.keys.insert(name.clone(), doc_of(name, k)?);
+            }
+        }
+        Ok(doc)
+    }
+
+    fn store(&self, s: &Session, doc: &FileDoc) -> OpResult<Vec<u8>> {
+        let keys: serde_json::Map<String, Value> = doc.keys.iter().map(|(k, d)| (k.clone(), d.to_json())).collect();
+        let v = json!({ "keys": keys, "settings": doc.settings.to_json(), "written": secs(SystemTime::now()) });
+        let bytes = self.auth.seal(s, &self.label(), &v)?;
+        let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_err("create", dir, &e))?;
+        tmp.write_all(&bytes).and_then(|()| tmp.as_file().sync_all()).map_err(|e| io_err("write", tmp.path(), &e))?;
+        tmp.persist(&self.path).map_err(|e| io_err("rename", &self.path, &e.error))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("sync", dir, &e))?;
+        Ok(bytes)
+    }
+
+    fn change(&self, edit: &mut dyn FnMut(&mut FileDoc) -> Result<()>) -> Result<()> {
+        let _lock = self.locked(true)?;
+        let _g = self.token.write_guard();
+        let edit = std::cell::RefCell::new(edit);
+        let written = self.token.with_session(|s| {
+            let mut doc = self.load(s)?;
+            (edit.borrow_mut())(&mut doc)?;
+            self.store(s, &doc)
+        })?;
+        // Read back: the file on disk is what was written.
+        match fs::read(&self.path) {
+            Ok(b) if b == written => Ok(()),
+            _ => Err(meta_err("metadata", format!("{} did not read back as written", self.path.display()))),
+        }
+    }
+
+    fn snapshot(&self) -> Result<FileDoc> {
+        let _lock = self.locked(false)?;
+        self.token.with_session(|s| self.load(s))
+    }
+}
+
+fn io_err(what: &str, path: &Path, e: &std::io::Error) -> Error {
+    meta_err("metadata file", format!("cannot {what} {}: {e}", path.display()))
+}
+
+impl MetadataStore for FileMetadata {
+    fn kind(&self) -> &'static str {
+        "file"
+    }
+
+    fn read(&self, name: &str) -> Result<Option<KeyDescription>> {
+        Ok(self.snapshot()?.keys.remove(name))
+    }
+
+    fn list(&self) -> Result<Vec<KeyDescription>> {
+        Ok(self.snapshot()?.keys.into_values().collect())
+    }
+
+    fn modify(&self, name: &str, edit: DescriptionEdit<'_>) -> Result<()> {
+        self.change(&mut |doc| {
+            match edit(doc.keys.remove(name))? {
+                Some(d) => doc.keys.insert(name.to_owned(), d),
+                None => None,
+            };
+            Ok(())
+        })
+    }
+
+    fn settings(&self) -> Result<StoreSettings> {
+        Ok(self.snapshot()?.settings)
+    }
+
+    fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
+        let mut out = None;
+        self.change(&mut |doc| {
+            edit(&mut doc.settings)?;
+            out = Some(doc.settings);
+            Ok(())
+        })?;
+        out.ok_or_else(|| meta_err("metadata", "settings edit did not run"))
+    }
 }
 
 /// `CKA_START_DATE` / `CKA_END_DATE` from a time (UTC day; the core enforces the exact time).
@@ -169,12 +674,6 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn ids() {
-        assert_eq!(version_of_id(&object_id(7)), Some(7));
-        assert_eq!(version_of_id(b"abc"), None);
-    }
-
-    #[test]
     fn dates() {
         // cryptoki prints dates as "Month: M\nDay: D\nYear: Y".
         let ymd = |t: u64| ck_date(UNIX_EPOCH + Duration::from_secs(t)).to_string().replace('\n', " ");
@@ -182,5 +681,11 @@ mod tests {
         assert_eq!(ymd(0), "Month: 01 Day: 01 Year: 1970");
         assert_eq!(ymd(951_782_400), "Month: 02 Day: 29 Year: 2000");
         assert_eq!(ymd(4_102_444_799), "Month: 12 Day: 31 Year: 2099");
+    }
+
+    #[test]
+    fn hex_round_trip() {
+        assert_eq!(unhex(&hex(&[0, 1, 0xab, 0xff])).unwrap(), vec![0, 1, 0xab, 0xff]);
+        assert!(unhex("abc").is_none() && unhex("zz").is_none());
     }
 }

@@ -157,6 +157,8 @@ impl Probe {
             unwrap: all.unwrap.into_iter().filter(|a| ok(KeyOp::UnwrapKey, Algorithm::KeyWrap(*a))).collect(),
             oaep_label: self.oaep_label,
             engine: "pkcs11",
+            metadata: "token",
+            notes: Vec::new(),
         }
     }
 }
@@ -199,6 +201,7 @@ fn oaep_probe(s: &Session) -> (bool, bool) {
             has_private: false,
             created: std::time::SystemTime::now(),
             updated: std::time::SystemTime::now(),
+            binding: hsmkit::KeyBinding::default(),
         };
         let Ok(ops) = hsmkit_soft::public_key_ops(info, &pk) else { return false };
         let Ok(ct) = ops.encrypt(alg, b"probe", label) else { return false };

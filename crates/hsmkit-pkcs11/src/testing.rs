@@ -207,6 +207,9 @@ impl hsmkit::Backend for OwningBackend {
     fn capabilities(&self) -> hsmkit::Capabilities {
         self.backend.capabilities()
     }
+    fn metadata(&self) -> std::sync::Arc<dyn hsmkit::MetadataStore> {
+        self.backend.metadata()
+    }
     fn generate(
         &self,
         req: &hsmkit::NewKey<'_>,
@@ -221,37 +224,17 @@ impl hsmkit::Backend for OwningBackend {
     ) -> Result<Box<dyn hsmkit::BackendKey>> {
         self.backend.import(req, m)
     }
-    fn next_version(&self, key: &hsmkit::KeyDescription) -> Result<u32> {
-        self.backend.next_version(key)
+    fn open(&self, info: &hsmkit::KeyInfo) -> Result<Box<dyn hsmkit::BackendKey>> {
+        self.backend.open(info)
     }
-    fn open(&self, name: &str, version: u32) -> Result<Box<dyn hsmkit::BackendKey>> {
-        self.backend.open(name, version)
+    fn destroy(&self, info: &hsmkit::KeyInfo) -> Result<()> {
+        self.backend.destroy(info)
     }
-    fn describe(&self, name: &str) -> Result<hsmkit::KeyDescription> {
-        self.backend.describe(name)
+    fn apply_attributes(&self, info: &hsmkit::KeyInfo) -> Result<()> {
+        self.backend.apply_attributes(info)
     }
-    fn list(&self) -> Result<Vec<hsmkit::KeyDescription>> {
-        self.backend.list()
-    }
-    fn update_version(
-        &self,
-        name: &str,
-        version: u32,
-        edit: hsmkit::VersionEdit<'_>,
-    ) -> Result<hsmkit::KeyInfo> {
-        self.backend.update_version(name, version, edit)
-    }
-    fn update_state(&self, name: &str, edit: hsmkit::StateEdit<'_>) -> Result<hsmkit::KeyState> {
-        self.backend.update_state(name, edit)
-    }
-    fn purge(&self, name: &str, check: hsmkit::StateEdit<'_>) -> Result<()> {
-        self.backend.purge(name, check)
-    }
-    fn settings(&self) -> Result<hsmkit::StoreSettings> {
-        self.backend.settings()
-    }
-    fn update_settings(&self, edit: hsmkit::SettingsEdit<'_>) -> Result<hsmkit::StoreSettings> {
-        self.backend.update_settings(edit)
+    fn unmanaged(&self, name: &str) -> Result<Option<hsmkit::KeyInfo>> {
+        self.backend.unmanaged(name)
     }
 }
 

@@ -50,6 +50,21 @@ pub struct Pkcs11Uri {
     pub module_path: Option<PathBuf>,
     /// Where the PIN comes from.
     pub pin: PinSource,
+    /// Where key metadata lives (`metadata=`).
+    pub metadata: MetadataChoice,
+}
+
+/// Where a token's key metadata lives: the URI's `metadata=` query attribute.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum MetadataChoice {
+    /// `metadata=auto` (the default): on the token if it keeps private data objects and
+    /// changes to them, else in a file under the user's data directory.
+    #[default]
+    Auto,
+    /// `metadata=token`: signed private `CKO_DATA` objects on the token.
+    Token,
+    /// `metadata=file:<path>`: one signed file (for tokens that refuse data objects).
+    File(PathBuf),
 }
 
 fn bad(msg: impl fmt::Display) -> Error {
@@ -89,6 +104,7 @@ impl Pkcs11Uri {
             slot_id: None,
             module_path: None,
             pin: PinSource::Env,
+            metadata: MetadataChoice::Auto,
         };
         let mut seen = std::collections::HashSet::new();
         for (part, sep_name) in [(path, "path"), (query, "query")] {
@@ -114,6 +130,16 @@ impl Pkcs11Uri {
                         return Err(bad(format!("'{k}' names an object; hsmkit opens a whole token")));
                     }
                     ("query", "module-path") => u.module_path = Some(PathBuf::from(v)),
+                    ("query", "metadata") => {
+                        u.metadata = match v.as_str() {
+                            "auto" => MetadataChoice::Auto,
+                            "token" => MetadataChoice::Token,
+                            _ => match v.strip_prefix("file:") {
+                                Some(p) if !p.is_empty() => MetadataChoice::File(PathBuf::from(p)),
+                                _ => return Err(bad("metadata must be auto, token or file:<path>")),
+                            },
+                        }
+                    }
                     ("query", "pin-value") => u.pin = PinSource::Value(Zeroizing::new(v)),
                     ("query", "pin-source") => {
                         let path = v.strip_prefix("file:").unwrap_or(&v);

@@ -537,6 +537,10 @@ fn remove_durably(dir: &Path, name: &str) -> Result<()> {
 }
 
 impl Storage for FileStorage {
+    fn kind(&self) -> &'static str {
+        "keystore"
+    }
+
     fn read(&self, name: &str) -> Result<Option<KeyDoc>> {
         self.read_doc(name)
     }

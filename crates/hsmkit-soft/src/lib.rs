@@ -17,11 +17,11 @@ mod storage;
 mod wrap;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use hsmkit::{
-    Backend, BackendKey, Capabilities, Error, KeyDescription, KeyInfo, KeyMaterial, KeySpec, KeyState,
-    NewKey, Result, SettingsEdit, StateEdit, StoreSettings, VersionEdit,
+    Backend, BackendKey, Capabilities, Error, KeyDescription, KeyInfo, KeyMaterial, KeySpec, NewKey, Result,
+    SettingsEdit, StoreSettings,
 };
 
 pub use keystore::{FileStorage, KdfParams, StoreKey};
@@ -65,14 +65,21 @@ impl SoftEngine {
     }
 }
 
+/// Material of versions made but not yet recorded in the metadata, by material id: the
+/// software backend's half of the two-step create (see [`hsmkit::Backend`]). Its
+/// metadata store moves an entry into the key's document in the same atomic write that
+/// records the version, so a crash in between leaves nothing on disk.
+type Staging = Arc<Mutex<HashMap<[u8; 16], Arc<KeyMaterial>>>>;
+
 /// The software backend.
 #[derive(Debug)]
 pub struct SoftBackend {
-    storage: Box<dyn Storage>,
+    storage: Arc<dyn Storage>,
     engine: SoftEngine,
     // Parsed keys by version uid: RSA key construction costs milliseconds, so it is done
     // once per key version, not per operation.
     cache: RwLock<HashMap<[u8; 16], Arc<key::Loaded>>>,
+    staging: Staging,
 }
 
 impl Default for SoftBackend {
@@ -81,15 +88,12 @@ impl Default for SoftBackend {
     }
 }
 
-fn not_found(name: &str) -> Error {
-    Error::NotFound { what: format!("key '{name}'") }
+fn uid_of(info: &KeyInfo) -> Option<[u8; 16]> {
+    <[u8; 16]>::try_from(info.binding.object_id.as_slice()).ok()
 }
 
-fn new_uid() -> Result<[u8; 16]> {
-    let mut uid = [0u8; 16];
-    getrandom::fill(&mut uid)
-        .map_err(|e| Error::backend(KIND, "getrandom", format!("OS random number generator failed: {e}")))?;
-    Ok(uid)
+fn version_not_found(info: &KeyInfo) -> Error {
+    Error::NotFound { what: format!("version {} of key '{}'", info.version, info.name) }
 }
 
 impl SoftBackend {
@@ -98,12 +102,14 @@ impl SoftBackend {
         Self::with_storage(MemoryStorage::default())
     }
 
-    /// A backend over any [`Storage`].
+    /// A backend over any [`Storage`]. Its keys' metadata lives in the same storage
+    /// (see [`Backend::metadata`]).
     pub fn with_storage(storage: impl Storage + 'static) -> Self {
         SoftBackend {
-            storage: Box::new(storage),
+            storage: Arc::new(storage),
             engine: SoftEngine::default(),
             cache: RwLock::new(HashMap::new()),
+            staging: Arc::default(),
         }
     }
 
@@ -125,56 +131,102 @@ impl SoftBackend {
         Ok(Self::with_storage(FileStorage::open_or_create(dir, unlock, KdfParams::default())?))
     }
 
-    fn open_record(&self, record: VersionRecord) -> Result<SoftKey> {
-        let cached = self.cache.read().map_err(|_| poisoned())?.get(&record.uid).cloned();
+    fn load(&self, info: KeyInfo, uid: [u8; 16], material: Arc<KeyMaterial>) -> Result<SoftKey> {
+        let cached = self.cache.read().map_err(|_| poisoned())?.get(&uid).cloned();
         let engine = match cached {
             Some(e) => e,
             None => {
-                let e = Arc::new(key::Loaded::new(
-                    key::Engine::load(&record.material)?,
-                    &record.material,
-                    self.engine,
-                )?);
-                self.cache.write().map_err(|_| poisoned())?.insert(record.uid, e.clone());
+                let e = Arc::new(key::Loaded::new(key::Engine::load(&material)?, &material, self.engine)?);
+                self.cache.write().map_err(|_| poisoned())?.insert(uid, e.clone());
                 e
             }
         };
-        Ok(SoftKey::new(record.info, engine, record.material))
+        Ok(SoftKey::new(info, engine, material))
     }
 
-    fn insert(
-        &self,
-        req: &NewKey<'_>,
-        spec: KeySpec,
-        material: KeyMaterial,
-        engine: key::Engine,
-    ) -> Result<SoftKey> {
+    /// Stages new material and returns its key, bound to a fresh material id.
+    fn stage(&self, req: &NewKey<'_>, spec: KeySpec, material: KeyMaterial, engine: key::Engine) -> Result<SoftKey> {
+        let uid = req.object_id;
         let info = req.info(spec, !material.is_public_only());
-        let record = VersionRecord { info: info.clone(), material: Arc::new(material), uid: new_uid()? };
-        self.storage.modify(req.name, &mut |doc| {
-            let mut doc = match (doc, req.version) {
-                (None, 1) => KeyDoc {
-                    name: req.name.to_owned(),
-                    state: KeyState::default(),
-                    versions: BTreeMap::new(),
-                },
-                (Some(_), 1) => return Err(Error::AlreadyExists { name: req.name.to_owned() }),
-                (None, _) => return Err(not_found(req.name)),
-                (Some(d), v) if d.versions.contains_key(&v) => {
-                    return Err(Error::AlreadyExists { name: format!("{}/{v}", req.name) });
-                }
-                (Some(d), _) => d,
-            };
-            doc.versions.insert(req.version, record.clone());
-            Ok(Some(doc))
-        })?;
-        let engine = Arc::new(key::Loaded::new(engine, &record.material, self.engine)?);
-        self.cache.write().map_err(|_| poisoned())?.insert(record.uid, engine.clone());
-        Ok(SoftKey::new(info, engine, record.material))
+        let material = Arc::new(material);
+        let loaded = Arc::new(key::Loaded::new(engine, &material, self.engine)?);
+        self.cache.write().map_err(|_| poisoned())?.insert(uid, loaded.clone());
+        self.staging.lock().map_err(|_| poisoned())?.insert(uid, material.clone());
+        Ok(SoftKey::new(info, loaded, material))
+    }
+}
+
+/// The software backend's metadata: the key documents of its [`Storage`], which hold
+/// each version's material beside its metadata.
+#[derive(Debug)]
+struct SoftMetadata {
+    storage: Arc<dyn Storage>,
+    staging: Staging,
+}
+
+impl hsmkit::MetadataStore for SoftMetadata {
+    fn kind(&self) -> &'static str {
+        self.storage.kind()
     }
 
-    fn doc(&self, name: &str) -> Result<KeyDoc> {
-        self.storage.read(name)?.ok_or_else(|| not_found(name))
+    fn read(&self, name: &str) -> Result<Option<KeyDescription>> {
+        Ok(self.storage.read(name)?.map(|d| d.describe()))
+    }
+
+    fn list(&self) -> Result<Vec<KeyDescription>> {
+        let mut out = Vec::new();
+        for name in self.storage.names()? {
+            // A key purged between names() and read() is simply gone.
+            if let Some(doc) = self.storage.read(&name)? {
+                out.push(doc.describe());
+            }
+        }
+        Ok(out)
+    }
+
+    fn modify(&self, name: &str, edit: hsmkit::DescriptionEdit<'_>) -> Result<()> {
+        let mut taken = Vec::new();
+        self.storage.modify(name, &mut |doc| {
+            taken.clear();
+            let Some(new) = edit(doc.as_ref().map(KeyDoc::describe))? else { return Ok(None) };
+            let mut old = doc.map(|d| d.versions).unwrap_or_default();
+            let mut versions = BTreeMap::new();
+            for mut info in new.versions {
+                let uid = uid_of(&info);
+                let record = match old.remove(&info.version) {
+                    Some(r) if uid.is_none_or(|u| u == r.uid) => VersionRecord { info, ..r },
+                    _ => {
+                        // A version the backend staged: its material joins the document now.
+                        let uid = uid.ok_or_else(|| version_not_found(&info))?;
+                        let material = self
+                            .staging
+                            .lock()
+                            .map_err(|_| poisoned())?
+                            .get(&uid)
+                            .cloned()
+                            .ok_or_else(|| version_not_found(&info))?;
+                        taken.push(uid);
+                        info.binding.object_id.clear();
+                        VersionRecord { info, material, uid }
+                    }
+                };
+                versions.insert(record.info.version, record);
+            }
+            Ok(Some(KeyDoc { name: name.to_owned(), state: new.state, versions }))
+        })?;
+        let mut staging = self.staging.lock().map_err(|_| poisoned())?;
+        for uid in taken {
+            staging.remove(&uid);
+        }
+        Ok(())
+    }
+
+    fn settings(&self) -> Result<StoreSettings> {
+        self.storage.settings()
+    }
+
+    fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
+        self.storage.modify_settings(edit)
     }
 }
 
@@ -206,12 +258,16 @@ impl Backend for SoftBackend {
             #[cfg(feature = "aws-lc")]
             SoftEngine::AwsLc => "aws-lc",
         };
-        Capabilities { engine, ..Capabilities::all() }
+        Capabilities { engine, metadata: self.storage.kind(), ..Capabilities::all() }
+    }
+
+    fn metadata(&self) -> Arc<dyn hsmkit::MetadataStore> {
+        Arc::new(SoftMetadata { storage: self.storage.clone(), staging: self.staging.clone() })
     }
 
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>> {
         let (material, engine) = generate::generate(spec)?;
-        Ok(Box::new(self.insert(req, spec, material, engine)?))
+        Ok(Box::new(self.stage(req, spec, material, engine)?))
     }
 
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>> {
@@ -219,84 +275,39 @@ impl Backend for SoftBackend {
         // Store the normalised form (RSA CRT values, EC public point), so that an exported
         // key is complete even if it was imported from, say, a JWK without dp/dq/qi.
         let material = export::normalized(&engine, &material)?;
-        Ok(Box::new(self.insert(req, spec, material, engine)?))
+        Ok(Box::new(self.stage(req, spec, material, engine)?))
     }
 
-    fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>> {
-        let record = self
-            .doc(name)?
-            .versions
-            .remove(&version)
-            .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
-        Ok(Box::new(self.open_record(record)?))
-    }
-
-    fn describe(&self, name: &str) -> Result<KeyDescription> {
-        Ok(self.doc(name)?.describe())
-    }
-
-    fn list(&self) -> Result<Vec<KeyDescription>> {
-        let mut out = Vec::new();
-        for name in self.storage.names()? {
-            // A key purged between names() and read() is simply gone.
-            if let Some(doc) = self.storage.read(&name)? {
-                out.push(doc.describe());
+    fn open(&self, info: &KeyInfo) -> Result<Box<dyn BackendKey>> {
+        let want = uid_of(info);
+        let stored = self
+            .storage
+            .read(&info.name)?
+            .and_then(|mut d| d.versions.remove(&info.version))
+            .filter(|r| want.is_none_or(|u| u == r.uid));
+        let (uid, material) = match (stored, want) {
+            (Some(r), _) => (r.uid, r.material),
+            // Recorded in another metadata store (see `Store::with_metadata`): staged here.
+            (None, Some(uid)) => {
+                let staged = self.staging.lock().map_err(|_| poisoned())?.get(&uid).cloned();
+                (uid, staged.ok_or_else(|| version_not_found(info))?)
             }
-        }
-        Ok(out)
+            (None, None) => return Err(version_not_found(info)),
+        };
+        Ok(Box::new(self.load(info.clone(), uid, material)?))
     }
 
-    fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo> {
-        let mut out = None;
-        self.storage.modify(name, &mut |doc| {
-            let mut doc = doc.ok_or_else(|| not_found(name))?;
-            let rec = doc
-                .versions
-                .get_mut(&version)
-                .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
-            let mut info = rec.info.clone();
-            edit(&mut info)?;
-            rec.info = info.clone();
-            out = Some(info);
-            Ok(Some(doc))
-        })?;
-        out.ok_or_else(|| not_found(name))
-    }
-
-    fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState> {
-        let mut out = None;
-        self.storage.modify(name, &mut |doc| {
-            let mut doc = doc.ok_or_else(|| not_found(name))?;
-            let mut state = doc.state.clone();
-            edit(&mut state)?;
-            doc.state = state.clone();
-            out = Some(state);
-            Ok(Some(doc))
-        })?;
-        out.ok_or_else(|| not_found(name))
-    }
-
-    fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()> {
-        let mut uids = Vec::new();
-        self.storage.modify(name, &mut |doc| {
-            let doc = doc.ok_or_else(|| not_found(name))?;
-            let mut state = doc.state.clone();
-            check(&mut state)?;
-            uids = doc.versions.values().map(|r| r.uid).collect();
-            Ok(None)
-        })?;
-        let mut cache = self.cache.write().map_err(|_| poisoned())?;
-        for uid in uids {
-            cache.remove(&uid);
-        }
-        Ok(())
-    }
-
-    fn settings(&self) -> Result<StoreSettings> {
-        self.storage.settings()
-    }
-
-    fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
-        self.storage.modify_settings(edit)
+    fn destroy(&self, info: &KeyInfo) -> Result<()> {
+        let Some(uid) = uid_of(info) else { return Ok(()) };
+        self.staging.lock().map_err(|_| poisoned())?.remove(&uid);
+        self.cache.write().map_err(|_| poisoned())?.remove(&uid);
+        // A recorded version whose metadata is still there (purge removes the whole
+        // document first, so this finds nothing then).
+        self.storage.modify(&info.name, &mut |doc| {
+            Ok(doc.map(|mut d| {
+                d.versions.retain(|_, r| r.uid != uid);
+                d
+            }))
+        })
     }
 }

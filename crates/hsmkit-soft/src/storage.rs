@@ -36,12 +36,20 @@ pub struct KeyDoc {
 }
 
 impl KeyDoc {
-    /// The document without material.
+    /// The document without material. Each version's binding is its material id.
     pub fn describe(&self) -> KeyDescription {
         KeyDescription {
             name: self.name.clone(),
             state: self.state.clone(),
-            versions: self.versions.values().map(|r| r.info.clone()).collect(),
+            versions: self
+                .versions
+                .values()
+                .map(|r| {
+                    let mut info = r.info.clone();
+                    info.binding.object_id = r.uid.to_vec();
+                    info
+                })
+                .collect(),
         }
     }
 }
@@ -56,6 +64,12 @@ pub type DocEdit<'a> = &'a mut dyn FnMut(Option<KeyDoc>) -> Result<Option<KeyDoc
 /// writers (threads, and for on-disk storage, processes) and all-or-nothing: if the edit
 /// fails or the process dies, the old document stays.
 pub trait Storage: Send + Sync + fmt::Debug {
+    /// What this storage is, as [`hsmkit::MetadataStore::kind`] says it: `memory`,
+    /// `keystore`.
+    fn kind(&self) -> &'static str {
+        "storage"
+    }
+
     /// One key's document.
     fn read(&self, name: &str) -> Result<Option<KeyDoc>>;
     /// The names of every key.
@@ -80,6 +94,10 @@ pub(crate) fn poisoned() -> Error {
 }
 
 impl Storage for MemoryStorage {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
     fn read(&self, name: &str) -> Result<Option<KeyDoc>> {
         Ok(self.docs.read().map_err(|_| poisoned())?.get(name).cloned())
     }

@@ -5,6 +5,7 @@
 //! [`crate::Store`]) so that they are the same for every backend.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use zeroize::Zeroizing;
@@ -13,7 +14,8 @@ use crate::algorithm::{Algorithm, EncryptionAlgorithm, KeyWrapAlgorithm, Signatu
 use crate::attributes::{KeyAttributes, KeyOp};
 use crate::error::{Error, Result};
 use crate::hazmat::aead::Aes256GcmEngine;
-use crate::lifecycle::{KeyDescription, KeyState, StoreSettings};
+use crate::lifecycle::StoreSettings;
+use crate::metadata::MetadataStore;
 use crate::material::KeyMaterial;
 use crate::public::PublicKey;
 use crate::spec::KeySpec;
@@ -35,6 +37,44 @@ pub struct KeyInfo {
     pub created: SystemTime,
     /// When its attributes last changed.
     pub updated: SystemTime,
+    /// What ties this version to its objects in the backend.
+    pub binding: KeyBinding,
+}
+
+/// What ties a key version's metadata to its objects in the backend: something an
+/// unauthenticated party cannot forge, never a label alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyBinding {
+    /// The backend's id of the version's objects: a random PKCS#11 `CKA_ID`, or the
+    /// software backend's material id. Empty for keys made by other tools (found by label).
+    pub object_id: Vec<u8>,
+    /// SHA-256 of the public key's SubjectPublicKeyInfo DER, pinned when the version was
+    /// created or imported: a public key that does not match it is refused.
+    pub public_sha256: Option<[u8; 32]>,
+}
+
+impl KeyBinding {
+    /// The fingerprint [`KeyBinding::public_sha256`] pins.
+    pub fn fingerprint(public: &PublicKey) -> Result<[u8; 32]> {
+        use sha2::Digest;
+        Ok(sha2::Sha256::digest(public.to_spki_der()?).into())
+    }
+
+    /// Checks `public` against the pinned fingerprint (a version without one passes).
+    pub fn check_public(&self, name: &str, version: u32, public: &PublicKey) -> Result<()> {
+        match self.public_sha256 {
+            Some(pinned) if pinned != Self::fingerprint(public)? => Err(Error::backend(
+                "store",
+                "public-key binding",
+                format!(
+                    "the public key found for key '{}' version {version} is not the one pinned when it \
+                     was created (SPKI SHA-256 differs): refusing it",
+                    name.escape_debug()
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl KeyInfo {
@@ -144,6 +184,12 @@ pub struct Capabilities {
     /// Which implementation does the cryptography: `"rustcrypto"` or `"aws-lc"` for the
     /// software backend, `"pkcs11"` for a token.
     pub engine: &'static str,
+    /// What holds the key metadata (see [`crate::MetadataStore::kind`]); filled in by
+    /// [`crate::Store::capabilities`].
+    pub metadata: &'static str,
+    /// Facts about the backend a user should know, each one line (for example that a
+    /// token does not honour key-wrapping templates).
+    pub notes: Vec<String>,
 }
 
 impl Capabilities {
@@ -159,7 +205,28 @@ impl Capabilities {
             unwrap: KeyWrapAlgorithm::ALL.to_vec(),
             oaep_label: true,
             engine: "rustcrypto",
+            metadata: "memory",
+            notes: Vec::new(),
         }
+    }
+
+    /// As JSON (for `hsmkit info --json`, Python and C): algorithm and spec names as
+    /// hsmkit writes them.
+    pub fn to_json(&self) -> serde_json::Value {
+        let names = |v: Vec<String>| serde_json::Value::from(v);
+        serde_json::json!({
+            "engine": self.engine,
+            "metadata": self.metadata,
+            "generate": names(self.generate.iter().map(ToString::to_string).collect()),
+            "import": self.import,
+            "export": self.export,
+            "sign": names(self.sign.iter().map(ToString::to_string).collect()),
+            "decrypt": names(self.decrypt.iter().map(ToString::to_string).collect()),
+            "wrap": names(self.wrap.iter().map(ToString::to_string).collect()),
+            "unwrap": names(self.unwrap.iter().map(ToString::to_string).collect()),
+            "oaep_label": self.oaep_label,
+            "notes": self.notes,
+        })
     }
 }
 
@@ -174,6 +241,9 @@ pub struct NewKey<'a> {
     pub attributes: &'a KeyAttributes,
     /// The creation time (from the store's clock).
     pub created: SystemTime,
+    /// A fresh random id for the version's backend objects (a PKCS#11 `CKA_ID`, the
+    /// software backend's material id): the version's [`KeyBinding::object_id`].
+    pub object_id: [u8; 16],
 }
 
 impl NewKey<'_> {
@@ -187,25 +257,22 @@ impl NewKey<'_> {
             has_private,
             created: self.created,
             updated: self.created,
+            binding: KeyBinding { object_id: self.object_id.to_vec(), public_sha256: None },
         }
     }
 }
 
-/// A change to a key version's metadata, run by the backend as one atomic step.
-pub type VersionEdit<'a> = &'a mut dyn FnMut(&mut KeyInfo) -> Result<()>;
-/// A change to a key's state, run by the backend as one atomic step.
-pub type StateEdit<'a> = &'a mut dyn FnMut(&mut KeyState) -> Result<()>;
-/// A change to the store settings, run by the backend as one atomic step.
+/// A change to the store settings, run by the metadata store as one atomic step.
 pub type SettingsEdit<'a> = &'a mut dyn FnMut(&mut StoreSettings) -> Result<()>;
 
-/// A place where keys live.
+/// A place where key material lives.
 ///
-/// Backends store keys and their lifecycle documents; the lifecycle rules (what may be
-/// rotated, deleted, recovered, purged and when) live in [`crate::Store`], so they are
-/// the same for every backend. Edits take a closure that the backend runs on freshly
-/// read state and then writes back as one step: under a lock that other processes
-/// respect where the backend has one (the file keystore), so that concurrent changes
-/// are not lost.
+/// A backend holds key objects and runs their private operations; it keeps no lifecycle
+/// state. Names, versions, attributes and soft-delete state live in a
+/// [`MetadataStore`], over which [`crate::Store`] runs the lifecycle rules once for every
+/// backend. A new version is made in two steps: the backend creates its objects (bound to
+/// a fresh [`KeyBinding::object_id`]), then the store records it; if recording fails the
+/// store asks the backend to [`destroy`](Backend::destroy) them again.
 ///
 /// Implementations check nothing the core already checks: names are valid, specs are
 /// generatable, attributes are resolved.
@@ -216,44 +283,36 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;
 
-    /// Generates version `req.version` of a key. For version 1 the name must be free
-    /// (not even a deleted key holds it), else [`Error::AlreadyExists`]; for a later
-    /// version the key must exist ([`Error::NotFound`]) and the version must be new
-    /// ([`Error::AlreadyExists`], and the core retries with the next number).
+    /// Where keys of this backend keep their metadata unless the caller chooses
+    /// (see [`crate::Store::with_metadata`]).
+    fn metadata(&self) -> Arc<dyn MetadataStore>;
+
+    /// Generates the objects of version `req.version` of a key. The returned key's
+    /// [`KeyInfo::binding`] names them.
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>>;
 
-    /// Loads key material as version `req.version`, with the rules of
-    /// [`generate`](Self::generate).
+    /// Loads key material as the objects of version `req.version`, as
+    /// [`generate`](Self::generate) does.
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>>;
 
-    /// The number the next version of `key` gets: by default one more than the newest.
-    /// (A backend that can hold leftovers of an interrupted create skips past them.)
-    fn next_version(&self, key: &KeyDescription) -> Result<u32> {
-        key.max_version().checked_add(1).ok_or_else(|| Error::invalid("too many versions"))
+    /// Opens the objects of one recorded version (deleted or not: the core decides).
+    /// The backend checks that what it finds matches `info.binding`.
+    fn open(&self, info: &KeyInfo) -> Result<Box<dyn BackendKey>>;
+
+    /// Destroys the objects of one version. Objects already gone are not an error.
+    fn destroy(&self, info: &KeyInfo) -> Result<()>;
+
+    /// Pushes a version's changed attributes (dates, usage) onto its objects where the
+    /// backend has native attributes. The core enforces attributes itself regardless.
+    fn apply_attributes(&self, info: &KeyInfo) -> Result<()> {
+        let _ = info;
+        Ok(())
     }
 
-    /// Opens one version of a key (deleted or not: the core decides).
-    fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>>;
-
-    /// A key's state and versions; [`Error::NotFound`] if there is no such key.
-    fn describe(&self, name: &str) -> Result<KeyDescription>;
-
-    /// Every key, deleted ones included.
-    fn list(&self) -> Result<Vec<KeyDescription>>;
-
-    /// Changes one version's metadata atomically; returns the new metadata.
-    fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo>;
-
-    /// Changes a key's state atomically; returns the new state.
-    fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState>;
-
-    /// Destroys every version of a key, if `check` (run on the fresh state, atomically
-    /// with the purge) allows it.
-    fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()>;
-
-    /// The store settings.
-    fn settings(&self) -> Result<StoreSettings>;
-
-    /// Changes the store settings atomically; returns the new settings.
-    fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings>;
+    /// A key that has no metadata but that the backend holds anyway (a key another tool
+    /// made on a token, found by its label), as version 1; `None` if there is none.
+    fn unmanaged(&self, name: &str) -> Result<Option<KeyInfo>> {
+        let _ = name;
+        Ok(None)
+    }
 }

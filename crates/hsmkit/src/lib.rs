@@ -31,6 +31,7 @@ pub mod hazmat;
 mod key;
 mod lifecycle;
 mod material;
+pub mod metadata;
 mod public;
 pub mod report;
 mod spec;
@@ -42,7 +43,8 @@ pub use algorithm::{
 };
 pub use attributes::{KeyAttributes, KeyOp, KeyOps};
 pub use audit::{AuditLog, Clock};
-pub use backend::{Backend, BackendKey, Capabilities, KeyInfo, NewKey, SettingsEdit, StateEdit, VersionEdit};
+pub use backend::{Backend, BackendKey, Capabilities, KeyBinding, KeyInfo, NewKey, SettingsEdit};
+pub use metadata::{DescriptionEdit, MemoryMetadata, MetadataStore};
 pub use error::{BackendError, Denied, Error, ErrorKind, Result};
 pub use key::{Key, SignInput};
 pub use lifecycle::{

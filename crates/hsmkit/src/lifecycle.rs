@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Value, json};
 
 use crate::attributes::{KeyAttributes, KeyOps};
-use crate::backend::KeyInfo;
+use crate::backend::{KeyBinding, KeyInfo};
 use crate::error::{Error, Result};
 use crate::spec::KeySpec;
 
@@ -353,7 +353,44 @@ fn info_to_json(info: &KeyInfo) -> Value {
         "has_private": info.has_private,
         "created": secs(info.created),
         "updated": secs(info.updated),
+        "binding": {
+            "object_id": to_hex(&info.binding.object_id),
+            "public_sha256": info.binding.public_sha256.map(|f| to_hex(&f)),
+        },
     })
+}
+
+fn to_hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn from_hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len() / 2).map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
+
+fn binding_from_json(v: &Value) -> Result<KeyBinding> {
+    if v.is_null() {
+        // Documents written before bindings existed.
+        return Ok(KeyBinding::default());
+    }
+    let object_id = v
+        .get("object_id")
+        .and_then(Value::as_str)
+        .and_then(from_hex)
+        .ok_or_else(|| corrupt("binding object_id"))?;
+    let public_sha256 = match v.get("public_sha256") {
+        None | Some(Value::Null) => None,
+        Some(f) => Some(
+            f.as_str()
+                .and_then(from_hex)
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| corrupt("binding public_sha256"))?,
+        ),
+    };
+    Ok(KeyBinding { object_id, public_sha256 })
 }
 
 fn info_from_json(v: &Value) -> Result<KeyInfo> {
@@ -380,6 +417,7 @@ fn info_from_json(v: &Value) -> Result<KeyInfo> {
         has_private: get("has_private").as_bool().ok_or_else(|| corrupt("has_private"))?,
         created,
         updated: time(get("updated")).unwrap_or(created),
+        binding: binding_from_json(get("binding"))?,
     })
 }
 

@@ -5,24 +5,30 @@ use std::time::{Duration, SystemTime};
 
 use crate::attributes::KeyAttributes;
 use crate::audit::{AuditLog, Ctx};
-use crate::backend::{Backend, Capabilities, KeyInfo, NewKey};
+use crate::backend::{Backend, Capabilities, KeyBinding, KeyInfo, NewKey};
 use crate::error::{Denied, Error, ErrorKind, Result};
 use crate::key::Key;
-use crate::lifecycle::{Deletion, KeyDescription, KeyUpdate, RotationPolicy, StoreSettings};
+use crate::lifecycle::{Deletion, KeyDescription, KeyState, KeyUpdate, RotationPolicy, StoreSettings};
+use crate::metadata::MetadataStore;
 use crate::material::KeyMaterial;
 use crate::spec::KeySpec;
 
 /// Longest key name accepted.
 pub const MAX_NAME_LEN: usize = 127;
 
-/// Checks a key name: 1 to 127 characters of `A-Z a-z 0-9 - _ .`, not starting with `.`
-/// (as key vaults do, so names are safe as file names, PKCS#11 labels and URL segments).
+/// Checks a key name: 1 to 127 characters of `A-Z a-z 0-9 -`, a key vault's alphabet, so
+/// names are safe as file names, PKCS#11 labels, URL segments and terminal output. The
+/// message never echoes a name that fails (it may hold control characters); it says how
+/// long it was and which character was first refused, escaped.
 pub fn validate_name(name: &str) -> Result<()> {
-    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !ok_chars || name.starts_with('.') {
+    let bad = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-'));
+    if name.is_empty() || name.len() > MAX_NAME_LEN || bad.is_some() {
+        let why = match bad {
+            Some(c) => format!("it contains {:?}", c),
+            None => format!("it has {} bytes", name.len()),
+        };
         return Err(Error::invalid(format!(
-            "key name '{}' must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 - _ . and not start with '.'",
-            name.escape_debug()
+            "a key name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 and '-' ({why})"
         )));
     }
     Ok(())
@@ -55,6 +61,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Arc<dyn Backend>,
+    meta: Arc<dyn MetadataStore>,
     ctx: Ctx,
 }
 
@@ -76,19 +83,90 @@ pub const MAX_RETENTION: Duration = Duration::from_secs(90 * 86_400);
 /// Shortest retention accepted for soft-deleted keys.
 pub const MIN_RETENTION: Duration = Duration::from_secs(7 * 86_400);
 
+/// A key just made, with the metadata as recorded (the backend's own copy lacks the
+/// public-key fingerprint the store pinned).
+#[derive(Debug)]
+struct Recorded {
+    inner: Box<dyn crate::BackendKey>,
+    info: KeyInfo,
+}
+
+impl crate::BackendKey for Recorded {
+    fn info(&self) -> &KeyInfo {
+        &self.info
+    }
+    fn check_algorithm(&self, op: crate::KeyOp, alg: crate::Algorithm) -> Result<()> {
+        self.inner.check_algorithm(op, alg)
+    }
+    fn public_key(&self) -> Result<crate::PublicKey> {
+        self.inner.public_key()
+    }
+    fn sign_digest(&self, alg: crate::SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
+        self.inner.sign_digest(alg, digest)
+    }
+    fn verify_digest(&self, alg: crate::SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<()> {
+        self.inner.verify_digest(alg, digest, signature)
+    }
+    fn encrypt(&self, alg: crate::EncryptionAlgorithm, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
+        self.inner.encrypt(alg, plaintext, label)
+    }
+    fn decrypt(
+        &self,
+        alg: crate::EncryptionAlgorithm,
+        ciphertext: &[u8],
+        label: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.inner.decrypt(alg, ciphertext, label)
+    }
+    fn wrap_key(&self, alg: crate::KeyWrapAlgorithm, key: &[u8]) -> Result<Vec<u8>> {
+        self.inner.wrap_key(alg, key)
+    }
+    fn unwrap_key(&self, alg: crate::KeyWrapAlgorithm, wrapped: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+        self.inner.unwrap_key(alg, wrapped)
+    }
+    fn export(&self) -> Result<KeyMaterial> {
+        self.inner.export()
+    }
+    fn aes_gcm(&self) -> &'static dyn crate::hazmat::aead::Aes256GcmEngine {
+        self.inner.aes_gcm()
+    }
+}
+
+/// A fresh random id for a new version's backend objects.
+fn new_object_id() -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id)
+        .map_err(|e| Error::backend("store", "getrandom", format!("OS random number generator failed: {e}")))?;
+    Ok(id)
+}
+
+/// Refuses a name some key already holds.
+fn free(name: &str, d: Option<&KeyDescription>) -> Result<()> {
+    match d {
+        Some(_) => Err(Error::AlreadyExists { name: name.to_owned() }),
+        None => Ok(()),
+    }
+}
+
 fn deleted_not_found(name: &str) -> Error {
     Error::NotFound { what: format!("deleted key '{name}'") }
 }
 
 impl Store {
-    /// A store over `backend`.
+    /// A store over `backend`, with the backend's own metadata store.
     pub fn new(backend: impl Backend + 'static) -> Self {
-        Store { backend: Arc::new(backend), ctx: Ctx::default() }
+        Self::from_arc(Arc::new(backend))
     }
 
-    /// A store over a shared backend.
+    /// A store over a shared backend, with the backend's own metadata store.
     pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
-        Store { backend, ctx: Ctx::default() }
+        let meta = backend.metadata();
+        Store { backend, meta, ctx: Ctx::default() }
+    }
+
+    /// A store over `backend` whose metadata lives in `meta`.
+    pub fn with_metadata(backend: Arc<dyn Backend>, meta: Arc<dyn MetadataStore>) -> Self {
+        Store { backend, meta, ctx: Ctx::default() }
     }
 
     /// This store with another clock: attribute checks, rotation, retention and audit
@@ -111,9 +189,56 @@ impl Store {
         self.backend.kind()
     }
 
-    /// What the backend can do.
+    /// What the backend can do, and what holds the metadata.
     pub fn capabilities(&self) -> Capabilities {
-        self.backend.capabilities()
+        Capabilities { metadata: self.meta.kind(), ..self.backend.capabilities() }
+    }
+
+    /// A key's metadata, or the backend's unmanaged key of that name.
+    fn describe_any(&self, name: &str) -> Result<Option<KeyDescription>> {
+        if let Some(d) = self.meta.read(name)? {
+            return Ok(Some(d));
+        }
+        Ok(self.backend.unmanaged(name)?.map(|info| KeyDescription {
+            name: name.to_owned(),
+            state: Default::default(),
+            versions: vec![info],
+        }))
+    }
+
+    /// Records a version the backend just made; destroys its objects if that fails, so a
+    /// failed create leaves nothing behind. `new` decides, on the fresh description,
+    /// whether the version may be added (`None`: the key does not exist yet).
+    fn record(
+        &self,
+        key: Box<dyn crate::BackendKey>,
+        check: &dyn Fn(Option<&KeyDescription>) -> Result<()>,
+    ) -> Result<Key> {
+        let mut info = key.info().clone();
+        let name = info.name.clone();
+        let r = (|| {
+            if info.spec.key_type() != crate::KeyType::Aes {
+                info.binding.public_sha256 = Some(KeyBinding::fingerprint(&key.public_key()?)?);
+            }
+            self.meta.modify(&name, &mut |doc| {
+                check(doc.as_ref())?;
+                let mut doc =
+                    doc.unwrap_or(KeyDescription { name: name.clone(), state: Default::default(), versions: vec![] });
+                doc.versions.push(info.clone());
+                doc.versions.sort_by_key(|v| v.version);
+                Ok(Some(doc))
+            })
+        })();
+        match r {
+            Ok(()) => Ok(self.key(Box::new(Recorded { inner: key, info }))),
+            Err(e) => {
+                if let Err(d) = self.backend.destroy(&info) {
+                    tracing::warn!(target: "hsmkit::store", key = %name.escape_debug(), version = info.version,
+                        error = %d, "could not destroy the objects of a version that was not recorded");
+                }
+                Err(e)
+            }
+        }
     }
 
     fn key(&self, k: Box<dyn crate::BackendKey>) -> Key {
@@ -127,7 +252,7 @@ impl Store {
     /// A key that exists and is not deleted.
     fn live(&self, name: &str) -> Result<KeyDescription> {
         validate_name(name)?;
-        let d = self.backend.describe(name)?;
+        let d = self.describe_any(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
         if d.state.deleted.is_some() {
             return Err(Error::NotFound {
                 what: format!("key '{name}' (it is deleted: recover or purge it)"),
@@ -167,14 +292,102 @@ impl Store {
         Ok(attributes)
     }
 
+    /// Fails unless no key (managed, unmanaged or deleted) holds `name`.
+    fn check_free(&self, name: &str) -> Result<()> {
+        free(name, self.describe_any(name)?.as_ref())
+    }
+
+    /// A key's description whether deleted or not.
+    fn live_or_deleted(&self, name: &str) -> Result<KeyDescription> {
+        self.describe_any(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })
+    }
+
+    /// The metadata of a key hsmkit made; a typed refusal for a key another tool made.
+    fn managed(name: &str, doc: Option<KeyDescription>, what: &str) -> Result<KeyDescription> {
+        doc.ok_or_else(|| Error::NotFound { what: format!("key '{name}' (or it was not made by hsmkit, so {what} is not possible)") })
+    }
+
+    /// Changes one version's metadata atomically, pushing native attributes onto the
+    /// backend's objects inside the same step (so a refusal there changes nothing).
+    fn update_version(
+        &self,
+        name: &str,
+        version: u32,
+        edit: &mut dyn FnMut(&mut KeyInfo) -> Result<()>,
+    ) -> Result<KeyInfo> {
+        let mut out = None;
+        self.meta.modify(name, &mut |doc| {
+            let mut doc = Self::managed(name, doc, "updating it")?;
+            let info = doc
+                .versions
+                .iter_mut()
+                .find(|v| v.version == version)
+                .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
+            edit(info)?;
+            self.backend.apply_attributes(info)?;
+            out = Some(info.clone());
+            Ok(Some(doc))
+        })?;
+        out.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })
+    }
+
+    /// Changes a key's state atomically; returns the new state.
+    fn update_state(&self, name: &str, edit: &mut dyn FnMut(&mut KeyState) -> Result<()>) -> Result<KeyState> {
+        let mut out = None;
+        self.meta.modify(name, &mut |doc| {
+            let mut doc = Self::managed(name, doc, "changing its state")?;
+            edit(&mut doc.state)?;
+            out = Some(doc.state.clone());
+            Ok(Some(doc))
+        })?;
+        out.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })
+    }
+
+    /// Removes a key's metadata if `check` allows it (atomically with the check), then
+    /// destroys every version's objects. A key another tool made is checked as a key with
+    /// default state, then its objects are destroyed.
+    fn purge(&self, name: &str, check: &mut dyn FnMut(&mut KeyState) -> Result<()>) -> Result<()> {
+        let mut versions = Vec::new();
+        if self.meta.read(name)?.is_some() {
+            self.meta.modify(name, &mut |doc| {
+                let doc = doc.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
+                let mut state = doc.state.clone();
+                check(&mut state)?;
+                versions = doc.versions;
+                Ok(None)
+            })?;
+        } else {
+            let info = self.backend.unmanaged(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
+            check(&mut KeyState::default())?;
+            versions.push(info);
+        }
+        // The metadata is gone, so the key is gone for every reader; objects that fail to
+        // go are reported (they are unreachable, bound to ids nothing records).
+        let failed: Vec<String> = versions
+            .iter()
+            .filter_map(|v| self.backend.destroy(v).err().map(|e| format!("version {}: {e}", v.version)))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::backend(
+                self.backend.kind(),
+                "purge",
+                format!("key '{name}' was purged, but some objects could not be destroyed: {}", failed.join("; ")),
+            ))
+        }
+    }
+
     /// Generates a new key called `name` inside the backend (version 1).
     pub fn create_key(&self, name: &str, spec: KeySpec, attributes: KeyAttributes) -> Result<Key> {
         let r = (|| {
             validate_name(name)?;
             self.check_generate(spec)?;
             let attributes = attributes.resolve(spec.key_type())?;
-            let req = NewKey { name, version: 1, attributes: &attributes, created: self.ctx.now() };
-            self.backend.generate(&req, spec).map(|k| self.key(k))
+            self.check_free(name)?;
+            let req = NewKey { name, version: 1, attributes: &attributes, created: self.ctx.now(), object_id: new_object_id()? };
+            let key = self.backend.generate(&req, spec)?;
+            self.record(key, &|d| free(name, d))
         })();
         self.event(name, Some(1), "create", &r);
         r
@@ -185,8 +398,10 @@ impl Store {
         let r = (|| {
             validate_name(name)?;
             let attributes = self.check_import(&material, attributes)?;
-            let req = NewKey { name, version: 1, attributes: &attributes, created: self.ctx.now() };
-            self.backend.import(&req, material).map(|k| self.key(k))
+            self.check_free(name)?;
+            let req = NewKey { name, version: 1, attributes: &attributes, created: self.ctx.now(), object_id: new_object_id()? };
+            let key = self.backend.import(&req, material)?;
+            self.record(key, &|d| free(name, d))
         })();
         self.event(name, Some(1), "import", &r);
         r
@@ -202,12 +417,27 @@ impl Store {
     ) -> Result<Key> {
         for _ in 0..32 {
             let d = self.live(name)?;
-            let version = self.backend.next_version(&d)?;
+            if self.meta.read(name)?.is_none() {
+                return Err(Error::unsupported(format!(
+                    "adding a version to key '{name}': it was not made by hsmkit and has no lifecycle metadata"
+                )));
+            }
+            let version = d.max_version().checked_add(1).ok_or_else(|| Error::invalid("too many versions"))?;
             let attributes = attributes(&d)?;
-            let req = NewKey { name, version, attributes: &attributes, created: self.ctx.now() };
-            match make(&req) {
+            let req = NewKey { name, version, attributes: &attributes, created: self.ctx.now(), object_id: new_object_id()? };
+            let key = make(&req)?;
+            // Another process may have taken the number meanwhile: then try the next.
+            let r = self.record(key, &|d| match d {
+                None => Err(Error::NotFound { what: format!("key '{name}'") }),
+                Some(d) if d.state.deleted.is_some() => Err(Error::NotFound { what: format!("key '{name}' (it is deleted)") }),
+                Some(d) if d.version(version).is_some() => {
+                    Err(Error::AlreadyExists { name: format!("{name}/{version}") })
+                }
+                Some(_) => Ok(()),
+            });
+            match r {
                 Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                r => return r.map(|k| self.key(k)),
+                r => return r,
             }
         }
         Err(Error::backend(self.backend.kind(), "rotate", "gave up after repeated version number conflicts"))
@@ -273,17 +503,16 @@ impl Store {
     /// Opens the current version of the key called `name`.
     pub fn get_key(&self, name: &str) -> Result<Key> {
         let d = self.live(name)?;
-        let v = d.current().ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?.version;
-        self.backend.open(name, v).map(|k| self.key(k))
+        let info = d.current().ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
+        self.backend.open(info).map(|k| self.key(k))
     }
 
     /// Opens one version of the key called `name`.
     pub fn get_key_version(&self, name: &str, version: u32) -> Result<Key> {
         let d = self.live(name)?;
-        if d.version(version).is_none() {
-            return Err(Error::NotFound { what: format!("version {version} of key '{name}'") });
-        }
-        self.backend.open(name, version).map(|k| self.key(k))
+        let info =
+            d.version(version).ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
+        self.backend.open(info).map(|k| self.key(k))
     }
 
     /// A key's state and versions.
@@ -294,7 +523,7 @@ impl Store {
     /// The current version of every key that is not deleted, sorted by name.
     pub fn list_keys(&self) -> Result<Vec<KeyInfo>> {
         let mut v: Vec<KeyInfo> = self
-            .backend
+            .meta
             .list()?
             .into_iter()
             .filter(|d| d.state.deleted.is_none())
@@ -316,7 +545,7 @@ impl Store {
         let r = (|| {
             self.live(name)?;
             let now = self.ctx.now();
-            self.backend.update_version(name, version, &mut |info| {
+            self.update_version(name, version, &mut |info| {
                 let mut a = info.attributes.clone();
                 if let Some(e) = update.enabled {
                     a.enabled = e;
@@ -354,7 +583,7 @@ impl Store {
     pub fn set_rotation_policy(&self, name: &str, policy: Option<RotationPolicy>) -> Result<()> {
         let r = (|| {
             self.live(name)?;
-            self.backend.update_state(name, &mut |st| {
+            self.update_state(name, &mut |st| {
                 st.rotation = policy;
                 Ok(())
             })
@@ -372,7 +601,7 @@ impl Store {
     pub fn keys_due_for_rotation(&self) -> Result<Vec<(String, u32, String)>> {
         let now = self.ctx.now();
         let mut due: Vec<_> = self
-            .backend
+            .meta
             .list()?
             .into_iter()
             .filter(|d| d.state.deleted.is_none())
@@ -403,9 +632,9 @@ impl Store {
     pub fn delete_key(&self, name: &str) -> Result<KeyDescription> {
         let r = (|| {
             validate_name(name)?;
-            let retention = self.backend.settings()?.retention;
+            let retention = self.meta.settings()?.retention;
             let now = self.ctx.now();
-            let state = self.backend.update_state(name, &mut |st| {
+            let state = self.update_state(name, &mut |st| {
                 if st.deleted.is_some() {
                     return Err(Error::NotFound { what: format!("key '{name}' (already deleted)") });
                 }
@@ -414,7 +643,7 @@ impl Store {
                 st.deleted = Some(Deletion { deleted_on: now, scheduled_purge });
                 Ok(())
             })?;
-            let mut d = self.backend.describe(name)?;
+            let mut d = self.live_or_deleted(name)?;
             d.state = state;
             Ok(d)
         })();
@@ -425,10 +654,7 @@ impl Store {
     /// A deleted key's description (with [`crate::KeyState::deleted`] set).
     pub fn get_deleted_key(&self, name: &str) -> Result<KeyDescription> {
         validate_name(name)?;
-        let d = self.backend.describe(name).map_err(|e| match e.kind() {
-            ErrorKind::NotFound => deleted_not_found(name),
-            _ => e,
-        })?;
+        let d = self.meta.read(name)?.ok_or_else(|| deleted_not_found(name))?;
         if d.state.deleted.is_none() {
             return Err(deleted_not_found(name));
         }
@@ -437,7 +663,7 @@ impl Store {
 
     /// Every deleted key, sorted by name.
     pub fn list_deleted_keys(&self) -> Result<Vec<KeyDescription>> {
-        let mut v: Vec<_> = self.backend.list()?.into_iter().filter(|d| d.state.deleted.is_some()).collect();
+        let mut v: Vec<_> = self.meta.list()?.into_iter().filter(|d| d.state.deleted.is_some()).collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(v)
     }
@@ -446,7 +672,7 @@ impl Store {
     pub fn recover_deleted_key(&self, name: &str) -> Result<Key> {
         let r = (|| {
             validate_name(name)?;
-            self.backend.update_state(name, &mut |st| {
+            self.update_state(name, &mut |st| {
                 if st.deleted.take().is_none() {
                     return Err(deleted_not_found(name));
                 }
@@ -463,9 +689,9 @@ impl Store {
     pub fn purge_deleted_key(&self, name: &str) -> Result<()> {
         let r = (|| {
             validate_name(name)?;
-            let protection = self.backend.settings()?.purge_protection;
+            let protection = self.meta.settings()?.purge_protection;
             let now = self.ctx.now();
-            self.backend.purge(name, &mut |st| {
+            self.purge(name, &mut |st| {
                 let d = st.deleted.ok_or_else(|| deleted_not_found(name))?;
                 if protection && now < d.scheduled_purge {
                     return Err(Error::PermissionDenied {
@@ -485,9 +711,9 @@ impl Store {
     pub fn destroy_key(&self, name: &str) -> Result<()> {
         let r = (|| {
             validate_name(name)?;
-            let protection = self.backend.settings()?.purge_protection;
+            let protection = self.meta.settings()?.purge_protection;
             let now = self.ctx.now();
-            self.backend.purge(name, &mut |st| {
+            self.purge(name, &mut |st| {
                 let retained = st.deleted.is_none_or(|d| now < d.scheduled_purge);
                 if protection && retained {
                     return Err(Error::PermissionDenied {
@@ -504,7 +730,7 @@ impl Store {
 
     /// The store's soft-delete settings.
     pub fn settings(&self) -> Result<StoreSettings> {
-        self.backend.settings()
+        self.meta.settings()
     }
 
     /// Sets how long deleted keys are kept (7 to 90 days). Applies to later deletions.
@@ -513,7 +739,7 @@ impl Store {
             if !(MIN_RETENTION..=MAX_RETENTION).contains(&retention) {
                 return Err(Error::invalid("retention must be 7 to 90 days"));
             }
-            self.backend.update_settings(&mut |s| {
+            self.meta.modify_settings(&mut |s| {
                 s.retention = retention;
                 Ok(())
             })
@@ -524,7 +750,7 @@ impl Store {
 
     /// Turns purge protection on. It cannot be turned off again.
     pub fn enable_purge_protection(&self) -> Result<StoreSettings> {
-        let r = self.backend.update_settings(&mut |s| {
+        let r = self.meta.modify_settings(&mut |s| {
             s.purge_protection = true;
             Ok(())
         });
