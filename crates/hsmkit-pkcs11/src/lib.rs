@@ -39,8 +39,8 @@ use std::sync::{Arc, Mutex};
 use cryptoki::object::{Attribute, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{
-    Backend, BackendKey, Capabilities, Error, KeyAttributes, KeyInfo, KeyMaterial, KeyOp, KeySpec, MetadataStore,
-    NewKey, Result,
+    Backend, BackendKey, Capabilities, Error, KeyAttributes, KeyInfo, KeyMaterial, KeyOp, KeySpec,
+    MetadataStore, NewKey, Result,
 };
 
 pub use uri::{MetadataChoice, PinSource, Pkcs11Uri};
@@ -71,7 +71,8 @@ pub(crate) type OpResult<T> = std::result::Result<T, OpError>;
 fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<(ObjectHandle, ObjectClass)>> {
     let mut out = Vec::new();
     for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::SECRET_KEY] {
-        let mut t = vec![Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec()), Attribute::Token(true)];
+        let mut t =
+            vec![Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec()), Attribute::Token(true)];
         if let Some(id) = id {
             t.push(Attribute::Id(id.to_vec()));
         }
@@ -101,7 +102,11 @@ fn public_object(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Option<
 /// The public key of a key version: read from its private object where that carries
 /// it (RSA; a no-PIN session cannot plant a private object), else from its public
 /// object, which must match the fingerprint pinned at creation.
-fn public_of(s: &Session, info: &KeyInfo, private: Option<ObjectHandle>) -> OpResult<Option<hsmkit::PublicKey>> {
+fn public_of(
+    s: &Session,
+    info: &KeyInfo,
+    private: Option<ObjectHandle>,
+) -> OpResult<Option<hsmkit::PublicKey>> {
     if info.spec.key_type() == hsmkit::KeyType::Aes {
         return Ok(None);
     }
@@ -162,7 +167,9 @@ fn default_metadata_file(token: &Token) -> Result<PathBuf> {
         .filter(|p| p.is_absolute())
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .ok_or_else(|| {
-            Error::invalid("no HOME or XDG_DATA_HOME for the token's metadata file: give metadata=file:<path>")
+            Error::invalid(
+                "no HOME or XDG_DATA_HOME for the token's metadata file: give metadata=file:<path>",
+            )
         })?;
     Ok(base.join("hsmkit").join("pkcs11").join(format!("{}.json", token.file_stem())))
 }
@@ -192,6 +199,7 @@ impl Pkcs11Backend {
                         notes.push(format!("metadata: in {} (it exists for this token)", path.display()));
                         Arc::new(FileMetadata::open(&path, token.clone())?)
                     }
+                    _ if metadata::has_documents(&token)? => Arc::new(TokenMetadata::new(token.clone())),
                     file => match metadata::probe_data_objects(&token) {
                         Ok(()) => Arc::new(TokenMetadata::new(token.clone())),
                         Err(why) => {
@@ -363,7 +371,8 @@ impl Backend for Pkcs11Backend {
     fn open(&self, info: &KeyInfo) -> Result<Box<dyn BackendKey>> {
         let (handle, public) = self.token.with_session(|s| {
             let private = if info.has_private {
-                let found = s.find_objects(&key::private_template(&info.name, id_of(info), info.spec.key_type()))?;
+                let found =
+                    s.find_objects(&key::private_template(&info.name, id_of(info), info.spec.key_type()))?;
                 let what = format!("version {} of key '{}'", info.version, info.name);
                 let h = at_most_one(&what, found)?.ok_or_else(|| Error::NotFound {
                     what: format!("the private object of {what} on the token"),

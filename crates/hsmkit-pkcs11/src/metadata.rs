@@ -178,7 +178,11 @@ impl Authenticator {
             Attribute::Verify(true),
         ];
         let mut private = signer_template();
-        private.extend([Attribute::Extractable(false), Attribute::Sign(true), Attribute::Id(b"hsmkit".to_vec())]);
+        private.extend([
+            Attribute::Extractable(false),
+            Attribute::Sign(true),
+            Attribute::Id(b"hsmkit".to_vec()),
+        ]);
         let (p, k) = match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) {
             Ok(pair) => pair,
             // Tokens that refuse session objects: a token public object, destroyed below.
@@ -205,7 +209,8 @@ impl Authenticator {
 
     /// Checks a signature; a missing signer means nothing can verify.
     fn verify(&self, s: &Session, label: &str, body: &[u8], sig: &[u8]) -> OpResult<()> {
-        let signer = self.signer(s, false)?.ok_or_else(|| tampered(label, "the token has no metadata signer"))?;
+        let signer =
+            self.signer(s, false)?.ok_or_else(|| tampered(label, "the token has no metadata signer"))?;
         let digest = HashAlg::Sha256.digest(&Self::message(label, body));
         signer
             .public
@@ -222,7 +227,8 @@ impl Authenticator {
 
     /// The document inside a signed form, once its signature verifies.
     fn open(&self, s: &Session, label: &str, bytes: &[u8]) -> OpResult<Value> {
-        let outer: Value = serde_json::from_slice(bytes).map_err(|_| tampered(label, "it is not hsmkit's"))?;
+        let outer: Value =
+            serde_json::from_slice(bytes).map_err(|_| tampered(label, "it is not hsmkit's"))?;
         let (Some(1), Some(body), Some(sig)) = (
             outer.get("hsmkit-metadata").and_then(Value::as_u64),
             outer.get("body").and_then(Value::as_str),
@@ -282,7 +288,10 @@ impl TokenMetadata {
     }
 
     fn find(s: &Session, label: &str) -> OpResult<Option<ObjectHandle>> {
-        Ok(at_most_one(&format!("metadata '{}'", label.escape_debug()), s.find_objects(&data_template(Some(label)))?)?)
+        Ok(at_most_one(
+            &format!("metadata '{}'", label.escape_debug()),
+            s.find_objects(&data_template(Some(label)))?,
+        )?)
     }
 
     fn read_value(&self, s: &Session, label: &str) -> OpResult<Option<(ObjectHandle, Value)>> {
@@ -293,7 +302,13 @@ impl TokenMetadata {
     }
 
     /// Replaces (or creates, or with `None` destroys) the object holding `label`.
-    fn write(&self, s: &Session, existing: Option<ObjectHandle>, label: &str, doc: Option<&Value>) -> OpResult<Expected> {
+    fn write(
+        &self,
+        s: &Session,
+        existing: Option<ObjectHandle>,
+        label: &str,
+        doc: Option<&Value>,
+    ) -> OpResult<Expected> {
         let Some(doc) = doc else {
             if let Some(h) = existing {
                 s.destroy_object(h)?;
@@ -301,14 +316,9 @@ impl TokenMetadata {
             return Ok(None);
         };
         let bytes = self.auth.seal(s, label, doc)?;
-        if let Some(h) = existing {
-            match s.update_attributes(h, &[Attribute::Value(bytes.clone())]) {
-                Ok(()) => return Ok(Some(bytes)),
-                // A token that will not modify CKA_VALUE gets a new object instead.
-                Err(cryptoki::error::Error::Pkcs11(RvError::AttributeReadOnly, _)) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // A new object, then the old one destroyed: never C_SetAttributeValue of
+        // CKA_VALUE, which some tokens accept and do not keep (tpm2-pkcs11 1.9 keeps it
+        // for this process only), while object creation and destruction persist.
         let mut t = data_template(Some(label));
         t.push(Attribute::Value(bytes.clone()));
         let h = s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))?;
@@ -459,35 +469,36 @@ impl MetadataStore for TokenMetadata {
     }
 }
 
-/// Whether the token keeps private token data objects and changes to them: creates one,
-/// changes it, reads it back through a fresh session, destroys it. `Err` says why not.
+/// Whether the token keeps private token data objects as [`TokenMetadata`] writes them:
+/// creates one, reads it back through a fresh session, destroys it. `Err` says why not.
 pub(crate) fn probe_data_objects(token: &Token) -> Result<()> {
-    let mut label = String::from(PROBE_LABEL);
     let mut nonce = [0u8; 8];
     getrandom_fill(&mut nonce)?;
-    label.push_str(&hex(&nonce));
+    let label = format!("{PROBE_LABEL}-{}", hex(&nonce));
     let h = token.with_session(|s| {
         let mut t = data_template(Some(&label));
-        t.push(Attribute::Value(b"one".to_vec()));
-        let h = s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))?;
-        s.update_attributes(h, &[Attribute::Value(b"two".to_vec())])?;
-        OpResult::Ok(h)
+        t.push(Attribute::Value(b"probe".to_vec()));
+        s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))
     })?;
-    let seen = token.with_fresh_session(|s| {
-        let v = match TokenMetadata::find(s, &label)? {
-            Some(h) => Some(value_of(s, h)?),
-            None => None,
-        };
-        OpResult::Ok(v)
+    let seen = token.with_fresh_session(|s| match TokenMetadata::find(s, &label)? {
+        Some(h) => OpResult::Ok(Some(value_of(s, h)?)),
+        None => Ok(None),
     });
-    let _ = token.with_session(|s| s.destroy_object(h));
+    if let Err(e) = token.with_session(|s| s.destroy_object(h)) {
+        tracing::warn!(target: "hsmkit::pkcs11", error = %e, "could not destroy the data-object probe");
+    }
     match seen? {
-        Some(v) if v == b"two" => Ok(()),
+        Some(v) if v == b"probe" => Ok(()),
         _ => Err(Error::unsupported(
-            "the token does not persist changes to data objects (C_SetAttributeValue of CKA_VALUE \
-             returned CKR_OK, a fresh session read the old value)",
+            "the token does not keep private token data objects (C_CreateObject returned CKR_OK, a \
+             fresh session did not find the object)",
         )),
     }
+}
+
+/// Whether the token already holds hsmkit metadata objects (then they are used).
+pub(crate) fn has_documents(token: &Token) -> Result<bool> {
+    token.with_session(|s| OpResult::Ok(!s.find_objects(&data_template(None))?.is_empty()))
 }
 
 fn getrandom_fill(b: &mut [u8]) -> Result<()> {
@@ -526,7 +537,12 @@ impl FileMetadata {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             fs::create_dir_all(dir).map_err(|e| io_err("create directory", dir, &e))?;
         }
-        Ok(FileMetadata { auth: Authenticator::new(token.clone()), token, path: path.to_owned(), lock: lock.into() })
+        Ok(FileMetadata {
+            auth: Authenticator::new(token.clone()),
+            token,
+            path: path.to_owned(),
+            lock: lock.into(),
+        })
     }
 
     /// The label every signature of this file covers: the token's serial and label, so
@@ -570,12 +586,16 @@ impl FileMetadata {
     }
 
     fn store(&self, s: &Session, doc: &FileDoc) -> OpResult<Vec<u8>> {
-        let keys: serde_json::Map<String, Value> = doc.keys.iter().map(|(k, d)| (k.clone(), d.to_json())).collect();
-        let v = json!({ "keys": keys, "settings": doc.settings.to_json(), "written": secs(SystemTime::now()) });
+        let keys: serde_json::Map<String, Value> =
+            doc.keys.iter().map(|(k, d)| (k.clone(), d.to_json())).collect();
+        let v =
+            json!({ "keys": keys, "settings": doc.settings.to_json(), "written": secs(SystemTime::now()) });
         let bytes = self.auth.seal(s, &self.label(), &v)?;
         let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_err("create", dir, &e))?;
-        tmp.write_all(&bytes).and_then(|()| tmp.as_file().sync_all()).map_err(|e| io_err("write", tmp.path(), &e))?;
+        tmp.write_all(&bytes)
+            .and_then(|()| tmp.as_file().sync_all())
+            .map_err(|e| io_err("write", tmp.path(), &e))?;
         tmp.persist(&self.path).map_err(|e| io_err("rename", &self.path, &e.error))?;
         File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err("sync", dir, &e))?;
         Ok(bytes)

@@ -80,7 +80,8 @@ fn attributes_reach_the_token_and_purge_destroys() {
     let s = token.raw_session().unwrap();
     store.create_key("k", KeySpec::P256, KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify])).unwrap();
     store.rotate_key("k").unwrap();
-    // Two versions: two private objects with CKA_ID 1 and 2, one metadata object.
+    // Two versions: two private objects whose CKA_IDs are the random ids the versions'
+    // metadata records, one metadata object.
     let privates = s
         .find_objects(&[Attribute::Class(ObjectClass::PRIVATE_KEY), Attribute::Label(b"k".to_vec())])
         .unwrap();
@@ -92,7 +93,11 @@ fn attributes_reach_the_token_and_purge_destroys() {
         })
         .collect();
     ids.sort();
-    assert_eq!(ids, [vec![0, 0, 0, 1], vec![0, 0, 0, 2]]);
+    let mut recorded: Vec<_> =
+        store.list_versions("k").unwrap().into_iter().map(|v| v.binding.object_id).collect();
+    recorded.sort();
+    assert_eq!(ids, recorded);
+    assert!(ids.iter().all(|id| id.len() == 16) && ids[0] != ids[1]);
     let data =
         s.find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Label(b"k".to_vec())]).unwrap();
     assert_eq!(data.len(), 1, "one metadata object per key name");

@@ -145,7 +145,13 @@ impl SoftBackend {
     }
 
     /// Stages new material and returns its key, bound to a fresh material id.
-    fn stage(&self, req: &NewKey<'_>, spec: KeySpec, material: KeyMaterial, engine: key::Engine) -> Result<SoftKey> {
+    fn stage(
+        &self,
+        req: &NewKey<'_>,
+        spec: KeySpec,
+        material: KeyMaterial,
+        engine: key::Engine,
+    ) -> Result<SoftKey> {
         let uid = req.object_id;
         let info = req.info(spec, !material.is_public_only());
         let material = Arc::new(material);

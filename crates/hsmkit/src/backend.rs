@@ -15,8 +15,8 @@ use crate::attributes::{KeyAttributes, KeyOp};
 use crate::error::{Error, Result};
 use crate::hazmat::aead::Aes256GcmEngine;
 use crate::lifecycle::StoreSettings;
-use crate::metadata::MetadataStore;
 use crate::material::KeyMaterial;
+use crate::metadata::MetadataStore;
 use crate::public::PublicKey;
 use crate::spec::KeySpec;
 

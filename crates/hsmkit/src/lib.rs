@@ -44,7 +44,6 @@ pub use algorithm::{
 pub use attributes::{KeyAttributes, KeyOp, KeyOps};
 pub use audit::{AuditLog, Clock};
 pub use backend::{Backend, BackendKey, Capabilities, KeyBinding, KeyInfo, NewKey, SettingsEdit};
-pub use metadata::{DescriptionEdit, MemoryMetadata, MetadataStore};
 pub use error::{BackendError, Denied, Error, ErrorKind, Result};
 pub use key::{Key, SignInput};
 pub use lifecycle::{
@@ -52,6 +51,7 @@ pub use lifecycle::{
     parse_iso_duration,
 };
 pub use material::{EcPrivateComponents, KeyMaterial, RsaPrivateComponents};
+pub use metadata::{DescriptionEdit, MemoryMetadata, MetadataStore};
 pub use public::{EcPublicKey, PublicKey, RsaPublicKey};
 pub use spec::{AesSize, EcCurve, KeySpec, KeyType, RSA_GENERATE_BITS, RSA_MAX_BITS, RSA_MIN_BITS};
 pub use store::{MAX_NAME_LEN, MAX_RETENTION, MIN_RETENTION, Rotation, Store, validate_name};

@@ -9,8 +9,8 @@ use crate::backend::{Backend, Capabilities, KeyBinding, KeyInfo, NewKey};
 use crate::error::{Denied, Error, ErrorKind, Result};
 use crate::key::Key;
 use crate::lifecycle::{Deletion, KeyDescription, KeyState, KeyUpdate, RotationPolicy, StoreSettings};
-use crate::metadata::MetadataStore;
 use crate::material::KeyMaterial;
+use crate::metadata::MetadataStore;
 use crate::spec::KeySpec;
 
 /// Longest key name accepted.
@@ -121,7 +121,11 @@ impl crate::BackendKey for Recorded {
     fn wrap_key(&self, alg: crate::KeyWrapAlgorithm, key: &[u8]) -> Result<Vec<u8>> {
         self.inner.wrap_key(alg, key)
     }
-    fn unwrap_key(&self, alg: crate::KeyWrapAlgorithm, wrapped: &[u8]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    fn unwrap_key(
+        &self,
+        alg: crate::KeyWrapAlgorithm,
+        wrapped: &[u8],
+    ) -> Result<zeroize::Zeroizing<Vec<u8>>> {
         self.inner.unwrap_key(alg, wrapped)
     }
     fn export(&self) -> Result<KeyMaterial> {
@@ -135,8 +139,9 @@ impl crate::BackendKey for Recorded {
 /// A fresh random id for a new version's backend objects.
 fn new_object_id() -> Result<[u8; 16]> {
     let mut id = [0u8; 16];
-    getrandom::fill(&mut id)
-        .map_err(|e| Error::backend("store", "getrandom", format!("OS random number generator failed: {e}")))?;
+    getrandom::fill(&mut id).map_err(|e| {
+        Error::backend("store", "getrandom", format!("OS random number generator failed: {e}"))
+    })?;
     Ok(id)
 }
 
@@ -222,8 +227,11 @@ impl Store {
             }
             self.meta.modify(&name, &mut |doc| {
                 check(doc.as_ref())?;
-                let mut doc =
-                    doc.unwrap_or(KeyDescription { name: name.clone(), state: Default::default(), versions: vec![] });
+                let mut doc = doc.unwrap_or(KeyDescription {
+                    name: name.clone(),
+                    state: Default::default(),
+                    versions: vec![],
+                });
                 doc.versions.push(info.clone());
                 doc.versions.sort_by_key(|v| v.version);
                 Ok(Some(doc))
@@ -304,7 +312,9 @@ impl Store {
 
     /// The metadata of a key hsmkit made; a typed refusal for a key another tool made.
     fn managed(name: &str, doc: Option<KeyDescription>, what: &str) -> Result<KeyDescription> {
-        doc.ok_or_else(|| Error::NotFound { what: format!("key '{name}' (or it was not made by hsmkit, so {what} is not possible)") })
+        doc.ok_or_else(|| Error::NotFound {
+            what: format!("key '{name}' (or it was not made by hsmkit, so {what} is not possible)"),
+        })
     }
 
     /// Changes one version's metadata atomically, pushing native attributes onto the
@@ -332,7 +342,11 @@ impl Store {
     }
 
     /// Changes a key's state atomically; returns the new state.
-    fn update_state(&self, name: &str, edit: &mut dyn FnMut(&mut KeyState) -> Result<()>) -> Result<KeyState> {
+    fn update_state(
+        &self,
+        name: &str,
+        edit: &mut dyn FnMut(&mut KeyState) -> Result<()>,
+    ) -> Result<KeyState> {
         let mut out = None;
         self.meta.modify(name, &mut |doc| {
             let mut doc = Self::managed(name, doc, "changing its state")?;
@@ -357,7 +371,10 @@ impl Store {
                 Ok(None)
             })?;
         } else {
-            let info = self.backend.unmanaged(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
+            let info = self
+                .backend
+                .unmanaged(name)?
+                .ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
             check(&mut KeyState::default())?;
             versions.push(info);
         }
@@ -373,7 +390,10 @@ impl Store {
             Err(Error::backend(
                 self.backend.kind(),
                 "purge",
-                format!("key '{name}' was purged, but some objects could not be destroyed: {}", failed.join("; ")),
+                format!(
+                    "key '{name}' was purged, but some objects could not be destroyed: {}",
+                    failed.join("; ")
+                ),
             ))
         }
     }
@@ -385,7 +405,13 @@ impl Store {
             self.check_generate(spec)?;
             let attributes = attributes.resolve(spec.key_type())?;
             self.check_free(name)?;
-            let req = NewKey { name, version: 1, attributes: &attributes, created: self.ctx.now(), object_id: new_object_id()? };
+            let req = NewKey {
+                name,
+                version: 1,
+                attributes: &attributes,
+                created: self.ctx.now(),
+                object_id: new_object_id()?,
+            };
             let key = self.backend.generate(&req, spec)?;
             self.record(key, &|d| free(name, d))
         })();
@@ -399,7 +425,13 @@ impl Store {
             validate_name(name)?;
             let attributes = self.check_import(&material, attributes)?;
             self.check_free(name)?;
-            let req = NewKey { name, version: 1, attributes: &attributes, created: self.ctx.now(), object_id: new_object_id()? };
+            let req = NewKey {
+                name,
+                version: 1,
+                attributes: &attributes,
+                created: self.ctx.now(),
+                object_id: new_object_id()?,
+            };
             let key = self.backend.import(&req, material)?;
             self.record(key, &|d| free(name, d))
         })();
@@ -422,14 +454,23 @@ impl Store {
                     "adding a version to key '{name}': it was not made by hsmkit and has no lifecycle metadata"
                 )));
             }
-            let version = d.max_version().checked_add(1).ok_or_else(|| Error::invalid("too many versions"))?;
+            let version =
+                d.max_version().checked_add(1).ok_or_else(|| Error::invalid("too many versions"))?;
             let attributes = attributes(&d)?;
-            let req = NewKey { name, version, attributes: &attributes, created: self.ctx.now(), object_id: new_object_id()? };
+            let req = NewKey {
+                name,
+                version,
+                attributes: &attributes,
+                created: self.ctx.now(),
+                object_id: new_object_id()?,
+            };
             let key = make(&req)?;
             // Another process may have taken the number meanwhile: then try the next.
             let r = self.record(key, &|d| match d {
                 None => Err(Error::NotFound { what: format!("key '{name}'") }),
-                Some(d) if d.state.deleted.is_some() => Err(Error::NotFound { what: format!("key '{name}' (it is deleted)") }),
+                Some(d) if d.state.deleted.is_some() => {
+                    Err(Error::NotFound { what: format!("key '{name}' (it is deleted)") })
+                }
                 Some(d) if d.version(version).is_some() => {
                     Err(Error::AlreadyExists { name: format!("{name}/{version}") })
                 }
@@ -510,8 +551,9 @@ impl Store {
     /// Opens one version of the key called `name`.
     pub fn get_key_version(&self, name: &str, version: u32) -> Result<Key> {
         let d = self.live(name)?;
-        let info =
-            d.version(version).ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
+        let info = d
+            .version(version)
+            .ok_or_else(|| Error::NotFound { what: format!("version {version} of key '{name}'") })?;
         self.backend.open(info).map(|k| self.key(k))
     }
 
