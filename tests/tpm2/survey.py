@@ -59,19 +59,27 @@ def session(label):
     raise SystemExit(f"no token {label}")
 
 
+def merged(base, extra):
+    """`base` with the attributes of `extra` replacing those of the same type."""
+    types = {t for t, _ in extra}
+    return [a for a in base if a[0] not in types] + list(extra)
+
+
 def rsa_pair(s, bits, token=True, extra_pub=(), extra_priv=(), label="rsa"):
     pub = [
         (PyKCS11.CKA_CLASS, PyKCS11.CKO_PUBLIC_KEY), (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_RSA),
         (PyKCS11.CKA_TOKEN, token), (PyKCS11.CKA_VERIFY, True), (PyKCS11.CKA_ENCRYPT, True),
         (PyKCS11.CKA_MODULUS_BITS, bits), (PyKCS11.CKA_PUBLIC_EXPONENT, (0x01, 0x00, 0x01)),
         (PyKCS11.CKA_LABEL, label), (PyKCS11.CKA_ID, label.encode()),
-    ] + list(extra_pub)
+    ]
+    pub = merged(pub, extra_pub)
     priv = [
         (PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY), (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_RSA),
         (PyKCS11.CKA_TOKEN, token), (PyKCS11.CKA_PRIVATE, True), (PyKCS11.CKA_SENSITIVE, True),
         (PyKCS11.CKA_SIGN, True), (PyKCS11.CKA_DECRYPT, True),
         (PyKCS11.CKA_LABEL, label), (PyKCS11.CKA_ID, label.encode()),
-    ] + list(extra_priv)
+    ]
+    priv = merged(priv, extra_priv)
     return s.generateKeyPair(pub, priv, PyKCS11.MechanismRSAGENERATEKEYPAIR)
 
 
@@ -87,12 +95,14 @@ def ec_pair(s, curve, token=True, extra_pub=(), extra_priv=(), label="ec"):
         (PyKCS11.CKA_CLASS, PyKCS11.CKO_PUBLIC_KEY), (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_EC),
         (PyKCS11.CKA_TOKEN, token), (PyKCS11.CKA_VERIFY, True),
         (PyKCS11.CKA_EC_PARAMS, CURVES[curve][0]), (PyKCS11.CKA_LABEL, label), (PyKCS11.CKA_ID, label.encode()),
-    ] + list(extra_pub)
+    ]
+    pub = merged(pub, extra_pub)
     priv = [
         (PyKCS11.CKA_CLASS, PyKCS11.CKO_PRIVATE_KEY), (PyKCS11.CKA_KEY_TYPE, PyKCS11.CKK_EC),
         (PyKCS11.CKA_TOKEN, token), (PyKCS11.CKA_PRIVATE, True), (PyKCS11.CKA_SENSITIVE, True),
         (PyKCS11.CKA_SIGN, True), (PyKCS11.CKA_LABEL, label), (PyKCS11.CKA_ID, label.encode()),
-    ] + list(extra_priv)
+    ]
+    priv = merged(priv, extra_priv)
     return s.generateKeyPair(pub, priv, PyKCS11.Mechanism(PyKCS11.CKM_EC_KEY_PAIR_GEN))
 
 
@@ -102,7 +112,8 @@ def aes_key(s, nbytes, token=True, extra=(), label="aes"):
         (PyKCS11.CKA_TOKEN, token), (PyKCS11.CKA_PRIVATE, True), (PyKCS11.CKA_SENSITIVE, True),
         (PyKCS11.CKA_ENCRYPT, True), (PyKCS11.CKA_DECRYPT, True), (PyKCS11.CKA_VALUE_LEN, nbytes),
         (PyKCS11.CKA_LABEL, label),
-    ] + list(extra)
+    ]
+    t = merged(t, extra)
     return s.generateKey(t, PyKCS11.Mechanism(PyKCS11.CKM_AES_KEY_GEN))
 
 
@@ -395,5 +406,36 @@ def hash_of(m, h):
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--read-data":
         read_data(sys.argv[2])
+    elif len(sys.argv) > 2 and sys.argv[1] == "--matrix":
+        pass  # below, once matrix() is defined
     else:
         main(sys.argv[1] if len(sys.argv) > 1 else os.environ.get("HSMKIT_TPM2_LABEL", "hsmkit-tpm2"))
+
+
+def matrix(label):
+    """Which boolean in a key-pair template tpm2-pkcs11 refuses, one attribute at a time."""
+    _, s = session(label)
+    A = PyKCS11
+    for kind in ("RSA-2048", "EC-P-256"):
+        for side in ("pub", "priv"):
+            names = (["CKA_VERIFY", "CKA_ENCRYPT", "CKA_WRAP", "CKA_VERIFY_RECOVER", "CKA_DERIVE", "CKA_PRIVATE"]
+                     if side == "pub" else
+                     ["CKA_SIGN", "CKA_DECRYPT", "CKA_UNWRAP", "CKA_SIGN_RECOVER", "CKA_DERIVE", "CKA_EXTRACTABLE",
+                      "CKA_SENSITIVE"])
+            for name in names:
+                for val in (False, True):
+                    extra = [(getattr(A, name), val)]
+                    kw = {"extra_pub": extra} if side == "pub" else {"extra_priv": extra}
+                    try:
+                        if kind.startswith("RSA"):
+                            rsa_pair(s, 2048, label="m", **kw)
+                        else:
+                            ec_pair(s, "P-256", label="m", **kw)
+                        res = "ok"
+                    except PyKCS11.PyKCS11Error as e:
+                        res = err(e)
+                    print(f"{kind} {side} {name}={val} | {res}", flush=True)
+
+
+if __name__ == "__main__" and len(sys.argv) > 2 and sys.argv[1] == "--matrix":
+    matrix(sys.argv[2])

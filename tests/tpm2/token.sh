@@ -146,13 +146,14 @@ make_store() {
         || die "tpm2_ptool addtoken failed (see $DIR/ptool.log)"
 }
 
+# Sends TERM to the pid in file $1, waits up to $2 tenths of a second (default 30), then KILL.
 kill_pidfile() {
-    local f=$1 pid i
+    local f=$1 tenths=${2:-30} pid i
     [ -f "$f" ] || return 0
     pid=$(cat "$f")
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < 30; i++)); do
+        for ((i = 0; i < tenths; i++)); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -186,7 +187,6 @@ cmd_start() {
         echo "TPM2TOOLS_TCTI=tabrmd:bus_type=session"
         echo "DBUS_SESSION_BUS_ADDRESS=$(cat "$DIR/dbus.address")"
         echo "TSS2_LOG=all+NONE"
-        echo "TPM2_PKCS11_LOG_LEVEL=0"
     } | tee "$DIR/env"
 }
 
@@ -208,7 +208,8 @@ cmd_stop() {
     DIR=$(cd "$DIR" 2>/dev/null && pwd) || return 0
     # Not the watcher when it is the one stopping.
     [ -n "${HSMKIT_TPM2_IN_WATCHER:-}" ] || kill_pidfile "$DIR/watcher.pid"
-    kill_pidfile "$DIR/abrmd.pid"
+    # tpm2-abrmd can take seconds to act on TERM; nothing of it needs keeping.
+    kill_pidfile "$DIR/abrmd.pid" 5
     kill_pidfile "$DIR/dbus.pid"
     if [ -f "$DIR/swtpm.pid" ]; then
         # Ask swtpm nicely over its control channel, then signal it.
