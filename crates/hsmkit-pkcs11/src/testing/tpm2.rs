@@ -33,7 +33,10 @@
 //!
 //! Each [`Tpm2Token::new`] initialises a fresh token (`C_InitToken` on the store's free
 //! slot; tpm2-pkcs11 then offers a new free slot). tpm2-pkcs11 cannot delete a token, so
-//! dropping a [`Tpm2Token`] leaves it: the tokens go with the store at the end.
+//! dropping a [`Tpm2Token`] leaves it: the tokens go with the store at the end. The module
+//! holds one tpm2-abrmd connection per token of the store and abrmd allows 100, so a store
+//! serves about 95 tokens in all: give a caller-started store to one test run only.
+//! (Under a runner that starts a process per test, each process starts its own TPM, ~2 s.)
 //!
 //! Where the token cannot be started (packages missing and not installable, a daemon that
 //! does not come up) [`Tpm2Token::new`] returns an error: tests do not skip.
