@@ -26,6 +26,10 @@ use crate::Pkcs11Backend;
 use crate::context::{SLOT_LOCK, context};
 use crate::error::map;
 
+#[path = "testing/tpm2.rs"]
+mod tpm2;
+pub use tpm2::Tpm2Token;
+
 const MODULE_CANDIDATES: &[&str] = &[
     "/usr/lib/softhsm/libsofthsm2.so",
     "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
