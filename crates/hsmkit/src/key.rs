@@ -117,6 +117,12 @@ impl Key {
         self.inner.check_algorithm(op, alg).is_ok()
     }
 
+    /// [`supports`](Self::supports), with the backend's typed Unsupported error (naming
+    /// the mechanism) when it cannot.
+    pub fn check_supported(&self, op: KeyOp, alg: Algorithm) -> Result<()> {
+        self.inner.check_algorithm(op, alg)
+    }
+
     /// The public key (RSA and EC). Not subject to attributes: public keys are public.
     pub fn public_key(&self) -> Result<PublicKey> {
         self.inner.public_key()

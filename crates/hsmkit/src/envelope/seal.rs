@@ -53,7 +53,7 @@ impl Recipient {
                 )));
             }
         };
-        Ok(Recipient { key, algorithm })
+        Self::with_algorithm(key, algorithm)
     }
 
     /// `key` with a chosen wrap algorithm.
@@ -65,6 +65,15 @@ impl Recipient {
                 key.spec()
             )));
         }
+        // An envelope its recipient's backend cannot unwrap could never be opened there:
+        // refuse to write it (wrapping itself may be a public operation that would work).
+        key.check_supported(KeyOp::UnwrapKey, Algorithm::KeyWrap(algorithm)).map_err(|e| {
+            Error::unsupported(format!(
+                "sealing to key '{}': its backend cannot unwrap {algorithm}, so the envelope could never be \
+                 opened ({e})",
+                key.name()
+            ))
+        })?;
         Ok(Recipient { key, algorithm })
     }
 
