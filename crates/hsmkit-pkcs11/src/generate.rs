@@ -199,7 +199,8 @@ pub(crate) fn with_fallbacks<T, const N: usize>(
     }
     let rsa = templates.iter().flatten().any(|a| matches!(a, Attribute::KeyType(k) if *k == CkKeyType::RSA));
     let wraps = |t: &[Vec<Attribute>]| {
-        t.iter().flatten().any(|a| matches!(a, Attribute::Wrap(true) | Attribute::Unwrap(true)))
+        // Also when false: some tokens refuse the attribute on RSA keys whatever its value.
+        t.iter().flatten().any(|a| matches!(a, Attribute::Wrap(_) | Attribute::Unwrap(_)))
     };
     if matches!(&r, Err(e) if refuses_rsa_wrap(e)) && rsa && wraps(templates) {
         tracing::debug!(target: "hsmkit::pkcs11", "the token refused an RSA key with CKA_WRAP/CKA_UNWRAP ({:?}); using CKA_ENCRYPT/CKA_DECRYPT", r.as_ref().err());

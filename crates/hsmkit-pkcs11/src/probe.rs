@@ -4,9 +4,10 @@
 //! non-standard output; and they may ignore `CKA_WRAP_TEMPLATE`. Each of these is probed
 //! separately with throw-away objects, so a capability claims exactly what was tested.
 //!
-//! SoftHSM2 2.6.1, as probed: OAEP `C_Decrypt` with SHA-1 only and no label (other
-//! hashes and labels are `CKR_ARGUMENTS_BAD`), `C_UnwrapKey` with OAEP SHA-1, wrap
-//! templates honoured.
+//! SoftHSM2 2.6.1, as probed: OAEP `C_Decrypt` with SHA-1 only and no label;
+//! `C_UnwrapKey` with OAEP SHA-1 (not SHA-256); `CKM_AES_KEY_WRAP` passes its known
+//! answer, `CKM_AES_KEY_WRAP_PAD` does not (its wrap output differs from RFC 5649, its
+//! unwrap is right); `CKA_WRAP_TEMPLATE` enforced.
 //!
 //! Probing generates an RSA-2048 key pair, so results are cached: in the process, and
 //! in a per-user JSON file (see [`cache_file`]) keyed by module path and the token's
