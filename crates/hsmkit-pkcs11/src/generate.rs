@@ -237,7 +237,17 @@ pub(crate) fn verify_created(
     handles: &[ObjectHandle],
     req: &NewKey<'_>,
 ) -> std::result::Result<(), OpError> {
-    let ops = req.attributes.allowed();
+    verify_usage(s, handles, req.name, req.attributes.allowed())
+}
+
+/// [`verify_created`] for key `name` whose allowed operations are `ops` (also for
+/// objects whose flags were just changed).
+pub(crate) fn verify_usage(
+    s: &Session,
+    handles: &[ObjectHandle],
+    name: &str,
+    ops: hsmkit::KeyOps,
+) -> std::result::Result<(), OpError> {
     for &h in handles {
         let head = s.get_attributes(h, &[AttributeType::Class, AttributeType::KeyType])?;
         let class = head.iter().find_map(|a| match a {
@@ -294,9 +304,8 @@ pub(crate) fn verify_created(
             };
             if let Some(bad) = bad {
                 return Err(Error::unsupported(format!(
-                    "the token made key '{}' with {bad}, which hsmkit did not ask for and does not allow; \
-                     the new objects were destroyed",
-                    req.name
+                    "the token gave key '{name}' {bad}, which hsmkit did not ask for and does not allow \
+                     (new objects are destroyed)"
                 ))
                 .into());
             }
