@@ -1,7 +1,13 @@
 //! Key generation on the token, and the attribute templates shared with import.
+//!
+//! Templates carry only attributes that apply to the object's class and key type
+//! (strict tokens fail `C_GenerateKeyPair` on, say, `CKA_ENCRYPT` in an EC public
+//! template), and what the token made is read back and checked ([`verify_created`]):
+//! a token default hsmkit did not ask for is not trusted.
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
-use cryptoki::object::{Attribute, KeyType as CkKeyType, ObjectClass, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType as CkKeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use der::Encode;
 use hsmkit::{Error, KeyOp, KeySpec, NewKey, Result};
@@ -25,50 +31,314 @@ fn common(req: &NewKey<'_>) -> Vec<Attribute> {
     t
 }
 
+/// The kind of key a template is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Aes,
+    Rsa,
+    Ec,
+}
+
+impl Kind {
+    fn key_type(self) -> CkKeyType {
+        match self {
+            Kind::Aes => CkKeyType::AES,
+            Kind::Rsa => CkKeyType::RSA,
+            Kind::Ec => CkKeyType::EC,
+        }
+    }
+}
+
 /// Template of a private or secret object: sensitive, never extractable, usage flags
-/// from the key's allowed operations (key-role separation was checked by the core).
-pub(crate) fn private_template(req: &NewKey<'_>, aes: bool) -> Vec<Attribute> {
+/// from the key's allowed operations (key-role separation was checked by the core),
+/// only those that apply to the key type. AES keys that wrap or unwrap also get the KEK
+/// templates ([`kek_templates`]).
+pub(crate) fn private_template(req: &NewKey<'_>, kind: Kind) -> Vec<Attribute> {
     let ops = req.attributes.allowed();
     let mut t = common(req);
     t.extend([
+        Attribute::KeyType(kind.key_type()),
         Attribute::Private(true),
         Attribute::Sensitive(true),
         Attribute::Extractable(false),
         Attribute::Derive(false),
         Attribute::Sign(ops.contains(KeyOp::Sign)),
-        Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
-        Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
     ]);
-    if aes {
-        t.extend([
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(CkKeyType::AES),
-            Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
-            Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
-            Attribute::Verify(false),
-        ]);
-    } else {
-        t.push(Attribute::Class(ObjectClass::PRIVATE_KEY));
+    match kind {
+        Kind::Aes => {
+            t.extend([
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::Verify(false),
+                Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
+                Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
+                Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
+                Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
+            ]);
+            if ops.contains(KeyOp::WrapKey) || ops.contains(KeyOp::UnwrapKey) {
+                t.extend(kek_templates().unwrap_or_default());
+            }
+        }
+        Kind::Rsa => t.extend([
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
+            Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
+        ]),
+        // ECDSA keys sign; CKA_DECRYPT/CKA_UNWRAP do not apply to them.
+        Kind::Ec => t.push(Attribute::Class(ObjectClass::PRIVATE_KEY)),
     }
     t
 }
 
-/// Template of a public object.
-pub(crate) fn public_template(req: &NewKey<'_>) -> Vec<Attribute> {
+/// Template of a public object: only the flags that apply to the key type.
+pub(crate) fn public_template(req: &NewKey<'_>, kind: Kind) -> Vec<Attribute> {
     let ops = req.attributes.allowed();
     let mut t = common(req);
     t.extend([
         Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::KeyType(kind.key_type()),
         Attribute::Private(false),
         Attribute::Verify(ops.contains(KeyOp::Verify)),
-        Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
-        Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
     ]);
+    if kind == Kind::Rsa {
+        t.extend([
+            Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
+            Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
+        ]);
+    }
     t
+}
+
+/// `CKA_WRAP_TEMPLATE`.
+const CKA_WRAP_TEMPLATE: std::ffi::c_ulong = 0x4000_0211;
+/// `CKA_UNWRAP_TEMPLATE`.
+const CKA_UNWRAP_TEMPLATE: std::ffi::c_ulong = 0x4000_0212;
+
+/// The KEK templates: `CKA_WRAP_TEMPLATE = {CKA_SENSITIVE=false, CKA_TOKEN=false}` and
+/// `CKA_UNWRAP_TEMPLATE = {CKA_TOKEN=false}`.
+///
+/// Why: an AES KEK with CKA_WRAP/CKA_UNWRAP and no templates lets anyone with the PIN
+/// wrap another application's extractable-but-sensitive key and unwrap it again as a
+/// readable one (Clulow). hsmkit itself only wraps its own short-lived, non-sensitive
+/// session objects (already readable: wrapping them reveals nothing) and unwraps into
+/// session objects, so these templates cost it nothing. Whether the token enforces them
+/// is probed ([`crate::probe::Probe::kek_templates`]).
+///
+/// cryptoki 0.12 has no attribute for `CK_ATTRIBUTE` arrays, so the value is built as
+/// the bytes of a `CK_ATTRIBUTE[]` and passed as a vendor-defined attribute with the
+/// standard type number. Each entry's value pointer points at a `static` `CK_FALSE`
+/// byte, valid for the whole program, so the module may read it whenever it copies the
+/// template. The layout (`CK_ULONG type; void *pValue; CK_ULONG ulValueLen`, no
+/// padding) holds on Unix, where `unsigned long` is pointer-sized; elsewhere (Windows
+/// packs the struct with a 32-bit `CK_ULONG`) this returns `None` and KEKs get no
+/// templates, which the probe then reports.
+pub(crate) fn kek_templates() -> Option<Vec<Attribute>> {
+    use std::ffi::c_ulong;
+    /// `CK_FALSE`, the one value the templates point at.
+    static CK_FALSE: u8 = 0;
+    const CKA_TOKEN: c_ulong = 0x0001;
+    const CKA_SENSITIVE: c_ulong = 0x0103;
+    if !cfg!(unix) || size_of::<c_ulong>() != size_of::<usize>() {
+        return None;
+    }
+    let false_ptr = std::ptr::from_ref(&CK_FALSE).expose_provenance();
+    let array = |types: &[c_ulong]| {
+        let mut bytes = Vec::new();
+        for t in types {
+            bytes.extend_from_slice(&t.to_ne_bytes());
+            bytes.extend_from_slice(&false_ptr.to_ne_bytes());
+            bytes.extend_from_slice(&c_ulong::from(1u8).to_ne_bytes());
+        }
+        bytes
+    };
+    Some(vec![
+        Attribute::VendorDefined((
+            AttributeType::VendorDefined(CKA_WRAP_TEMPLATE),
+            array(&[CKA_SENSITIVE, CKA_TOKEN]),
+        )),
+        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_UNWRAP_TEMPLATE), array(&[CKA_TOKEN]))),
+    ])
+}
+
+fn is_kek_template(a: &Attribute) -> bool {
+    matches!(a, Attribute::VendorDefined((AttributeType::VendorDefined(t), _))
+        if *t == CKA_WRAP_TEMPLATE || *t == CKA_UNWRAP_TEMPLATE)
+}
+
+/// Whether the error is a token refusing a template (as some refuse RSA keys with
+/// CKA_WRAP/CKA_UNWRAP, or attributes they do not know).
+pub(crate) fn refuses_rsa_wrap(e: &CkError) -> bool {
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::AttributeTypeInvalid
+                | RvError::AttributeValueInvalid
+                | RvError::TemplateInconsistent
+                | RvError::GeneralError,
+            _
+        )
+    )
+}
+
+/// Runs `make` with `templates`; if the token refuses them, retries with each of these
+/// changes in turn, cumulatively: KEK templates left out (the probe reports whether the
+/// token honours them anyway); on RSA templates, CKA_WRAP/CKA_UNWRAP replaced by
+/// CKA_ENCRYPT/CKA_DECRYPT ("wrap-only RSA keys" some tokens refuse). The second is safe
+/// because hsmkit's core enforces a key's allowed operations itself, and RSA-OAEP
+/// unwrapping falls back to `C_Decrypt` ([`crate::wrap::unwrap_key`]).
+/// The templates are changed in place, so the caller can wipe them afterwards.
+pub(crate) fn with_fallbacks<T, const N: usize>(
+    templates: &mut [Vec<Attribute>; N],
+    make: impl Fn(&[Vec<Attribute>; N]) -> std::result::Result<T, CkError>,
+) -> std::result::Result<T, CkError> {
+    let mut r = make(templates);
+    let has_kek = |ts: &[Vec<Attribute>]| ts.iter().flatten().any(is_kek_template);
+    if matches!(&r, Err(e) if refuses_rsa_wrap(e)) && has_kek(templates) {
+        tracing::debug!(target: "hsmkit::pkcs11", "the token refused KEK templates ({:?}); creating the KEK without", r.as_ref().err());
+        templates.iter_mut().for_each(|t| t.retain(|a| !is_kek_template(a)));
+        r = make(templates);
+    }
+    let rsa = templates.iter().flatten().any(|a| matches!(a, Attribute::KeyType(k) if *k == CkKeyType::RSA));
+    let wraps = |t: &[Vec<Attribute>]| {
+        // Also when false: some tokens refuse the attribute on RSA keys whatever its value.
+        t.iter().flatten().any(|a| matches!(a, Attribute::Wrap(_) | Attribute::Unwrap(_)))
+    };
+    if matches!(&r, Err(e) if refuses_rsa_wrap(e)) && rsa && wraps(templates) {
+        tracing::debug!(target: "hsmkit::pkcs11", "the token refused an RSA key with CKA_WRAP/CKA_UNWRAP ({:?}); using CKA_ENCRYPT/CKA_DECRYPT", r.as_ref().err());
+        for t in templates.iter_mut() {
+            let wrap = t.iter().any(|a| matches!(a, Attribute::Wrap(true)));
+            let unwrap = t.iter().any(|a| matches!(a, Attribute::Unwrap(true)));
+            t.retain(|a| !matches!(a, Attribute::Wrap(_) | Attribute::Unwrap(_)));
+            if wrap {
+                t.retain(|a| !matches!(a, Attribute::Encrypt(_)));
+                t.push(Attribute::Encrypt(true));
+            }
+            if unwrap {
+                t.retain(|a| !matches!(a, Attribute::Decrypt(_)));
+                t.push(Attribute::Decrypt(true));
+            }
+        }
+        r = make(templates);
+    }
+    r
 }
 
 pub(crate) fn ec_params(curve: hsmkit::EcCurve) -> Result<Vec<u8>> {
     curve.oid().to_der().map_err(|e| Error::invalid(format!("DER: {e}")))
+}
+
+/// Reads back the usage attributes of the objects just made for `req` and fails if the
+/// token granted what hsmkit forbids: a private or secret object that is not sensitive,
+/// extractable, not private, derives, or has a usage flag hsmkit did not ask for (token
+/// defaults, or a template attribute the token ignored). Public objects are not checked
+/// (their operations run in software). An attribute the token does not report is not a
+/// grant. The caller destroys the objects on error.
+pub(crate) fn verify_created(
+    s: &Session,
+    handles: &[ObjectHandle],
+    req: &NewKey<'_>,
+) -> std::result::Result<(), OpError> {
+    verify_usage(s, handles, req.name, req.attributes.allowed())
+}
+
+/// [`verify_created`] for key `name` whose allowed operations are `ops` (also for
+/// objects whose flags were just changed).
+pub(crate) fn verify_usage(
+    s: &Session,
+    handles: &[ObjectHandle],
+    name: &str,
+    ops: hsmkit::KeyOps,
+) -> std::result::Result<(), OpError> {
+    for &h in handles {
+        let head = s.get_attributes(h, &[AttributeType::Class, AttributeType::KeyType])?;
+        let class = head.iter().find_map(|a| match a {
+            Attribute::Class(c) => Some(*c),
+            _ => None,
+        });
+        let rsa = head.iter().any(|a| matches!(a, Attribute::KeyType(k) if *k == CkKeyType::RSA));
+        let ec = head.iter().any(|a| matches!(a, Attribute::KeyType(k) if *k == CkKeyType::EC));
+        let secret = match class {
+            Some(c) if c == ObjectClass::SECRET_KEY => true,
+            Some(c) if c == ObjectClass::PRIVATE_KEY => false,
+            _ => continue,
+        };
+        let mut types = vec![
+            AttributeType::Sensitive,
+            AttributeType::Extractable,
+            AttributeType::Private,
+            AttributeType::Sign,
+            AttributeType::Derive,
+        ];
+        // Not on EC keys: hsmkit does not ask for them there (strict tokens refuse
+        // them in EC templates, and SoftHSM2 defaults them to true); no EC mechanism
+        // hsmkit checks for decrypts, and CKA_DERIVE (ECDH) is checked.
+        if !ec {
+            types.extend([AttributeType::Decrypt, AttributeType::Unwrap]);
+        }
+        if secret {
+            types.extend([AttributeType::Encrypt, AttributeType::Wrap]);
+        }
+        // One at a time: some tokens fail the whole call on one attribute that does not
+        // apply to the key type (CKR_ATTRIBUTE_TYPE_INVALID) instead of marking it.
+        let mut got = Vec::new();
+        for t in types {
+            match s.get_attributes(h, &[t]) {
+                Ok(a) => got.extend(a),
+                Err(CkError::Pkcs11(RvError::AttributeTypeInvalid | RvError::AttributeSensitive, _)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        // The RSA fallback of `with_fallbacks` grants CKA_DECRYPT for unwrapping.
+        let decrypt_ok = ops.contains(KeyOp::Decrypt) || (rsa && ops.contains(KeyOp::UnwrapKey));
+        for a in &got {
+            let bad = match a {
+                Attribute::Sensitive(false) => Some("CKA_SENSITIVE=false"),
+                Attribute::Extractable(true) => Some("CKA_EXTRACTABLE=true"),
+                Attribute::Private(false) => Some("CKA_PRIVATE=false"),
+                Attribute::Derive(true) => Some("CKA_DERIVE=true"),
+                Attribute::Sign(true) if !ops.contains(KeyOp::Sign) => Some("CKA_SIGN=true"),
+                Attribute::Decrypt(true) if !decrypt_ok => Some("CKA_DECRYPT=true"),
+                Attribute::Unwrap(true) if !ops.contains(KeyOp::UnwrapKey) => Some("CKA_UNWRAP=true"),
+                Attribute::Encrypt(true) if !ops.contains(KeyOp::Encrypt) => Some("CKA_ENCRYPT=true"),
+                Attribute::Wrap(true) if !ops.contains(KeyOp::WrapKey) => Some("CKA_WRAP=true"),
+                _ => None,
+            };
+            if let Some(bad) = bad {
+                return Err(Error::unsupported(format!(
+                    "the token gave key '{name}' {bad}, which hsmkit did not ask for and does not allow \
+                     (new objects are destroyed)"
+                ))
+                .into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Destroys `handles` unless defused: objects of a creation that failed half-way.
+pub(crate) struct Undo<'a> {
+    s: &'a Session,
+    pub(crate) handles: Vec<ObjectHandle>,
+}
+
+impl<'a> Undo<'a> {
+    pub(crate) fn new(s: &'a Session) -> Self {
+        Undo { s, handles: Vec::new() }
+    }
+
+    /// Keeps the objects.
+    pub(crate) fn defuse(mut self) {
+        self.handles.clear();
+    }
+}
+
+impl Drop for Undo<'_> {
+    fn drop(&mut self) {
+        for h in self.handles.drain(..) {
+            if let Err(e) = self.s.destroy_object(h) {
+                tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a half-made key object: {e}");
+            }
+        }
+    }
 }
 
 /// Generates the objects of a new key version. Returns (private/secret, public) handles.
@@ -77,35 +347,167 @@ pub(crate) fn generate(
     req: &NewKey<'_>,
     spec: KeySpec,
 ) -> std::result::Result<(ObjectHandle, Option<ObjectHandle>), OpError> {
-    match spec {
+    let mut undo = Undo::new(s);
+    let (k, p) = match spec {
         KeySpec::Aes(size) => {
-            let mut t = private_template(req, true);
+            let mut t = private_template(req, Kind::Aes);
             t.push(Attribute::ValueLen(
                 u64::try_from(size.byte_len()).map_err(|_| Error::invalid("size"))?.into(),
             ));
-            let h = s.generate_key(&Mechanism::AesKeyGen, &t)?;
-            Ok((h, None))
+            let h = with_fallbacks(&mut [t], |[t]| s.generate_key(&Mechanism::AesKeyGen, t))?;
+            (h, None)
         }
         KeySpec::Rsa { bits } => {
-            let mut public = public_template(req);
+            let mut public = public_template(req, Kind::Rsa);
             public.extend([
-                Attribute::KeyType(CkKeyType::RSA),
                 Attribute::ModulusBits(u64::from(bits).into()),
                 Attribute::PublicExponent(vec![1, 0, 1]),
             ]);
-            let mut private = private_template(req, false);
-            private.push(Attribute::KeyType(CkKeyType::RSA));
-            let (p, k) = s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)?;
-            Ok((k, Some(p)))
+            let private = private_template(req, Kind::Rsa);
+            let (p, k) = with_fallbacks(&mut [public, private], |[public, private]| {
+                s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, public, private)
+            })?;
+            (k, Some(p))
         }
         KeySpec::Ec(curve) => {
-            let mut public = public_template(req);
-            public.extend([Attribute::KeyType(CkKeyType::EC), Attribute::EcParams(ec_params(curve)?)]);
-            let mut private = private_template(req, false);
-            private.push(Attribute::KeyType(CkKeyType::EC));
+            let mut public = public_template(req, Kind::Ec);
+            public.push(Attribute::EcParams(ec_params(curve)?));
+            let private = private_template(req, Kind::Ec);
             let (p, k) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)?;
-            Ok((k, Some(p)))
+            (k, Some(p))
         }
-        other => Err(Error::unsupported(format!("generating {other} keys")).into()),
+        other => return Err(Error::unsupported(format!("generating {other} keys")).into()),
+    };
+    undo.handles.extend(std::iter::once(k).chain(p));
+    verify_created(s, &undo.handles, req)?;
+    undo.defuse();
+    Ok((k, p))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use cryptoki::context::Function;
+
+    use super::*;
+
+    fn req(attributes: &hsmkit::KeyAttributes) -> NewKey<'_> {
+        NewKey {
+            name: "k",
+            version: 1,
+            attributes,
+            created: std::time::SystemTime::now(),
+            object_id: [7; 16],
+        }
+    }
+
+    fn has(t: &[Attribute], f: fn(&Attribute) -> bool) -> bool {
+        t.iter().any(f)
+    }
+
+    /// EC templates carry no CKA_ENCRYPT/CKA_WRAP (public) nor CKA_DECRYPT/CKA_UNWRAP
+    /// (private); RSA and AES templates carry what applies to them.
+    #[test]
+    fn templates_carry_only_what_applies() {
+        let a = hsmkit::KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]);
+        let r = req(&a);
+        let ec_pub = public_template(&r, Kind::Ec);
+        let ec_priv = private_template(&r, Kind::Ec);
+        assert!(!has(&ec_pub, |a| matches!(a, Attribute::Encrypt(_) | Attribute::Wrap(_))));
+        assert!(!has(&ec_priv, |a| matches!(
+            a,
+            Attribute::Decrypt(_) | Attribute::Unwrap(_) | Attribute::Encrypt(_)
+        )));
+        assert!(has(&ec_priv, |a| matches!(a, Attribute::Sign(true))));
+        assert!(has(&ec_priv, |a| matches!(a, Attribute::Derive(false))));
+        let rsa_pub = public_template(&r, Kind::Rsa);
+        assert!(has(&rsa_pub, |a| matches!(a, Attribute::Wrap(false))));
+        let rsa_priv = private_template(&r, Kind::Rsa);
+        assert!(has(&rsa_priv, |a| matches!(a, Attribute::Unwrap(false))));
+        assert!(!has(&rsa_priv, |a| matches!(a, Attribute::Encrypt(_) | Attribute::Wrap(_))));
+        // Only KEKs get the KEK templates.
+        assert!(!has(&private_template(&r, Kind::Aes), is_kek_template));
+        let kek = hsmkit::KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]);
+        assert_eq!(private_template(&req(&kek), Kind::Aes).iter().filter(|a| is_kek_template(a)).count(), 2);
+    }
+
+    /// A token refusing RSA templates with CKA_WRAP/CKA_UNWRAP gets one retry with
+    /// CKA_ENCRYPT/CKA_DECRYPT in their place (after one without KEK templates).
+    #[test]
+    fn rsa_wrap_refusal_retries_with_encrypt_decrypt() {
+        let a = hsmkit::KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]);
+        let r = req(&a);
+        let mut ts = [public_template(&r, Kind::Rsa), private_template(&r, Kind::Rsa)];
+        let calls = std::sync::Mutex::new(0);
+        let out = with_fallbacks(&mut ts, |t| {
+            *calls.lock().unwrap() += 1;
+            if has(&t[0], |a| matches!(a, Attribute::Wrap(_)))
+                || has(&t[1], |a| matches!(a, Attribute::Unwrap(_)))
+            {
+                Err(CkError::Pkcs11(RvError::AttributeTypeInvalid, Function::GenerateKeyPair))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(out.is_ok());
+        assert_eq!(*calls.lock().unwrap(), 2);
+        assert!(has(&ts[0], |a| matches!(a, Attribute::Encrypt(true))));
+        assert!(has(&ts[1], |a| matches!(a, Attribute::Decrypt(true))));
+        // Other refusals of other templates are not retried.
+        let e = hsmkit::KeyAttributes::with_ops(&[KeyOp::Sign]);
+        let mut ts = [private_template(&req(&e), Kind::Ec)];
+        let calls = std::sync::Mutex::new(0);
+        let out: std::result::Result<(), _> = with_fallbacks(&mut ts, |_| {
+            *calls.lock().unwrap() += 1;
+            Err(CkError::Pkcs11(RvError::GeneralError, Function::GenerateKeyPair))
+        });
+        assert!(out.is_err());
+        assert_eq!(*calls.lock().unwrap(), 1);
+    }
+
+    /// What the token made is read back: a grant hsmkit forbids is a typed error naming
+    /// the attribute.
+    #[test]
+    fn verify_created_refuses_forbidden_grants() {
+        let t = crate::testing::SoftHsmToken::new().unwrap();
+        let s = t.raw_session().unwrap();
+        let a = hsmkit::KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]);
+        let r = req(&a);
+        let make = |extra: &[Attribute]| {
+            let mut t = vec![
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(CkKeyType::AES),
+                Attribute::Token(false),
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Derive(false),
+                Attribute::Sign(false),
+                Attribute::Encrypt(false),
+                Attribute::Decrypt(false),
+                Attribute::Wrap(true),
+                Attribute::Unwrap(true),
+                Attribute::Value(vec![1; 32]),
+            ];
+            t.retain(|a| !extra.iter().any(|e| std::mem::discriminant(e) == std::mem::discriminant(a)));
+            t.extend(extra.iter().cloned());
+            s.create_object(&t).unwrap()
+        };
+        assert!(verify_created(&s, &[make(&[])], &r).is_ok());
+        for (bad, name) in [
+            (Attribute::Extractable(true), "CKA_EXTRACTABLE"),
+            (Attribute::Sensitive(false), "CKA_SENSITIVE"),
+            (Attribute::Derive(true), "CKA_DERIVE"),
+            (Attribute::Encrypt(true), "CKA_ENCRYPT"),
+        ] {
+            let h = make(std::slice::from_ref(&bad));
+            match verify_created(&s, &[h], &r) {
+                Err(OpError::Hsm(e)) => {
+                    assert_eq!(e.kind(), hsmkit::ErrorKind::Unsupported);
+                    assert!(e.to_string().contains(name), "{e}");
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
     }
 }

@@ -1,17 +1,22 @@
 //! Key import with `C_CreateObject`, after validation by the software engines.
 
-use cryptoki::object::{Attribute, KeyType as CkKeyType, ObjectHandle};
+use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use der::Encode;
 use hsmkit::{Error, KeyMaterial, NewKey, PublicKey, Result};
 
 use crate::error::OpError;
-use crate::generate::{ec_params, private_template, public_template};
+use crate::generate::{
+    Kind, Undo, ec_params, private_template, public_template, verify_created, with_fallbacks,
+};
 use crate::wrap::wipe;
 
-fn create(s: &Session, mut t: Vec<Attribute>) -> std::result::Result<ObjectHandle, OpError> {
-    let r = s.create_object(&t);
-    wipe(&mut t);
+/// `C_CreateObject` with the template fallbacks of [`with_fallbacks`]; the secret values
+/// in the template are wiped afterwards, whatever happened.
+fn create(s: &Session, t: Vec<Attribute>) -> std::result::Result<ObjectHandle, OpError> {
+    let mut ts = [t];
+    let r = with_fallbacks(&mut ts, |[t]| s.create_object(t));
+    ts.iter_mut().for_each(|t| wipe(t));
     Ok(r?)
 }
 
@@ -26,34 +31,35 @@ fn public_object(
     req: &NewKey<'_>,
     public: &PublicKey,
 ) -> std::result::Result<ObjectHandle, OpError> {
-    let mut t = public_template(req);
-    match public {
-        PublicKey::Rsa(k) => t.extend([
-            Attribute::KeyType(CkKeyType::RSA),
-            Attribute::Modulus(k.n().to_vec()),
-            Attribute::PublicExponent(k.e().to_vec()),
-        ]),
-        PublicKey::Ec(k) => t.extend([
-            Attribute::KeyType(CkKeyType::EC),
-            Attribute::EcParams(ec_params(k.curve())?),
-            Attribute::EcPoint(ec_point(k.point())?),
-        ]),
+    let t = match public {
+        PublicKey::Rsa(k) => {
+            let mut t = public_template(req, Kind::Rsa);
+            t.extend([Attribute::Modulus(k.n().to_vec()), Attribute::PublicExponent(k.e().to_vec())]);
+            t
+        }
+        PublicKey::Ec(k) => {
+            let mut t = public_template(req, Kind::Ec);
+            t.extend([Attribute::EcParams(ec_params(k.curve())?), Attribute::EcPoint(ec_point(k.point())?)]);
+            t
+        }
         _ => return Err(Error::unsupported("this public key type").into()),
-    }
+    };
     create(s, t)
 }
 
-/// Creates the objects for `material` (already normalised). Returns (private, public).
+/// Creates the objects for `material` (already normalised), checks what the token made
+/// ([`verify_created`]) and destroys everything made if any step fails. Returns
+/// (private, public).
 pub(crate) fn import(
     s: &Session,
     req: &NewKey<'_>,
     material: &KeyMaterial,
 ) -> std::result::Result<(Option<ObjectHandle>, Option<ObjectHandle>), OpError> {
-    match material {
+    let mut undo = Undo::new(s);
+    let (private, public) = match material {
         KeyMaterial::RsaPrivate(k) => {
-            let mut t = private_template(req, false);
+            let mut t = private_template(req, Kind::Rsa);
             t.extend([
-                Attribute::KeyType(CkKeyType::RSA),
                 Attribute::Modulus(k.n.clone()),
                 Attribute::PublicExponent(k.e.clone()),
                 Attribute::PrivateExponent(k.d.clone()),
@@ -64,28 +70,37 @@ pub(crate) fn import(
                 Attribute::Coefficient(k.qinv.clone()),
             ]);
             let private = create(s, t)?;
+            undo.handles.push(private);
             let public = public_object(s, req, &PublicKey::Rsa(k.public()?))?;
-            Ok((Some(private), Some(public)))
+            undo.handles.push(public);
+            (Some(private), Some(public))
         }
         KeyMaterial::EcPrivate(k) => {
             let point =
                 k.public_point.clone().ok_or_else(|| Error::invalid("EC key without its public point"))?;
-            let mut t = private_template(req, false);
-            t.extend([
-                Attribute::KeyType(CkKeyType::EC),
-                Attribute::EcParams(ec_params(k.curve)?),
-                Attribute::Value(k.d.clone()),
-            ]);
+            let mut t = private_template(req, Kind::Ec);
+            t.extend([Attribute::EcParams(ec_params(k.curve)?), Attribute::Value(k.d.clone())]);
             let private = create(s, t)?;
+            undo.handles.push(private);
             let public = public_object(s, req, &PublicKey::Ec(hsmkit::EcPublicKey::new(k.curve, &point)?))?;
-            Ok((Some(private), Some(public)))
+            undo.handles.push(public);
+            (Some(private), Some(public))
         }
         KeyMaterial::Aes(k) => {
-            let mut t = private_template(req, true);
+            let mut t = private_template(req, Kind::Aes);
             t.push(Attribute::Value(k.to_vec()));
-            Ok((Some(create(s, t)?), None))
+            let h = create(s, t)?;
+            undo.handles.push(h);
+            (Some(h), None)
         }
-        KeyMaterial::Public(p) => Ok((None, Some(public_object(s, req, p)?))),
-        _ => Err(Error::unsupported("this kind of key material").into()),
-    }
+        KeyMaterial::Public(p) => {
+            let h = public_object(s, req, p)?;
+            undo.handles.push(h);
+            (None, Some(h))
+        }
+        _ => return Err(Error::unsupported("this kind of key material").into()),
+    };
+    verify_created(s, &undo.handles, req)?;
+    undo.defuse();
+    Ok((private, public))
 }

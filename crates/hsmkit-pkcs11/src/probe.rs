@@ -1,14 +1,26 @@
-//! What the token can do: its mechanism list, plus a probe of OAEP parameters, since
-//! tokens list `CKM_RSA_PKCS_OAEP` but may support only some hashes and no label
-//! (SoftHSM2 2.6.1: SHA-1 only, no label).
+//! What the token can do: its mechanism list, plus probes of what the list cannot say.
+//! Tokens list `CKM_RSA_PKCS_OAEP` but may support only some hashes, no label, or only
+//! `C_Decrypt` and not `C_UnwrapKey` with it; they list `CKM_AES_KEY_WRAP` with
+//! non-standard output; and they may ignore `CKA_WRAP_TEMPLATE`. Each of these is probed
+//! separately with throw-away objects, so a capability claims exactly what was tested.
+//!
+//! SoftHSM2 2.6.1, as probed: OAEP `C_Decrypt` with SHA-1 only and no label;
+//! `C_UnwrapKey` with OAEP SHA-1 (not SHA-256); `CKM_AES_KEY_WRAP` passes its known
+//! answer, `CKM_AES_KEY_WRAP_PAD` does not (its wrap output differs from RFC 5649, its
+//! unwrap is right); `CKA_WRAP_TEMPLATE` enforced.
+//!
+//! Probing generates an RSA-2048 key pair, so results are cached: in the process, and
+//! in a per-user JSON file (see [`cache_file`]) keyed by module path and the token's
+//! manufacturer, model, firmware and serial. `HSMKIT_PROBE_CACHE=off` turns the file off.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
+use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
-use cryptoki::object::{Attribute, ObjectHandle};
+use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{
     Algorithm, Capabilities, EncryptionAlgorithm, Error, KeyInfo, KeyOp, KeySpec, Result, SignatureScheme,
@@ -17,59 +29,182 @@ use hsmkit::{
 
 use crate::context::Token;
 
-/// The token's capabilities, probed once per module and token model.
-#[derive(Debug, Clone)]
+/// The label of objects the probe has to make as token objects (on tokens that refuse
+/// session objects). hsmkit key names never start with '.', so it names no key.
+pub(crate) const PROBE_LABEL: &str = ".hsmkit-probe";
+
+/// Which `CKM_RSA_PKCS_OAEP` variants work, each probed on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Oaep {
+    /// `C_Decrypt`, SHA-1/MGF1-SHA-1, no label.
+    pub(crate) sha1: bool,
+    /// `C_Decrypt`, SHA-256/MGF1-SHA-256, no label.
+    pub(crate) sha256: bool,
+    /// `C_Decrypt`, SHA-1/MGF1-SHA-1, with a label.
+    pub(crate) sha1_label: bool,
+    /// `C_Decrypt`, SHA-256/MGF1-SHA-256, with a label.
+    pub(crate) sha256_label: bool,
+    /// `C_UnwrapKey`, SHA-1/MGF1-SHA-1, no label.
+    pub(crate) unwrap_sha1: bool,
+    /// `C_UnwrapKey`, SHA-256/MGF1-SHA-256, no label.
+    pub(crate) unwrap_sha256: bool,
+}
+
+impl Oaep {
+    /// Whether `C_Decrypt` works with these parameters.
+    pub(crate) fn decrypt(&self, alg: EncryptionAlgorithm, label: bool) -> bool {
+        match (alg, label) {
+            (EncryptionAlgorithm::RsaOaep, false) => self.sha1,
+            (EncryptionAlgorithm::RsaOaep, true) => self.sha1_label,
+            (_, false) => self.sha256,
+            (_, true) => self.sha256_label,
+        }
+    }
+
+    /// Whether `C_UnwrapKey` works with these parameters (no label).
+    pub(crate) fn unwrap(&self, alg: EncryptionAlgorithm) -> bool {
+        match alg {
+            EncryptionAlgorithm::RsaOaep => self.unwrap_sha1,
+            _ => self.unwrap_sha256,
+        }
+    }
+}
+
+/// The token's capabilities, probed once per module and token (see the module docs).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Probe {
     pub(crate) mechanisms: Vec<MechanismType>,
-    pub(crate) oaep_sha256: bool,
-    pub(crate) oaep_label: bool,
+    pub(crate) oaep: Oaep,
     /// `CKM_AES_KEY_WRAP` passed the RFC 3394 known-answer test.
     pub(crate) kw_ok: bool,
     /// `CKM_AES_KEY_WRAP_PAD` passed the RFC 5649 known-answer tests.
     pub(crate) kwp_ok: bool,
+    /// The token enforces `CKA_WRAP_TEMPLATE`: a KEK whose wrap template requires
+    /// `CKA_SENSITIVE=false` refused to wrap a sensitive key and wrapped a non-sensitive
+    /// one. Without it, hsmkit's AES KEKs can be used (by anyone with the PIN) to wrap
+    /// other applications' extractable sensitive keys and unwrap them readable.
+    pub(crate) kek_templates: bool,
 }
 
-/// Probe results by (module path, token manufacturer/model/firmware).
-type ProbeCache = Mutex<HashMap<(PathBuf, String), Arc<Probe>>>;
+/// Where a probe result came from (for tests and logs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// Probed now, on the token.
+    Ran,
+    /// This process probed the token before.
+    Memory,
+    /// The per-user cache file.
+    Disk,
+}
+
+/// Probe results by [`cache_key`].
+type ProbeCache = Mutex<HashMap<String, Arc<Probe>>>;
 static PROBES: OnceLock<ProbeCache> = OnceLock::new();
 
+/// Serialises probe runs and cache-file writes in the process.
+static PROBE_LOCK: Mutex<()> = Mutex::new(());
+
+fn field(s: &str) -> &str {
+    s.trim_end_matches([' ', '\0'])
+}
+
+/// Identifies a token for the cache: module path, manufacturer, model, firmware, serial.
+fn cache_key(token: &Token, module: &Path) -> Result<String> {
+    let info = token.ctx.get_token_info(token.slot()?).map_err(crate::error::map)?;
+    let fw = info.firmware_version();
+    Ok(format!(
+        "{}|{}|{}|{}.{}|{}",
+        module.display(),
+        field(info.manufacturer_id()),
+        field(info.model()),
+        fw.major(),
+        fw.minor(),
+        field(info.serial_number())
+    ))
+}
+
 impl Probe {
-    pub(crate) fn get(token: &Token, module: &std::path::Path) -> Result<Arc<Probe>> {
-        let info = token.ctx.get_token_info(token.slot()?).map_err(crate::error::map)?;
-        let key = (
-            module.to_owned(),
-            format!("{}/{}/{:?}", info.manufacturer_id(), info.model(), info.firmware_version()),
-        );
+    /// The token's probe: from this process's cache, the per-user cache file, or a run.
+    pub(crate) fn get(token: &Token, module: &Path) -> Result<Arc<Probe>> {
+        let file = if std::env::var_os("HSMKIT_PROBE_CACHE").is_some_and(|v| v == "off") {
+            None
+        } else {
+            cache_file()
+        };
+        Self::lookup(token, module, file.as_deref()).map(|(p, _)| p)
+    }
+
+    /// [`Probe::get`] with the cache file given (`None`: in-process cache only).
+    pub(crate) fn lookup(token: &Token, module: &Path, file: Option<&Path>) -> Result<(Arc<Probe>, Source)> {
+        let key = cache_key(token, module)?;
         let cache = PROBES.get_or_init(|| Mutex::new(HashMap::new()));
         if let Some(p) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            return Ok(p);
+            return Ok((p, Source::Memory));
         }
-        let p = Arc::new(Probe::run(token)?);
+        let _one = PROBE_LOCK.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(p) = cache.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok((p, Source::Memory));
+        }
+        let (p, source) = match file.and_then(|f| disk::load(f, &key)) {
+            Some(p) => (p, Source::Disk),
+            None => {
+                let p = Probe::run(token)?;
+                if let Some(f) = file {
+                    disk::store(f, &key, &p);
+                }
+                (p, Source::Ran)
+            }
+        };
+        tracing::debug!(target: "hsmkit::pkcs11", token = %token.label, ?source, probe = ?p, "token capabilities");
+        let p = Arc::new(p);
         if let Ok(mut m) = cache.lock() {
             m.insert(key, p.clone());
         }
-        Ok(p)
+        Ok((p, source))
+    }
+
+    /// Forgets this process's probe results (tests of the cache file).
+    #[cfg(test)]
+    pub(crate) fn forget_in_process() {
+        if let Some(Ok(mut m)) = PROBES.get().map(Mutex::lock) {
+            m.clear();
+        }
     }
 
     fn run(token: &Token) -> Result<Probe> {
         let mechanisms = token.ctx.get_mechanism_list(token.slot()?).map_err(crate::error::map)?;
-        let mut p = Probe { mechanisms, oaep_sha256: false, oaep_label: false, kw_ok: false, kwp_ok: false };
+        let mut p = Probe { mechanisms, ..Probe::default() };
+        // Token objects the probe may have to make are changes to token objects.
+        let _g = token.write_guard();
+        let ok = |r: std::result::Result<(), CkError>| Ok::<_, crate::error::OpError>(r);
+        // Leftovers of a probe that crashed before it could clean up.
+        token.with_session(|s| ok(remove_leftovers(s)))?.ok();
         if p.has(MechanismType::RSA_PKCS_OAEP) && p.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
-            let (sha256, label) = token.with_session(|s| Ok::<_, crate::error::OpError>(oaep_probe(s)))?;
-            p.oaep_sha256 = sha256;
-            p.oaep_label = label;
+            p.oaep = token.with_session(|s| Ok::<_, crate::error::OpError>(oaep_probe(s)))?;
         }
         if p.has(MechanismType::AES_KEY_WRAP) {
-            p.kw_ok = token
-                .with_session(|s| Ok::<_, crate::error::OpError>(kat(s, &KW_KAT, &Mechanism::AesKeyWrap)))?;
+            p.kw_ok = token.with_session(|s| {
+                Ok::<_, crate::error::OpError>(kat(s, &KW_KAT, &Mechanism::AesKeyWrap, "CKM_AES_KEY_WRAP"))
+            })?;
         }
         if p.has(MechanismType::AES_KEY_WRAP_PAD) {
             p.kwp_ok = token.with_session(|s| {
-                Ok::<_, crate::error::OpError>(KWP_KATS.iter().all(|k| kat(s, k, &Mechanism::AesKeyWrapPad)))
+                Ok::<_, crate::error::OpError>(
+                    KWP_KATS.iter().all(|k| kat(s, k, &Mechanism::AesKeyWrapPad, "CKM_AES_KEY_WRAP_PAD")),
+                )
             })?;
         }
-        tracing::debug!(target: "hsmkit::pkcs11", token = %token.label, oaep_sha256 = p.oaep_sha256,
-            oaep_label = p.oaep_label, kw = p.kw_ok, kwp = p.kwp_ok, "probed");
+        let kek_mech = match (p.kw_ok, p.kwp_ok) {
+            (true, _) => Some(Mechanism::AesKeyWrap),
+            (false, true) => Some(Mechanism::AesKeyWrapPad),
+            _ => None,
+        };
+        if let Some(m) = kek_mech {
+            p.kek_templates =
+                token.with_session(|s| Ok::<_, crate::error::OpError>(kek_template_probe(s, &m)))?;
+        }
+        tracing::debug!(target: "hsmkit::pkcs11", token = %token.label, oaep = ?p.oaep, kw = p.kw_ok,
+            kwp = p.kwp_ok, kek_templates = p.kek_templates, "probed");
         Ok(p)
     }
 
@@ -77,12 +212,14 @@ impl Probe {
         self.mechanisms.contains(&m)
     }
 
+    /// Whether `C_Decrypt` with OAEP and these parameters works on the token.
     pub(crate) fn oaep_ok(&self, alg: EncryptionAlgorithm, label: &[u8]) -> bool {
-        let hash_ok = match alg {
-            EncryptionAlgorithm::RsaOaep => self.has(MechanismType::RSA_PKCS_OAEP),
-            _ => self.oaep_sha256,
-        };
-        hash_ok && (label.is_empty() || self.oaep_label)
+        self.oaep.decrypt(alg, !label.is_empty())
+    }
+
+    /// Whether OAEP unwrapping (no label) works, by `C_UnwrapKey` or `C_Decrypt`.
+    pub(crate) fn oaep_unwrap_ok(&self, alg: EncryptionAlgorithm) -> bool {
+        self.oaep.unwrap(alg) || self.oaep.decrypt(alg, false)
     }
 
     /// Whether the token can do `op` with `alg`; an Unsupported error naming the
@@ -115,7 +252,16 @@ impl Probe {
                     (false, true) => failed_kat("CKM_AES_KEY_WRAP_PAD (RFC 5649)"),
                     (false, false) => missing("CKM_AES_KEY_WRAP_PAD"),
                 },
-                WrapScheme::RsaOaep(e) if op == KeyOp::UnwrapKey => self.check_oaep(e, &[]),
+                WrapScheme::RsaOaep(e) if op == KeyOp::UnwrapKey => {
+                    if self.oaep_unwrap_ok(e) {
+                        Ok(())
+                    } else {
+                        Err(Error::unsupported(format!(
+                            "{alg}: this token has no CKM_RSA_PKCS_OAEP with {} (for unwrapping or decryption)",
+                            oaep_name(e)
+                        )))
+                    }
+                }
                 _ => Ok(()),
             },
             _ => Ok(()),
@@ -127,12 +273,11 @@ impl Probe {
         if self.oaep_ok(alg, label) {
             return Ok(());
         }
-        let params = match alg {
-            EncryptionAlgorithm::RsaOaep => "SHA-1/MGF1-SHA-1",
-            _ => "SHA-256/MGF1-SHA-256",
-        };
         let label = if label.is_empty() { "" } else { " and a label" };
-        Err(Error::unsupported(format!("{alg}: this token has no CKM_RSA_PKCS_OAEP with {params}{label}")))
+        Err(Error::unsupported(format!(
+            "{alg}: this token has no CKM_RSA_PKCS_OAEP with {}{label}",
+            oaep_name(alg)
+        )))
     }
 
     pub(crate) fn capabilities(&self) -> Capabilities {
@@ -143,23 +288,31 @@ impl Probe {
             _ => self.has(MechanismType::AES_KEY_GEN),
         };
         let ok = |op, alg| self.check(op, alg).is_ok();
+        let decrypt: Vec<_> =
+            all.decrypt.into_iter().filter(|a| ok(KeyOp::Decrypt, Algorithm::Encryption(*a))).collect();
+        // Labels are usable if every algorithm the token decrypts takes one.
+        let oaep_label = !decrypt.is_empty() && decrypt.iter().all(|a| self.oaep.decrypt(*a, true));
         Capabilities {
             generate: all.generate.into_iter().filter(|s| can_generate(s)).collect(),
             import: true,
             export: false,
             sign: all.sign.into_iter().filter(|a| ok(KeyOp::Sign, Algorithm::Signature(*a))).collect(),
-            decrypt: all
-                .decrypt
-                .into_iter()
-                .filter(|a| ok(KeyOp::Decrypt, Algorithm::Encryption(*a)))
-                .collect(),
+            decrypt,
             wrap: all.wrap.into_iter().filter(|a| ok(KeyOp::WrapKey, Algorithm::KeyWrap(*a))).collect(),
             unwrap: all.unwrap.into_iter().filter(|a| ok(KeyOp::UnwrapKey, Algorithm::KeyWrap(*a))).collect(),
-            oaep_label: self.oaep_label,
+            oaep_label,
             engine: "pkcs11",
             metadata: "token",
             notes: Vec::new(),
         }
+    }
+}
+
+/// "SHA-1/MGF1-SHA-1" or "SHA-256/MGF1-SHA-256".
+fn oaep_name(alg: EncryptionAlgorithm) -> &'static str {
+    match alg {
+        EncryptionAlgorithm::RsaOaep => "SHA-1/MGF1-SHA-1",
+        _ => "SHA-256/MGF1-SHA-256",
     }
 }
 
@@ -174,50 +327,181 @@ pub(crate) fn oaep_params(alg: EncryptionAlgorithm, label: &[u8]) -> PkcsOaepPar
     }
 }
 
-/// Makes a throw-away session key pair and checks which OAEP variants decrypt.
-fn oaep_probe(s: &Session) -> (bool, bool) {
-    let public = [
-        Attribute::Token(false),
-        Attribute::ModulusBits(1024u64.into()),
-        Attribute::PublicExponent(vec![1, 0, 1]),
-        Attribute::Encrypt(true),
-    ];
-    let private = [
-        Attribute::Token(false),
-        Attribute::Private(true),
-        Attribute::Sensitive(true),
-        Attribute::Decrypt(true),
-    ];
-    let Ok((pub_h, priv_h)) = s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) else {
-        return (false, false);
-    };
-    let try_decrypt = |alg: EncryptionAlgorithm, label: &[u8]| -> bool {
-        let Ok(Some(Ok(pk))) = crate::export::read_public(s, pub_h) else { return false };
-        let info = KeyInfo {
-            name: "probe".into(),
-            version: 1,
-            spec: pk.spec(),
-            attributes: hsmkit::KeyAttributes::default(),
-            has_private: false,
-            created: std::time::SystemTime::now(),
-            updated: std::time::SystemTime::now(),
-            binding: hsmkit::KeyBinding::default(),
-        };
-        let Ok(ops) = hsmkit_soft::public_key_ops(info, &pk) else { return false };
-        let Ok(ct) = ops.encrypt(alg, b"probe", label) else { return false };
-        let mech = Mechanism::RsaPkcsOaep(oaep_params(alg, label));
-        matches!(s.decrypt(&mech, priv_h, &ct), Ok(pt) if pt == b"probe")
-    };
-    let sha256 = try_decrypt(EncryptionAlgorithm::RsaOaep256, &[]);
-    let label = try_decrypt(EncryptionAlgorithm::RsaOaep, b"label");
-    destroy(s, &[pub_h, priv_h]);
-    (sha256, label)
+/// Objects the probe made, destroyed when it is dropped: on every path out of a probe.
+struct Temp<'a> {
+    s: &'a Session,
+    handles: Vec<ObjectHandle>,
 }
 
-fn destroy(s: &Session, handles: &[ObjectHandle]) {
-    for h in handles {
-        let _ = s.destroy_object(*h);
+impl<'a> Temp<'a> {
+    fn new(s: &'a Session) -> Self {
+        Temp { s, handles: Vec::new() }
     }
+
+    fn keep(&mut self, h: ObjectHandle) -> ObjectHandle {
+        self.handles.push(h);
+        h
+    }
+}
+
+impl Drop for Temp<'_> {
+    fn drop(&mut self) {
+        for h in self.handles.drain(..).rev() {
+            if let Err(e) = self.s.destroy_object(h) {
+                tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a probe object: {e}");
+            }
+        }
+    }
+}
+
+/// Whether the token refused a session object (`CKA_TOKEN=false`) as such.
+fn refuses_session_objects(e: &CkError) -> bool {
+    matches!(e, CkError::Pkcs11(RvError::TemplateInconsistent | RvError::AttributeValueInvalid, _))
+}
+
+/// Runs `make` with the attributes of a throw-away object: a session object, or, if the
+/// token refuses session objects, a private token object labelled [`PROBE_LABEL`].
+fn throwaway<T>(
+    what: &str,
+    make: impl Fn(&[Attribute]) -> std::result::Result<T, CkError>,
+) -> std::result::Result<T, CkError> {
+    match make(&[Attribute::Token(false)]) {
+        Err(e) if refuses_session_objects(&e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: {what} as a session object: {e}; trying a token object");
+            make(&[
+                Attribute::Token(true),
+                Attribute::Private(true),
+                Attribute::Label(PROBE_LABEL.as_bytes().to_vec()),
+            ])
+        }
+        r => r,
+    }
+}
+
+/// Destroys token objects a crashed probe left behind.
+fn remove_leftovers(s: &Session) -> std::result::Result<(), CkError> {
+    for h in s.find_objects(&[Attribute::Label(PROBE_LABEL.as_bytes().to_vec())])? {
+        tracing::debug!(target: "hsmkit::pkcs11", "probe: destroying a leftover probe object");
+        s.destroy_object(h)?;
+    }
+    Ok(())
+}
+
+/// Makes a throw-away RSA-2048 key pair and checks each OAEP variant on its own:
+/// `C_Decrypt` with SHA-1 and SHA-256, with and without a label, and `C_UnwrapKey`
+/// with SHA-1 and SHA-256. Ciphertexts come from the software engine.
+fn oaep_probe(s: &Session) -> Oaep {
+    let mut out = Oaep::default();
+    let mut temp = Temp::new(s);
+    let pair = throwaway("an RSA key pair", |store| {
+        let public: Vec<_> = [
+            Attribute::ModulusBits(2048u64.into()),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+            Attribute::Encrypt(true),
+        ]
+        .into_iter()
+        .chain(store.iter().filter(|a| !matches!(a, Attribute::Private(_))).cloned())
+        .collect();
+        let private: Vec<_> = [Attribute::Sensitive(true), Attribute::Decrypt(true), Attribute::Unwrap(true)]
+            .into_iter()
+            .chain(store.iter().cloned())
+            .chain(std::iter::once(Attribute::Private(true)).filter(|_| store.len() == 1))
+            .collect();
+        match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) {
+            // A token refusing RSA keys with CKA_UNWRAP: the C_Decrypt variants can
+            // still be probed.
+            Err(e) if crate::generate::refuses_rsa_wrap(&e) => {
+                tracing::debug!(target: "hsmkit::pkcs11", "probe: RSA key pair with CKA_UNWRAP: {e}; trying without");
+                let private: Vec<_> =
+                    private.iter().filter(|a| !matches!(a, Attribute::Unwrap(_))).cloned().collect();
+                s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)
+            }
+            r => r,
+        }
+    });
+    let (pub_h, priv_h) = match pair {
+        Ok((p, k)) => (temp.keep(p), temp.keep(k)),
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: cannot make an RSA-2048 key pair: {e}");
+            return out;
+        }
+    };
+    let ops = match crate::export::read_public(s, pub_h) {
+        Ok(Some(Ok(pk))) => {
+            let info = KeyInfo {
+                name: "probe".into(),
+                version: 1,
+                spec: pk.spec(),
+                attributes: hsmkit::KeyAttributes::default(),
+                has_private: false,
+                created: std::time::SystemTime::now(),
+                updated: std::time::SystemTime::now(),
+                binding: hsmkit::KeyBinding::default(),
+            };
+            hsmkit_soft::public_key_ops(info, &pk)
+        }
+        other => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: cannot read the RSA public key: {other:?}");
+            return out;
+        }
+    };
+    let ops = match ops {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: no software engine for the RSA public key: {e}");
+            return out;
+        }
+    };
+    let secret = b"hsmkit probe: 32 bytes of secret";
+    let try_decrypt = |alg: EncryptionAlgorithm, label: &[u8]| -> bool {
+        let ct = match ops.encrypt(alg, secret, label) {
+            Ok(ct) => ct,
+            Err(e) => {
+                tracing::debug!(target: "hsmkit::pkcs11", "probe: software {alg} encryption failed: {e}");
+                return false;
+            }
+        };
+        let mech = Mechanism::RsaPkcsOaep(oaep_params(alg, label));
+        let r = s.decrypt(&mech, priv_h, &ct);
+        tracing::debug!(target: "hsmkit::pkcs11", "probe: C_Decrypt {alg} label={}: {:?}", !label.is_empty(),
+            r.as_ref().map(|pt| pt.as_slice() == secret));
+        matches!(r, Ok(pt) if pt == secret)
+    };
+    let try_unwrap = |alg: EncryptionAlgorithm| -> bool {
+        let Ok(ct) = ops.encrypt(alg, secret, &[]) else { return false };
+        let mech = Mechanism::RsaPkcsOaep(oaep_params(alg, &[]));
+        let r = throwaway("an unwrapped key", |store| {
+            let mut t = vec![
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+            ];
+            t.extend(store.iter().cloned());
+            s.unwrap_key(&mech, priv_h, &ct, &t)
+        });
+        let ok = match r {
+            Ok(h) => {
+                let mut t = Temp::new(s);
+                t.keep(h);
+                let v = s.get_attributes(h, &[AttributeType::Value]);
+                matches!(v.as_deref(), Ok([Attribute::Value(v)]) if v.as_slice() == secret)
+            }
+            Err(e) => {
+                tracing::debug!(target: "hsmkit::pkcs11", "probe: C_UnwrapKey {alg}: {e}");
+                false
+            }
+        };
+        tracing::debug!(target: "hsmkit::pkcs11", "probe: C_UnwrapKey {alg}: {ok}");
+        ok
+    };
+    out.sha1 = try_decrypt(EncryptionAlgorithm::RsaOaep, &[]);
+    out.sha256 = try_decrypt(EncryptionAlgorithm::RsaOaep256, &[]);
+    out.sha1_label = try_decrypt(EncryptionAlgorithm::RsaOaep, b"hsmkit label");
+    out.sha256_label = try_decrypt(EncryptionAlgorithm::RsaOaep256, b"hsmkit label");
+    out.unwrap_sha1 = try_unwrap(EncryptionAlgorithm::RsaOaep);
+    out.unwrap_sha256 = try_unwrap(EncryptionAlgorithm::RsaOaep256);
+    out
 }
 
 /// A key-wrap known-answer test: KEK, key data, wrapped form.
@@ -254,52 +538,323 @@ fn unhex(s: &str) -> Vec<u8> {
         .collect()
 }
 
-/// Wraps and unwraps a known key with session objects and compares with the standard's
-/// answer. Tokens whose mechanism disagrees do not get the capability: hsmkit will not
-/// produce non-standard wrapped keys under a standard name.
-fn kat(s: &Session, k: &Kat, mech: &Mechanism<'_>) -> bool {
-    use cryptoki::object::{AttributeType, KeyType, ObjectClass};
-    let secret = |value: Vec<u8>, key_type: KeyType, kek: bool| {
-        s.create_object(&[
+/// A throw-away secret key object holding `value`.
+fn secret_object(
+    s: &Session,
+    value: &[u8],
+    key_type: KeyType,
+    extra: &[Attribute],
+) -> std::result::Result<ObjectHandle, CkError> {
+    throwaway("a secret key", |store| {
+        let mut t = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
             Attribute::KeyType(key_type),
-            Attribute::Token(false),
-            Attribute::Sensitive(false),
-            Attribute::Extractable(!kek),
-            Attribute::Wrap(kek),
-            Attribute::Unwrap(kek),
-            Attribute::Value(value),
-        ])
-    };
-    let Ok(kek) = secret(unhex(k.kek), KeyType::AES, true) else { return false };
-    let Ok(data) = secret(unhex(k.data), KeyType::GENERIC_SECRET, false) else {
-        destroy(s, &[kek]);
-        return false;
-    };
-    let wrapped_ok = matches!(s.wrap_key(mech, kek, data), Ok(w) if w == unhex(k.wrapped));
-    let template = [
-        Attribute::Class(ObjectClass::SECRET_KEY),
-        Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Token(false),
+            Attribute::Value(value.to_vec()),
+        ];
+        t.extend(extra.iter().cloned());
+        t.extend(store.iter().cloned());
+        s.create_object(&t)
+    })
+}
+
+/// Wraps and unwraps a known key with throw-away objects and compares with the
+/// standard's answer. Tokens whose mechanism disagrees do not get the capability:
+/// hsmkit will not produce non-standard wrapped keys under a standard name.
+fn kat(s: &Session, k: &Kat, mech: &Mechanism<'_>, name: &str) -> bool {
+    let mut temp = Temp::new(s);
+    let kek_attrs = [
         Attribute::Sensitive(false),
-        Attribute::Extractable(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
     ];
-    let unwrapped_ok = match s.unwrap_key(mech, kek, &unhex(k.wrapped), &template) {
+    let kek = match secret_object(s, &unhex(k.kek), KeyType::AES, &kek_attrs) {
+        Ok(h) => temp.keep(h),
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: {name} KEK: {e}");
+            return false;
+        }
+    };
+    let data_attrs = [Attribute::Sensitive(false), Attribute::Extractable(true)];
+    let data = match secret_object(s, &unhex(k.data), KeyType::GENERIC_SECRET, &data_attrs) {
+        Ok(h) => temp.keep(h),
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: {name} data key: {e}");
+            return false;
+        }
+    };
+    let data_len = unhex(k.data).len();
+    let wrapped = s.wrap_key(mech, kek, data).map(|w| crate::wrap::fit_wrapped(w, mech, data_len));
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: {name} wrap: {wrapped:?}");
+    let wrapped_ok = matches!(wrapped, Ok(Some(w)) if w == unhex(k.wrapped));
+    let unwrapped = throwaway("an unwrapped key", |store| {
+        let mut t = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Sensitive(false),
+            Attribute::Extractable(true),
+        ];
+        t.extend(store.iter().cloned());
+        s.unwrap_key(mech, kek, &unhex(k.wrapped), &t)
+    });
+    let unwrapped_ok = match unwrapped {
         Ok(h) => {
+            temp.keep(h);
             let v = s.get_attributes(h, &[AttributeType::Value]);
-            destroy(s, &[h]);
             matches!(v.as_deref(), Ok([Attribute::Value(v)]) if *v == unhex(k.data))
         }
-        Err(_) => false,
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: {name} unwrap: {e}");
+            false
+        }
     };
-    destroy(s, &[kek, data]);
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: {name} known answers: wrap {wrapped_ok}, unwrap {unwrapped_ok}");
     wrapped_ok && unwrapped_ok
+}
+
+/// Whether the token enforces the KEK templates hsmkit sets (see
+/// [`crate::generate::kek_templates`]): a KEK carrying them must refuse to wrap a
+/// sensitive extractable key, and must wrap a non-sensitive one.
+fn kek_template_probe(s: &Session, mech: &Mechanism<'_>) -> bool {
+    let Some(templates) = crate::generate::kek_templates() else {
+        tracing::debug!(target: "hsmkit::pkcs11", "probe: KEK templates cannot be expressed on this platform");
+        return false;
+    };
+    let mut temp = Temp::new(s);
+    let mut kek_attrs = vec![
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Wrap(true),
+        Attribute::Unwrap(true),
+    ];
+    kek_attrs.extend(templates);
+    let kek = match secret_object(s, &[0x42; 16], KeyType::AES, &kek_attrs) {
+        Ok(h) => temp.keep(h),
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: KEK with wrap templates: {e}");
+            return false;
+        }
+    };
+    let key = |sensitive: bool| {
+        secret_object(
+            s,
+            &[0x17; 16],
+            KeyType::GENERIC_SECRET,
+            &[Attribute::Sensitive(sensitive), Attribute::Extractable(true)],
+        )
+    };
+    let (sensitive, readable) = match (key(true), key(false)) {
+        (Ok(a), Ok(b)) => (temp.keep(a), temp.keep(b)),
+        (a, b) => {
+            a.into_iter().chain(b).for_each(|h| {
+                temp.keep(h);
+            });
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: cannot make keys to wrap");
+            return false;
+        }
+    };
+    let refused = s.wrap_key(mech, kek, sensitive);
+    let allowed = s.wrap_key(mech, kek, readable);
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: KEK template: wrapping a sensitive key: {:?}; a readable one: {:?}",
+        refused.as_ref().map(|_| "wrapped"), allowed.as_ref().map(|_| "wrapped"));
+    refused.is_err() && allowed.is_ok()
+}
+
+/// The per-user cache file: `$XDG_CACHE_HOME/hsmkit/probes.json`, else
+/// `~/.cache/hsmkit/probes.json`, else `<temp>/hsmkit-<uid>/probes.json`. The directory
+/// is made mode 0700; `None` (no file cache) if it cannot be made or is not ours.
+pub(crate) fn cache_file() -> Option<PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let dir = match nonempty("XDG_CACHE_HOME").filter(|p| p.is_absolute()) {
+        Some(d) => d.join("hsmkit"),
+        None => match nonempty("HOME").filter(|p| p.is_absolute()) {
+            Some(h) => h.join(".cache").join("hsmkit"),
+            None => std::env::temp_dir().join(format!("hsmkit-{}", disk::uid()?)),
+        },
+    };
+    disk::private_dir(&dir).then(|| dir.join("probes.json"))
+}
+
+/// The cache file. The results only ever reduce what hsmkit tries (a capability the
+/// token lacks fails with the token's error), but a file that is not ours, is a
+/// symbolic link, or does not parse is still ignored and replaced, never trusted.
+mod disk {
+    use std::path::Path;
+
+    use cryptoki::mechanism::MechanismType;
+    use serde_json::{Map, Value, json};
+
+    use super::{Oaep, Probe};
+
+    /// At most this many tokens are remembered (test runs make many fresh tokens).
+    const MAX_ENTRIES: usize = 64;
+    /// Bumped when the probe's meaning changes: older entries are probed again.
+    const FORMAT: u64 = 2;
+
+    /// This process's user id: the owner of a file it just made.
+    #[cfg(unix)]
+    pub(super) fn uid() -> Option<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let f = tempfile::NamedTempFile::new().ok()?;
+        f.as_file().metadata().ok().map(|m| m.uid())
+    }
+
+    #[cfg(not(unix))]
+    pub(super) fn uid() -> Option<u32> {
+        Some(0)
+    }
+
+    /// Makes `dir` (mode 0700) if needed; whether it is a directory of ours, private.
+    #[cfg(unix)]
+    pub(super) fn private_dir(dir: &Path) -> bool {
+        use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+        if let Err(e) = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+            tracing::debug!(target: "hsmkit::pkcs11", dir = %dir.display(), "no probe cache: {e}");
+            return false;
+        }
+        let Ok(m) = std::fs::symlink_metadata(dir) else { return false };
+        if !m.is_dir() || Some(m.uid()) != uid() {
+            tracing::debug!(target: "hsmkit::pkcs11", dir = %dir.display(), "no probe cache: not our directory");
+            return false;
+        }
+        if m.mode() & 0o077 != 0 {
+            return std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_ok();
+        }
+        true
+    }
+
+    #[cfg(not(unix))]
+    pub(super) fn private_dir(dir: &Path) -> bool {
+        std::fs::create_dir_all(dir).is_ok()
+    }
+
+    /// Whether `file` is a regular file of ours (not a link).
+    fn trusted(file: &Path) -> bool {
+        let Ok(m) = std::fs::symlink_metadata(file) else { return false };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            if Some(m.uid()) != uid() {
+                tracing::debug!(target: "hsmkit::pkcs11", file = %file.display(), "probe cache not ours: ignored");
+                return false;
+            }
+        }
+        m.file_type().is_file()
+    }
+
+    /// All entries of the file, or none if it cannot be trusted or parsed.
+    fn read_all(file: &Path) -> Map<String, Value> {
+        if !trusted(file) {
+            return Map::new();
+        }
+        let parsed = std::fs::read(file).ok().and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+        match parsed {
+            Some(Value::Object(mut m)) if m.get("format").and_then(Value::as_u64) == Some(FORMAT) => {
+                match m.remove("tokens") {
+                    Some(Value::Object(t)) => t,
+                    _ => Map::new(),
+                }
+            }
+            _ => {
+                tracing::debug!(target: "hsmkit::pkcs11", file = %file.display(), "probe cache unreadable: ignored");
+                Map::new()
+            }
+        }
+    }
+
+    fn to_json(p: &Probe) -> Value {
+        // CK_ULONG is u64 here but u32 on some platforms.
+        #[allow(clippy::useless_conversion)]
+        let mechs: Vec<u64> = p.mechanisms.iter().map(|m| u64::from(**m)).collect();
+        json!({
+            "written": std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+            "mechanisms": mechs,
+            "oaep": [p.oaep.sha1, p.oaep.sha256, p.oaep.sha1_label, p.oaep.sha256_label,
+                     p.oaep.unwrap_sha1, p.oaep.unwrap_sha256],
+            "kw": p.kw_ok,
+            "kwp": p.kwp_ok,
+            "kek_templates": p.kek_templates,
+        })
+    }
+
+    fn from_json(v: &Value) -> Option<Probe> {
+        let flag = |k: &str| v.get(k).and_then(Value::as_bool);
+        let mechanisms = v
+            .get("mechanisms")?
+            .as_array()?
+            .iter()
+            .map(|m| m.as_u64().and_then(|m| std::ffi::c_ulong::try_from(m).ok()))
+            .collect::<Option<Vec<_>>>()?
+            .into_iter()
+            // Mechanisms this cryptoki does not know were dropped from the list anyway.
+            .filter_map(|m| MechanismType::try_from(m).ok())
+            .collect();
+        let o: Vec<bool> = v.get("oaep")?.as_array()?.iter().map(Value::as_bool).collect::<Option<_>>()?;
+        let [sha1, sha256, sha1_label, sha256_label, unwrap_sha1, unwrap_sha256] = o.as_slice() else {
+            return None;
+        };
+        Some(Probe {
+            mechanisms,
+            oaep: Oaep {
+                sha1: *sha1,
+                sha256: *sha256,
+                sha1_label: *sha1_label,
+                sha256_label: *sha256_label,
+                unwrap_sha1: *unwrap_sha1,
+                unwrap_sha256: *unwrap_sha256,
+            },
+            kw_ok: flag("kw")?,
+            kwp_ok: flag("kwp")?,
+            kek_templates: flag("kek_templates")?,
+        })
+    }
+
+    /// The cached probe of the token `key`, if the file has a usable one.
+    pub(super) fn load(file: &Path, key: &str) -> Option<Probe> {
+        read_all(file).get(key).and_then(from_json)
+    }
+
+    /// Adds the token's probe to the file: written to a temporary file (mode 0600) in
+    /// the same directory, then renamed over it. Best effort: failing costs a re-probe.
+    pub(super) fn store(file: &Path, key: &str, p: &Probe) {
+        let mut all = read_all(file);
+        all.insert(key.to_owned(), to_json(p));
+        while all.len() > MAX_ENTRIES {
+            let oldest = all
+                .iter()
+                .min_by_key(|(_, v)| v.get("written").and_then(Value::as_u64).unwrap_or(0))
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => all.remove(&k),
+                None => break,
+            };
+        }
+        let doc = json!({ "format": FORMAT, "tokens": Value::Object(all) });
+        let write = || -> std::io::Result<()> {
+            let dir = file.parent().ok_or_else(|| std::io::Error::other("no directory"))?;
+            // tempfile creates it mode 0600.
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            serde_json::to_writer(&mut tmp, &doc)?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(file).map_err(|e| e.error)?;
+            Ok(())
+        };
+        if let Err(e) = write() {
+            tracing::debug!(target: "hsmkit::pkcs11", file = %file.display(), "could not write the probe cache: {e}");
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
+
+    fn token(t: &crate::testing::SoftHsmToken) -> Token {
+        Token::open(&crate::uri::Pkcs11Uri::parse(t.uri()).unwrap()).unwrap()
+    }
 
     /// The known answers the probe holds tokens to are themselves right: the software
     /// engine (which passes Wycheproof's KW and KWP sets) gives the same bytes.
@@ -322,5 +877,135 @@ mod tests {
             };
             assert_eq!(kek.wrap_key(alg, &unhex(k.data)).unwrap(), unhex(k.wrapped), "KAT {i}");
         }
+    }
+
+    /// Each OAEP variant is probed on its own and the answers are what SoftHSM2 2.6.1
+    /// does; the probe leaves no objects behind. (`--nocapture` prints the probe.)
+    #[test]
+    fn softhsm_probe_tests_each_variant() {
+        let t = crate::testing::SoftHsmToken::new().unwrap();
+        let p = Probe::run(&token(&t)).unwrap();
+        println!("SoftHSM2: {:?} kw {} kwp {} kek_templates {}", p.oaep, p.kw_ok, p.kwp_ok, p.kek_templates);
+        let want = Oaep {
+            sha1: true,
+            sha256: false,
+            sha1_label: false,
+            sha256_label: false,
+            unwrap_sha1: true,
+            unwrap_sha256: false,
+        };
+        assert_eq!(p.oaep, want);
+        assert!(p.kw_ok && p.kek_templates);
+        let caps = p.capabilities();
+        assert_eq!(caps.decrypt, vec![EncryptionAlgorithm::RsaOaep]);
+        assert!(!caps.oaep_label);
+        assert!(caps.unwrap.contains(&hsmkit::KeyWrapAlgorithm::RsaOaep));
+        assert!(!caps.unwrap.contains(&hsmkit::KeyWrapAlgorithm::RsaOaep256));
+        let e = p.check_oaep(EncryptionAlgorithm::RsaOaep256, &[]).unwrap_err();
+        assert!(e.to_string().contains("CKM_RSA_PKCS_OAEP with SHA-256"), "{e}");
+        let s = t.raw_session().unwrap();
+        assert!(s.find_objects(&[]).unwrap().is_empty(), "the probe left objects on the token");
+    }
+
+    /// RSA-OAEP unwrap is claimed when either `C_UnwrapKey` or `C_Decrypt` works.
+    #[test]
+    fn oaep_unwrap_is_claimed_by_either_path() {
+        let mut p = Probe { mechanisms: vec![MechanismType::RSA_PKCS_OAEP], ..Probe::default() };
+        let unwrap = |p: &Probe| p.capabilities().unwrap.contains(&hsmkit::KeyWrapAlgorithm::RsaOaep256);
+        assert!(!unwrap(&p));
+        p.oaep.sha256 = true;
+        assert!(unwrap(&p));
+        p.oaep = Oaep { unwrap_sha256: true, ..Oaep::default() };
+        assert!(unwrap(&p));
+        assert!(p.capabilities().decrypt.is_empty());
+    }
+
+    /// A token refusing session objects gets token objects with the reserved label.
+    #[test]
+    fn probe_objects_fall_back_to_labelled_token_objects() {
+        let seen = Mutex::new(Vec::new());
+        let r = throwaway("a test object", |store| {
+            seen.lock().unwrap().push(store.to_vec());
+            if store.contains(&Attribute::Token(false)) {
+                Err(CkError::Pkcs11(RvError::TemplateInconsistent, cryptoki::context::Function::CreateObject))
+            } else {
+                Ok(())
+            }
+        });
+        assert!(r.is_ok());
+        let seen = seen.into_inner().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert!(seen[1].contains(&Attribute::Token(true)));
+        assert!(seen[1].contains(&Attribute::Label(PROBE_LABEL.as_bytes().to_vec())));
+        assert!(!PROBE_LABEL.is_empty() && PROBE_LABEL.starts_with('.'));
+    }
+
+    /// Probe token objects go on every path out: dropped guards destroy them, and the
+    /// leftovers of a crashed probe are removed.
+    #[test]
+    fn probe_token_objects_are_destroyed() {
+        let t = crate::testing::SoftHsmToken::new().unwrap();
+        let s = t.raw_session().unwrap();
+        let label = Attribute::Label(PROBE_LABEL.as_bytes().to_vec());
+        let make = || {
+            s.create_object(&[
+                Attribute::Class(ObjectClass::DATA),
+                Attribute::Token(true),
+                Attribute::Private(true),
+                label.clone(),
+            ])
+            .unwrap()
+        };
+        {
+            let mut temp = Temp::new(&s);
+            temp.keep(make());
+            assert_eq!(s.find_objects(std::slice::from_ref(&label)).unwrap().len(), 1);
+        }
+        assert!(s.find_objects(std::slice::from_ref(&label)).unwrap().is_empty());
+        make();
+        remove_leftovers(&s).unwrap();
+        assert!(s.find_objects(std::slice::from_ref(&label)).unwrap().is_empty());
+    }
+
+    /// The cache file: a second lookup after the process's cache is cleared reads the
+    /// file and does not probe (no key generation); the file is private; planted, foreign
+    /// or broken files are ignored and replaced.
+    #[cfg(unix)]
+    #[test]
+    fn probe_results_persist_in_a_private_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = crate::testing::SoftHsmToken::new().unwrap();
+        let tok = token(&t);
+        let home = tempfile::tempdir().unwrap();
+        let dir = home.path().join("hsmkit");
+        assert!(disk::private_dir(&dir));
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let file = dir.join("probes.json");
+        let (first, src) = Probe::lookup(&tok, t.module(), Some(&file)).unwrap();
+        assert_eq!(src, Source::Ran);
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        let (_, src) = Probe::lookup(&tok, t.module(), Some(&file)).unwrap();
+        assert_eq!(src, Source::Memory);
+        Probe::forget_in_process();
+        let (again, src) = Probe::lookup(&tok, t.module(), Some(&file)).unwrap();
+        assert_eq!(src, Source::Disk, "a new process would not probe again");
+        assert_eq!(*again, *first);
+        // Broken file: ignored, probed again, rewritten.
+        std::fs::write(&file, b"{ not json").unwrap();
+        Probe::forget_in_process();
+        assert_eq!(Probe::lookup(&tok, t.module(), Some(&file)).unwrap().1, Source::Ran);
+        assert!(serde_json::from_slice::<serde_json::Value>(&std::fs::read(&file).unwrap()).is_ok());
+        // A symbolic link (even to a good file) is not trusted, and is replaced by a file.
+        let good = dir.join("elsewhere.json");
+        std::fs::rename(&file, &good).unwrap();
+        std::os::unix::fs::symlink(&good, &file).unwrap();
+        Probe::forget_in_process();
+        assert_eq!(Probe::lookup(&tok, t.module(), Some(&file)).unwrap().1, Source::Ran);
+        assert!(std::fs::symlink_metadata(&file).unwrap().file_type().is_file());
+        // Another token (fresh serial) is its own entry.
+        let t2 = crate::testing::SoftHsmToken::new().unwrap();
+        assert_eq!(Probe::lookup(&token(&t2), t2.module(), Some(&file)).unwrap().1, Source::Ran);
+        Probe::forget_in_process();
+        assert_eq!(Probe::lookup(&tok, t.module(), Some(&file)).unwrap().1, Source::Disk);
     }
 }

@@ -52,6 +52,37 @@ fn aes_mechanism(key: &TokenKey, op: hsmkit::KeyOp, alg: KeyWrapAlgorithm) -> Re
     }
 }
 
+/// The exact length of an AES key-wrap output for `data_len` bytes of key: RFC 3394
+/// adds one 8-byte block; RFC 5649 pads to 8 bytes and adds one block. `None` for
+/// other mechanisms.
+pub(crate) fn wrapped_len(mech: &Mechanism<'_>, data_len: usize) -> Option<usize> {
+    match mech {
+        Mechanism::AesKeyWrap => data_len.checked_add(8),
+        Mechanism::AesKeyWrapPad => data_len.div_ceil(8).checked_mul(8)?.checked_add(8),
+        _ => None,
+    }
+}
+
+/// Cuts the output of cryptoki's `Session::wrap_key` to the mechanism's exact length.
+///
+/// cryptoki 0.12.1's `wrap_key` sizes its buffer with the length query (first
+/// `C_WrapKey` call) and returns the whole buffer, ignoring the length the token
+/// writes back on the second call. A token may over-report in the query (PKCS#11
+/// allows "somewhat larger" answers), and its output would then carry trailing
+/// bytes. For AES-KW/KWP the length is known exactly, so the output is cut to it,
+/// after checking the token gave at least that many bytes. `None` if it gave fewer.
+/// Other mechanisms are returned as they are.
+pub(crate) fn fit_wrapped(mut wrapped: Vec<u8>, mech: &Mechanism<'_>, data_len: usize) -> Option<Vec<u8>> {
+    match wrapped_len(mech, data_len) {
+        Some(n) if wrapped.len() < n => None,
+        Some(n) => {
+            wrapped.truncate(n);
+            Some(wrapped)
+        }
+        None => Some(wrapped),
+    }
+}
+
 pub(crate) fn wrap_key(key: &TokenKey, alg: KeyWrapAlgorithm, dek: &[u8]) -> Result<Vec<u8>> {
     if let WrapScheme::RsaOaep(_) = alg.scheme() {
         // Public operation: OAEP encryption with the public key, in software.
@@ -68,8 +99,46 @@ pub(crate) fn wrap_key(key: &TokenKey, alg: KeyWrapAlgorithm, dek: &[u8]) -> Res
         let temp = temp?;
         let r = s.wrap_key(&mech, kek, temp);
         destroy_quietly(s, temp);
-        r
+        // A token that wrote fewer bytes than the standard's length broke the mechanism.
+        fit_wrapped(r?, &mech, dek.len()).ok_or(cryptoki::error::Error::Pkcs11(
+            cryptoki::error::RvError::GeneralError,
+            cryptoki::context::Function::WrapKey,
+        ))
     })
+}
+
+/// Whether `C_UnwrapKey` failed in a way `C_Decrypt` may not: the token cannot unwrap
+/// with OAEP, or the key may not unwrap (an RSA key made with CKA_DECRYPT in place of
+/// CKA_UNWRAP; see [`crate::generate::with_fallbacks`]).
+fn unwrap_refused(e: &cryptoki::error::Error) -> bool {
+    use cryptoki::error::{Error as CkError, RvError};
+    matches!(
+        e,
+        CkError::Pkcs11(
+            RvError::MechanismInvalid | RvError::KeyFunctionNotPermitted | RvError::KeyTypeInconsistent,
+            _
+        )
+    )
+}
+
+/// `C_UnwrapKey` into an extractable session object, then read its value.
+fn unwrap_object(
+    s: &Session,
+    mech: &Mechanism<'_>,
+    kek: ObjectHandle,
+    wrapped: &[u8],
+) -> cryptoki::error::Result<Zeroizing<Vec<u8>>> {
+    let temp = s.unwrap_key(mech, kek, wrapped, &data_key_template())?;
+    let value = s.get_attributes(temp, &[AttributeType::Value]);
+    destroy_quietly(s, temp);
+    let value = value?.into_iter().find_map(|a| match a {
+        Attribute::Value(v) => Some(Zeroizing::new(v)),
+        _ => None,
+    });
+    value.ok_or(cryptoki::error::Error::Pkcs11(
+        cryptoki::error::RvError::AttributeTypeInvalid,
+        cryptoki::context::Function::GetAttributeValue,
+    ))
 }
 
 pub(crate) fn unwrap_key(
@@ -77,24 +146,55 @@ pub(crate) fn unwrap_key(
     alg: KeyWrapAlgorithm,
     wrapped: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let mech = match alg.scheme() {
-        WrapScheme::RsaOaep(enc) => {
-            key.probe.check_oaep(enc, &[])?;
-            Mechanism::RsaPkcsOaep(oaep_params(enc, &[]))
-        }
-        _ => aes_mechanism(key, hsmkit::KeyOp::UnwrapKey, alg)?,
-    };
-    key.with_private(true, |s, kek| {
-        let temp = s.unwrap_key(&mech, kek, wrapped, &data_key_template())?;
-        let value = s.get_attributes(temp, &[AttributeType::Value]);
-        destroy_quietly(s, temp);
-        let value = value?.into_iter().find_map(|a| match a {
-            Attribute::Value(v) => Some(Zeroizing::new(v)),
-            _ => None,
+    if let WrapScheme::RsaOaep(enc) = alg.scheme() {
+        key.probe.check(hsmkit::KeyOp::UnwrapKey, hsmkit::Algorithm::KeyWrap(alg))?;
+        let mech = Mechanism::RsaPkcsOaep(oaep_params(enc, &[]));
+        // C_UnwrapKey where the probe saw it work, else (or if this key or token
+        // refuses it) C_Decrypt with the same parameters. Either way every failure about
+        // the ciphertext is the one opaque DecryptionFailed (`with_private(true, ..)`).
+        let try_unwrap = key.probe.oaep.unwrap(enc);
+        let can_decrypt = key.probe.oaep.decrypt(enc, false);
+        return key.with_private(true, |s, h| {
+            let decrypt = || s.decrypt(&mech, h, wrapped).map(Zeroizing::new);
+            if !try_unwrap {
+                return decrypt();
+            }
+            match unwrap_object(s, &mech, h, wrapped) {
+                Err(e) if can_decrypt && unwrap_refused(&e) => {
+                    tracing::debug!(target: "hsmkit::pkcs11", "C_UnwrapKey with {alg} refused ({e}); using C_Decrypt");
+                    decrypt()
+                }
+                r => r,
+            }
         });
-        value.ok_or(cryptoki::error::Error::Pkcs11(
-            cryptoki::error::RvError::AttributeTypeInvalid,
-            cryptoki::context::Function::GetAttributeValue,
-        ))
-    })
+    }
+    let mech = aes_mechanism(key, hsmkit::KeyOp::UnwrapKey, alg)?;
+    key.with_private(true, |s, kek| unwrap_object(s, &mech, kek, wrapped))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    /// cryptoki 0.12's `wrap_key` returns the query-sized buffer: trailing bytes of an
+    /// over-reporting token are cut, a short answer is refused.
+    #[test]
+    fn wrapped_output_is_cut_to_the_standard_length() {
+        let kw = Mechanism::AesKeyWrap;
+        let kwp = Mechanism::AesKeyWrapPad;
+        assert_eq!(wrapped_len(&kw, 16), Some(24));
+        assert_eq!(wrapped_len(&kw, 32), Some(40));
+        assert_eq!(wrapped_len(&kwp, 7), Some(16));
+        assert_eq!(wrapped_len(&kwp, 20), Some(32));
+        assert_eq!(wrapped_len(&kwp, 32), Some(40));
+        let mut over = vec![7u8; 24];
+        over.extend([0u8; 16]);
+        assert_eq!(fit_wrapped(over, &kw, 16), Some(vec![7u8; 24]));
+        assert_eq!(fit_wrapped(vec![7u8; 24], &kw, 16), Some(vec![7u8; 24]));
+        assert_eq!(fit_wrapped(vec![7u8; 23], &kw, 16), None);
+        assert_eq!(fit_wrapped(vec![1u8; 40], &kwp, 20), Some(vec![1u8; 32]));
+        let other = Mechanism::AesEcb;
+        assert_eq!(fit_wrapped(vec![1u8; 40], &other, 20), Some(vec![1u8; 40]));
+    }
 }

@@ -175,9 +175,7 @@ fn run_self_with_token() -> Result<Instance> {
 
 fn instance() -> Result<&'static Instance> {
     INSTANCE
-        .get_or_init(|| {
-            from_env().unwrap_or_else(run_self_with_token).map_err(|e| e.to_string())
-        })
+        .get_or_init(|| from_env().unwrap_or_else(run_self_with_token).map_err(|e| e.to_string()))
         .as_ref()
         .map_err(|e| rig_error(format!("no tpm2-pkcs11 token: {e}")))
 }
@@ -217,7 +215,9 @@ impl Tpm2Token {
                 .map_err(map)?
                 .into_iter()
                 .find(|s| ctx.get_token_info(*s).is_ok_and(|t| !t.token_initialized()))
-                .ok_or_else(|| Error::backend("pkcs11", "C_GetSlotList", "tpm2-pkcs11 offers no free slot"))?;
+                .ok_or_else(|| {
+                    Error::backend("pkcs11", "C_GetSlotList", "tpm2-pkcs11 offers no free slot")
+                })?;
             let so = AuthPin::new(SO_PIN.into());
             ctx.init_token(free, &so, &label).map_err(map)?;
             let s = ctx.open_rw_session(free).map_err(map)?;
@@ -225,7 +225,8 @@ impl Tpm2Token {
             s.init_pin(&AuthPin::new(USER_PIN.into())).map_err(map)?;
             s.logout().map_err(map)?;
         }
-        let uri = format!("pkcs11:token={label}?module-path={}&pin-value={USER_PIN}", instance.module.display());
+        let uri =
+            format!("pkcs11:token={label}?module-path={}&pin-value={USER_PIN}", instance.module.display());
         Ok(Tpm2Token { label, uri, pin: zeroize::Zeroizing::new(USER_PIN.to_owned()), instance })
     }
 
