@@ -174,7 +174,7 @@ impl Pkcs11Backend {
     ) -> Result<Box<dyn BackendKey>> {
         // Read-modify-write of metadata and key objects: one writer per token on this
         // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let (handle, public) = self.token.with_session(|s| {
             let doc = metadata::read_doc(s, req.name)?;
             let id = object_id(req.version);
@@ -308,7 +308,7 @@ impl Backend for Pkcs11Backend {
 
     fn next_version(&self, key: &KeyDescription) -> Result<u32> {
         // Objects of an interrupted create (made, but never recorded) keep their number.
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         let on_token = self.token.with_session(|s| {
             if metadata::read_doc(s, &key.name)?.is_none() {
                 return Err(foreign(&key.name, "adding a version to"));
@@ -326,7 +326,7 @@ impl Backend for Pkcs11Backend {
     }
 
     fn open(&self, name: &str, version: u32) -> Result<Box<dyn BackendKey>> {
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         let (info, id, handle, public) = self.token.with_session(|s| {
             let Some((_, doc)) = metadata::read_doc(s, name)? else {
                 return match find_foreign(s, name)? {
@@ -363,7 +363,7 @@ impl Backend for Pkcs11Backend {
     }
 
     fn describe(&self, name: &str) -> Result<KeyDescription> {
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         self.token.with_session(|s| match metadata::read_doc(s, name)? {
             Some((_, d)) => Ok(d),
             None => match find_foreign(s, name)? {
@@ -378,14 +378,14 @@ impl Backend for Pkcs11Backend {
     }
 
     fn list(&self) -> Result<Vec<KeyDescription>> {
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         self.token.with_session(metadata::all_docs)
     }
 
     fn update_version(&self, name: &str, version: u32, edit: VersionEdit<'_>) -> Result<KeyInfo> {
         // Read-modify-write of metadata and key objects: one writer per token on this
         // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
             let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
@@ -411,7 +411,7 @@ impl Backend for Pkcs11Backend {
     fn update_state(&self, name: &str, edit: StateEdit<'_>) -> Result<KeyState> {
         // Read-modify-write of metadata and key objects: one writer per token on this
         // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
             let Some((h, mut doc)) = metadata::read_doc(s, name)? else {
@@ -430,7 +430,7 @@ impl Backend for Pkcs11Backend {
     fn purge(&self, name: &str, check: StateEdit<'_>) -> Result<()> {
         // Read-modify-write of metadata and key objects: one writer per token on this
         // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let check = RefCell::new(check);
         self.token.with_session(|s| {
             let (meta, mut state) = match metadata::read_doc(s, name)? {
@@ -451,14 +451,14 @@ impl Backend for Pkcs11Backend {
     }
 
     fn settings(&self) -> Result<StoreSettings> {
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         self.token.with_session(|s| metadata::read_settings(s).map(|(_, st)| st))
     }
 
     fn update_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
         // Read-modify-write of metadata and key objects: one writer per token on this
         // host (the in-process lock and the host lock file; see `Token::write_guard`).
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let edit = RefCell::new(edit);
         self.token.with_session(|s| {
             let (h, mut st) = metadata::read_settings(s)?;
