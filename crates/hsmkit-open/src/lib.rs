@@ -104,7 +104,11 @@ impl Location {
         }
         let scheme = uri.split_once(':').map(|(s, _)| s).filter(|s| !s.contains('/') && !s.is_empty());
         match scheme {
-            Some(s) if s.eq_ignore_ascii_case("pkcs11") => Ok(Location::Pkcs11(Pkcs11Uri::parse(uri)?)),
+            Some(s) if s.eq_ignore_ascii_case("pkcs11") => {
+                // The scheme is case-insensitive (RFC 3986); the PKCS#11 parser wants it lower.
+                let rest = uri.get(s.len() + 1..).unwrap_or_default();
+                Ok(Location::Pkcs11(Pkcs11Uri::parse(&format!("pkcs11:{rest}"))?))
+            }
             Some(s) if s.eq_ignore_ascii_case("memory") => match uri.get(s.len() + 1..) {
                 Some("") | Some("//") => Ok(Location::Memory),
                 _ => Err(Error::invalid("a memory store URI is just 'memory:'")),
@@ -134,10 +138,11 @@ impl Location {
                 }
                 Ok(Location::Keystore(PathBuf::from(path)))
             }
-            // A one-letter "scheme" is a Windows drive letter.
-            Some(s) if s.len() > 1 => Err(Error::invalid(format!(
-                "unknown store URI scheme '{s}:' (use file:, pkcs11: or memory:)"
-            ))),
+            // A one-letter "scheme" is a Windows drive letter. The text before the ':' is not
+            // shown: it may be a secret typed in the wrong place.
+            Some(s) if s.len() > 1 => {
+                Err(Error::invalid("unknown store URI scheme (use file:, pkcs11: or memory:)"))
+            }
             _ => Ok(Location::Keystore(PathBuf::from(uri))),
         }
     }
@@ -203,6 +208,28 @@ mod tests {
             let e = Location::parse(bad).err();
             assert_eq!(e.map(|e| e.kind()), Some(hsmkit::ErrorKind::InvalidInput), "{bad}");
         }
+    }
+
+    #[test]
+    fn uri_errors_do_not_echo_the_uri() {
+        for bad in [
+            "SECRET1234:x",
+            "pkcs11:token=t?pin-value:SECRET1234",
+            "pkcs11:token=t?pin-value=SECRET%ZZ1234",
+            "PKCS11:token=t?SECRET1234",
+            "pkcs11:token=t?module-path=/x&SECRET1234",
+            "file:///x?pin=SECRET1234",
+            "file:/SECRET%ZZ1234",
+            "memory:SECRET1234",
+        ] {
+            let e = Location::parse(bad).err();
+            let text = e.as_ref().map(|e| format!("{e} {e:?}")).unwrap_or_default();
+            assert!(e.is_some() && !text.contains("SECRET"), "{bad} -> {text}");
+        }
+        // The scheme is case-insensitive for PKCS#11 URIs too.
+        assert!(
+            matches!(Location::parse("PKCS11:token=t"), Ok(Location::Pkcs11(u)) if u.token.as_deref() == Some("t"))
+        );
     }
 
     #[test]

@@ -3,10 +3,11 @@
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::fs::File;
+use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
@@ -91,13 +92,17 @@ pub(crate) struct Token {
     /// Identifies this token in [`WRITING`].
     id: u64,
     /// The host lock file: PKCS#11 has no lock another process respects, so hsmkit
-    /// processes on this host agree on a file lock (`flock`) in the temp directory, one
-    /// per token: exclusive for changes to token objects, shared for metadata reads.
+    /// processes of one user on this host agree on a file lock (`flock`) in a private
+    /// directory ([`lock_dir`]), one per token: exclusive for changes to token objects,
+    /// shared for metadata reads.
     lock_path: PathBuf,
+    /// Threads of this process queue here (unbounded, like the object lock) before
+    /// trying the host lock, so the bounded wait for the host lock is a wait for other
+    /// processes only. Shared like `objects`.
+    host_gate: Arc<RwLock<()>>,
 }
 
-/// `hsmkit-pkcs11-<serial>-<label>.lock` in the temp directory, with any byte of the
-/// label outside `[A-Za-z0-9_-]` hex-escaped, so every hsmkit build names it alike.
+/// `s` with every byte outside `[A-Za-z0-9_-]` hex-escaped: safe in a file name.
 fn safe(s: &str) -> String {
     s.bytes()
         .map(|b| {
@@ -110,19 +115,165 @@ fn safe(s: &str) -> String {
         .collect()
 }
 
+/// The host lock of one token: `hsmkit-pkcs11-<serial>-<label>.lock` (any byte of the
+/// serial or label outside `[A-Za-z0-9_-]` hex-escaped, so every hsmkit build names it
+/// alike) in the per-user directory [`lock_dir`] names.
 fn lock_path(serial: &str, label: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("hsmkit-pkcs11-{}-{}.lock", safe(serial), safe(label)))
+    lock_dir().join(lock_file_name(serial, label))
 }
 
-/// A token's object lock and its id for [`WRITING`].
-type ObjectLock = (Arc<RwLock<()>>, u64);
+/// The lock file's name in [`lock_dir`].
+fn lock_file_name(serial: &str, label: &str) -> String {
+    format!("hsmkit-pkcs11-{}-{}.lock", safe(serial), safe(label))
+}
+
+/// The directory of this user's host lock files: `$XDG_RUNTIME_DIR/hsmkit` when
+/// `XDG_RUNTIME_DIR` is set to an absolute path of a directory owned by the effective
+/// user, else `hsmkit-<euid>` in the temp directory. Only named here; [`private_dir`]
+/// creates and checks it when a lock is taken. A directory per user means another user
+/// can neither hold our lock nor plant files or links in it.
+fn lock_dir() -> PathBuf {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let uid = rustix::process::geteuid().as_raw();
+        let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .filter(|d| d.is_absolute())
+            .filter(|d| std::fs::metadata(d).is_ok_and(|m| m.is_dir() && m.uid() == uid));
+        match runtime {
+            Some(d) => d.join("hsmkit"),
+            None => std::env::temp_dir().join(format!("hsmkit-{uid}")),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::temp_dir().join("hsmkit")
+    }
+}
+
+/// The host lock could not be set up safely.
+fn lock_refused(path: &Path, why: impl std::fmt::Display) -> Error {
+    Error::backend(KIND, "host lock", format!("refusing the token lock directory {}: {why}", path.display()))
+}
+
+/// Creates `dir` (mode 0700) if it is missing, and checks that it is a directory (not a
+/// link to one) owned by the effective user with no access for group or others.
+/// Anything else is refused with an error naming the directory, rather than used: a
+/// directory another user made (or opened up) would let them hold or replace our locks.
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let uid = rustix::process::geteuid().as_raw();
+    match std::fs::symlink_metadata(dir) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+                // The umask may have taken bits off 0700; the directory is ours to fix.
+                Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                    .map_err(|e| lock_refused(dir, format_args!("cannot set its mode: {e}")))?,
+                // Made by another process meanwhile: checked below like any other.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(lock_refused(dir, format_args!("cannot create it: {e}"))),
+            }
+        }
+        Err(e) => return Err(lock_refused(dir, e)),
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(|e| lock_refused(dir, e))?;
+    if !m.file_type().is_dir() {
+        return Err(lock_refused(dir, "it is not a directory (a symbolic link is not followed)"));
+    }
+    if m.uid() != uid {
+        return Err(lock_refused(dir, format_args!("it is owned by uid {}, not {uid}", m.uid())));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(lock_refused(
+            dir,
+            format_args!(
+                "its mode is {:o}; it must be 700 (no access for group or others)",
+                m.mode() & 0o7777
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| lock_refused(dir, format_args!("cannot create it: {e}")))
+}
+
+/// Opens (creating, mode 0600) the lock file without following a symbolic link at its
+/// path and without leaking it into child processes.
+fn open_lock_file(path: &Path) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use rustix::fs::OFlags;
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600).custom_flags((OFlags::NOFOLLOW | OFlags::CLOEXEC).bits().cast_signed());
+    }
+    o.open(path)
+}
+
+/// How long a lifecycle change or metadata read waits for another process's hold on
+/// the host lock: `HSMKIT_LOCK_TIMEOUT_MS` milliseconds, else 30 seconds.
+fn lock_timeout() -> Duration {
+    std::env::var("HSMKIT_LOCK_TIMEOUT_MS")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .map_or(Duration::from_secs(30), Duration::from_millis)
+}
+
+/// Takes `file`'s lock (exclusive or shared), trying again with short sleeps until
+/// `timeout` has passed; then the error names the lock file.
+fn lock_within(file: &File, path: &Path, exclusive: bool, timeout: Duration) -> Result<()> {
+    let start = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let r = if exclusive { file.try_lock() } else { file.try_lock_shared() };
+        match r {
+            Ok(()) => return Ok(()),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                return Err(Error::backend(
+                    KIND,
+                    "flock",
+                    format!("cannot lock the token lock file {}: {e}", path.display()),
+                ));
+            }
+        }
+        let waited = start.elapsed();
+        if waited >= timeout {
+            return Err(Error::backend(
+                KIND,
+                "flock",
+                format!(
+                    "another process holds the token lock {} (gave up after {} ms; \
+                     HSMKIT_LOCK_TIMEOUT_MS sets how long to wait)",
+                    path.display(),
+                    waited.as_millis()
+                ),
+            ));
+        }
+        std::thread::sleep(pause.min(timeout.saturating_sub(waited)));
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// A token's object lock, its host-lock gate and its id for [`WRITING`].
+type ObjectLock = (Arc<RwLock<()>>, Arc<RwLock<()>>, u64);
 
 /// The object lock of each token (by serial and label) opened in this process.
 fn object_lock(serial: &str, label: &str) -> ObjectLock {
     static LOCKS: OnceLock<Mutex<HashMap<(String, String), ObjectLock>>> = OnceLock::new();
     let mut map = LOCKS.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
     map.entry((serial.to_owned(), label.to_owned()))
-        .or_insert_with(|| (Arc::new(RwLock::new(())), NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed)))
+        .or_insert_with(|| {
+            let id = NEXT_TOKEN_ID.fetch_add(1, Ordering::Relaxed);
+            (Arc::new(RwLock::new(())), Arc::new(RwLock::new(())), id)
+        })
         .clone()
 }
 
@@ -138,12 +289,15 @@ static NEXT_TOKEN_ID: AtomicU64 = AtomicU64::new(1);
 pub(crate) struct WriteGuard<'a> {
     previous: Option<u64>,
     _guard: RwLockWriteGuard<'a, ()>,
-    // Dropped (closed, so unlocked) after the in-process lock is released.
-    _host: Option<File>,
+    // Dropped (closed, so unlocked) after the in-process lock is released, and before
+    // the gate lets the next thread of this process try it.
+    _host: File,
+    _gate: RwLockWriteGuard<'a, ()>,
 }
 
 /// A shared hold on the host lock while reading metadata; see [`Token::read_guard`].
-pub(crate) struct ReadGuard(#[allow(dead_code)] Option<File>);
+/// The file (so its lock) is released before the gate.
+pub(crate) struct ReadGuard<'a>(#[allow(dead_code)] Option<(File, RwLockReadGuard<'a, ()>)>);
 
 impl Drop for WriteGuard<'_> {
     fn drop(&mut self) {
@@ -158,6 +312,51 @@ impl std::fmt::Debug for Token {
             .field("serial", &self.serial)
             .finish_non_exhaustive()
     }
+}
+
+/// A slot whose token info could not be read during the search for a token.
+struct Unreadable {
+    slot: u64,
+    /// The mapped error's text.
+    cause: String,
+    /// Whether the module failed the call (a PKCS#11 return code), as opposed to
+    /// answering with token info cryptoki cannot parse.
+    call_failed: bool,
+}
+
+/// The error when no token matches `uri`, naming the slots in `unreadable`. If the
+/// module answered for one of them with token info that cannot be parsed, the token may
+/// well be that one: a backend error, not "not found" (which also earns the CLI's hint
+/// about `key list`). Slots whose call failed (often a token deleted meanwhile) are only
+/// named in the not-found message.
+fn no_token(uri: &Pkcs11Uri, module: &Path, unreadable: &[Unreadable]) -> Error {
+    let mut wanted = Vec::new();
+    let attrs = [
+        ("token", &uri.token),
+        ("serial", &uri.serial),
+        ("manufacturer", &uri.manufacturer),
+        ("model", &uri.model),
+    ];
+    for (name, value) in attrs {
+        if let Some(v) = value {
+            wanted.push(format!("{name}={v:?}"));
+        }
+    }
+    if let Some(id) = uri.slot_id {
+        wanted.push(format!("slot-id={id}"));
+    }
+    let wanted = if wanted.is_empty() { "any initialised token".to_owned() } else { wanted.join(", ") };
+    let what = format!("PKCS#11 token ({wanted}) in module {}", module.display());
+    if unreadable.is_empty() {
+        return Error::NotFound { what };
+    }
+    let slots: Vec<String> =
+        unreadable.iter().map(|u| format!("slot {}: token info unreadable: {}", u.slot, u.cause)).collect();
+    let slots = slots.join("; ");
+    if unreadable.iter().all(|u| u.call_failed) {
+        return Error::NotFound { what: format!("{what} (also: {slots})") };
+    }
+    Error::backend(KIND, "C_GetTokenInfo", format!("no readable token matches: {what}; {slots}"))
 }
 
 /// Whether `s` is still a valid session of a logged-in user.
@@ -178,6 +377,7 @@ impl Token {
         let pin = uri.pin()?;
         let ctx = context(&module)?;
         let mut found = Vec::new();
+        let mut unreadable = Vec::new();
         let scan_guard = SLOT_LOCK.lock().map_err(|_| poisoned())?;
         // Not get_slots_with_initialized_token: it fails as a whole if any one slot's
         // token info cannot be read.
@@ -186,8 +386,23 @@ impl Token {
                 continue;
             }
             // A slot whose token vanished (removed, or deleted by another process) cannot
-            // be the one asked for; skip it rather than fail the whole search.
-            let Ok(info) = ctx.get_token_info(slot) else { continue };
+            // be the one asked for: skipped. One whose token info cannot be read otherwise
+            // might be: the search goes on, and the slot is named if nothing matches.
+            let info = match ctx.get_token_info(slot) {
+                Ok(info) => info,
+                Err(CkError::Pkcs11(
+                    RvError::TokenNotPresent | RvError::SlotIdInvalid | RvError::DeviceRemoved,
+                    _,
+                )) => continue,
+                Err(e) => {
+                    // A PKCS#11 error (SoftHSM2 answers CKR_GENERAL_ERROR for a token
+                    // deleted under it) versus an answer cryptoki cannot parse (a
+                    // non-standard utcTime with CKF_CLOCK_ON_TOKEN): the token is there.
+                    let call_failed = matches!(e, CkError::Pkcs11(..));
+                    unreadable.push(Unreadable { slot: slot.id(), cause: map(e).to_string(), call_failed });
+                    continue;
+                }
+            };
             if !info.token_initialized() {
                 continue;
             }
@@ -201,20 +416,21 @@ impl Token {
             }
         }
         drop(scan_guard);
+        if !found.is_empty() {
+            for u in &unreadable {
+                tracing::debug!(target: "hsmkit::pkcs11", slot = u.slot, "token info unreadable: {}", u.cause);
+            }
+        }
         let (slot, label, serial) = match found.len() {
             1 => found.remove(0),
-            0 => {
-                return Err(Error::NotFound {
-                    what: format!("PKCS#11 token matching {:?} in {}", uri.token, module.display()),
-                });
-            }
+            0 => return Err(no_token(uri, &module, &unreadable)),
             n => {
                 return Err(Error::invalid(format!(
                     "{n} tokens match the URI; add token=, serial= or slot-id="
                 )));
             }
         };
-        let (objects, id) = object_lock(&serial, &label);
+        let (objects, host_gate, id) = object_lock(&serial, &label);
         let lock_path = lock_path(&serial, &label);
         let token = Token {
             ctx,
@@ -229,6 +445,7 @@ impl Token {
             objects,
             id,
             lock_path,
+            host_gate,
         };
         // Open (and log in) one session now, so a wrong PIN fails at open, not later.
         let s = token.new_session()?;
@@ -308,6 +525,32 @@ impl Token {
         }
     }
 
+    /// Returns a session to the pool after `e` only if `e` cannot have left an operation
+    /// active on it. A token may leave an operation active when a call fails (some do
+    /// after `C_Decrypt` fails), and a pooled session in that state would fail every
+    /// later call with `CKR_OPERATION_ACTIVE`. So after a PKCS#11 error, or a backend
+    /// error (possibly a PKCS#11 error mapped inside the closure), the session is closed
+    /// instead, and the pool opens a new one on demand (the login is the application's,
+    /// so it carries over). hsmkit's own refusals (not found, already exists, ...) keep
+    /// it. Only failures pay for this; success returns the session as before.
+    fn give_back_after(&self, s: Session, e: &OpError) {
+        let clean = matches!(e, OpError::Hsm(h) if h.kind() != hsmkit::ErrorKind::Backend);
+        if clean {
+            self.give_back(s);
+            return;
+        }
+        tracing::debug!(target: "hsmkit::pkcs11", token = %self.label, "closing a session after a failed call");
+        // Closing the application's last session would end its login (PKCS#11 v2.40
+        // C_CloseSession): with the pool empty, open the replacement first (best effort).
+        // (`is_ok_and` consumes the pool guard before the new session is given back.)
+        if self.pool.lock().is_ok_and(|p| p.is_empty())
+            && let Ok(fresh) = self.new_session()
+        {
+            self.give_back(fresh);
+        }
+        drop(s);
+    }
+
     fn drop_pool(&self) {
         if let Ok(mut pool) = self.pool.lock() {
             // Closing a session whose handle is already invalid just fails; that is fine.
@@ -316,45 +559,53 @@ impl Token {
     }
 
     /// Takes the write side of the object lock for a change to token objects: every
-    /// session this thread uses until the guard drops is inside it.
-    pub(crate) fn write_guard(&self) -> WriteGuard<'_> {
-        // Host lock first, then the process's: readers take them in the same order.
-        let host = self.host_lock(true);
-        // A poisoned lock guards no data: carry on.
+    /// session this thread uses until the guard drops is inside it. Fails, rather than
+    /// waits for ever, when another process holds the host lock longer than
+    /// [`lock_timeout`], or when the lock directory is unsafe (see [`Token::host_lock`]).
+    pub(crate) fn write_guard(&self) -> Result<WriteGuard<'_>> {
+        // Gate, host lock, then the process's object lock: readers take them in the
+        // same order. A poisoned lock guards no data: carry on.
+        let gate = self.host_gate.write().unwrap_or_else(PoisonError::into_inner);
+        let host = self.host_lock(true)?;
         let guard = self.objects.write().unwrap_or_else(PoisonError::into_inner);
         let previous = WRITING.with(|w| w.replace(Some(self.id)));
-        WriteGuard { previous, _guard: guard, _host: host }
+        Ok(WriteGuard { previous, _guard: guard, _host: host, _gate: gate })
     }
 
     /// Holds the host lock shared while metadata is read, so that another process's
     /// replace-the-document write is not seen half done. Not taken by the thread holding
-    /// the write guard, nor on the operation path (which reads no metadata).
-    pub(crate) fn read_guard(&self) -> ReadGuard {
+    /// the write guard, nor on the operation path (which reads no metadata). Fails like
+    /// [`Token::write_guard`].
+    pub(crate) fn read_guard(&self) -> Result<ReadGuard<'_>> {
         if WRITING.with(Cell::get) == Some(self.id) {
-            return ReadGuard(None);
+            return Ok(ReadGuard(None));
         }
-        ReadGuard(self.host_lock(false))
+        let gate = self.host_gate.read().unwrap_or_else(PoisonError::into_inner);
+        let host = self.host_lock(false)?;
+        Ok(ReadGuard(Some((host, gate))))
     }
 
-    /// Opens and locks the host lock file. Best effort: without a writable temp
-    /// directory, processes fall back to the in-process lock alone.
-    fn host_lock(&self, exclusive: bool) -> Option<File> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.lock_path)
-            .or_else(|_| File::open(&self.lock_path));
-        let file = match file {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::debug!(target: "hsmkit::pkcs11", path = %self.lock_path.display(), error = %e, "no host lock file");
-                return None;
-            }
-        };
-        let locked = if exclusive { file.lock() } else { file.lock_shared() };
-        locked.ok().map(|()| file)
+    /// Opens and locks the host lock file, waiting at most [`lock_timeout`] for other
+    /// processes. Not best effort: an unsafe lock directory (a link, another owner, open
+    /// to group or others), a link at the lock file's path, or a directory that cannot
+    /// be made are typed errors naming the path, since going on without the host lock
+    /// would let two processes change the token's metadata at once.
+    fn host_lock(&self, exclusive: bool) -> Result<File> {
+        let path = &self.lock_path;
+        if let Some(dir) = path.parent() {
+            private_dir(dir)?;
+        }
+        let file = open_lock_file(path).map_err(|e| {
+            let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+            let why = if link { " (it is a symbolic link, which is not followed)" } else { "" };
+            Error::backend(
+                KIND,
+                "host lock",
+                format!("cannot open the token lock file {}: {e}{why}", path.display()),
+            )
+        })?;
+        lock_within(&file, path, exclusive, lock_timeout())?;
+        Ok(file)
     }
 
     /// Runs `f` on a session opened for it and closed after it, never a pooled one: for
@@ -420,7 +671,7 @@ impl Token {
                 // look missing. Asked only on the failure path, so success costs nothing.
                 let lost = matches!(&e, OpError::Ck(ck) if is_session_lost(ck)) || !logged_in(&s);
                 if !lost {
-                    self.give_back(s);
+                    self.give_back_after(s, &e);
                     return Err(finish(e));
                 }
                 tracing::debug!(target: "hsmkit::pkcs11", token = %self.label, "session or login lost; reopening and retrying once");
@@ -428,10 +679,130 @@ impl Token {
                 self.drop_pool();
                 self.epoch.fetch_add(1, Ordering::AcqRel);
                 let s = self.new_session()?;
-                let r = f(&s).map_err(|e| finish(e.into()));
-                self.give_back(s);
-                r
+                match f(&s).map_err(Into::into) {
+                    Ok(v) => {
+                        self.give_back(s);
+                        Ok(v)
+                    }
+                    Err(e) => {
+                        self.give_back_after(s, &e);
+                        Err(finish(e))
+                    }
+                }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use cryptoki::context::Function;
+    use cryptoki::mechanism::Mechanism;
+
+    /// A call that fails with an operation still active (here: a digest begun and never
+    /// finished, as a token that keeps a failed `C_Decrypt` active would leave it) must
+    /// not hand that session to the next call, which would fail CKR_OPERATION_ACTIVE.
+    #[test]
+    fn a_failed_call_does_not_poison_the_pool() {
+        let rig = crate::testing::SoftHsmToken::new().unwrap();
+        let token = Token::open(&Pkcs11Uri::parse(rig.uri()).unwrap()).unwrap();
+        let begin = |s: &Session| s.digest_init(&Mechanism::Sha256);
+        let failed = token.with_session(|s| {
+            begin(s)?;
+            Err::<(), _>(CkError::Pkcs11(RvError::EncryptedDataInvalid, Function::Decrypt))
+        });
+        assert!(failed.is_err());
+        // Every later call starts an operation on whatever session the pool hands out.
+        for _ in 0..3 {
+            token.with_session(|s| begin(s).and_then(|()| s.digest_final().map(drop))).unwrap();
+        }
+    }
+
+    /// The same on the retry path: the first try looks like a lost session, the retry
+    /// (on a fresh session) fails with an operation active.
+    #[test]
+    fn a_failed_retry_does_not_poison_the_pool() {
+        let rig = crate::testing::SoftHsmToken::new().unwrap();
+        let token = Token::open(&Pkcs11Uri::parse(rig.uri()).unwrap()).unwrap();
+        let begin = |s: &Session| s.digest_init(&Mechanism::Sha256);
+        let tries = Cell::new(0);
+        let retried = token.with_session(|s| -> std::result::Result<(), CkError> {
+            tries.set(tries.get() + 1);
+            if tries.get() == 1 {
+                return Err(CkError::Pkcs11(RvError::SessionHandleInvalid, Function::Sign));
+            }
+            begin(s)?;
+            Err(CkError::Pkcs11(RvError::DataLenRange, Function::Digest))
+        });
+        assert!(retried.is_err());
+        assert_eq!(tries.get(), 2, "the retry path ran");
+        for _ in 0..3 {
+            token.with_session(|s| begin(s).and_then(|()| s.digest_final().map(drop))).unwrap();
+        }
+    }
+
+    /// hsmkit's own refusals leave no operation active: the session stays pooled. A
+    /// failed PKCS#11 call's session is replaced, and the login outlives it.
+    #[test]
+    fn a_refusal_keeps_the_session() {
+        use cryptoki::session::SessionState;
+        let rig = crate::testing::SoftHsmToken::new().unwrap();
+        let token = Token::open(&Pkcs11Uri::parse(rig.uri()).unwrap()).unwrap();
+        let pooled = || token.pool.lock().unwrap().iter().map(Session::handle).collect::<Vec<_>>();
+        let first = pooled();
+        assert_eq!(first.len(), 1);
+        let r = token.with_session(|_| Err::<(), _>(Error::NotFound { what: "x".into() }));
+        assert!(r.is_err());
+        assert_eq!(pooled(), first);
+        let r =
+            token.with_session(|_| Err::<(), _>(CkError::Pkcs11(RvError::DataLenRange, Function::Digest)));
+        assert!(r.is_err());
+        let now = pooled();
+        assert_eq!(now.len(), 1);
+        assert_ne!(now, first, "the session of a failed PKCS#11 call is closed, not pooled");
+        let state = token.with_session(|s| s.get_session_info().map(|i| i.session_state())).unwrap();
+        assert_eq!(state, SessionState::RwUser, "still logged in");
+    }
+
+    #[test]
+    fn no_token_names_the_unreadable_slots() {
+        let uri = Pkcs11Uri::parse("pkcs11:token=prod;serial=42").unwrap();
+        let module = Path::new("/m.so");
+        let e = no_token(&uri, module, &[]);
+        assert_eq!(e.kind(), hsmkit::ErrorKind::NotFound);
+        let text = e.to_string();
+        assert!(
+            text.contains("token=\"prod\"") && text.contains("serial=\"42\"") && text.contains("/m.so"),
+            "{text}"
+        );
+
+        // A slot whose C_GetTokenInfo failed (SoftHSM2: a token deleted meanwhile) is
+        // named, and the token is still not found.
+        let failed = map(CkError::Pkcs11(RvError::GeneralError, Function::GetTokenInfo)).to_string();
+        let gone = Unreadable { slot: 3, cause: failed.clone(), call_failed: true };
+        let e = no_token(&uri, module, std::slice::from_ref(&gone));
+        assert_eq!(e.kind(), hsmkit::ErrorKind::NotFound);
+        assert!(e.to_string().contains(&format!("slot 3: token info unreadable: {failed}")), "{e}");
+
+        // Token info cryptoki cannot parse: not "not found", the token may be that one
+        // (and the CLI's not-found hint, about `key list`, would mislead).
+        let bad_time = map(CkError::ParseInt("x".parse::<u8>().unwrap_err())).to_string();
+        let e = no_token(
+            &uri,
+            module,
+            &[gone, Unreadable { slot: 7, cause: bad_time.clone(), call_failed: false }],
+        );
+        assert_eq!(e.kind(), hsmkit::ErrorKind::Backend);
+        let text = e.to_string();
+        assert!(text.contains(&format!("slot 3: token info unreadable: {failed}")), "{text}");
+        assert!(text.contains(&format!("slot 7: token info unreadable: {bad_time}")), "{text}");
+        assert!(text.contains("token=\"prod\""), "{text}");
+    }
+
+    #[test]
+    fn lock_file_names_escape_odd_bytes() {
+        assert_eq!(lock_file_name("0a1b", "my token/x"), "hsmkit-pkcs11-0a1b-my%20token%2fx.lock");
     }
 }

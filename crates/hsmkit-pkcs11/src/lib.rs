@@ -250,7 +250,7 @@ impl Pkcs11Backend {
         info: KeyInfo,
         make: impl Fn(&Session) -> OpResult<(Option<ObjectHandle>, Option<ObjectHandle>)>,
     ) -> Result<Box<dyn BackendKey>> {
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let (handle, public) = self.token.with_session(|s| {
             let (k, p) = make(s)?;
             let read = || -> OpResult<Option<hsmkit::PublicKey>> {
@@ -388,7 +388,7 @@ impl Backend for Pkcs11Backend {
     }
 
     fn destroy(&self, info: &KeyInfo) -> Result<()> {
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         self.token.with_session(|s| {
             for (h, _) in key_objects(s, &info.name, id_of(info))? {
                 s.destroy_object(h)?;

@@ -358,7 +358,7 @@ impl TokenMetadata {
         label: &str,
         edit: &mut dyn FnMut(Option<&Value>) -> Result<Option<Value>>,
     ) -> Result<()> {
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let edit = std::cell::RefCell::new(edit);
         let expected = self.token.with_session(|s| {
             let current = self.read_value(s, label)?;
@@ -403,13 +403,13 @@ impl MetadataStore for TokenMetadata {
     }
 
     fn read(&self, name: &str) -> Result<Option<KeyDescription>> {
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         let v = self.token.with_session(|s| self.read_value(s, name))?;
         v.map(|(_, v)| doc_of(name, &v)).transpose()
     }
 
     fn list(&self) -> Result<Vec<KeyDescription>> {
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         self.token.with_session(|s| {
             let mut out = Vec::new();
             for h in s.find_objects(&data_template(None))? {
@@ -450,7 +450,7 @@ impl MetadataStore for TokenMetadata {
     }
 
     fn settings(&self) -> Result<StoreSettings> {
-        let _read = self.token.read_guard();
+        let _read = self.token.read_guard()?;
         match self.token.with_session(|s| self.read_value(s, SETTINGS_LABEL))? {
             Some((_, v)) => StoreSettings::from_json(&v),
             None => Ok(StoreSettings::default()),
@@ -603,7 +603,7 @@ impl FileMetadata {
 
     fn change(&self, edit: &mut dyn FnMut(&mut FileDoc) -> Result<()>) -> Result<()> {
         let _lock = self.locked(true)?;
-        let _g = self.token.write_guard();
+        let _g = self.token.write_guard()?;
         let edit = std::cell::RefCell::new(edit);
         let written = self.token.with_session(|s| {
             let mut doc = self.load(s)?;

@@ -175,7 +175,7 @@ impl Probe {
         let mechanisms = token.ctx.get_mechanism_list(token.slot()?).map_err(crate::error::map)?;
         let mut p = Probe { mechanisms, ..Probe::default() };
         // Token objects the probe may have to make are changes to token objects.
-        let _g = token.write_guard();
+        let _g = token.write_guard()?;
         let ok = |r: std::result::Result<(), CkError>| Ok::<_, crate::error::OpError>(r);
         // Leftovers of a probe that crashed before it could clean up.
         token.with_session(|s| ok(remove_leftovers(s)))?.ok();

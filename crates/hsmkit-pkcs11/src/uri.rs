@@ -4,7 +4,13 @@
 //! Path attributes (before `?`, separated by `;`): `token`, `manufacturer`, `serial`,
 //! `model`, `slot-id`, `library-description` etc. are accepted where hsmkit uses them and
 //! rejected otherwise. Query attributes (after `?`, separated by `&`): `module-path`,
-//! `module-name`, `pin-value`, `pin-source`. Values are percent-decoded.
+//! `pin-value`, `pin-source`. Values are percent-decoded.
+//!
+//! Parse errors never quote a value, nor an attribute without `=` (it may be a PIN typed
+//! with the wrong separator), nor an unknown attribute name unless it is a near miss of a
+//! known one: what is shown is the attribute's position and, when it is one, its known
+//! name. `Debug` of [`PinSource`] and [`Pkcs11Uri`] shows neither the PIN nor the
+//! pin-source path.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -27,7 +33,8 @@ impl fmt::Debug for PinSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PinSource::Value(_) => f.write_str("Value([REDACTED])"),
-            PinSource::File(p) => write!(f, "File({})", p.display()),
+            // A PIN typed into pin-source by mistake ends up here.
+            PinSource::File(_) => f.write_str("File([REDACTED])"),
             PinSource::Env => f.write_str("Env"),
         }
     }
@@ -72,22 +79,96 @@ fn bad(msg: impl fmt::Display) -> Error {
 }
 
 /// RFC 3986 percent-decoding to UTF-8 (also used for `file:` URIs by `hsmkit-open`).
+/// The error does not quote the input (it may be a PIN).
 pub fn percent_decode(s: &str) -> Result<String> {
+    decode(s).map_err(bad)
+}
+
+/// [`percent_decode`], failing with a reason that quotes nothing.
+fn decode(s: &str) -> std::result::Result<String, &'static str> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
+    let mut out = Zeroizing::new(Vec::with_capacity(bytes.len()));
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
         if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3).ok_or_else(|| bad("truncated percent-escape"))?;
-            let hex = std::str::from_utf8(hex).map_err(|_| bad("bad percent-escape"))?;
-            out.push(u8::from_str_radix(hex, 16).map_err(|_| bad(format!("bad percent-escape %{hex}")))?);
+            let hex = bytes.get(i + 1..i + 3).ok_or("truncated percent-escape")?;
+            let hex = std::str::from_utf8(hex).map_err(|_| "bad percent-escape")?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| "bad percent-escape (not two hex digits)")?);
             i += 3;
         } else {
             out.push(b);
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| bad("value is not UTF-8 after percent-decoding"))
+    String::from_utf8(std::mem::take(&mut *out)).map_err(|e| {
+        // The bytes may be a PIN: wipe them.
+        drop(Zeroizing::new(e.into_bytes()));
+        "value is not UTF-8 after percent-decoding"
+    })
+}
+
+/// The attribute names hsmkit knows, path then query. (`object`, `id` and `type` are
+/// known so as to be refused with a reason.)
+const PATH_ATTRIBUTES: &[&str] =
+    &["token", "serial", "manufacturer", "model", "slot-id", "object", "id", "type"];
+const QUERY_ATTRIBUTES: &[&str] = &["module-path", "pin-value", "pin-source"];
+
+/// The error for attribute number `pos` (from 1) of `part` that has no `=`. Not quoted:
+/// it may be a PIN typed with the wrong separator (`pin-value:1234`). Only a known
+/// attribute name at its start is shown.
+fn not_name_value(part: &str, pos: usize, attr: &str) -> Error {
+    let known = PATH_ATTRIBUTES.iter().chain(QUERY_ATTRIBUTES).filter(|name| {
+        attr.strip_prefix(**name)
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-'))
+    });
+    match known.max_by_key(|name| name.len()) {
+        Some(name) => bad(format!(
+            "{part} attribute {pos} ({name}...) is not name=value (its value is not shown; is the '=' missing?)"
+        )),
+        None => bad(format!("{part} attribute {pos} is not name=value (it is not shown)")),
+    }
+}
+
+/// The error for an unknown attribute name: quoted only when it is a near miss of a known
+/// name (a typo, then), since a PIN typed in the wrong place would be quoted otherwise.
+fn unknown(part: &str, pos: usize, name: &str) -> Error {
+    let known = if part == "path" { PATH_ATTRIBUTES } else { QUERY_ATTRIBUTES };
+    let near =
+        known.iter().chain(if part == "path" { QUERY_ATTRIBUTES } else { PATH_ATTRIBUTES }).find(|k| {
+            let d = distance(k, name);
+            d <= 2 && d < k.len()
+        });
+    match near {
+        Some(k) if known.contains(k) => {
+            bad(format!("unknown {part} attribute '{name}' (did you mean '{k}'?)"))
+        }
+        Some(k) => bad(format!(
+            "'{k}' is a {} attribute, not a {part} attribute ('{name}')",
+            if part == "path" { "query" } else { "path" }
+        )),
+        None => bad(format!("unknown {part} attribute {pos} (its name is not shown)")),
+    }
+}
+
+/// Levenshtein distance of two short ASCII strings.
+fn distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut prev = row.first().copied().unwrap_or_default();
+        if let Some(first) = row.first_mut() {
+            *first = i + 1;
+        }
+        for (j, cb) in b.iter().enumerate() {
+            let (Some(&left), Some(&up)) = (row.get(j), row.get(j + 1)) else { break };
+            let best = (left + 1).min(up + 1).min(prev + usize::from(ca != *cb));
+            prev = up;
+            if let Some(cell) = row.get_mut(j + 1) {
+                *cell = best;
+            }
+        }
+    }
+    row.last().copied().unwrap_or_default()
 }
 
 impl Pkcs11Uri {
@@ -109,27 +190,31 @@ impl Pkcs11Uri {
         let mut seen = std::collections::HashSet::new();
         for (part, sep_name) in [(path, "path"), (query, "query")] {
             let sep = if sep_name == "path" { ';' } else { '&' };
-            for attr in part.split(sep).filter(|a| !a.is_empty()) {
-                let (k, v) =
-                    attr.split_once('=').ok_or_else(|| bad(format!("'{attr}' is not name=value")))?;
+            for (n, attr) in part.split(sep).filter(|a| !a.is_empty()).enumerate() {
+                let pos = n + 1;
+                let (k, v) = attr.split_once('=').ok_or_else(|| not_name_value(sep_name, pos, attr))?;
+                let known = if sep_name == "path" { PATH_ATTRIBUTES } else { QUERY_ATTRIBUTES };
+                if !known.contains(&k) {
+                    return Err(unknown(sep_name, pos, k));
+                }
+                // From here on `k` is a known name, safe to show; `v` never is.
                 if !seen.insert((sep_name, k.to_owned())) {
                     return Err(bad(format!("'{k}' given twice")));
                 }
-                let v = percent_decode(v)?;
+                let v = Zeroizing::new(decode(v).map_err(|why| bad(format!("the value of '{k}': {why}")))?);
                 match (sep_name, k) {
-                    ("path", "token") => u.token = Some(v),
-                    ("path", "serial") => u.serial = Some(v),
-                    ("path", "manufacturer") => u.manufacturer = Some(v),
-                    ("path", "model") => u.model = Some(v),
+                    ("path", "token") => u.token = Some(v.to_string()),
+                    ("path", "serial") => u.serial = Some(v.to_string()),
+                    ("path", "manufacturer") => u.manufacturer = Some(v.to_string()),
+                    ("path", "model") => u.model = Some(v.to_string()),
                     ("path", "slot-id") => {
-                        u.slot_id =
-                            Some(v.parse().map_err(|_| bad(format!("slot-id '{v}' is not a number")))?)
+                        u.slot_id = Some(v.parse().map_err(|_| bad("slot-id is not a number"))?)
                     }
                     // Object attributes make no sense for a store of many keys.
                     ("path", "object" | "id" | "type") => {
                         return Err(bad(format!("'{k}' names an object; hsmkit opens a whole token")));
                     }
-                    ("query", "module-path") => u.module_path = Some(PathBuf::from(v)),
+                    ("query", "module-path") => u.module_path = Some(PathBuf::from(v.as_str())),
                     ("query", "metadata") => {
                         u.metadata = match v.as_str() {
                             "auto" => MetadataChoice::Auto,
@@ -140,9 +225,9 @@ impl Pkcs11Uri {
                             },
                         }
                     }
-                    ("query", "pin-value") => u.pin = PinSource::Value(Zeroizing::new(v)),
+                    ("query", "pin-value") => u.pin = PinSource::Value(v),
                     ("query", "pin-source") => {
-                        let path = v.strip_prefix("file:").unwrap_or(&v);
+                        let path = v.strip_prefix("file:").unwrap_or(v.as_str());
                         let path = path.strip_prefix("//").unwrap_or(path);
                         u.pin = PinSource::File(PathBuf::from(path));
                     }
@@ -174,7 +259,8 @@ impl Pkcs11Uri {
             PinSource::Value(v) => Ok(v.clone()),
             PinSource::File(p) => {
                 let text = Zeroizing::new(std::fs::read_to_string(p).map_err(|e| {
-                    Error::Authentication(format!("cannot read pin-source {}: {}", p.display(), e.kind()))
+                    // The path is not shown: it may be a PIN typed into pin-source.
+                    Error::Authentication(format!("cannot read the pin-source file: {}", e.kind()))
                 })?);
                 Ok(Zeroizing::new(text.lines().next().unwrap_or_default().to_owned()))
             }
@@ -245,6 +331,100 @@ mod tests {
             assert_eq!(e.kind(), hsmkit::ErrorKind::InvalidInput, "{bad}");
             assert!(e.to_string().contains("PKCS#11 URI"), "{e}");
         }
+    }
+
+    /// A PIN in any wrong place of a malformed URI stays out of the error's text and
+    /// `Debug`.
+    #[test]
+    fn errors_never_show_the_pin() {
+        const PIN: &str = "SECRET1234";
+        for uri in [
+            "pkcs11:token=t?pin-value:SECRET1234",
+            "pkcs11:token=t?pin-value SECRET1234",
+            "pkcs11:token=t?pin-valueSECRET1234",
+            "pkcs11:token=t?pin-value=SECRET1234&pin-value=SECRET1234",
+            "pkcs11:token=t?pin-value=SECRET%ZZ1234",
+            "pkcs11:token=t?pin-value=SECRET1234%",
+            "pkcs11:token=t?pin-value=SECRET1234%4",
+            "pkcs11:token=t?pin-value=SECRET%ff1234",
+            "pkcs11:token=t?pin-value=SECRET%c3%281234",
+            "pkcs11:token=t?pin-value=%SECRET1234",
+            "pkcs11:token=t?pin-source=SECRET1234&pin-value=x",
+            "pkcs11:token=t?pin-value=SECRET1234&pin-source=x",
+            "pkcs11:token=t?pin-source=SECRET1234&pin-source=SECRET1234",
+            "pkcs11:token=t?pin-source=SECRET%ZZ1234",
+            "pkcs11:token=t?pin-source:SECRET1234",
+            "pkcs11:SECRET1234",
+            "pkcs11:token=t;SECRET1234",
+            "pkcs11:token=t?SECRET1234",
+            "pkcs11:token=t?module-path=/x&SECRET1234",
+            "pkcs11:token=t?module-path=/x&SECRET1234=1",
+            "pkcs11:token=t?SECRET1234=pin-value",
+            "pkcs11:SECRET1234=x",
+            "pkcs11:token=t;pin-value=SECRET1234",
+            "pkcs11:token=t?token=SECRET1234&x",
+            "pkcs11:slot-id=SECRET1234",
+            "pkcs11:token=t?pin-value=SECRET1234&modul-path=/x",
+            "pkcs11:token=t?pin-value=SECRET1234&SECRET1234",
+            "pkcs11:token=t?pin-value=SECRET1234&pin-value:SECRET1234",
+            "SECRET1234",
+            "pkcs11-SECRET1234",
+            "pin-value=SECRET1234",
+        ] {
+            let e = Pkcs11Uri::parse(uri).unwrap_err();
+            assert_eq!(e.kind(), hsmkit::ErrorKind::InvalidInput, "{uri}");
+            for text in [format!("{e}"), format!("{e:?}")] {
+                assert!(!text.contains(PIN), "{uri} -> {text}");
+                assert!(!text.to_lowercase().contains(&PIN.to_lowercase()), "{uri} -> {text}");
+            }
+        }
+        for e in [
+            percent_decode("SECRET%ZZ1234").unwrap_err(),
+            percent_decode("SECRET%ff1234").unwrap_err(),
+            percent_decode("SECRET1234%").unwrap_err(),
+        ] {
+            assert!(!format!("{e} {e:?}").contains("SECRET"), "{e}");
+        }
+    }
+
+    /// What the errors still say: the position, a known name, a near-miss name.
+    #[test]
+    fn errors_still_help() {
+        let msg = |uri: &str| Pkcs11Uri::parse(uri).unwrap_err().to_string();
+        let m = msg("pkcs11:token=t?module-path=/m&pin-value:1234");
+        assert!(m.contains("query attribute 2") && m.contains("pin-value") && !m.contains("1234"), "{m}");
+        let m = msg("pkcs11:token=t?1234");
+        assert!(m.contains("query attribute 1 is not name=value") && !m.contains("1234"), "{m}");
+        let m = msg("pkcs11:token=t?modul-path=/x");
+        assert!(m.contains("'modul-path'") && m.contains("module-path"), "{m}");
+        let m = msg("pkcs11:tokn=x");
+        assert!(m.contains("'tokn'") && m.contains("'token'"), "{m}");
+        let m = msg("pkcs11:token=x?token=y");
+        assert!(m.contains("path attribute"), "{m}");
+        let m = msg("pkcs11:token=x;token=y");
+        assert!(m.contains("'token' given twice"), "{m}");
+        let m = msg("pkcs11:token=%zz");
+        assert!(m.contains("'token'") && m.contains("percent-escape"), "{m}");
+    }
+
+    #[test]
+    fn pin_source_is_not_shown() {
+        let u = Pkcs11Uri::parse("pkcs11:token=x?pin-source=SECRET1234").unwrap();
+        assert!(!format!("{u:?} {:?}", u.pin).contains("SECRET1234"));
+        let e = u.pin().unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("SECRET1234"), "{e}");
+        let v = PinSource::Value(Zeroizing::new("SECRET1234".into()));
+        assert!(!format!("{v:?}").contains("SECRET1234"));
+    }
+
+    #[test]
+    fn edit_distance() {
+        assert_eq!(distance("token", "token"), 0);
+        assert_eq!(distance("token", "tokn"), 1);
+        assert_eq!(distance("module-path", "modul-path"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("abc", ""), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]
