@@ -317,7 +317,23 @@ impl Pkcs11Backend {
                     ]);
                 }
             }
-            s.update_attributes(h, &t)?;
+            if let Err(e) = s.update_attributes(h, &t) {
+                // The core enforces attributes for every hsmkit user; native attributes
+                // are pushed where the token takes them. A token that refuses to change
+                // them (tpm2-pkcs11 fixes usage at creation; some refuse CKA_UNWRAP on
+                // RSA keys, which were then made with CKA_DECRYPT) keeps its own.
+                if !refuses_change(&e) {
+                    return Err(e.into());
+                }
+                tracing::debug!(target: "hsmkit::pkcs11", key = %info.name, error = %e,
+                    "the token keeps its own usage attributes on this object");
+                let dates = [t.remove(0), t.remove(0)];
+                if let Err(e) = s.update_attributes(h, &dates)
+                    && !refuses_change(&e)
+                {
+                    return Err(e.into());
+                }
+            }
         }
         Ok(())
     }
@@ -327,6 +343,24 @@ impl Pkcs11Backend {
         info.attributes.exportable = false;
         info
     }
+}
+
+/// Whether a `C_SetAttributeValue` failed because the token will not change that
+/// attribute (as opposed to a failing token or session).
+fn refuses_change(e: &cryptoki::error::Error) -> bool {
+    use cryptoki::error::RvError as R;
+    matches!(
+        e,
+        cryptoki::error::Error::Pkcs11(
+            R::AttributeReadOnly
+                | R::AttributeTypeInvalid
+                | R::AttributeValueInvalid
+                | R::TemplateInconsistent
+                | R::ActionProhibited
+                | R::GeneralError,
+            _
+        )
+    )
 }
 
 fn refuse_exportable(req: &NewKey<'_>) -> Result<()> {

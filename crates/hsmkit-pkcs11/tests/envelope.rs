@@ -78,3 +78,28 @@ fn rewrapped_on_the_token_opens_in_software() {
     let only_rsa = soft.get_key("kek-rsa").unwrap();
     assert_eq!(&hsmkit::envelope::Opener::new(&only_rsa).open(&rewrapped).unwrap()[..], b"rewrap me");
 }
+
+/// Finding 13: sealing to a recipient whose token cannot unwrap what the envelope would
+/// hold is refused up front (SoftHSM2 2.6.1 has no OAEP with SHA-256), not written as an
+/// envelope that can never be opened there; the default algorithm is one it can unwrap.
+#[test]
+fn seal_refuses_a_recipient_the_token_cannot_unwrap_for() {
+    let (soft, hsm) = both();
+    let kek = hsm.get_key("kek-rsa").unwrap();
+    assert!(!hsm.capabilities().unwrap.contains(&W::RsaOaep256), "SoftHSM2 2.6.1 has no OAEP-256");
+    let e = Recipient::with_algorithm(kek.clone(), W::RsaOaep256).unwrap_err();
+    assert_eq!(e.kind(), hsmkit::ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("CKM_RSA_PKCS_OAEP"), "names the mechanism: {e}");
+    // The software store's copy of the same key can: sealing to it works, and rewrapping
+    // an envelope to the token's key with OAEP-256 is refused the same way.
+    let soft_kek = soft.get_key("kek-rsa").unwrap();
+    let sealed = Sealer::new([Recipient::with_algorithm(soft_kek, W::RsaOaep256).unwrap()])
+        .unwrap()
+        .seal(b"x")
+        .unwrap();
+    assert!(Recipient::with_algorithm(kek.clone(), W::RsaOaep256).is_err());
+    // With the default algorithm the token's key is a valid recipient, and opens.
+    let sealed_here = Sealer::for_key(kek).unwrap().seal(b"y").unwrap();
+    assert_eq!(&hsmkit::envelope::Opener::new(&hsm).open(&sealed_here).unwrap()[..], b"y");
+    let _ = sealed;
+}

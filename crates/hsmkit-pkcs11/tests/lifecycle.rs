@@ -115,11 +115,12 @@ fn attributes_reach_the_token_and_purge_destroys() {
             },
         )
         .unwrap();
+    let v1_id = store.list_versions("k").unwrap()[0].binding.object_id.clone();
     let v1 = s
         .find_objects(&[
             Attribute::Class(ObjectClass::PRIVATE_KEY),
             Attribute::Label(b"k".to_vec()),
-            Attribute::Id(vec![0, 0, 0, 1]),
+            Attribute::Id(v1_id.clone()),
         ])
         .unwrap()[0];
     // Dates are read back from the public object: SoftHSM2 2.6.1 writes them in the clear
@@ -129,7 +130,7 @@ fn attributes_reach_the_token_and_purge_destroys() {
         .find_objects(&[
             Attribute::Class(ObjectClass::PUBLIC_KEY),
             Attribute::Label(b"k".to_vec()),
-            Attribute::Id(vec![0, 0, 0, 1]),
+            Attribute::Id(v1_id.clone()),
         ])
         .unwrap()[0];
     match attr(&s, v1_public, AttributeType::EndDate) {

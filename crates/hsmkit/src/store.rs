@@ -311,10 +311,14 @@ impl Store {
     }
 
     /// The metadata of a key hsmkit made; a typed refusal for a key another tool made.
-    fn managed(name: &str, doc: Option<KeyDescription>, what: &str) -> Result<KeyDescription> {
-        doc.ok_or_else(|| Error::NotFound {
-            what: format!("key '{name}' (or it was not made by hsmkit, so {what} is not possible)"),
-        })
+    fn managed(&self, name: &str, doc: Option<KeyDescription>, what: &str) -> Result<KeyDescription> {
+        match doc {
+            Some(d) => Ok(d),
+            None if self.backend.unmanaged(name)?.is_some() => Err(Error::unsupported(format!(
+                "{what} key '{name}': it was not made by hsmkit and has no lifecycle metadata"
+            ))),
+            None => Err(Error::NotFound { what: format!("key '{name}'") }),
+        }
     }
 
     /// Changes one version's metadata atomically, pushing native attributes onto the
@@ -327,7 +331,7 @@ impl Store {
     ) -> Result<KeyInfo> {
         let mut out = None;
         self.meta.modify(name, &mut |doc| {
-            let mut doc = Self::managed(name, doc, "updating it")?;
+            let mut doc = self.managed(name, doc, "updating")?;
             let info = doc
                 .versions
                 .iter_mut()
@@ -349,7 +353,7 @@ impl Store {
     ) -> Result<KeyState> {
         let mut out = None;
         self.meta.modify(name, &mut |doc| {
-            let mut doc = Self::managed(name, doc, "changing its state")?;
+            let mut doc = self.managed(name, doc, "changing the state of")?;
             edit(&mut doc.state)?;
             out = Some(doc.state.clone());
             Ok(Some(doc))
