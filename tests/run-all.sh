@@ -41,7 +41,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 say "cargo test --workspace"
 # Test tokens live under target/softhsm (see .cargo/config.toml); start from none, so a
 # crashed earlier run cannot leave tokens behind.
-rm -rf target/softhsm
+rm -rf target/softhsm target/xdg
 # --nocapture so the per-set Wycheproof counts appear in the log.
 cargo test --workspace --locked -- --nocapture
 

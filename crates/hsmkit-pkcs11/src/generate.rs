@@ -135,7 +135,6 @@ pub(crate) fn kek_templates() -> Option<Vec<Attribute>> {
     use std::ffi::c_ulong;
     /// `CK_FALSE`, the one value the templates point at.
     static CK_FALSE: u8 = 0;
-    const CKA_TOKEN: c_ulong = 0x0001;
     const CKA_SENSITIVE: c_ulong = 0x0103;
     if !cfg!(unix) || size_of::<c_ulong>() != size_of::<usize>() {
         return None;
@@ -150,13 +149,11 @@ pub(crate) fn kek_templates() -> Option<Vec<Attribute>> {
         }
         bytes
     };
-    Some(vec![
-        Attribute::VendorDefined((
-            AttributeType::VendorDefined(CKA_WRAP_TEMPLATE),
-            array(&[CKA_SENSITIVE, CKA_TOKEN]),
-        )),
-        Attribute::VendorDefined((AttributeType::VendorDefined(CKA_UNWRAP_TEMPLATE), array(&[CKA_TOKEN]))),
-    ])
+    // Only the wrap side: wrapping a key that is not sensitive reveals nothing its own
+    // CKA_VALUE does not, and Clulow's attack needs the wrap of a sensitive key. No unwrap
+    // template: hsmkit's unwrap returns the data key by design, and on tokens that refuse
+    // session objects it unwraps into a (destroyed) token object.
+    Some(vec![Attribute::VendorDefined((AttributeType::VendorDefined(CKA_WRAP_TEMPLATE), array(&[CKA_SENSITIVE])))])
 }
 
 fn is_kek_template(a: &Attribute) -> bool {

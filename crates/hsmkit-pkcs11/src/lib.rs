@@ -138,6 +138,22 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
         }
         at_most_one(&format!("key '{name}'"), found)?
     };
+    if private.is_none() {
+        // A key object that is not CKA_PRIVATE may have been planted by a session without
+        // the PIN: say so, rather than "not found" or, worse, use it.
+        for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
+            let any =
+                [Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec()), Attribute::Token(true)];
+            if !s.find_objects(&any)?.is_empty() {
+                return Err(Error::unsupported(format!(
+                    "key '{name}': its private or secret object is not CKA_PRIVATE, so a session without \
+                     the PIN could have made it; hsmkit uses only private objects (make the key with \
+                     CKA_PRIVATE, e.g. pkcs11-tool --private)"
+                ))
+                .into());
+            }
+        }
+    }
     let public_h = public_object(s, name, None)?;
     let Some(any) = private.or(public_h) else {
         return Ok(None);

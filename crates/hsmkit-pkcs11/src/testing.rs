@@ -192,7 +192,14 @@ impl SoftHsmToken {
     /// A store that owns the token: the token is deleted when the last clone of the
     /// store drops.
     pub fn into_store(self) -> Result<Store> {
-        let backend = self.backend()?;
+        let uri = self.uri.clone();
+        self.into_store_at(&uri)
+    }
+
+    /// [`into_store`](Self::into_store) through another URI for this token: another
+    /// module in front of it (a fault-injection shim), other query attributes.
+    pub fn into_store_at(self, uri: &str) -> Result<Store> {
+        let backend = Pkcs11Backend::open(uri)?;
         Ok(Store::new(OwningBackend { backend, _token: self }))
     }
 }

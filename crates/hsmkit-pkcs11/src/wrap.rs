@@ -10,14 +10,27 @@ use hsmkit::{Error, KeyWrapAlgorithm, Result, WrapScheme, Zeroizing};
 use crate::key::TokenKey;
 use crate::probe::oaep_params;
 
-fn data_key_template() -> Vec<Attribute> {
-    vec![
+/// The short-lived object a data key passes through: a session object, or where the
+/// token refuses session objects (`token`), a private token object with a reserved label
+/// (hsmkit key names never start with '.'), destroyed at once either way.
+fn data_key_template(token: bool) -> Vec<Attribute> {
+    let mut t = vec![
         Attribute::Class(ObjectClass::SECRET_KEY),
         Attribute::KeyType(KeyType::GENERIC_SECRET),
-        Attribute::Token(false),
+        Attribute::Token(token),
         Attribute::Sensitive(false),
         Attribute::Extractable(true),
-    ]
+    ];
+    if token {
+        t.extend([Attribute::Private(true), Attribute::Label(b".hsmkit-data-key".to_vec())]);
+    }
+    t
+}
+
+/// Whether a create or unwrap failed because the token refuses session objects.
+fn refuses_session_object(e: &cryptoki::error::Error) -> bool {
+    use cryptoki::error::{Error as CkError, RvError};
+    matches!(e, CkError::Pkcs11(RvError::TemplateInconsistent | RvError::AttributeValueInvalid, _))
 }
 
 /// Zeroizes the secret values in a template once the token has them.
@@ -92,11 +105,17 @@ pub(crate) fn wrap_key(key: &TokenKey, alg: KeyWrapAlgorithm, dek: &[u8]) -> Res
     }
     let mech = aes_mechanism(key, hsmkit::KeyOp::WrapKey, alg)?;
     key.with_private(false, |s, kek| {
-        let mut t = data_key_template();
-        t.push(Attribute::Value(dek.to_vec()));
-        let temp = s.create_object(&t);
-        wipe(&mut t);
-        let temp = temp?;
+        let create = |token: bool| {
+            let mut t = data_key_template(token);
+            t.push(Attribute::Value(dek.to_vec()));
+            let temp = s.create_object(&t);
+            wipe(&mut t);
+            temp
+        };
+        let temp = match create(false) {
+            Err(e) if refuses_session_object(&e) => create(true),
+            r => r,
+        }?;
         let r = s.wrap_key(&mech, kek, temp);
         destroy_quietly(s, temp);
         // A token that wrote fewer bytes than the standard's length broke the mechanism.
@@ -128,7 +147,10 @@ fn unwrap_object(
     kek: ObjectHandle,
     wrapped: &[u8],
 ) -> cryptoki::error::Result<Zeroizing<Vec<u8>>> {
-    let temp = s.unwrap_key(mech, kek, wrapped, &data_key_template())?;
+    let temp = match s.unwrap_key(mech, kek, wrapped, &data_key_template(false)) {
+        Err(e) if refuses_session_object(&e) => s.unwrap_key(mech, kek, wrapped, &data_key_template(true)),
+        r => r,
+    }?;
     let value = s.get_attributes(temp, &[AttributeType::Value]);
     destroy_quietly(s, temp);
     let value = value?.into_iter().find_map(|a| match a {

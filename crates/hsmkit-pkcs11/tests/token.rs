@@ -246,9 +246,25 @@ fn keys_are_shared_with_pkcs11_tool() {
     let sig = rsa.sign(SignatureAlgorithm::Ps256, msg).unwrap();
     rsa.verify(SignatureAlgorithm::Ps256, msg, &sig).unwrap();
     // AES keys from pkcs11-tool wrap through hsmkit.
+    // A secret key that is not CKA_PRIVATE could have been planted without the PIN:
+    // hsmkit refuses it by name; made private, it is used.
+    pkcs11_tool(&token, &["--keygen", "--key-type", "AES:32", "--label", "public-aes", "--id", "96"]);
+    let e = store.get_key("public-aes").unwrap_err();
+    assert_eq!(e.kind(), hsmkit::ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("not CKA_PRIVATE"), "{e}");
     pkcs11_tool(
         &token,
-        &["--keygen", "--key-type", "AES:32", "--label", "tool-aes", "--id", "97", "--extractable"],
+        &[
+            "--keygen",
+            "--key-type",
+            "AES:32",
+            "--label",
+            "tool-aes",
+            "--id",
+            "97",
+            "--extractable",
+            "--private",
+        ],
     );
     let aes = store.get_key("tool-aes").unwrap();
     assert_eq!(aes.spec(), KeySpec::AES_256);

@@ -131,73 +131,16 @@ pub(crate) fn fixed_shim(quirks: &[&str]) -> PathBuf {
 }
 
 /// A store on a fresh token through the fixed shim for `quirks`; the token is deleted
-/// when the store drops.
+/// when the store drops. `bad-token-info NEIGHBOUR` scopes that quirk to a second token
+/// of the same module (made once per test binary), so the suite runs on a token whose
+/// neighbour's info cannot be read.
 pub(crate) fn quirk_store(quirks: &[&str]) -> Store {
-    let module = fixed_shim(quirks);
+    static NEIGHBOUR: std::sync::OnceLock<SoftHsmToken> = std::sync::OnceLock::new();
+    let neighbour = || NEIGHBOUR.get_or_init(|| SoftHsmToken::new().unwrap()).label().to_owned();
+    let quirks: Vec<String> = quirks.iter().map(|q| q.replace("NEIGHBOUR", &neighbour())).collect();
+    let quirks: Vec<&str> = quirks.iter().map(String::as_str).collect();
+    let module = fixed_shim(&quirks);
     let token = SoftHsmToken::new().unwrap();
     let uri = format!("pkcs11:token={}?module-path={}&pin-value={USER_PIN}", token.label(), module.display());
-    let backend = Pkcs11Backend::open(&uri).unwrap();
-    Store::new(Owning { backend, _token: token })
-}
-
-/// A backend that keeps its throw-away token alive.
-#[derive(Debug)]
-struct Owning {
-    backend: Pkcs11Backend,
-    _token: SoftHsmToken,
-}
-
-impl hsmkit::Backend for Owning {
-    fn kind(&self) -> &'static str {
-        self.backend.kind()
-    }
-    fn capabilities(&self) -> hsmkit::Capabilities {
-        self.backend.capabilities()
-    }
-    fn generate(
-        &self,
-        req: &hsmkit::NewKey<'_>,
-        spec: hsmkit::KeySpec,
-    ) -> hsmkit::Result<Box<dyn hsmkit::BackendKey>> {
-        self.backend.generate(req, spec)
-    }
-    fn import(
-        &self,
-        req: &hsmkit::NewKey<'_>,
-        m: hsmkit::KeyMaterial,
-    ) -> hsmkit::Result<Box<dyn hsmkit::BackendKey>> {
-        self.backend.import(req, m)
-    }
-    fn next_version(&self, key: &hsmkit::KeyDescription) -> hsmkit::Result<u32> {
-        self.backend.next_version(key)
-    }
-    fn open(&self, name: &str, version: u32) -> hsmkit::Result<Box<dyn hsmkit::BackendKey>> {
-        self.backend.open(name, version)
-    }
-    fn describe(&self, name: &str) -> hsmkit::Result<hsmkit::KeyDescription> {
-        self.backend.describe(name)
-    }
-    fn list(&self) -> hsmkit::Result<Vec<hsmkit::KeyDescription>> {
-        self.backend.list()
-    }
-    fn update_version(
-        &self,
-        name: &str,
-        version: u32,
-        edit: hsmkit::VersionEdit<'_>,
-    ) -> hsmkit::Result<hsmkit::KeyInfo> {
-        self.backend.update_version(name, version, edit)
-    }
-    fn update_state(&self, name: &str, edit: hsmkit::StateEdit<'_>) -> hsmkit::Result<hsmkit::KeyState> {
-        self.backend.update_state(name, edit)
-    }
-    fn purge(&self, name: &str, check: hsmkit::StateEdit<'_>) -> hsmkit::Result<()> {
-        self.backend.purge(name, check)
-    }
-    fn settings(&self) -> hsmkit::Result<hsmkit::StoreSettings> {
-        self.backend.settings()
-    }
-    fn update_settings(&self, edit: hsmkit::SettingsEdit<'_>) -> hsmkit::Result<hsmkit::StoreSettings> {
-        self.backend.update_settings(edit)
-    }
+    token.into_store_at(&uri).unwrap()
 }
