@@ -584,6 +584,22 @@ hsmkit_result hsmkit_store_backend_kind(const struct hsmkit_store *store,
                                         size_t *written);
 
 /**
+ * What the store can do, as JSON (NUL-terminated, two-call output): `engine`
+ * (`"aws-lc"`, `"rustcrypto"`, `"pkcs11"`), `metadata` (what holds the key metadata:
+ * `"memory"`, `"keystore"`, `"token"`, `"file"`), `generate` (key specs such as
+ * `"EC-P-256"`), `sign`, `decrypt`, `wrap`, `unwrap` (algorithm names), `import`,
+ * `export`, `oaep_label` (booleans) and `notes` (strings). The same document as
+ * `hsmkit info --json`, without `backend` (see `hsmkit_store_backend_kind`).
+ *
+ * # Safety
+ * `store` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_capabilities(const struct hsmkit_store *store,
+                                        uint8_t *buf,
+                                        size_t cap,
+                                        size_t *written);
+
+/**
  * Creates a key. `spec`: `"RSA-2048"`/`"RSA-3072"`/`"RSA-4096"`, `"EC-P-256"` (or
  * `"P-256"`), `"P-384"`, `"P-521"`, `"AES-128"`/`"AES-192"`/`"AES-256"`. `ops`: NULL for
  * the type's default, or a comma-separated list (`"sign,verify"`, `"wrapKey,unwrapKey"`).

@@ -165,6 +165,43 @@ static hsmkit_store *open_store(const char *uri) {
     return store;
 }
 
+/* capabilities: two-call JSON; the engine and metadata fit the store */
+static void test_capabilities(hsmkit_store *s, const char *uri) {
+    size_t need = 0, w = 0;
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_capabilities(NULL, NULL, 0, &need));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_capabilities(s, NULL, 0, NULL));
+    CHECK(strstr(last_error(), "written") != NULL);
+    OK(hsmkit_store_capabilities(s, NULL, 0, &need));
+    CHECK(need > 100);
+    /* one byte short: the documented code, the length needed, the buffer untouched */
+    char *small = malloc(need - 1);
+    CHECK(small != NULL);
+    memset(small, 'Z', need - 1);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_capabilities(s, (uint8_t *)small, need - 1, &w));
+    CHECK(w == need);
+    for (size_t i = 0; i < need - 1; i++) CHECK(small[i] == 'Z');
+    CHECK(strstr(last_error(), "bytes") != NULL);
+    free(small);
+    char *json = malloc(need);
+    CHECK(json != NULL);
+    OK(hsmkit_store_capabilities(s, (uint8_t *)json, need, &w));
+    CHECK(w == need && json[need - 1] == '\0' && strlen(json) == need - 1);
+    CHECK(json[0] == '{' && json[need - 2] == '}');
+    CHECK(strstr(json, "\"engine\":") != NULL);
+    if (is_pkcs11) {
+        CHECK(strstr(json, "\"engine\":\"pkcs11\"") && strstr(json, "\"metadata\":\"token\""));
+        CHECK(strstr(json, "\"export\":false") != NULL);
+    } else {
+        CHECK(strstr(json, "\"engine\":\"aws-lc\"") && strstr(json, "\"export\":true"));
+        int memory = strncmp(uri, "memory:", 7) == 0;
+        CHECK(strstr(json, memory ? "\"metadata\":\"memory\"" : "\"metadata\":\"keystore\"") != NULL);
+        CHECK(strstr(json, "\"decrypt\":[\"RSA-OAEP\",\"RSA-OAEP-256\"]") != NULL);
+        CHECK(strstr(json, "\"notes\":[]") != NULL);
+    }
+    CHECK(strstr(json, "\"sign\":[") && strstr(json, "\"ES256\"") && strstr(json, "\"generate\":["));
+    free(json);
+}
+
 static hsmkit_key *create(hsmkit_store *s, const char *name, const char *spec, const char *ops) {
     hsmkit_key *k = NULL;
     OK(hsmkit_store_create_key(s, name, spec, ops, 0, &k));
@@ -706,6 +743,7 @@ int main(int argc, char **argv) {
     dir = argv[2];
     test_basics();
     hsmkit_store *s = open_store(argv[1]);
+    test_capabilities(s, argv[1]);
     test_keys(s);
     test_sign(s);
     test_encrypt(s);

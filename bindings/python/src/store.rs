@@ -11,8 +11,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::convert::{
-    bytes_arg, context, from_datetime, from_duration, ops_arg, opt_datetime, path_arg, py_to_json, str_map,
-    to_timedelta, type_name,
+    bytes_arg, context, from_datetime, from_duration, json_to_py, ops_arg, opt_datetime, path_arg,
+    py_to_json, str_map, to_timedelta, type_name,
 };
 use crate::errors::{PyResult, invalid};
 use crate::key::{Key, KeyProperties};
@@ -170,6 +170,16 @@ impl Store {
     #[getter]
     fn engine(&self) -> &'static str {
         self.store.capabilities().engine
+    }
+
+    /// What the store can do, as a new dict: `engine` and `metadata` (what holds the key
+    /// metadata: `"memory"`, `"keystore"`, `"token"` or `"file"`) as str; `generate`
+    /// (key specs such as `"EC-P-256"`), `sign`, `decrypt`, `wrap` and `unwrap`
+    /// (algorithm names) and `notes` as lists of str; `import`, `export` and
+    /// `oaep_label` as bool. The same document as `hsmkit info --json`, without `backend`
+    /// (that is `backend_kind`).
+    fn capabilities<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        json_to_py(py, &self.store.capabilities().to_json())
     }
 
     /// Creates a key: `"rsa"` (size 2048, 3072 or 4096; default 2048), `"ec"` (curve

@@ -69,6 +69,9 @@ pub(crate) enum Command {
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// What the store can do: backend, engine, where metadata lives, the key types it
+    /// generates, the algorithms it signs, decrypts, wraps and unwraps with, and notes.
+    Info,
     /// Tour every feature on a throw-away keystore, printing each command it runs.
     Demo,
 }

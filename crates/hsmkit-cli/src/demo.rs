@@ -85,6 +85,9 @@ pub(crate) fn run() -> Result<Outcome> {
     println!("hsmkit demo: a throw-away encrypted keystore in {}", dir.display());
     println!("(every command below runs with --store, --key-file and --audit-log pointing there)");
 
+    println!("\n## the store: what its backend can do");
+    d.ok(&["info"])?;
+
     println!("\n## keys: one of each type");
     d.ok(&["key", "create", "signer", "--type", "ec", "--curve", "P-256", "--tag", "team=payments"])?;
     d.ok(&[

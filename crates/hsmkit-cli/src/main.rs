@@ -11,6 +11,7 @@ mod backend;
 mod cli;
 mod demo;
 mod envelope;
+mod info;
 mod io;
 mod keys;
 mod ops;
@@ -37,6 +38,7 @@ pub(crate) fn run(cli: &cli::Cli) -> hsmkit::Result<Outcome> {
         Unseal(a) => envelope::unseal(&cli.global, a),
         Rewrap(a) => envelope::rewrap(&cli.global, a),
         Audit(cli::AuditCommand::Verify { file }) => ops::audit_verify(&cli.global, file.as_deref()),
+        Info => info::run(&cli.global),
         Demo => demo::run(),
     }
 }

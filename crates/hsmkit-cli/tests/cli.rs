@@ -127,6 +127,9 @@ fn demo_runs_the_tour() {
         "no output file after the failure: true",
         "the key is disabled",
         "chain intact",
+        "$ hsmkit info",
+        "engine    aws-lc",
+        "metadata  keystore",
     ] {
         assert!(text.contains(want), "demo output lacks {want:?}:\n{text}");
     }
@@ -446,6 +449,73 @@ fn openssl_verifies_signatures_and_encrypts_for_hsmkit() {
     openssl_interop(&Env::store(), true);
 }
 
+/// `hsmkit info --json` and the human report against `caps` (the same store's
+/// `Store::capabilities()`, opened in this process after the command ran).
+fn check_info(e: &Env, backend: &str, caps: &hsmkit::Capabilities) {
+    let doc = e.json(&["info"]);
+    let mut want = caps.to_json();
+    want.as_object_mut().unwrap().insert("backend".into(), backend.into());
+    assert_eq!(doc, want);
+    // Field by field too, so a failure names the field, and the types are the documented ones.
+    assert_eq!(doc["backend"], backend);
+    assert_eq!(doc["engine"], caps.engine);
+    assert_eq!(doc["metadata"], caps.metadata);
+    assert_eq!(doc["import"].as_bool(), Some(caps.import));
+    assert_eq!(doc["export"].as_bool(), Some(caps.export));
+    assert_eq!(doc["oaep_label"].as_bool(), Some(caps.oaep_label));
+    let names = |field: &str| -> Vec<String> {
+        doc[field].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names("generate"), caps.generate.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(names("sign"), caps.sign.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(names("decrypt"), caps.decrypt.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(names("wrap"), caps.wrap.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(names("unwrap"), caps.unwrap.iter().map(ToString::to_string).collect::<Vec<_>>());
+    assert_eq!(names("notes"), caps.notes);
+    assert_eq!(doc.as_object().unwrap().len(), 12, "{doc}");
+
+    // Human output: backend, engine, metadata first; a line per group; the notes last.
+    let text = String::from_utf8(e.ok(&["info"])).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], format!("backend   {backend}"), "{text}");
+    assert_eq!(lines[1], format!("engine    {}", caps.engine), "{text}");
+    assert_eq!(lines[2], format!("metadata  {}", caps.metadata), "{text}");
+    let join = |v: Vec<String>| if v.is_empty() { "(none)".to_owned() } else { v.join(", ") };
+    assert_eq!(lines[3], format!("generate  {}", join(names("generate"))), "{text}");
+    assert!(lines[4].starts_with("keys      import: "), "{text}");
+    assert_eq!(lines[5], format!("sign      {}", join(names("sign"))), "{text}");
+    let label = if caps.oaep_label { "yes" } else { "no" };
+    assert_eq!(lines[6], format!("decrypt   {} (OAEP label: {label})", join(names("decrypt"))), "{text}");
+    assert_eq!(lines[7], format!("wrap      {}", join(names("wrap"))), "{text}");
+    assert_eq!(lines[8], format!("unwrap    {}", join(names("unwrap"))), "{text}");
+    let notes: Vec<String> = caps.notes.iter().map(|n| format!("note: {n}")).collect();
+    assert_eq!(lines[9..], notes, "{text}");
+}
+
+#[test]
+fn info_on_the_keystore() {
+    let e = Env::store();
+    e.ok(&["key", "create", "k", "--type", "aes"]);
+    // The keystore as the CLI opens it (key file, fastest engine), in this process.
+    let unlock = hsmkit_soft::StoreKey::key_file(e.path("store.key"));
+    let backend = hsmkit_soft::SoftBackend::open_dir(e.path("store"), &unlock)
+        .unwrap()
+        .with_engine(hsmkit_soft::SoftEngine::fastest());
+    let caps = hsmkit::Store::new(backend).capabilities();
+    assert_eq!((caps.engine, caps.metadata), ("aws-lc", "keystore"));
+    check_info(&e, "soft", &caps);
+    // The keystore does everything: every list is full and there are no notes.
+    assert_eq!(
+        caps,
+        hsmkit::Capabilities { engine: "aws-lc", metadata: "keystore", ..hsmkit::Capabilities::all() }
+    );
+    // A keystore that cannot be unlocked: exit status 4, nothing on stdout.
+    std::fs::write(e.path("wrong.key"), "a5".repeat(32)).unwrap();
+    let out = e.cmd().env("HSMKIT_KEY_FILE", e.path("wrong.key")).args(["info", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+}
+
 // ---------------------------------------------------------------- SoftHSM2
 
 #[test]
@@ -492,12 +562,24 @@ fn every_command_on_softhsm() {
 }
 
 #[test]
+fn info_on_softhsm() {
+    let e = Env::softhsm();
+    let token = e.pkcs11.as_ref().unwrap();
+    let uri = hsmkit_pkcs11::Pkcs11Uri::parse(token.uri()).unwrap();
+    let caps = hsmkit::Store::new(hsmkit_pkcs11::Pkcs11Backend::open_uri(&uri).unwrap()).capabilities();
+    assert_eq!((caps.engine, caps.metadata), ("pkcs11", "token"));
+    // SoftHSM2 has no OAEP with SHA-256 (every_command_on_softhsm): not claimed.
+    assert!(!caps.decrypt.contains(&hsmkit::EncryptionAlgorithm::RsaOaep256), "{caps:?}");
+    check_info(&e, "pkcs11", &caps);
+}
+
+#[test]
 fn help_lists_the_commands() {
     let out = Command::cargo_bin("hsmkit").unwrap().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     for c in [
         "key", "sign", "verify", "encrypt", "decrypt", "wrap", "unwrap", "seal", "unseal", "rewrap", "audit",
-        "demo",
+        "info", "demo",
     ] {
         assert!(text.contains(&format!("  {c}")), "{c}");
     }

@@ -170,6 +170,30 @@ pub unsafe extern "C" fn hsmkit_store_backend_kind(
     })
 }
 
+/// What the store can do, as JSON (NUL-terminated, two-call output): `engine`
+/// (`"aws-lc"`, `"rustcrypto"`, `"pkcs11"`), `metadata` (what holds the key metadata:
+/// `"memory"`, `"keystore"`, `"token"`, `"file"`), `generate` (key specs such as
+/// `"EC-P-256"`), `sign`, `decrypt`, `wrap`, `unwrap` (algorithm names), `import`,
+/// `export`, `oaep_label` (booleans) and `notes` (strings). The same document as
+/// `hsmkit info --json`, without `backend` (see `hsmkit_store_backend_kind`).
+///
+/// # Safety
+/// `store` is live; `buf`/`cap`/`written` as in the conventions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_capabilities(
+    store: *const hsmkit_store,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: the caller's contract.
+        unsafe { OutBuf::new(buf, cap, written) }?.put_text(&s.store.capabilities().to_json().to_string())
+    })
+}
+
 /// Create and import flag: the private or secret part may be exported (keystore only).
 pub const HSMKIT_KEY_EXPORTABLE: u32 = 1;
 /// Create and import flag: the key starts disabled.

@@ -1,11 +1,30 @@
 # Stubs for the native module; checked against the built module by mypy.stubtest.
 import datetime
 import os
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union, final
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, TypedDict, Union, final
 
 _Bytes = Union[bytes, bytearray, memoryview]
 _Path = Union[str, os.PathLike[str]]
 _Duration = Union[datetime.timedelta, str]
+
+# What Store.capabilities() returns (a plain dict at runtime; "import" is a keyword, hence
+# the functional form).
+_Capabilities = TypedDict(
+    "_Capabilities",
+    {
+        "engine": str,
+        "metadata": str,
+        "generate": List[str],
+        "import": bool,
+        "export": bool,
+        "sign": List[str],
+        "decrypt": List[str],
+        "wrap": List[str],
+        "unwrap": List[str],
+        "oaep_label": bool,
+        "notes": List[str],
+    },
+)
 
 __all__ = ["__version__", "open", "Store", "DeletedKey", "Key", "KeyProperties", "SoftHsmToken"]
 
@@ -89,6 +108,7 @@ class Store:
     def backend_kind(self) -> str: ...
     @property
     def engine(self) -> str: ...
+    def capabilities(self) -> _Capabilities: ...
     def create_key(
         self,
         name: str,
