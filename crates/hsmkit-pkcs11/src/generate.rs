@@ -20,7 +20,7 @@ fn common(req: &NewKey<'_>) -> Vec<Attribute> {
     let mut t = vec![
         Attribute::Token(true),
         Attribute::Label(req.name.as_bytes().to_vec()),
-        Attribute::Id(req.object_id.to_vec()),
+        Attribute::Id(crate::ck_id(&req.object_id)),
     ];
     if let Some(nb) = req.attributes.not_before {
         t.push(Attribute::StartDate(ck_date(nb)));
@@ -153,7 +153,10 @@ pub(crate) fn kek_templates() -> Option<Vec<Attribute>> {
     // CKA_VALUE does not, and Clulow's attack needs the wrap of a sensitive key. No unwrap
     // template: hsmkit's unwrap returns the data key by design, and on tokens that refuse
     // session objects it unwraps into a (destroyed) token object.
-    Some(vec![Attribute::VendorDefined((AttributeType::VendorDefined(CKA_WRAP_TEMPLATE), array(&[CKA_SENSITIVE])))])
+    Some(vec![Attribute::VendorDefined((
+        AttributeType::VendorDefined(CKA_WRAP_TEMPLATE),
+        array(&[CKA_SENSITIVE]),
+    ))])
 }
 
 fn is_kek_template(a: &Attribute) -> bool {

@@ -82,8 +82,18 @@ fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<(Obje
 }
 
 /// The id of a version's objects; `None` for keys another tool made (found by label).
-fn id_of(info: &KeyInfo) -> Option<&[u8]> {
-    Some(info.binding.object_id.as_slice()).filter(|id| !id.is_empty())
+fn id_of(info: &KeyInfo) -> Option<Vec<u8>> {
+    Some(info.binding.object_id.as_slice()).filter(|id| !id.is_empty()).map(ck_id)
+}
+
+/// What every `CKA_ID` hsmkit gives a key object starts with, before the version's
+/// random object id: so a key object hsmkit made is never taken for another tool's key
+/// (as it would be between its creation and the metadata write that records it).
+pub const OBJECT_ID_PREFIX: &[u8] = b"hsmkit:";
+
+/// The `CKA_ID` of a version's objects.
+pub(crate) fn ck_id(object_id: &[u8]) -> Vec<u8> {
+    [OBJECT_ID_PREFIX, object_id].concat()
 }
 
 /// The one public object of a key version, or a typed error naming every candidate.
@@ -116,7 +126,7 @@ fn public_of(
     };
     let public = match from_private {
         Some(p) => Some(p),
-        None => match public_object(s, &info.name, id_of(info))? {
+        None => match public_object(s, &info.name, id_of(info).as_deref())? {
             Some(h) => export::read_public(s, h)?.transpose()?,
             None => None,
         },
@@ -134,7 +144,11 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
     let private = {
         let mut found = Vec::new();
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
-            found.extend(s.find_objects(&key::foreign_template(name, class))?);
+            for h in s.find_objects(&key::foreign_template(name, class))? {
+                if !made_by_hsmkit(s, h)? {
+                    found.push(h);
+                }
+            }
         }
         at_most_one(&format!("key '{name}'"), found)?
     };
@@ -144,7 +158,11 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
         for class in [ObjectClass::PRIVATE_KEY, ObjectClass::SECRET_KEY] {
             let any =
                 [Attribute::Class(class), Attribute::Label(name.as_bytes().to_vec()), Attribute::Token(true)];
-            if !s.find_objects(&any)?.is_empty() {
+            let mut theirs = false;
+            for h in s.find_objects(&any)? {
+                theirs |= !made_by_hsmkit(s, h)?;
+            }
+            if theirs {
                 return Err(Error::unsupported(format!(
                     "key '{name}': its private or secret object is not CKA_PRIVATE, so a session without \
                      the PIN could have made it; hsmkit uses only private objects (make the key with \
@@ -154,7 +172,20 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
             }
         }
     }
-    let public_h = public_object(s, name, None)?;
+    let public_h = {
+        let t = [
+            Attribute::Class(ObjectClass::PUBLIC_KEY),
+            Attribute::Label(name.as_bytes().to_vec()),
+            Attribute::Token(true),
+        ];
+        let mut found = Vec::new();
+        for h in s.find_objects(&t)? {
+            if !made_by_hsmkit(s, h)? {
+                found.push(h);
+            }
+        }
+        at_most_one(&format!("the public key of '{name}'"), found)?
+    };
     let Some(any) = private.or(public_h) else {
         return Ok(None);
     };
@@ -173,6 +204,13 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
         updated: std::time::UNIX_EPOCH,
         binding: hsmkit::KeyBinding::default(),
     }))
+}
+
+/// Whether hsmkit made the object (its `CKA_ID` has hsmkit's prefix): such objects belong
+/// to a version the metadata records (or is about to), never to another tool's key.
+fn made_by_hsmkit(s: &Session, h: ObjectHandle) -> OpResult<bool> {
+    let id = s.get_attributes(h, &[cryptoki::object::AttributeType::Id])?;
+    Ok(id.iter().any(|a| matches!(a, Attribute::Id(id) if id.starts_with(OBJECT_ID_PREFIX))))
 }
 
 /// Where hsmkit keeps a token's metadata when the URI does not say: a file under the
@@ -249,7 +287,7 @@ impl Pkcs11Backend {
         };
         Ok(TokenKey {
             token: self.token.clone(),
-            id: id_of(&info).map(<[u8]>::to_vec),
+            id: id_of(&info),
             info,
             handle: Mutex::new(handle.map(|h| (h, self.token.epoch()))),
             public,
@@ -305,7 +343,7 @@ impl Pkcs11Backend {
         };
         let ops = info.attributes.allowed();
         let Some(id) = id_of(info) else { return Ok(()) };
-        for (h, class) in key_objects(s, &info.name, Some(id))? {
+        for (h, class) in key_objects(s, &info.name, Some(&id))? {
             let mut t = vec![
                 Attribute::StartDate(date(info.attributes.not_before)),
                 Attribute::EndDate(date(info.attributes.expires)),
@@ -405,6 +443,19 @@ impl Backend for Pkcs11Backend {
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>> {
         refuse_exportable(req)?;
         let info = Self::info(req, spec, true);
+        // A token that cannot C_UnwrapKey with OAEP unwraps by C_Decrypt (see wrap.rs):
+        // its RSA unwrapping keys need CKA_DECRYPT on the token. The core still refuses
+        // decrypt on them unless their allowed operations say so.
+        let oaep = &self.probe.oaep;
+        let by_decrypt = matches!(spec, KeySpec::Rsa { .. })
+            && req.attributes.allowed().contains(KeyOp::UnwrapKey)
+            && !(oaep.unwrap_sha1 || oaep.unwrap_sha256)
+            && (oaep.sha1 || oaep.sha256);
+        let mut on_token = req.attributes.clone();
+        if by_decrypt {
+            on_token.ops = Some(on_token.allowed().with(KeyOp::Decrypt));
+        }
+        let req = &NewKey { attributes: &on_token, ..req.clone() };
         self.create_version(info, |s| {
             let (k, p) = generate::generate(s, req, spec)?;
             Ok((Some(k), p))
@@ -421,8 +472,11 @@ impl Backend for Pkcs11Backend {
     fn open(&self, info: &KeyInfo) -> Result<Box<dyn BackendKey>> {
         let (handle, public) = self.token.with_session(|s| {
             let private = if info.has_private {
-                let found =
-                    s.find_objects(&key::private_template(&info.name, id_of(info), info.spec.key_type()))?;
+                let found = s.find_objects(&key::private_template(
+                    &info.name,
+                    id_of(info).as_deref(),
+                    info.spec.key_type(),
+                ))?;
                 let what = format!("version {} of key '{}'", info.version, info.name);
                 let h = at_most_one(&what, found)?.ok_or_else(|| Error::NotFound {
                     what: format!("the private object of {what} on the token"),
@@ -440,7 +494,7 @@ impl Backend for Pkcs11Backend {
     fn destroy(&self, info: &KeyInfo) -> Result<()> {
         let _g = self.token.write_guard()?;
         self.token.with_session(|s| {
-            for (h, _) in key_objects(s, &info.name, id_of(info))? {
+            for (h, _) in key_objects(s, &info.name, id_of(info).as_deref())? {
                 s.destroy_object(h)?;
             }
             OpResult::Ok(())

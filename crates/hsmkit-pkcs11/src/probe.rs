@@ -178,17 +178,19 @@ impl Probe {
         let _g = token.write_guard()?;
         let ok = |r: std::result::Result<(), CkError>| Ok::<_, crate::error::OpError>(r);
         // Leftovers of a probe that crashed before it could clean up.
-        token.with_session(|s| ok(remove_leftovers(s)))?.ok();
+        token.with_fresh_session(|s| ok(remove_leftovers(s)))?.ok();
         if p.has(MechanismType::RSA_PKCS_OAEP) && p.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
-            p.oaep = token.with_session(|s| Ok::<_, crate::error::OpError>(oaep_probe(s)))?;
+            // Fresh sessions, closed after: a probe's failed operation may leave the session
+            // unusable on some tokens, and must not reach the pool.
+            p.oaep = token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(oaep_probe(s)))?;
         }
         if p.has(MechanismType::AES_KEY_WRAP) {
-            p.kw_ok = token.with_session(|s| {
+            p.kw_ok = token.with_fresh_session(|s| {
                 Ok::<_, crate::error::OpError>(kat(s, &KW_KAT, &Mechanism::AesKeyWrap, "CKM_AES_KEY_WRAP"))
             })?;
         }
         if p.has(MechanismType::AES_KEY_WRAP_PAD) {
-            p.kwp_ok = token.with_session(|s| {
+            p.kwp_ok = token.with_fresh_session(|s| {
                 Ok::<_, crate::error::OpError>(
                     KWP_KATS.iter().all(|k| kat(s, k, &Mechanism::AesKeyWrapPad, "CKM_AES_KEY_WRAP_PAD")),
                 )
@@ -201,7 +203,7 @@ impl Probe {
         };
         if let Some(m) = kek_mech {
             p.kek_templates =
-                token.with_session(|s| Ok::<_, crate::error::OpError>(kek_template_probe(s, &m)))?;
+                token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(kek_template_probe(s, &m)))?;
         }
         tracing::debug!(target: "hsmkit::pkcs11", token = %token.label, oaep = ?p.oaep, kw = p.kw_ok,
             kwp = p.kwp_ok, kek_templates = p.kek_templates, "probed");

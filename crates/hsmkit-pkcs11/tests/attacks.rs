@@ -65,7 +65,7 @@ fn no_pin_session_cannot_substitute_a_public_key() {
     let a_ec = attacker.create_key("a-ec", KeySpec::P256, KeyAttributes::default()).unwrap();
     let a_rsa = attacker.create_key("a-rsa", KeySpec::RSA_2048, kek_ops).unwrap();
     for (key, theirs) in [(&ec, &a_ec), (&rsa, &a_rsa)] {
-        let id = hex(&key.info().binding.object_id);
+        let id = hex(&[hsmkit_pkcs11::OBJECT_ID_PREFIX, &key.info().binding.object_id].concat());
         let spki = write(dir.path(), "spki.der", &theirs.public_key().unwrap().to_spki_der().unwrap());
         tool_ok(&token, false, &["--delete-object", "--type", "pubkey", "--label", key.name(), "--id", &id]);
         tool_ok(
@@ -108,7 +108,7 @@ fn a_second_public_object_is_an_error_not_a_choice() {
     let attacker = Store::new(hsmkit_soft::SoftBackend::new());
     let theirs = attacker.create_key("a", KeySpec::P384, KeyAttributes::default()).unwrap();
     let spki = write(dir.path(), "spki.der", &theirs.public_key().unwrap().to_spki_der().unwrap());
-    let id = hex(&key.info().binding.object_id);
+    let id = hex(&[hsmkit_pkcs11::OBJECT_ID_PREFIX, &key.info().binding.object_id].concat());
     tool_ok(&token, false, &["--write-object", &spki, "--type", "pubkey", "--label", "ec", "--id", &id]);
     let e = fresh(&token).get_key("ec").unwrap_err();
     assert!(e.to_string().contains("2 objects match"), "{e}");
@@ -123,7 +123,7 @@ fn no_pin_session_cannot_plant_a_secret_key() {
     let kek = token.store().unwrap().create_key("kek", KeySpec::AES_256, KeyAttributes::default()).unwrap();
     let planted = [0x42u8; 32];
     let file = write(dir.path(), "planted.key", &planted);
-    let id = hex(&kek.info().binding.object_id);
+    let id = hex(&[hsmkit_pkcs11::OBJECT_ID_PREFIX, &kek.info().binding.object_id].concat());
     let out = tool(
         &token,
         false,

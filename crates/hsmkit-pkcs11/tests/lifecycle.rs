@@ -93,11 +93,15 @@ fn attributes_reach_the_token_and_purge_destroys() {
         })
         .collect();
     ids.sort();
-    let mut recorded: Vec<_> =
-        store.list_versions("k").unwrap().into_iter().map(|v| v.binding.object_id).collect();
+    let mut recorded: Vec<_> = store
+        .list_versions("k")
+        .unwrap()
+        .into_iter()
+        .map(|v| [hsmkit_pkcs11::OBJECT_ID_PREFIX, &v.binding.object_id].concat())
+        .collect();
     recorded.sort();
     assert_eq!(ids, recorded);
-    assert!(ids.iter().all(|id| id.len() == 16) && ids[0] != ids[1]);
+    assert!(ids.iter().all(|id| id.len() == 23) && ids[0] != ids[1]);
     let data =
         s.find_objects(&[Attribute::Class(ObjectClass::DATA), Attribute::Label(b"k".to_vec())]).unwrap();
     assert_eq!(data.len(), 1, "one metadata object per key name");
@@ -115,7 +119,8 @@ fn attributes_reach_the_token_and_purge_destroys() {
             },
         )
         .unwrap();
-    let v1_id = store.list_versions("k").unwrap()[0].binding.object_id.clone();
+    let v1_id =
+        [hsmkit_pkcs11::OBJECT_ID_PREFIX, &store.list_versions("k").unwrap()[0].binding.object_id].concat();
     let v1 = s
         .find_objects(&[
             Attribute::Class(ObjectClass::PRIVATE_KEY),
