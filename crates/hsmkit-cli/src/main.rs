@@ -57,6 +57,10 @@ fn exit_code(e: &Error) -> u8 {
 /// What to do about it, after the error itself.
 fn hint(e: &Error) -> Option<&'static str> {
     match e.kind() {
+        // The store itself (a token) was not found: listing its keys cannot help.
+        ErrorKind::NotFound if matches!(e, Error::NotFound { what } if what.starts_with("PKCS#11 token")) => {
+            Some("'pkcs11-tool --module MODULE --list-token-slots' lists the tokens the module sees")
+        }
         ErrorKind::NotFound => Some("'hsmkit key list' shows the keys in this store"),
         ErrorKind::Authentication => Some(
             "set HSMKIT_PASSPHRASE or HSMKIT_KEY_FILE for the keystore, or the PIN in the URI / HSMKIT_PKCS11_PIN",

@@ -170,27 +170,25 @@ impl Authenticator {
     }
 
     fn make_signer(&self, s: &Session) -> OpResult<ObjectHandle> {
-        let public = [
-            Attribute::Token(false),
-            Attribute::Label(SIGNER_LABEL.as_bytes().to_vec()),
-            Attribute::ModulusBits(2048u64.into()),
-            Attribute::PublicExponent(vec![1, 0, 1]),
-            Attribute::Verify(true),
-        ];
+        let public = |token: bool| {
+            [
+                Attribute::Token(token),
+                Attribute::Label(SIGNER_LABEL.as_bytes().to_vec()),
+                Attribute::ModulusBits(2048u64.into()),
+                Attribute::PublicExponent(vec![1, 0, 1]),
+                Attribute::Verify(true),
+            ]
+        };
         let mut private = signer_template();
         private.extend([
             Attribute::Extractable(false),
             Attribute::Sign(true),
             Attribute::Id(b"hsmkit".to_vec()),
         ]);
-        let (p, k) = match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) {
+        let (p, k) = match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public(false), &private) {
             Ok(pair) => pair,
             // Tokens that refuse session objects: a token public object, destroyed below.
-            Err(_) => {
-                let mut public = public.to_vec();
-                public[0] = Attribute::Token(true);
-                s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)?
-            }
+            Err(_) => s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public(true), &private)?,
         };
         // The public key is read from the private object; its own object is not needed.
         let _ = s.destroy_object(p);
@@ -253,7 +251,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len() / 2).map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
@@ -322,11 +320,11 @@ impl TokenMetadata {
         let mut t = data_template(Some(label));
         t.push(Attribute::Value(bytes.clone()));
         let h = s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))?;
-        if let Some(old) = existing {
-            if let Err(e) = s.destroy_object(old) {
-                let _ = s.destroy_object(h);
-                return Err(e.into());
-            }
+        if let Some(old) = existing
+            && let Err(e) = s.destroy_object(old)
+        {
+            let _ = s.destroy_object(h);
+            return Err(e.into());
         }
         Ok(Some(bytes))
     }
