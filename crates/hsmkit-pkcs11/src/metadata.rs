@@ -188,7 +188,9 @@ impl Authenticator {
             // Tokens that refuse session objects: a token public object, destroyed below.
             Err(_) => {
                 let mut public = public.to_vec();
-                public[0] = Attribute::Token(true);
+                if let Some(a) = public.first_mut() {
+                    *a = Attribute::Token(true);
+                }
                 s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private)?
             }
         };
@@ -253,7 +255,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len() / 2).map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
@@ -322,11 +324,11 @@ impl TokenMetadata {
         let mut t = data_template(Some(label));
         t.push(Attribute::Value(bytes.clone()));
         let h = s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))?;
-        if let Some(old) = existing {
-            if let Err(e) = s.destroy_object(old) {
-                let _ = s.destroy_object(h);
-                return Err(e.into());
-            }
+        if let Some(old) = existing
+            && let Err(e) = s.destroy_object(old)
+        {
+            let _ = s.destroy_object(h);
+            return Err(e.into());
         }
         Ok(Some(bytes))
     }

@@ -188,3 +188,34 @@ impl hsmkit_soft::Storage for TempStorage {
         self.storage.modify_settings(edit)
     }
 }
+
+/// Every answer a store's [`hsmkit::Store::capabilities`] predicts to be `Unsupported`,
+/// over everything hsmkit's enums name, one line each: `generate <spec>`, `sign <alg>`,
+/// `decrypt <alg>`, `wrap <alg>`, `unwrap <alg>`, `import`, `oaep_label`, `export`;
+/// then `metadata <kind>` (where the key metadata lives). A backend's test asserts this
+/// equals a literal list, so any change in what a token is said to do shows.
+pub fn unsupported_answers(store: &hsmkit::Store) -> Vec<String> {
+    use hsmkit::{EncryptionAlgorithm, KeySpec, KeyWrapAlgorithm, SignatureAlgorithm};
+    let caps = store.capabilities();
+    let mut out = Vec::new();
+    out.extend(
+        KeySpec::GENERATABLE.iter().filter(|s| !caps.generate.contains(s)).map(|s| format!("generate {s}")),
+    );
+    out.extend(
+        SignatureAlgorithm::ALL.iter().filter(|a| !caps.sign.contains(a)).map(|a| format!("sign {a}")),
+    );
+    out.extend(
+        EncryptionAlgorithm::ALL.iter().filter(|a| !caps.decrypt.contains(a)).map(|a| format!("decrypt {a}")),
+    );
+    out.extend(KeyWrapAlgorithm::ALL.iter().filter(|a| !caps.wrap.contains(a)).map(|a| format!("wrap {a}")));
+    out.extend(
+        KeyWrapAlgorithm::ALL.iter().filter(|a| !caps.unwrap.contains(a)).map(|a| format!("unwrap {a}")),
+    );
+    for (ok, what) in [(caps.import, "import"), (caps.oaep_label, "oaep_label"), (caps.export, "export")] {
+        if !ok {
+            out.push(what.to_owned());
+        }
+    }
+    out.push(format!("metadata {}", caps.metadata));
+    out
+}
