@@ -18,6 +18,8 @@ apt_install() {
 }
 
 apt_install openssl softhsm2 opensc gcc pkg-config valgrind libp11-kit-dev
+# The second real token (tests/tpm2/token.sh installs the same if missing).
+apt_install libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools tpm2-tools tpm2-abrmd libtss2-tcti-tabrmd0 dbus
 # pyca/cryptography: the independent reader of the envelope vectors.
 if ! python3 -c 'import cryptography' 2>/dev/null; then
     say "pip install cryptography"
@@ -44,6 +46,14 @@ say "cargo test --workspace"
 rm -rf target/softhsm target/xdg
 # --nocapture so the per-set Wycheproof counts appear in the log.
 cargo test --workspace --locked -- --nocapture
+
+say "conformance on tpm2-pkcs11 (swtpm + tpm2-abrmd), single-threaded, bounded"
+# Not in `cargo test --workspace` (`test = false` in crates/hsmkit-pkcs11/Cargo.toml):
+# tpm2-pkcs11 shares one SQLite handle between tokens and does not serialise its
+# transactions, so concurrent tests can fail with "cannot start a transaction within a
+# transaction"; one thread avoids it. tests/tpm2/token.sh (run by the rig) installs swtpm,
+# tpm2-abrmd and libtpm2-pkcs11-1; `timeout` bounds the whole step.
+timeout --kill-after=30 1800 cargo test --locked -p hsmkit-pkcs11 --test conformance_tpm2 -- --test-threads=1
 
 say "benches: every case once (criterion's test mode; the figures come from benches/run.sh)"
 cargo test --locked -p hsmkit-benches --benches

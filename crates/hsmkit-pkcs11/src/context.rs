@@ -100,6 +100,39 @@ pub(crate) struct Token {
     /// trying the host lock, so the bounded wait for the host lock is a wait for other
     /// processes only. Shared like `objects`.
     host_gate: Arc<RwLock<()>>,
+    /// Whether every call on the token is serialised in the process ([`Serial`]).
+    serialise: bool,
+}
+
+/// Calls into modules that fail under concurrency, one at a time per process: held by a
+/// thread for a whole [`Token::with_session`] (re-entrant through [`SERIAL_HELD`]).
+///
+/// tpm2-pkcs11 1.9.0 does: with eight threads on one token, `C_Sign` fails with
+/// CKR_GENERAL_ERROR and OAEP decryptions come out wrong; with two tokens, concurrent
+/// `C_CreateObject` fails ("cannot start a transaction within a transaction": one SQLite
+/// handle for all tokens). hsmkit's keys are used from many threads, so it queues them.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+thread_local! {
+    /// This thread holds [`SERIAL`].
+    static SERIAL_HELD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Holds [`SERIAL`] (or nothing, for modules that need no serialising).
+struct Serial(Option<std::sync::MutexGuard<'static, ()>>);
+
+impl Drop for Serial {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            SERIAL_HELD.with(|h| h.set(false));
+        }
+    }
+}
+
+/// Whether the module is one whose calls must be serialised (see [`SERIAL`]): by its
+/// library manufacturer, tpm2-pkcs11's "tpm2-software.github.io".
+fn needs_serialising(ctx: &Pkcs11) -> bool {
+    ctx.get_library_info().is_ok_and(|i| i.manufacturer_id().trim_end().starts_with("tpm2-software"))
 }
 
 /// `s` with every byte outside `[A-Za-z0-9_-]` hex-escaped: safe in a file name.
@@ -446,7 +479,9 @@ impl Token {
             id,
             lock_path,
             host_gate,
+            serialise: false,
         };
+        let token = Token { serialise: needs_serialising(&token.ctx), ..token };
         // Open (and log in) one session now, so a wrong PIN fails at open, not later.
         let s = token.new_session()?;
         token.give_back(s);
@@ -614,11 +649,23 @@ impl Token {
         &self,
         f: impl FnOnce(&Session) -> std::result::Result<T, E>,
     ) -> Result<T> {
+        let _serial = self.serial();
         let s = self.new_session()?;
         f(&s).map_err(|e| match e.into() {
             OpError::Ck(e) => map(e),
             OpError::Hsm(e) => e,
         })
+    }
+
+    /// Takes [`SERIAL`] for this thread if the module needs it and the thread does not
+    /// hold it already.
+    fn serial(&self) -> Serial {
+        if !self.serialise || SERIAL_HELD.with(Cell::get) {
+            return Serial(None);
+        }
+        let g = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
+        SERIAL_HELD.with(|h| h.set(true));
+        Serial(Some(g))
     }
 
     /// `<serial>-<label>`, with every byte outside `[A-Za-z0-9_-]` hex-escaped: a file
@@ -659,6 +706,8 @@ impl Token {
         } else {
             Some(self.objects.read().unwrap_or_else(PoisonError::into_inner))
         };
+        // After the object lock, always: the one lock order.
+        let _serial = self.serial();
         let s = self.take()?;
         match f(&s).map_err(Into::into) {
             Ok(v) => {

@@ -179,17 +179,40 @@ pub(crate) fn refuses_rsa_wrap(e: &CkError) -> bool {
     )
 }
 
+/// Usage flags (`CKA_SIGN`, `CKA_VERIFY`, `CKA_ENCRYPT`, `CKA_DECRYPT`, `CKA_WRAP`,
+/// `CKA_UNWRAP`) that [`with_fallbacks`] left out of a template where hsmkit had asked
+/// for them to be false: the token's defaults decide them (see [`verify_usage`]).
+pub(crate) type Omitted = Vec<AttributeType>;
+
+/// A usage flag set to false: what the last fallback leaves out.
+fn usage_false(a: &Attribute) -> Option<AttributeType> {
+    match a {
+        Attribute::Sign(false) => Some(AttributeType::Sign),
+        Attribute::Verify(false) => Some(AttributeType::Verify),
+        Attribute::Encrypt(false) => Some(AttributeType::Encrypt),
+        Attribute::Decrypt(false) => Some(AttributeType::Decrypt),
+        Attribute::Wrap(false) => Some(AttributeType::Wrap),
+        Attribute::Unwrap(false) => Some(AttributeType::Unwrap),
+        _ => None,
+    }
+}
+
 /// Runs `make` with `templates`; if the token refuses them, retries with each of these
 /// changes in turn, cumulatively: KEK templates left out (the probe reports whether the
 /// token honours them anyway); on RSA templates, CKA_WRAP/CKA_UNWRAP replaced by
-/// CKA_ENCRYPT/CKA_DECRYPT ("wrap-only RSA keys" some tokens refuse). The second is safe
-/// because hsmkit's core enforces a key's allowed operations itself, and RSA-OAEP
-/// unwrapping falls back to `C_Decrypt` ([`crate::wrap::unwrap_key`]).
+/// CKA_ENCRYPT/CKA_DECRYPT ("wrap-only RSA keys" some tokens refuse); and last, the usage
+/// flags hsmkit asked to be false left out, only the true ones given (tpm2-pkcs11 refuses
+/// a false CKA_SIGN/VERIFY/ENCRYPT/DECRYPT: a TPM RSA key always signs and decrypts).
+/// The second and third are safe because hsmkit's core enforces a key's allowed
+/// operations itself, for every hsmkit user, whatever flags the token sets; RSA-OAEP
+/// unwrapping falls back to `C_Decrypt` ([`crate::wrap::unwrap_key`]). Never left out:
+/// CKA_SENSITIVE, CKA_EXTRACTABLE, CKA_PRIVATE, CKA_DERIVE, which [`verify_usage`] still
+/// checks. Returns what `make` made and the usage flags left out ([`Omitted`]).
 /// The templates are changed in place, so the caller can wipe them afterwards.
 pub(crate) fn with_fallbacks<T, const N: usize>(
     templates: &mut [Vec<Attribute>; N],
     make: impl Fn(&[Vec<Attribute>; N]) -> std::result::Result<T, CkError>,
-) -> std::result::Result<T, CkError> {
+) -> std::result::Result<(T, Omitted), CkError> {
     let mut r = make(templates);
     let has_kek = |ts: &[Vec<Attribute>]| ts.iter().flatten().any(is_kek_template);
     if matches!(&r, Err(e) if refuses_rsa_wrap(e)) && has_kek(templates) {
@@ -202,11 +225,18 @@ pub(crate) fn with_fallbacks<T, const N: usize>(
         // Also when false: some tokens refuse the attribute on RSA keys whatever its value.
         t.iter().flatten().any(|a| matches!(a, Attribute::Wrap(_) | Attribute::Unwrap(_)))
     };
+    let mut omitted = Omitted::new();
     if matches!(&r, Err(e) if refuses_rsa_wrap(e)) && rsa && wraps(templates) {
         tracing::debug!(target: "hsmkit::pkcs11", "the token refused an RSA key with CKA_WRAP/CKA_UNWRAP ({:?}); using CKA_ENCRYPT/CKA_DECRYPT", r.as_ref().err());
         for t in templates.iter_mut() {
             let wrap = t.iter().any(|a| matches!(a, Attribute::Wrap(true)));
             let unwrap = t.iter().any(|a| matches!(a, Attribute::Unwrap(true)));
+            // Left out whatever their value: they count as omitted for the read-back.
+            omitted.extend(
+                t.iter()
+                    .filter_map(usage_false)
+                    .filter(|a| matches!(a, AttributeType::Wrap | AttributeType::Unwrap)),
+            );
             t.retain(|a| !matches!(a, Attribute::Wrap(_) | Attribute::Unwrap(_)));
             if wrap {
                 t.retain(|a| !matches!(a, Attribute::Encrypt(_)));
@@ -219,7 +249,16 @@ pub(crate) fn with_fallbacks<T, const N: usize>(
         }
         r = make(templates);
     }
-    r
+    let has_false = |t: &[Vec<Attribute>]| t.iter().flatten().any(|a| usage_false(a).is_some());
+    if matches!(&r, Err(e) if refuses_rsa_wrap(e)) && has_false(templates) {
+        tracing::debug!(target: "hsmkit::pkcs11", "the token refused usage flags set to false ({:?}); giving only the true ones", r.as_ref().err());
+        for t in templates.iter_mut() {
+            omitted.extend(t.iter().filter_map(usage_false));
+            t.retain(|a| usage_false(a).is_none());
+        }
+        r = make(templates);
+    }
+    r.map(|v| (v, omitted))
 }
 
 pub(crate) fn ec_params(curve: hsmkit::EcCurve) -> Result<Vec<u8>> {
@@ -232,12 +271,20 @@ pub(crate) fn ec_params(curve: hsmkit::EcCurve) -> Result<Vec<u8>> {
 /// defaults, or a template attribute the token ignored). Public objects are not checked
 /// (their operations run in software). An attribute the token does not report is not a
 /// grant. The caller destroys the objects on error.
+///
+/// `omitted` are the usage flags [`with_fallbacks`] had to leave out because the token
+/// refused them false: those the token may grant (hsmkit's core enforces the key's
+/// allowed operations for every hsmkit user; [`crate::probe::Probe::capabilities`] says
+/// so in its notes). A usage flag asked false and granted anyway is still refused, and
+/// so are CKA_SENSITIVE=false, CKA_EXTRACTABLE=true, CKA_PRIVATE=false and
+/// CKA_DERIVE=true, always.
 pub(crate) fn verify_created(
     s: &Session,
     handles: &[ObjectHandle],
     req: &NewKey<'_>,
+    omitted: &[AttributeType],
 ) -> std::result::Result<(), OpError> {
-    verify_usage(s, handles, req.name, req.attributes.allowed())
+    verify_usage(s, handles, req.name, req.attributes.allowed(), omitted)
 }
 
 /// [`verify_created`] for key `name` whose allowed operations are `ops` (also for
@@ -247,6 +294,7 @@ pub(crate) fn verify_usage(
     handles: &[ObjectHandle],
     name: &str,
     ops: hsmkit::KeyOps,
+    omitted: &[AttributeType],
 ) -> std::result::Result<(), OpError> {
     for &h in handles {
         let head = s.get_attributes(h, &[AttributeType::Class, AttributeType::KeyType])?;
@@ -290,16 +338,32 @@ pub(crate) fn verify_usage(
         // The RSA fallback of `with_fallbacks` grants CKA_DECRYPT for unwrapping.
         let decrypt_ok = ops.contains(KeyOp::Decrypt) || (rsa && ops.contains(KeyOp::UnwrapKey));
         for a in &got {
+            // A usage flag hsmkit could not ask false: the token's default is accepted.
+            let defaulted = |t: AttributeType| omitted.contains(&t);
             let bad = match a {
                 Attribute::Sensitive(false) => Some("CKA_SENSITIVE=false"),
                 Attribute::Extractable(true) => Some("CKA_EXTRACTABLE=true"),
                 Attribute::Private(false) => Some("CKA_PRIVATE=false"),
                 Attribute::Derive(true) => Some("CKA_DERIVE=true"),
-                Attribute::Sign(true) if !ops.contains(KeyOp::Sign) => Some("CKA_SIGN=true"),
-                Attribute::Decrypt(true) if !decrypt_ok => Some("CKA_DECRYPT=true"),
-                Attribute::Unwrap(true) if !ops.contains(KeyOp::UnwrapKey) => Some("CKA_UNWRAP=true"),
-                Attribute::Encrypt(true) if !ops.contains(KeyOp::Encrypt) => Some("CKA_ENCRYPT=true"),
-                Attribute::Wrap(true) if !ops.contains(KeyOp::WrapKey) => Some("CKA_WRAP=true"),
+                Attribute::Sign(true) if !ops.contains(KeyOp::Sign) && !defaulted(AttributeType::Sign) => {
+                    Some("CKA_SIGN=true")
+                }
+                Attribute::Decrypt(true) if !decrypt_ok && !defaulted(AttributeType::Decrypt) => {
+                    Some("CKA_DECRYPT=true")
+                }
+                Attribute::Unwrap(true)
+                    if !ops.contains(KeyOp::UnwrapKey) && !defaulted(AttributeType::Unwrap) =>
+                {
+                    Some("CKA_UNWRAP=true")
+                }
+                Attribute::Encrypt(true)
+                    if !ops.contains(KeyOp::Encrypt) && !defaulted(AttributeType::Encrypt) =>
+                {
+                    Some("CKA_ENCRYPT=true")
+                }
+                Attribute::Wrap(true) if !ops.contains(KeyOp::WrapKey) && !defaulted(AttributeType::Wrap) => {
+                    Some("CKA_WRAP=true")
+                }
                 _ => None,
             };
             if let Some(bad) = bad {
@@ -348,13 +412,15 @@ pub(crate) fn generate(
     spec: KeySpec,
 ) -> std::result::Result<(ObjectHandle, Option<ObjectHandle>), OpError> {
     let mut undo = Undo::new(s);
+    let omitted: Omitted;
     let (k, p) = match spec {
         KeySpec::Aes(size) => {
             let mut t = private_template(req, Kind::Aes);
             t.push(Attribute::ValueLen(
                 u64::try_from(size.byte_len()).map_err(|_| Error::invalid("size"))?.into(),
             ));
-            let h = with_fallbacks(&mut [t], |[t]| s.generate_key(&Mechanism::AesKeyGen, t))?;
+            let (h, o) = with_fallbacks(&mut [t], |[t]| s.generate_key(&Mechanism::AesKeyGen, t))?;
+            omitted = o;
             (h, None)
         }
         KeySpec::Rsa { bits } => {
@@ -364,22 +430,26 @@ pub(crate) fn generate(
                 Attribute::PublicExponent(vec![1, 0, 1]),
             ]);
             let private = private_template(req, Kind::Rsa);
-            let (p, k) = with_fallbacks(&mut [public, private], |[public, private]| {
+            let ((p, k), o) = with_fallbacks(&mut [public, private], |[public, private]| {
                 s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, public, private)
             })?;
+            omitted = o;
             (k, Some(p))
         }
         KeySpec::Ec(curve) => {
             let mut public = public_template(req, Kind::Ec);
             public.push(Attribute::EcParams(ec_params(curve)?));
             let private = private_template(req, Kind::Ec);
-            let (p, k) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)?;
+            let ((p, k), o) = with_fallbacks(&mut [public, private], |[public, private]| {
+                s.generate_key_pair(&Mechanism::EccKeyPairGen, public, private)
+            })?;
+            omitted = o;
             (k, Some(p))
         }
         other => return Err(Error::unsupported(format!("generating {other} keys")).into()),
     };
     undo.handles.extend(std::iter::once(k).chain(p));
-    verify_created(s, &undo.handles, req)?;
+    verify_created(s, &undo.handles, req, &omitted)?;
     undo.defuse();
     Ok((k, p))
 }
@@ -457,12 +527,48 @@ mod tests {
         let e = hsmkit::KeyAttributes::with_ops(&[KeyOp::Sign]);
         let mut ts = [private_template(&req(&e), Kind::Ec)];
         let calls = std::sync::Mutex::new(0);
-        let out: std::result::Result<(), _> = with_fallbacks(&mut ts, |_| {
+        let out: std::result::Result<((), Omitted), _> = with_fallbacks(&mut ts, |_| {
             *calls.lock().unwrap() += 1;
             Err(CkError::Pkcs11(RvError::GeneralError, Function::GenerateKeyPair))
         });
         assert!(out.is_err());
         assert_eq!(*calls.lock().unwrap(), 1);
+    }
+
+    /// A token refusing usage flags set to false (tpm2-pkcs11) gets one retry with only
+    /// the true ones; what was left out is reported, nothing else is left out.
+    #[test]
+    fn false_usage_flags_are_left_out_on_refusal() {
+        let a = hsmkit::KeyAttributes::with_ops(&[KeyOp::Decrypt, KeyOp::Encrypt]);
+        let r = req(&a);
+        let mut ts = [public_template(&r, Kind::Rsa), private_template(&r, Kind::Rsa)];
+        let calls = std::sync::Mutex::new(0);
+        let (_, omitted) = with_fallbacks(&mut ts, |t| {
+            *calls.lock().unwrap() += 1;
+            if has(&t[0], |a| matches!(a, Attribute::Verify(false)))
+                || has(&t[1], |a| matches!(a, Attribute::Sign(false)))
+            {
+                Err(CkError::Pkcs11(RvError::GeneralError, Function::GenerateKeyPair))
+            } else {
+                Ok(())
+            }
+        })
+        .unwrap();
+        // First call, the wrap fallback (CKA_WRAP/UNWRAP false on RSA), then this one.
+        assert_eq!(*calls.lock().unwrap(), 3);
+        for t in [AttributeType::Sign, AttributeType::Verify, AttributeType::Wrap, AttributeType::Unwrap] {
+            assert!(omitted.contains(&t), "{t:?} not reported as left out");
+        }
+        assert!(!omitted.contains(&AttributeType::Decrypt));
+        assert!(ts.iter().flatten().all(|a| usage_false(a).is_none()));
+        for keep in [
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Private(true),
+            Attribute::Derive(false),
+        ] {
+            assert!(ts[1].contains(&keep), "{keep:?} was left out");
+        }
     }
 
     /// What the token made is read back: a grant hsmkit forbids is a typed error naming
@@ -493,7 +599,7 @@ mod tests {
             t.extend(extra.iter().cloned());
             s.create_object(&t).unwrap()
         };
-        assert!(verify_created(&s, &[make(&[])], &r).is_ok());
+        assert!(verify_created(&s, &[make(&[])], &r, &[]).is_ok());
         for (bad, name) in [
             (Attribute::Extractable(true), "CKA_EXTRACTABLE"),
             (Attribute::Sensitive(false), "CKA_SENSITIVE"),
@@ -501,7 +607,7 @@ mod tests {
             (Attribute::Encrypt(true), "CKA_ENCRYPT"),
         ] {
             let h = make(std::slice::from_ref(&bad));
-            match verify_created(&s, &[h], &r) {
+            match verify_created(&s, &[h], &r, &[]) {
                 Err(OpError::Hsm(e)) => {
                     assert_eq!(e.kind(), hsmkit::ErrorKind::Unsupported);
                     assert!(e.to_string().contains(name), "{e}");

@@ -7,17 +7,24 @@ use hsmkit::{Error, KeyMaterial, NewKey, PublicKey, Result};
 
 use crate::error::OpError;
 use crate::generate::{
-    Kind, Undo, ec_params, private_template, public_template, verify_created, with_fallbacks,
+    Kind, Omitted, Undo, ec_params, private_template, public_template, verify_created, with_fallbacks,
 };
 use crate::wrap::wipe;
 
 /// `C_CreateObject` with the template fallbacks of [`with_fallbacks`]; the secret values
-/// in the template are wiped afterwards, whatever happened.
-fn create(s: &Session, t: Vec<Attribute>) -> std::result::Result<ObjectHandle, OpError> {
+/// in the template are wiped afterwards, whatever happened. The usage flags left out are
+/// added to `omitted`.
+fn create(
+    s: &Session,
+    t: Vec<Attribute>,
+    omitted: &mut Omitted,
+) -> std::result::Result<ObjectHandle, OpError> {
     let mut ts = [t];
     let r = with_fallbacks(&mut ts, |[t]| s.create_object(t));
     ts.iter_mut().for_each(|t| wipe(t));
-    Ok(r?)
+    let (h, o) = r?;
+    omitted.extend(o);
+    Ok(h)
 }
 
 fn ec_point(point: &[u8]) -> Result<Vec<u8>> {
@@ -30,6 +37,7 @@ fn public_object(
     s: &Session,
     req: &NewKey<'_>,
     public: &PublicKey,
+    omitted: &mut Omitted,
 ) -> std::result::Result<ObjectHandle, OpError> {
     let t = match public {
         PublicKey::Rsa(k) => {
@@ -44,7 +52,7 @@ fn public_object(
         }
         _ => return Err(Error::unsupported("this public key type").into()),
     };
-    create(s, t)
+    create(s, t, omitted)
 }
 
 /// Creates the objects for `material` (already normalised), checks what the token made
@@ -56,6 +64,7 @@ pub(crate) fn import(
     material: &KeyMaterial,
 ) -> std::result::Result<(Option<ObjectHandle>, Option<ObjectHandle>), OpError> {
     let mut undo = Undo::new(s);
+    let mut omitted = Omitted::new();
     let (private, public) = match material {
         KeyMaterial::RsaPrivate(k) => {
             let mut t = private_template(req, Kind::Rsa);
@@ -69,9 +78,9 @@ pub(crate) fn import(
                 Attribute::Exponent2(k.dq.clone()),
                 Attribute::Coefficient(k.qinv.clone()),
             ]);
-            let private = create(s, t)?;
+            let private = create(s, t, &mut omitted)?;
             undo.handles.push(private);
-            let public = public_object(s, req, &PublicKey::Rsa(k.public()?))?;
+            let public = public_object(s, req, &PublicKey::Rsa(k.public()?), &mut omitted)?;
             undo.handles.push(public);
             (Some(private), Some(public))
         }
@@ -80,27 +89,32 @@ pub(crate) fn import(
                 k.public_point.clone().ok_or_else(|| Error::invalid("EC key without its public point"))?;
             let mut t = private_template(req, Kind::Ec);
             t.extend([Attribute::EcParams(ec_params(k.curve)?), Attribute::Value(k.d.clone())]);
-            let private = create(s, t)?;
+            let private = create(s, t, &mut omitted)?;
             undo.handles.push(private);
-            let public = public_object(s, req, &PublicKey::Ec(hsmkit::EcPublicKey::new(k.curve, &point)?))?;
+            let public = public_object(
+                s,
+                req,
+                &PublicKey::Ec(hsmkit::EcPublicKey::new(k.curve, &point)?),
+                &mut omitted,
+            )?;
             undo.handles.push(public);
             (Some(private), Some(public))
         }
         KeyMaterial::Aes(k) => {
             let mut t = private_template(req, Kind::Aes);
             t.push(Attribute::Value(k.to_vec()));
-            let h = create(s, t)?;
+            let h = create(s, t, &mut omitted)?;
             undo.handles.push(h);
             (Some(h), None)
         }
         KeyMaterial::Public(p) => {
-            let h = public_object(s, req, p)?;
+            let h = public_object(s, req, p, &mut omitted)?;
             undo.handles.push(h);
             (None, Some(h))
         }
         _ => return Err(Error::unsupported("this kind of key material").into()),
     };
-    verify_created(s, &undo.handles, req)?;
+    verify_created(s, &undo.handles, req, &omitted)?;
     undo.defuse();
     Ok((private, public))
 }

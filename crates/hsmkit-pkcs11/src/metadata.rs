@@ -72,6 +72,18 @@ fn data_template(label: Option<&str>) -> Vec<Attribute> {
     t
 }
 
+/// A metadata read error that names the object read (its label, escaped).
+fn labelled<T>(r: OpResult<T>, label: &str) -> OpResult<T> {
+    r.map_err(|e| match e {
+        OpError::Hsm(Error::Backend(b)) if b.message == "a metadata object has no CKA_VALUE" => meta_err(
+            "C_GetAttributeValue",
+            format!("the metadata object '{}' has no CKA_VALUE", label.escape_debug()),
+        )
+        .into(),
+        e => e,
+    })
+}
+
 fn value_of(s: &Session, h: ObjectHandle) -> OpResult<Vec<u8>> {
     let v = s.get_attributes(h, &[AttributeType::Value])?;
     v.into_iter()
@@ -294,7 +306,7 @@ impl TokenMetadata {
 
     fn read_value(&self, s: &Session, label: &str) -> OpResult<Option<(ObjectHandle, Value)>> {
         match Self::find(s, label)? {
-            Some(h) => Ok(Some((h, self.auth.open(s, label, &value_of(s, h)?)?))),
+            Some(h) => Ok(Some((h, self.auth.open(s, label, &labelled(value_of(s, h), label)?)?))),
             None => Ok(None),
         }
     }
@@ -334,7 +346,7 @@ impl TokenMetadata {
     /// failed, never as done.
     fn read_back(&self, label: &str, expected: &Expected) -> Result<()> {
         let found = self.token.with_fresh_session(|s| match Self::find(s, label)? {
-            Some(h) => OpResult::Ok(Some(value_of(s, h)?)),
+            Some(h) => OpResult::Ok(Some(labelled(value_of(s, h), label)?)),
             None => Ok(None),
         })?;
         if &found == expected {

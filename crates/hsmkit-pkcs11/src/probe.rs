@@ -23,8 +23,8 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{
-    Algorithm, Capabilities, EncryptionAlgorithm, Error, KeyInfo, KeyOp, KeySpec, Result, SignatureScheme,
-    WrapScheme,
+    Algorithm, Capabilities, EcCurve, EncryptionAlgorithm, Error, KeyInfo, KeyOp, KeySpec, Result,
+    SignatureScheme, WrapScheme,
 };
 
 use crate::context::Token;
@@ -84,6 +84,45 @@ pub(crate) struct Probe {
     /// one. Without it, hsmkit's AES KEKs can be used (by anyone with the PIN) to wrap
     /// other applications' extractable sensitive keys and unwrap them readable.
     pub(crate) kek_templates: bool,
+    /// `C_GenerateKey` made a throw-away AES-128 key (tpm2-pkcs11 lists
+    /// `CKM_AES_KEY_GEN` but does not implement it).
+    pub(crate) aes_gen: bool,
+    /// Per curve of [`EcCurve::ALL`]: `C_GenerateKeyPair` made a throw-away key pair.
+    pub(crate) ec_gen: [bool; 3],
+    /// Per curve of [`EcCurve::ALL`]: `C_Sign` with `CKM_ECDSA` worked with that key
+    /// (tpm2-pkcs11 fails on P-521 keys with CKR_HOST_MEMORY).
+    pub(crate) ecdsa: [bool; 3],
+    /// `C_GetMechanismInfo` key sizes (min, max) of `CKM_RSA_PKCS_KEY_PAIR_GEN` (bits),
+    /// `CKM_EC_KEY_PAIR_GEN` (bits) and `CKM_AES_KEY_GEN` (bytes); (0, 0) if not said.
+    pub(crate) rsa_bits: (u64, u64),
+    pub(crate) ec_bits: (u64, u64),
+    pub(crate) aes_bytes: (u64, u64),
+    /// `C_CreateObject` took a throw-away AES key, RSA private key, EC private key and EC
+    /// public key: what import needs (tpm2-pkcs11 takes RSA public keys only).
+    pub(crate) import_aes: bool,
+    pub(crate) import_rsa: bool,
+    pub(crate) import_ec: bool,
+    /// The token refused an RSA key pair with CKA_SIGN/CKA_VERIFY set to false and took
+    /// it without them: its keys get every usage flag they can have.
+    pub(crate) usage_defaults: bool,
+}
+
+/// Whether `value` is within a mechanism's (min, max) key size; (0, 0) says nothing.
+fn in_range((min, max): (u64, u64), value: u64) -> bool {
+    max == 0 || (min..=max).contains(&value)
+}
+
+/// The flag of `curve` in a per-curve array (in [`EcCurve::ALL`] order).
+fn curve_flag(flags: &[bool; 3], curve: EcCurve) -> bool {
+    EcCurve::ALL.iter().position(|c| *c == curve).and_then(|i| flags.get(i)).copied().unwrap_or(false)
+}
+
+/// The curve's size as PKCS#11 mechanism info gives it (bits of the order).
+fn curve_bits(c: EcCurve) -> u64 {
+    match c {
+        EcCurve::P521 => 521,
+        c => u64::try_from(c.field_len() * 8).unwrap_or(u64::MAX),
+    }
 }
 
 /// Where a probe result came from (for tests and logs).
@@ -178,12 +217,45 @@ impl Probe {
         let _g = token.write_guard()?;
         let ok = |r: std::result::Result<(), CkError>| Ok::<_, crate::error::OpError>(r);
         // Leftovers of a probe that crashed before it could clean up.
-        token.with_fresh_session(|s| ok(remove_leftovers(s)))?.ok();
+        token.with_session(|s| ok(remove_leftovers(s)))?.ok();
+        let range = |m: MechanismType| {
+            token.slot().ok().and_then(|slot| token.ctx.get_mechanism_info(slot, m).ok()).map_or(
+                (0, 0),
+                |i| {
+                    (
+                        u64::try_from(i.min_key_size()).unwrap_or(u64::MAX),
+                        u64::try_from(i.max_key_size()).unwrap_or(u64::MAX),
+                    )
+                },
+            )
+        };
+        p.rsa_bits = range(MechanismType::RSA_PKCS_KEY_PAIR_GEN);
+        p.ec_bits = range(MechanismType::ECC_KEY_PAIR_GEN);
+        p.aes_bytes = range(MechanismType::AES_KEY_GEN);
+        // Each probe that runs operations gets a session of its own, closed after it: a
+        // failed operation can leave the session's operation active (tpm2-pkcs11 after
+        // an OAEP label it cannot take), and a pooled session must not inherit that.
         if p.has(MechanismType::RSA_PKCS_OAEP) && p.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) {
-            // Fresh sessions, closed after: a probe's failed operation may leave the session
-            // unusable on some tokens, and must not reach the pool.
-            p.oaep = token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(oaep_probe(s)))?;
+            (p.oaep, p.usage_defaults) =
+                token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(oaep_probe(s)))?;
         }
+        if p.has(MechanismType::AES_KEY_GEN) {
+            p.aes_gen = token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(aes_gen_probe(s)))?;
+        }
+        if p.has(MechanismType::ECC_KEY_PAIR_GEN) {
+            for (i, &c) in EcCurve::ALL.iter().enumerate() {
+                if in_range(p.ec_bits, curve_bits(c)) {
+                    let sign = p.has(MechanismType::ECDSA);
+                    let (made, signed) = token
+                        .with_fresh_session(|s| Ok::<_, crate::error::OpError>(ecdsa_probe(s, c, sign)))?;
+                    if let (Some(g), Some(e)) = (p.ec_gen.get_mut(i), p.ecdsa.get_mut(i)) {
+                        (*g, *e) = (made, signed);
+                    }
+                }
+            }
+        }
+        (p.import_aes, p.import_rsa, p.import_ec) =
+            token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(import_probe(s)))?;
         if p.has(MechanismType::AES_KEY_WRAP) {
             p.kw_ok = token.with_fresh_session(|s| {
                 Ok::<_, crate::error::OpError>(kat(s, &KW_KAT, &Mechanism::AesKeyWrap, "CKM_AES_KEY_WRAP"))
@@ -206,7 +278,8 @@ impl Probe {
                 token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(kek_template_probe(s, &m)))?;
         }
         tracing::debug!(target: "hsmkit::pkcs11", token = %token.label, oaep = ?p.oaep, kw = p.kw_ok,
-            kwp = p.kwp_ok, kek_templates = p.kek_templates, "probed");
+            kwp = p.kwp_ok, kek_templates = p.kek_templates, aes_gen = p.aes_gen, ec_gen = ?p.ec_gen,
+            ecdsa = ?p.ecdsa, import = ?(p.import_aes, p.import_rsa, p.import_ec), "probed");
         Ok(p)
     }
 
@@ -235,12 +308,29 @@ impl Probe {
         };
         match (op, alg) {
             (KeyOp::Sign, Algorithm::Signature(a)) => {
-                let (m, name) = match a.scheme() {
-                    SignatureScheme::RsaPkcs1v15 => (MechanismType::RSA_PKCS, "CKM_RSA_PKCS"),
-                    SignatureScheme::RsaPss => (MechanismType::RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS"),
-                    _ => (MechanismType::ECDSA, "CKM_ECDSA"),
+                let (m, name, curve) = match a.scheme() {
+                    SignatureScheme::RsaPkcs1v15 => (MechanismType::RSA_PKCS, "CKM_RSA_PKCS", None),
+                    SignatureScheme::RsaPss => (MechanismType::RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS", None),
+                    SignatureScheme::Ecdsa(c) => (MechanismType::ECDSA, "CKM_ECDSA", Some(c)),
+                    other => {
+                        return Err(Error::unsupported(format!(
+                            "{alg}: hsmkit knows no PKCS#11 mechanism for {other:?}"
+                        )));
+                    }
                 };
-                if self.has(m) { Ok(()) } else { missing(name) }
+                if !self.has(m) {
+                    return missing(name);
+                }
+                match curve {
+                    // Probed where the token makes EC keys (keys another tool made on a
+                    // token that cannot are tried).
+                    Some(c) if self.has(MechanismType::ECC_KEY_PAIR_GEN) && !curve_flag(&self.ecdsa, c) => {
+                        Err(Error::unsupported(format!(
+                            "{alg}: the token's CKM_ECDSA failed to sign with a {c} key it made (probed)"
+                        )))
+                    }
+                    _ => Ok(()),
+                }
             }
             (KeyOp::Decrypt, Algorithm::Encryption(e)) => self.check_oaep(e, &[]),
             (KeyOp::WrapKey | KeyOp::UnwrapKey, Algorithm::KeyWrap(w)) => match w.scheme() {
@@ -284,19 +374,62 @@ impl Probe {
 
     pub(crate) fn capabilities(&self) -> Capabilities {
         let all = Capabilities::all();
-        let can_generate = |spec: &KeySpec| match spec {
-            KeySpec::Rsa { .. } => self.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN),
-            KeySpec::Ec(_) => self.has(MechanismType::ECC_KEY_PAIR_GEN),
-            _ => self.has(MechanismType::AES_KEY_GEN),
+        let can_generate = |spec: &KeySpec| match *spec {
+            KeySpec::Rsa { bits } => {
+                self.has(MechanismType::RSA_PKCS_KEY_PAIR_GEN) && in_range(self.rsa_bits, u64::from(bits))
+            }
+            KeySpec::Ec(c) => self.has(MechanismType::ECC_KEY_PAIR_GEN) && curve_flag(&self.ec_gen, c),
+            KeySpec::Aes(size) => {
+                self.has(MechanismType::AES_KEY_GEN)
+                    && self.aes_gen
+                    && u64::try_from(size.byte_len()).is_ok_and(|n| in_range(self.aes_bytes, n))
+            }
+            _ => false,
         };
         let ok = |op, alg| self.check(op, alg).is_ok();
         let decrypt: Vec<_> =
             all.decrypt.into_iter().filter(|a| ok(KeyOp::Decrypt, Algorithm::Encryption(*a))).collect();
         // Labels are usable if every algorithm the token decrypts takes one.
         let oaep_label = !decrypt.is_empty() && decrypt.iter().all(|a| self.oaep.decrypt(*a, true));
+        let import = self.import_aes && self.import_rsa && self.import_ec;
+        let mut notes = Vec::new();
+        if !import {
+            let refused: Vec<&str> = [
+                (self.import_aes, "AES secret keys"),
+                (self.import_rsa, "RSA private keys"),
+                (self.import_ec, "EC private and public keys"),
+            ]
+            .into_iter()
+            .filter(|(ok, _)| !ok)
+            .map(|(_, what)| what)
+            .collect();
+            notes.push(format!("import: the token's C_CreateObject refused {} (probed)", refused.join(", ")));
+        }
+        for &c in EcCurve::ALL {
+            if self.has(MechanismType::ECC_KEY_PAIR_GEN)
+                && in_range(self.ec_bits, curve_bits(c))
+                && !curve_flag(&self.ec_gen, c)
+            {
+                notes.push(format!(
+                    "generate: EC-{c}: the token's CKM_EC_KEY_PAIR_GEN made no {c} key pair with a readable public key (probed)"
+                ));
+            }
+        }
+        if self.has(MechanismType::AES_KEY_GEN) && !self.aes_gen {
+            notes.push(
+                "generate: AES: the token lists CKM_AES_KEY_GEN but its C_GenerateKey failed (probed)"
+                    .to_owned(),
+            );
+        }
+        if self.usage_defaults {
+            notes.push(
+                "the token grants every usage flag its keys can have; hsmkit enforces allowed operations itself"
+                    .to_owned(),
+            );
+        }
         Capabilities {
             generate: all.generate.into_iter().filter(|s| can_generate(s)).collect(),
-            import: true,
+            import,
             export: false,
             sign: all.sign.into_iter().filter(|a| ok(KeyOp::Sign, Algorithm::Signature(*a))).collect(),
             decrypt,
@@ -305,7 +438,7 @@ impl Probe {
             oaep_label,
             engine: "pkcs11",
             metadata: "token",
-            notes: Vec::new(),
+            notes,
         }
     }
 }
@@ -392,24 +525,49 @@ fn remove_leftovers(s: &Session) -> std::result::Result<(), CkError> {
 /// Makes a throw-away RSA-2048 key pair and checks each OAEP variant on its own:
 /// `C_Decrypt` with SHA-1 and SHA-256, with and without a label, and `C_UnwrapKey`
 /// with SHA-1 and SHA-256. Ciphertexts come from the software engine.
-fn oaep_probe(s: &Session) -> Oaep {
+///
+/// The key pair is asked with CKA_VERIFY and CKA_SIGN false, as hsmkit asks for a
+/// decrypt-only key; a token that refuses that and takes the pair without them grants
+/// usage flags by default (the second value, see [`Probe::usage_defaults`]).
+fn oaep_probe(s: &Session) -> (Oaep, bool) {
     let mut out = Oaep::default();
     let mut temp = Temp::new(s);
+    let defaults = std::cell::Cell::new(false);
     let pair = throwaway("an RSA key pair", |store| {
-        let public: Vec<_> = [
+        let mut public: Vec<_> = [
             Attribute::ModulusBits(2048u64.into()),
             Attribute::PublicExponent(vec![1, 0, 1]),
             Attribute::Encrypt(true),
+            Attribute::Verify(false),
         ]
         .into_iter()
         .chain(store.iter().filter(|a| !matches!(a, Attribute::Private(_))).cloned())
         .collect();
-        let private: Vec<_> = [Attribute::Sensitive(true), Attribute::Decrypt(true), Attribute::Unwrap(true)]
-            .into_iter()
-            .chain(store.iter().cloned())
-            .chain(std::iter::once(Attribute::Private(true)).filter(|_| store.len() == 1))
-            .collect();
-        match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private) {
+        let mut private: Vec<_> = [
+            Attribute::Sensitive(true),
+            Attribute::Decrypt(true),
+            Attribute::Unwrap(true),
+            Attribute::Sign(false),
+        ]
+        .into_iter()
+        .chain(store.iter().cloned())
+        .chain(std::iter::once(Attribute::Private(true)).filter(|_| store.len() == 1))
+        .collect();
+        let first = s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private);
+        let first = match first {
+            Err(e) if crate::generate::refuses_rsa_wrap(&e) => {
+                tracing::debug!(target: "hsmkit::pkcs11", "probe: RSA key pair with CKA_SIGN/CKA_VERIFY false: {e}; trying without");
+                public.retain(|a| !matches!(a, Attribute::Verify(_)));
+                private.retain(|a| !matches!(a, Attribute::Sign(_)));
+                let r = s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public, &private);
+                if r.is_ok() {
+                    defaults.set(true);
+                }
+                r
+            }
+            r => r,
+        };
+        match first {
             // A token refusing RSA keys with CKA_UNWRAP: the C_Decrypt variants can
             // still be probed.
             Err(e) if crate::generate::refuses_rsa_wrap(&e) => {
@@ -425,7 +583,7 @@ fn oaep_probe(s: &Session) -> Oaep {
         Ok((p, k)) => (temp.keep(p), temp.keep(k)),
         Err(e) => {
             tracing::debug!(target: "hsmkit::pkcs11", "probe: cannot make an RSA-2048 key pair: {e}");
-            return out;
+            return (out, false);
         }
     };
     let ops = match crate::export::read_public(s, pub_h) {
@@ -444,14 +602,14 @@ fn oaep_probe(s: &Session) -> Oaep {
         }
         other => {
             tracing::debug!(target: "hsmkit::pkcs11", "probe: cannot read the RSA public key: {other:?}");
-            return out;
+            return (out, defaults.get());
         }
     };
     let ops = match ops {
         Ok(o) => o,
         Err(e) => {
             tracing::debug!(target: "hsmkit::pkcs11", "probe: no software engine for the RSA public key: {e}");
-            return out;
+            return (out, defaults.get());
         }
     };
     let secret = b"hsmkit probe: 32 bytes of secret";
@@ -499,11 +657,179 @@ fn oaep_probe(s: &Session) -> Oaep {
     };
     out.sha1 = try_decrypt(EncryptionAlgorithm::RsaOaep, &[]);
     out.sha256 = try_decrypt(EncryptionAlgorithm::RsaOaep256, &[]);
-    out.sha1_label = try_decrypt(EncryptionAlgorithm::RsaOaep, b"hsmkit label");
-    out.sha256_label = try_decrypt(EncryptionAlgorithm::RsaOaep256, b"hsmkit label");
     out.unwrap_sha1 = try_unwrap(EncryptionAlgorithm::RsaOaep);
     out.unwrap_sha256 = try_unwrap(EncryptionAlgorithm::RsaOaep256);
-    out
+    // Last: tpm2-pkcs11 leaves the operation active after a label it cannot take.
+    out.sha1_label = try_decrypt(EncryptionAlgorithm::RsaOaep, b"hsmkit label");
+    out.sha256_label = try_decrypt(EncryptionAlgorithm::RsaOaep256, b"hsmkit label");
+    (out, defaults.get())
+}
+
+/// Whether `C_GenerateKey` makes a throw-away AES-128 key.
+fn aes_gen_probe(s: &Session) -> bool {
+    let mut temp = Temp::new(s);
+    let r = throwaway("an AES key", |store| {
+        let mut t = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::ValueLen(16u64.into()),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+        ];
+        t.extend(store.iter().cloned());
+        s.generate_key(&Mechanism::AesKeyGen, &t)
+    });
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: C_GenerateKey CKM_AES_KEY_GEN: {:?}", r.as_ref().map(|_| "ok"));
+    r.map(|h| temp.keep(h)).is_ok()
+}
+
+/// Whether `C_GenerateKeyPair` makes a throw-away key pair on `curve` whose public key
+/// hsmkit can read (tpm2-pkcs11's P-521 CKA_EC_POINT is not), and (if `sign`) whether
+/// `C_Sign` with `CKM_ECDSA` then signs a digest with it.
+fn ecdsa_probe(s: &Session, curve: EcCurve, sign: bool) -> (bool, bool) {
+    let mut temp = Temp::new(s);
+    let Ok(params) = crate::generate::ec_params(curve) else { return (false, false) };
+    let pair = throwaway("an EC key pair", |store| {
+        let public: Vec<_> = [Attribute::EcParams(params.clone()), Attribute::Verify(true)]
+            .into_iter()
+            .chain(store.iter().filter(|a| !matches!(a, Attribute::Private(_))).cloned())
+            .collect();
+        let private: Vec<_> = [Attribute::Sensitive(true), Attribute::Sign(true)]
+            .into_iter()
+            .chain(store.iter().cloned())
+            .chain(std::iter::once(Attribute::Private(true)).filter(|_| store.len() == 1))
+            .collect();
+        s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private)
+    });
+    let private = match pair {
+        Ok((p, k)) => {
+            temp.keep(p);
+            let readable = crate::export::read_public(s, p);
+            if !matches!(readable, Ok(Some(Ok(_)))) {
+                tracing::debug!(target: "hsmkit::pkcs11", "probe: {curve} public key unreadable: {readable:?}");
+                temp.keep(k);
+                return (false, false);
+            }
+            temp.keep(k)
+        }
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: {curve} key pair: {e}");
+            return (false, false);
+        }
+    };
+    if !sign {
+        return (true, false);
+    }
+    // A digest as long as the curve's hash: SHA-256, SHA-384, SHA-512.
+    let digest = vec![0x5a; curve.field_len().min(64)];
+    let r = s.sign(&Mechanism::Ecdsa, private, &digest);
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: CKM_ECDSA on {curve}: {:?}", r.as_ref().map(Vec::len));
+    (true, matches!(r, Ok(sig) if sig.len() == 2 * curve.field_len()))
+}
+
+/// A fixed RSA-2048 key (made for this probe, used for nothing else): its components.
+struct RsaKat {
+    n: &'static str,
+    d: &'static str,
+    p: &'static str,
+    q: &'static str,
+    dp: &'static str,
+    dq: &'static str,
+    qinv: &'static str,
+}
+
+const IMPORT_RSA: RsaKat = RsaKat {
+    n: "a86a2e58beb147a395f62a5de6e1dc8502d50b02037607529aafb1389b44088987bcabd19c6b1fbc7457b47d03ab0a5596130898b0f9e8f10a7e391837d24d67eb511b9787ab0220fe214ec755983e6fd0fbd5dcdc788cadf4897fe72088a9eaed1963dd9e49a9acac02da764730a2e33b42e0fc638c1e68584ccae86c096e835e990606d3ef83af2222bef83de0769b3030d1ac79855a9ad22597c6cafbd4ae4a64eff37ade3db747aa98e23de6b229fc06ebce5411cef3a1e100f3ce4ddb937b1b4cddb9f5769cc6f4507d69c1b16fe0efc58d92d467e823c2b028311bab8bc7d6e50321942576f56e57622ae2c5a955cd74bae5d56e3ee697fd3ea09c351f",
+    d: "308e4484839e3b2857e11c3fec842bff115cf90a8092f3f385f3a7a5c966290bf5dd98b01b67eb437b4b9a16fd0ac03502cac40cb9e1a39e734707110b6f0fb029713e0247342fadf1770aee7fa820403ec18cdc5b9849ff1164df4274e7d20d9084647d8dd87119fe91e80877e7f6de8ac47277720000f85694f55f635ea8c4b1b34073589ccf46c355620e678b08f2449f8f85d309de7ca965789d4532d1118df2dbfbeb197d78f2c27f1c02d49e6f7343c8ce216555fdb67dad11c79672b2471afbf1fbe7e6f6f1c7be4a806ff85e5367fb0a86aaabe4a58ff05692ecbdb1ed79df0bfcc88330f3aade9651d22b2d889d5e1b5f45678b22cd888eb87a0371",
+    p: "cfd879fe23af406ae90a1fd431362632a47c4d4324587348068cbd11b7c359a84c419db1186ec0b0e961708b492d386b47165e3f5de8b371b88ecece2ae4bbd98c01f6161e4f0088e6070e49e27609b728ac5b987f363566a6cce3abe4ae2339f2b7ee66ba87d94db8be6c7d775577f414011c2df8e53c91279b42279defa6b7",
+    q: "cf6f05f67dedf86728104c2c1dc56b0a6e024fa27599ebf6a0445a1138aaebee9b910d504fb13b55e52b4fd723c1aeb11834ee7c692e77aa02345ab8020ecab67b562863cfb49129cdbb9337e5127f15de81bb3007c61a8faad3dfe15022ca4e3d64b447749386a84f96ff90def476581d0e4dd64ca5f6ca1246525b28c33cd9",
+    dp: "83f683ee11a611964f83b815b77113eb8f77c46e5ec331de871a1069116d9c9d385d68cbaa2197823b8b3c3393307ce3cfeca9c63dcfa32f0ee8ccf12556b8d6350881c0255a2f92bbc9bb0eba140bb318c5e619fa9ae668d87aba0ac754b0d4f8004403416743570f7707d6d94f90ab8d8feede596ae27b9ed3fabac0920a1d",
+    dq: "369c7e2f64fc0fd7e8be51af93aef3fd6cf502ce3cb3e761a8d415fa4eb7012272a67fa0d33a4feacf48d5de4835a7ae4c37334a61ceb0067c4a1850358a7b680b94a55191cf7220555fbae48e548e4ccda5ce08592398be9634edce3df0cade4a5f86ef010c0df9a5ea952228f0a76f8f46c2cb56a6a310943b1b5790a5c611",
+    qinv: "0166949b7072410a735f19397af70fe17e8af3ac1d142cd1a332d7628786d3b4f15c4ef402ce71145b58591066352aa01ec4667c7988c0e2008d70138621b32ae40c5735f3380dd737aa1bc54e12e6e231512f545c95b8cda84c2a87c44ca481e52efe0aecd50b2f6b91f67040a77ef72fc4b89e56669a63250f5c25c580efe8",
+};
+
+/// A fixed P-256 key (made for this probe, used for nothing else): scalar and point.
+const IMPORT_EC_D: &str = "64adba4ebbd8453a92970b6c621f9d85b0abbc1d1a18b01c467073ef2d3fde18";
+const IMPORT_EC_POINT: &str = "04a3dbed22833c6387043d65d87da148626e9f53ba4a429bcfbcfc4727396176096cdb9a562fec84a40720bbd55f3761e9ab5707fa781dcc5def470d9ddd772e34";
+
+/// Whether `C_CreateObject` takes (a) an AES secret key, (b) an RSA private key, (c) an
+/// EC private and an EC public key: throw-away objects made from fixed keys.
+fn import_probe(s: &Session) -> (bool, bool, bool) {
+    let mut temp = Temp::new(s);
+    let mut create = |what: &str, t: Vec<Attribute>| {
+        let r = throwaway(what, |store| {
+            let mut t = t.clone();
+            let public = t.contains(&Attribute::Class(ObjectClass::PUBLIC_KEY));
+            t.extend(store.iter().filter(|a| !(public && matches!(a, Attribute::Private(_)))).cloned());
+            s.create_object(&t)
+        });
+        tracing::debug!(target: "hsmkit::pkcs11", "probe: C_CreateObject {what}: {:?}", r.as_ref().map(|_| "ok"));
+        r.map(|h| temp.keep(h)).is_ok()
+    };
+    let secret = [Attribute::Sensitive(true), Attribute::Extractable(false)];
+    let aes = create(
+        "an AES key",
+        [
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Value(vec![0x42; 16]),
+        ]
+        .into_iter()
+        .chain(secret.iter().cloned())
+        .collect(),
+    );
+    let k = &IMPORT_RSA;
+    let rsa = create(
+        "an RSA private key",
+        [
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::KeyType(KeyType::RSA),
+            Attribute::Modulus(unhex(k.n)),
+            Attribute::PublicExponent(vec![1, 0, 1]),
+            Attribute::PrivateExponent(unhex(k.d)),
+            Attribute::Prime1(unhex(k.p)),
+            Attribute::Prime2(unhex(k.q)),
+            Attribute::Exponent1(unhex(k.dp)),
+            Attribute::Exponent2(unhex(k.dq)),
+            Attribute::Coefficient(unhex(k.qinv)),
+        ]
+        .into_iter()
+        .chain(secret.iter().cloned())
+        .collect(),
+    );
+    let ec = match crate::generate::ec_params(EcCurve::P256) {
+        Ok(params) => {
+            let private = create(
+                "an EC private key",
+                [
+                    Attribute::Class(ObjectClass::PRIVATE_KEY),
+                    Attribute::KeyType(KeyType::EC),
+                    Attribute::EcParams(params.clone()),
+                    Attribute::Value(unhex(IMPORT_EC_D)),
+                ]
+                .into_iter()
+                .chain(secret.iter().cloned())
+                .collect(),
+            );
+            let point =
+                der::asn1::OctetString::new(unhex(IMPORT_EC_POINT)).and_then(|o| der::Encode::to_der(&o));
+            let public = match point {
+                Ok(point) => create(
+                    "an EC public key",
+                    vec![
+                        Attribute::Class(ObjectClass::PUBLIC_KEY),
+                        Attribute::KeyType(KeyType::EC),
+                        Attribute::EcParams(params),
+                        Attribute::EcPoint(point),
+                    ],
+                ),
+                Err(_) => false,
+            };
+            private && public
+        }
+        Err(_) => false,
+    };
+    (aes, rsa, ec)
 }
 
 /// A key-wrap known-answer test: KEK, key data, wrapped form.
@@ -691,7 +1017,7 @@ mod disk {
     /// At most this many tokens are remembered (test runs make many fresh tokens).
     const MAX_ENTRIES: usize = 64;
     /// Bumped when the probe's meaning changes: older entries are probed again.
-    const FORMAT: u64 = 2;
+    const FORMAT: u64 = 3;
 
     /// This process's user id: the owner of a file it just made.
     #[cfg(unix)]
@@ -778,6 +1104,14 @@ mod disk {
             "kw": p.kw_ok,
             "kwp": p.kwp_ok,
             "kek_templates": p.kek_templates,
+            "aes_gen": p.aes_gen,
+            "ec_gen": p.ec_gen,
+            "ecdsa": p.ecdsa,
+            "rsa_bits": [p.rsa_bits.0, p.rsa_bits.1],
+            "ec_bits": [p.ec_bits.0, p.ec_bits.1],
+            "aes_bytes": [p.aes_bytes.0, p.aes_bytes.1],
+            "import": [p.import_aes, p.import_rsa, p.import_ec],
+            "usage_defaults": p.usage_defaults,
         })
     }
 
@@ -797,6 +1131,17 @@ mod disk {
         let [sha1, sha256, sha1_label, sha256_label, unwrap_sha1, unwrap_sha256] = o.as_slice() else {
             return None;
         };
+        let bools = |k: &str| -> Option<[bool; 3]> {
+            let v: Vec<bool> = v.get(k)?.as_array()?.iter().map(Value::as_bool).collect::<Option<_>>()?;
+            v.try_into().ok()
+        };
+        let range = |k: &str| -> Option<(u64, u64)> {
+            match v.get(k)?.as_array()?.as_slice() {
+                [a, b] => Some((a.as_u64()?, b.as_u64()?)),
+                _ => None,
+            }
+        };
+        let [import_aes, import_rsa, import_ec] = bools("import")?;
         Some(Probe {
             mechanisms,
             oaep: Oaep {
@@ -810,6 +1155,16 @@ mod disk {
             kw_ok: flag("kw")?,
             kwp_ok: flag("kwp")?,
             kek_templates: flag("kek_templates")?,
+            aes_gen: flag("aes_gen")?,
+            ec_gen: bools("ec_gen")?,
+            ecdsa: bools("ecdsa")?,
+            rsa_bits: range("rsa_bits")?,
+            ec_bits: range("ec_bits")?,
+            aes_bytes: range("aes_bytes")?,
+            import_aes,
+            import_rsa,
+            import_ec,
+            usage_defaults: flag("usage_defaults")?,
         })
     }
 

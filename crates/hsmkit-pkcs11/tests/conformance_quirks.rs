@@ -33,7 +33,11 @@ macro_rules! suite {
         hsmkit_conformance::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep, wycheproof_aes_kw, wycheproof_aes_kwp, wycheproof_aes_gcm,
         );
-        hsmkit_conformance::conformance_tests!(@each_load $make; eight_threads_mixed_operations);
+        #[test]
+        fn eight_threads_mixed_operations() {
+            let store = ($make)();
+            hsmkit_conformance::load::eight_threads_mixed_operations(&store);
+        }
         hsmkit_conformance::conformance_tests!(@each_interop $make;
             openssl_verifies_hsmkit_signatures, hsmkit_decrypts_openssl_oaep, hsmkit_imports_openssl_keys,
         );

@@ -167,7 +167,8 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
 pub struct Capabilities {
     /// Specs the backend generates.
     pub generate: Vec<KeySpec>,
-    /// Whether keys can be imported.
+    /// Whether keys can be imported (a backend that cannot may say why in a note that
+    /// starts with `import: `, which the refusal quotes).
     pub import: bool,
     /// Whether exportable keys can be exported.
     pub export: bool,

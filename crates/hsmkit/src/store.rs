@@ -288,8 +288,15 @@ impl Store {
         {
             return Err(Error::invalid(format!("RSA keys of {bits} bits are not accepted (2048-8192)")));
         }
-        if !self.backend.capabilities().import {
-            return Err(Error::unsupported(format!("{} backend cannot import keys", self.backend.kind())));
+        let caps = self.backend.capabilities();
+        if !caps.import {
+            // The backend's note on why (for a token: what its C_CreateObject refused).
+            let why = caps.notes.iter().find_map(|n| n.strip_prefix("import: ")).map(|n| format!(": {n}"));
+            return Err(Error::unsupported(format!(
+                "{} backend cannot import keys{}",
+                self.backend.kind(),
+                why.unwrap_or_default()
+            )));
         }
         let mut attributes = attributes.resolve(spec.key_type())?;
         if material.is_public_only() {
