@@ -132,6 +132,12 @@ impl Drop for Serial {
 /// Whether the module is one whose calls must be serialised (see [`SERIAL`]): by its
 /// library manufacturer, tpm2-pkcs11's "tpm2-software.github.io".
 fn needs_serialising(ctx: &Pkcs11) -> bool {
+    is_tpm2_pkcs11(ctx)
+}
+
+/// Whether the module is tpm2-pkcs11 (library manufacturer "tpm2-software.github.io"),
+/// whose known defects hsmkit works around by name (serialised calls; metadata in a file).
+pub(crate) fn is_tpm2_pkcs11(ctx: &Pkcs11) -> bool {
     ctx.get_library_info().is_ok_and(|i| i.manufacturer_id().trim_end().starts_with("tpm2-software"))
 }
 

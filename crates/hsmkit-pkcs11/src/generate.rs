@@ -303,7 +303,6 @@ pub(crate) fn verify_usage(
             _ => None,
         });
         let rsa = head.iter().any(|a| matches!(a, Attribute::KeyType(k) if *k == CkKeyType::RSA));
-        let ec = head.iter().any(|a| matches!(a, Attribute::KeyType(k) if *k == CkKeyType::EC));
         let secret = match class {
             Some(c) if c == ObjectClass::SECRET_KEY => true,
             Some(c) if c == ObjectClass::PRIVATE_KEY => false,
@@ -319,7 +318,9 @@ pub(crate) fn verify_usage(
         // Not on EC keys: hsmkit does not ask for them there (strict tokens refuse
         // them in EC templates, and SoftHSM2 defaults them to true); no EC mechanism
         // hsmkit checks for decrypts, and CKA_DERIVE (ECDH) is checked.
-        if !ec {
+        // So: checked where they mean something to hsmkit's mechanisms: RSA private keys and
+        // secret keys (an object whose key type reads as neither is not held to them).
+        if rsa || secret {
             types.extend([AttributeType::Decrypt, AttributeType::Unwrap]);
         }
         if secret {

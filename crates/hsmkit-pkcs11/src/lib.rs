@@ -253,6 +253,21 @@ impl Pkcs11Backend {
                         notes.push(format!("metadata: in {} (it exists for this token)", path.display()));
                         Arc::new(FileMetadata::open(&path, token.clone())?)
                     }
+                    // tpm2-pkcs11 1.9.0 creates a private data object without its CKA_VALUE
+                    // once key objects have been destroyed in the process (a purge, then a
+                    // create: reads give CKR_ATTRIBUTE_TYPE_INVALID, "Needed CKA_VALUE but
+                    // didn't find encrypted blob"); no short probe reproduces it, so the
+                    // library is named here. Writes on the token would fail loudly, not
+                    // silently, but a file keeps the lifecycle working.
+                    file if context::is_tpm2_pkcs11(&token.ctx) => {
+                        let path = file?;
+                        notes.push(format!(
+                            "metadata: in {} because tpm2-pkcs11 loses private data-object values after \
+                             key objects are destroyed (seen on 1.9.0)",
+                            path.display()
+                        ));
+                        Arc::new(FileMetadata::open(&path, token.clone())?)
+                    }
                     _ if metadata::has_documents(&token)? => Arc::new(TokenMetadata::new(token.clone())),
                     file => match metadata::probe_data_objects(&token) {
                         Ok(()) => Arc::new(TokenMetadata::new(token.clone())),

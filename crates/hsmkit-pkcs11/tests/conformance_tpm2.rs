@@ -56,7 +56,9 @@ fn tpm2_unsupported_answers_are_exactly() {
         "oaep_label",
         // No PKCS#11 token exports keys through hsmkit.
         "export",
-        "metadata token",
+        // tpm2-pkcs11 1.9.0 loses private data-object values after key objects are
+        // destroyed: metadata=auto keeps it in a file.
+        "metadata file",
     ];
     assert_eq!(got, want, "notes: {:?}", store.capabilities().notes);
 }
