@@ -80,5 +80,5 @@ tests/c/run.sh
 say "envelope vectors, read by pyca/cryptography"
 python3 tests/interop/envelope_pyca.py
 
-say "fuzz: 7 targets, 25 s each (FUZZ_SECONDS)"
-FUZZ_SECONDS="${FUZZ_SECONDS:-25}" tests/fuzz.sh
+say "fuzz: 7 targets, 15 s each (FUZZ_SECONDS)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" tests/fuzz.sh

@@ -407,6 +407,23 @@ impl Pkcs11Backend {
         Ok(())
     }
 
+    /// The attributes a new version's objects get on the token: the request's, except
+    /// that on a token that cannot `C_UnwrapKey` with OAEP (it unwraps by `C_Decrypt`,
+    /// see wrap.rs) RSA unwrapping keys also get `CKA_DECRYPT`. The core still refuses
+    /// decrypt on them unless their allowed operations say so.
+    fn on_token(&self, req: &NewKey<'_>, spec: KeySpec) -> KeyAttributes {
+        let oaep = &self.probe.oaep;
+        let by_decrypt = matches!(spec, KeySpec::Rsa { .. })
+            && req.attributes.allowed().contains(KeyOp::UnwrapKey)
+            && !(oaep.unwrap_sha1 || oaep.unwrap_sha256)
+            && (oaep.sha1 || oaep.sha256);
+        let mut on_token = req.attributes.clone();
+        if by_decrypt {
+            on_token.ops = Some(on_token.allowed().with(KeyOp::Decrypt));
+        }
+        on_token
+    }
+
     fn info(req: &NewKey<'_>, spec: KeySpec, has_private: bool) -> KeyInfo {
         let mut info = req.info(spec, has_private);
         info.attributes.exportable = false;
@@ -458,18 +475,7 @@ impl Backend for Pkcs11Backend {
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>> {
         refuse_exportable(req)?;
         let info = Self::info(req, spec, true);
-        // A token that cannot C_UnwrapKey with OAEP unwraps by C_Decrypt (see wrap.rs):
-        // its RSA unwrapping keys need CKA_DECRYPT on the token. The core still refuses
-        // decrypt on them unless their allowed operations say so.
-        let oaep = &self.probe.oaep;
-        let by_decrypt = matches!(spec, KeySpec::Rsa { .. })
-            && req.attributes.allowed().contains(KeyOp::UnwrapKey)
-            && !(oaep.unwrap_sha1 || oaep.unwrap_sha256)
-            && (oaep.sha1 || oaep.sha256);
-        let mut on_token = req.attributes.clone();
-        if by_decrypt {
-            on_token.ops = Some(on_token.allowed().with(KeyOp::Decrypt));
-        }
+        let on_token = self.on_token(req, spec);
         let req = &NewKey { attributes: &on_token, ..req.clone() };
         self.create_version(info, |s| {
             let (k, p) = generate::generate(s, req, spec)?;
@@ -480,7 +486,10 @@ impl Backend for Pkcs11Backend {
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>> {
         refuse_exportable(req)?;
         let material = hsmkit_soft::normalize(&material)?;
-        let info = Self::info(req, material.spec()?, !material.is_public_only());
+        let spec = material.spec()?;
+        let info = Self::info(req, spec, !material.is_public_only());
+        let on_token = self.on_token(req, spec);
+        let req = &NewKey { attributes: &on_token, ..req.clone() };
         self.create_version(info, |s| import::import(s, req, &material))
     }
 

@@ -2,6 +2,8 @@
 //! object: wrap = create + `C_WrapKey` + destroy; unwrap = `C_UnwrapKey` into an
 //! extractable session object + read + destroy.
 
+use std::cell::Cell;
+
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -104,25 +106,21 @@ pub(crate) fn wrap_key(key: &TokenKey, alg: KeyWrapAlgorithm, dek: &[u8]) -> Res
         return ops.wrap_key(alg, dek);
     }
     let mech = aes_mechanism(key, hsmkit::KeyOp::WrapKey, alg)?;
-    key.with_private(false, |s, kek| {
-        let create = |token: bool| {
+    with_data_key_objects(key, |token, refused| {
+        key.with_private(false, |s, kek| {
             let mut t = data_key_template(token);
             t.push(Attribute::Value(dek.to_vec()));
             let temp = s.create_object(&t);
             wipe(&mut t);
-            temp
-        };
-        let temp = match create(false) {
-            Err(e) if refuses_session_object(&e) => create(true),
-            r => r,
-        }?;
-        let r = s.wrap_key(&mech, kek, temp);
-        destroy_quietly(s, temp);
-        // A token that wrote fewer bytes than the standard's length broke the mechanism.
-        fit_wrapped(r?, &mech, dek.len()).ok_or(cryptoki::error::Error::Pkcs11(
-            cryptoki::error::RvError::GeneralError,
-            cryptoki::context::Function::WrapKey,
-        ))
+            let temp = temp.inspect_err(|e| refused.set(!token && refuses_session_object(e)))?;
+            let r = s.wrap_key(&mech, kek, temp);
+            destroy_quietly(s, temp);
+            // A token that wrote fewer bytes than the standard's length broke the mechanism.
+            fit_wrapped(r?, &mech, dek.len()).ok_or(cryptoki::error::Error::Pkcs11(
+                cryptoki::error::RvError::GeneralError,
+                cryptoki::context::Function::WrapKey,
+            ))
+        })
     })
 }
 
@@ -146,11 +144,11 @@ fn unwrap_object(
     mech: &Mechanism<'_>,
     kek: ObjectHandle,
     wrapped: &[u8],
+    (token, refused): (bool, &Cell<bool>),
 ) -> cryptoki::error::Result<Zeroizing<Vec<u8>>> {
-    let temp = match s.unwrap_key(mech, kek, wrapped, &data_key_template(false)) {
-        Err(e) if refuses_session_object(&e) => s.unwrap_key(mech, kek, wrapped, &data_key_template(true)),
-        r => r,
-    }?;
+    let temp = s
+        .unwrap_key(mech, kek, wrapped, &data_key_template(token))
+        .inspect_err(|e| refused.set(!token && refuses_session_object(e)))?;
     let value = s.get_attributes(temp, &[AttributeType::Value]);
     destroy_quietly(s, temp);
     let value = value?.into_iter().find_map(|a| match a {
@@ -176,22 +174,40 @@ pub(crate) fn unwrap_key(
         // the ciphertext is the one opaque DecryptionFailed (`with_private(true, ..)`).
         let try_unwrap = key.probe.oaep.unwrap(enc);
         let can_decrypt = key.probe.oaep.decrypt(enc, false);
-        return key.with_private(true, |s, h| {
-            let decrypt = || s.decrypt(&mech, h, wrapped).map(Zeroizing::new);
-            if !try_unwrap {
-                return decrypt();
-            }
-            match unwrap_object(s, &mech, h, wrapped) {
-                Err(e) if can_decrypt && unwrap_refused(&e) => {
-                    tracing::debug!(target: "hsmkit::pkcs11", "C_UnwrapKey with {alg} refused ({e}); using C_Decrypt");
-                    decrypt()
+        return with_data_key_objects(key, |token, refused| {
+            key.with_private(true, |s, h| {
+                let decrypt = || s.decrypt(&mech, h, wrapped).map(Zeroizing::new);
+                if !try_unwrap {
+                    return decrypt();
                 }
-                r => r,
-            }
+                match unwrap_object(s, &mech, h, wrapped, (token, refused)) {
+                    Err(e) if can_decrypt && unwrap_refused(&e) => {
+                        tracing::debug!(target: "hsmkit::pkcs11", "C_UnwrapKey with {alg} refused ({e}); using C_Decrypt");
+                        decrypt()
+                    }
+                    r => r,
+                }
+            })
         });
     }
     let mech = aes_mechanism(key, hsmkit::KeyOp::UnwrapKey, alg)?;
-    key.with_private(true, |s, kek| unwrap_object(s, &mech, kek, wrapped))
+    with_data_key_objects(key, |token, refused| {
+        key.with_private(true, |s, kek| unwrap_object(s, &mech, kek, wrapped, (token, refused)))
+    })
+}
+
+/// Runs `op` with the data key in a session object; where the token refuses session
+/// objects (`op` sets the flag), once more with a token object, under the token's write
+/// guard, as every change to token objects is (see `Token`).
+fn with_data_key_objects<T>(key: &TokenKey, op: impl Fn(bool, &Cell<bool>) -> Result<T>) -> Result<T> {
+    let refused = Cell::new(false);
+    match op(false, &refused) {
+        Err(_) if refused.get() => {
+            let _g = key.token.write_guard()?;
+            op(true, &refused)
+        }
+        r => r,
+    }
 }
 
 #[cfg(test)]
