@@ -180,7 +180,7 @@ fn instance() -> Result<&'static Instance> {
         .map_err(|e| rig_error(format!("no tpm2-pkcs11 token: {e}")))
 }
 
-/// A fresh token in the process's tpm2-pkcs11 store (see the [module docs](self)).
+/// A fresh token in the process's tpm2-pkcs11 store (see the notes at the top of `src/testing/tpm2.rs`).
 pub struct Tpm2Token {
     label: String,
     uri: String,
@@ -201,7 +201,7 @@ impl std::fmt::Debug for Tpm2Token {
 
 impl Tpm2Token {
     /// Initialises a new, empty token with user PIN [`USER_PIN`] and SO PIN [`SO_PIN`],
-    /// starting the process's software TPM first if need be (see the [module docs](self):
+    /// starting the process's software TPM first if need be (see the notes at the top of `src/testing/tpm2.rs`:
     /// without the environment, the first call re-runs this executable).
     pub fn new() -> Result<Self> {
         let instance = instance()?;
