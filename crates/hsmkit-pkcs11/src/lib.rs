@@ -126,15 +126,83 @@ fn public_of(
     };
     let public = match from_private {
         Some(p) => Some(p),
-        None => match public_object(s, &info.name, id_of(info).as_deref())? {
-            Some(h) => export::read_public(s, h)?.transpose()?,
-            None => None,
+        None => match id_of(info) {
+            Some(id) => match public_object(s, &info.name, Some(&id))? {
+                Some(h) => export::read_public(s, h)?.transpose()?,
+                None => None,
+            },
+            None => foreign_public(s, info, private)?,
         },
     };
     if let Some(p) = &public {
         info.binding.check_public(&info.name, info.version, p)?;
     }
     Ok(public)
+}
+
+/// The public key of a key another tool made, from its public object, which nothing
+/// pinned: used only if a session without the PIN could not have made it (it is
+/// `CKA_PRIVATE`), or if the key's private object signs something it verifies. A public
+/// key that passes neither is not used (public operations are then `Unsupported`).
+fn foreign_public(
+    s: &Session,
+    info: &KeyInfo,
+    private: Option<ObjectHandle>,
+) -> OpResult<Option<hsmkit::PublicKey>> {
+    let Some(h) = foreign_public_object(s, &info.name)? else { return Ok(None) };
+    let Some(public) = export::read_public(s, h)?.transpose()? else { return Ok(None) };
+    let private_object = s.get_attributes(h, &[cryptoki::object::AttributeType::Private])?;
+    if private_object.iter().any(|a| matches!(a, Attribute::Private(true))) {
+        return Ok(Some(public));
+    }
+    if let Some(k) = private
+        && proves_pair(s, k, &public)
+    {
+        return Ok(Some(public));
+    }
+    tracing::warn!(target: "hsmkit::pkcs11", key = %info.name,
+        "not using the public object of a key another tool made: it is not CKA_PRIVATE and no signature ties it to the private key");
+    Ok(None)
+}
+
+/// Whether the private object `k` makes a signature that `public` verifies (ECDSA over a
+/// fixed digest; RSA keys' public keys come from their private objects instead).
+fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool {
+    let alg = match public.spec() {
+        KeySpec::Ec(hsmkit::EcCurve::P256) => hsmkit::SignatureAlgorithm::Es256,
+        KeySpec::Ec(hsmkit::EcCurve::P384) => hsmkit::SignatureAlgorithm::Es384,
+        KeySpec::Ec(hsmkit::EcCurve::P521) => hsmkit::SignatureAlgorithm::Es512,
+        _ => return false,
+    };
+    let digest = alg.hash().digest(b"hsmkit: does this public key belong to this private key?");
+    let Ok(sig) = s.sign(&cryptoki::mechanism::Mechanism::Ecdsa, k, &digest) else { return false };
+    let info = KeyInfo {
+        name: "binding-check".into(),
+        version: 1,
+        spec: public.spec(),
+        attributes: KeyAttributes::default(),
+        has_private: false,
+        created: std::time::UNIX_EPOCH,
+        updated: std::time::UNIX_EPOCH,
+        binding: hsmkit::KeyBinding::default(),
+    };
+    hsmkit_soft::public_key_ops(info, public).is_ok_and(|ops| ops.verify_digest(alg, &digest, &sig).is_ok())
+}
+
+/// The one public object labelled `name` that hsmkit did not make.
+fn foreign_public_object(s: &Session, name: &str) -> OpResult<Option<ObjectHandle>> {
+    let t = [
+        Attribute::Class(ObjectClass::PUBLIC_KEY),
+        Attribute::Label(name.as_bytes().to_vec()),
+        Attribute::Token(true),
+    ];
+    let mut found = Vec::new();
+    for h in s.find_objects(&t)? {
+        if !made_by_hsmkit(s, h)? {
+            found.push(h);
+        }
+    }
+    Ok(at_most_one(&format!("the public key of '{name}'"), found)?)
 }
 
 /// A key some other tool made: its objects found by label, used with the flags they have.
@@ -172,19 +240,23 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
             }
         }
     }
-    let public_h = {
-        let t = [
-            Attribute::Class(ObjectClass::PUBLIC_KEY),
-            Attribute::Label(name.as_bytes().to_vec()),
-            Attribute::Token(true),
-        ];
-        let mut found = Vec::new();
-        for h in s.find_objects(&t)? {
-            if !made_by_hsmkit(s, h)? {
-                found.push(h);
+    let public_h = foreign_public_object(s, name)?;
+    // A public-only key another tool made counts only if its object is CKA_PRIVATE: a
+    // session without the PIN could have made (or replaced) any other.
+    let public_h = match (private, public_h) {
+        (None, Some(h)) => {
+            let a = s.get_attributes(h, &[cryptoki::object::AttributeType::Private])?;
+            if !a.iter().any(|a| matches!(a, Attribute::Private(true))) {
+                return Err(Error::unsupported(format!(
+                    "key '{name}': only a public key that is not CKA_PRIVATE is on the token, so a session \
+                     without the PIN could have made it; import it with hsmkit (which pins it) or make it \
+                     CKA_PRIVATE"
+                ))
+                .into());
             }
+            Some(h)
         }
-        at_most_one(&format!("the public key of '{name}'"), found)?
+        (_, h) => h,
     };
     let Some(any) = private.or(public_h) else {
         return Ok(None);

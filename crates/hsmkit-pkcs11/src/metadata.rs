@@ -392,8 +392,7 @@ fn refused_data_objects(e: &cryptoki::error::Error) -> Option<OpError> {
             rv @ (RvError::TemplateInconsistent
             | RvError::AttributeValueInvalid
             | RvError::AttributeTypeInvalid
-            | RvError::FunctionNotSupported
-            | RvError::GeneralError),
+            | RvError::FunctionNotSupported),
             _,
         ) => Some(
             Error::unsupported(format!(
@@ -422,10 +421,22 @@ impl MetadataStore for TokenMetadata {
         let _read = self.token.read_guard()?;
         self.token.with_session(|s| {
             let mut out = Vec::new();
-            for h in s.find_objects(&data_template(None))? {
-                let label = match s.get_attributes(h, &[AttributeType::Label])?.into_iter().next() {
-                    Some(Attribute::Label(l)) => l,
-                    _ => continue,
+            let objects = s.find_objects(&data_template(None))?;
+            // What every document depends on fails the whole list, loudly: a missing or
+            // duplicated signer would otherwise look like an empty store.
+            if !objects.is_empty() && self.auth.signer(s, false)?.is_none() {
+                return Err(tampered(".hsmkit-metadata-signer", "metadata documents exist but the signer is gone").into());
+            }
+            for h in objects {
+                let label = match s.get_attributes(h, &[AttributeType::Label]) {
+                    Ok(a) => match a.into_iter().next() {
+                        Some(Attribute::Label(l)) => l,
+                        _ => continue,
+                    },
+                    Err(e) => {
+                        tracing::warn!(target: "hsmkit::pkcs11", error = %e, "skipping a metadata object whose label cannot be read");
+                        continue;
+                    }
                 };
                 // Settings, probes and names hsmkit would never write are not keys.
                 let Ok(name) = std::str::from_utf8(&label) else { continue };
@@ -482,6 +493,12 @@ impl MetadataStore for TokenMetadata {
 /// Whether the token keeps private token data objects as [`TokenMetadata`] writes them:
 /// creates one, reads it back through a fresh session, destroys it. `Err` says why not.
 pub(crate) fn probe_data_objects(token: &Token) -> Result<()> {
+    // Under the write guard, and only while the token has no hsmkit documents: two
+    // processes opening a fresh token at once must not choose differently.
+    let _g = token.write_guard()?;
+    if has_documents(token)? {
+        return Ok(());
+    }
     let mut nonce = [0u8; 8];
     getrandom_fill(&mut nonce)?;
     let label = format!("{PROBE_LABEL}-{}", hex(&nonce));

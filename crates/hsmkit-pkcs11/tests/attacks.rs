@@ -240,3 +240,46 @@ fn planted_or_edited_metadata_is_refused() {
     let names: Vec<String> = store.list_keys().unwrap().into_iter().map(|k| k.name).collect();
     assert_eq!(names, ["bystander"]);
 }
+
+/// Finding 1 for keys another tool made (nothing pinned them): a session without the PIN
+/// replaces the public object of a pkcs11-tool EC key, and plants a public-only "partner"
+/// key. hsmkit must not verify with, export or seal to either.
+#[test]
+fn no_pin_session_cannot_substitute_another_tools_public_key() {
+    let token = SoftHsmToken::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    tool_ok(
+        &token,
+        true,
+        &["--keypairgen", "--key-type", "EC:prime256v1", "--label", "tool-ec", "--id", "42"],
+    );
+    let genuine = fresh(&token).get_key("tool-ec").unwrap();
+    let genuine_public = genuine.public_key().unwrap();
+    let sig = genuine.sign(S::Es256, b"m").unwrap();
+    genuine.verify(S::Es256, b"m", &sig).unwrap();
+
+    let attacker = Store::new(hsmkit_soft::SoftBackend::new());
+    let theirs = attacker.create_key("a", KeySpec::P256, KeyAttributes::default()).unwrap();
+    let spki = write(dir.path(), "spki.der", &theirs.public_key().unwrap().to_spki_der().unwrap());
+    tool_ok(&token, false, &["--delete-object", "--type", "pubkey", "--label", "tool-ec", "--id", "42"]);
+    tool_ok(
+        &token,
+        false,
+        &["--write-object", &spki, "--type", "pubkey", "--label", "tool-ec", "--id", "42"],
+    );
+    let key = fresh(&token).get_key("tool-ec").unwrap();
+    assert_ne!(key.public_key().ok(), Some(theirs.public_key().unwrap()));
+    let forged = theirs.sign(S::Es256, b"m").unwrap();
+    assert!(key.verify(S::Es256, b"m", &forged).is_err(), "verified the attacker's signature");
+    assert_ne!(genuine_public, theirs.public_key().unwrap());
+
+    // A public-only key that is not CKA_PRIVATE is refused by name, not used.
+    tool_ok(
+        &token,
+        false,
+        &["--write-object", &spki, "--type", "pubkey", "--label", "partner", "--id", "43"],
+    );
+    let e = fresh(&token).get_key("partner").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("CKA_PRIVATE"), "{e}");
+}

@@ -237,8 +237,20 @@ impl Store {
                 Ok(Some(doc))
             })
         })();
+        // A metadata store can fail after its write persisted (a read-back or fsync that
+        // failed): the version is then recorded, and its objects must stay.
+        let recorded = || {
+            self.meta.read(&name).ok().flatten().is_some_and(|d| {
+                d.version(info.version).is_some_and(|v| v.binding.object_id == info.binding.object_id)
+            })
+        };
         match r {
             Ok(()) => Ok(self.key(Box::new(Recorded { inner: key, info }))),
+            Err(e) if recorded() => {
+                tracing::warn!(target: "hsmkit::store", key = %name.escape_debug(), version = info.version,
+                    error = %e, "the metadata store reported a failure, but the version is recorded");
+                Ok(self.key(Box::new(Recorded { inner: key, info })))
+            }
             Err(e) => {
                 if let Err(d) = self.backend.destroy(&info) {
                     tracing::warn!(target: "hsmkit::store", key = %name.escape_debug(), version = info.version,
