@@ -21,8 +21,15 @@ use hsmkit_pkcs11::testing::SoftHsmToken;
 #[test]
 fn child() {
     let Ok(actions) = std::env::var("HSMKIT_TEST_CHILD") else { return };
-    let store = Store::new(Pkcs11Backend::open(&std::env::var("HSMKIT_CHILD_URI").unwrap()).unwrap());
+    // Opening may itself take the lock (a first open probes the token under it): then
+    // every action is refused with that error.
+    let store = Pkcs11Backend::open(&std::env::var("HSMKIT_CHILD_URI").unwrap()).map(Store::new);
     for action in actions.split(',') {
+        let Ok(store) = &store else {
+            let Err(e) = &store else { unreachable!() };
+            println!("\n@@ {action}: err {:?}: {e}", e.kind());
+            continue;
+        };
         let r = match action.split_once(':') {
             Some(("create", name)) => {
                 store.create_key(name, KeySpec::AES_128, KeyAttributes::default()).map(drop)
@@ -47,6 +54,10 @@ fn in_child(token: &SoftHsmToken, actions: &str, env: &[(&str, &Path)]) -> Vec<S
         .env_remove("HSMKIT_LOCK_TIMEOUT_MS")
         .env("HSMKIT_TEST_CHILD", actions)
         .env("HSMKIT_CHILD_URI", token.uri());
+    // The probe cache: a first open probes the token under the exclusive lock, so
+    // whether a child probes must not depend on the environment the suite runs in.
+    static CACHE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    cmd.env("XDG_CACHE_HOME", CACHE.get_or_init(|| tempfile::tempdir().unwrap()).path());
     for (k, v) in env {
         cmd.env(k, v);
     }
