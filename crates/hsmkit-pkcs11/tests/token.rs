@@ -206,14 +206,22 @@ fn keys_are_shared_with_pkcs11_tool() {
     let listing = String::from_utf8(pkcs11_tool(&token, &["--list-objects"])).unwrap();
     assert!(listing.contains("made-by-hsmkit"), "{listing}");
     let sig_file = dir.path().join("sig");
+    let ck_id: String = [hsmkit_pkcs11::OBJECT_ID_PREFIX, &ours.info().binding.object_id]
+        .concat()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     pkcs11_tool(
         &token,
         &[
             "--sign",
             "--mechanism",
             "ECDSA",
-            "--label",
-            "made-by-hsmkit",
+            // By CKA_ID: pkcs11-tool's --sign takes the first private key whose id
+            // matches and ignores --label, and the token also holds hsmkit's metadata
+            // signer.
+            "--id",
+            &ck_id,
             "--input-file",
             digest_file.to_str().unwrap(),
             "--output-file",
