@@ -338,6 +338,49 @@ int main(int argc, char **argv) {
     EXPECT("session data object", rv, CKR_TEMPLATE_INCONSISTENT);
     EXPECT("session RSA pair", rsa_pair(s, NULL, 0, NULL, 0, &upub, &upriv), CKR_TEMPLATE_INCONSISTENT);
 
+    configure("quirk key-held-after-error\n");
+    CK_OBJECT_HANDLE hpub, hpriv;
+    EXPECT("RSA pair", rsa_pair(s, NULL, 0, NULL, 0, &hpub, &hpriv), CKR_OK);
+    CK_SESSION_HANDLE s3;
+    p->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s3);
+    EXPECT("DecryptInit", p->C_DecryptInit(s3, &oaep_mech, hpriv), CKR_OK);
+    n = sizeof out;
+    rv = p->C_Decrypt(s3, garbage, sizeof garbage, out, &n);
+    CHECK("garbage decrypt fails", rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL);
+    EXPECT("destroy the held key", p->C_DestroyObject(s, hpriv), CKR_FUNCTION_FAILED);
+    n = 99;
+    EXPECT("DecryptFinal length query", p->C_DecryptFinal(s3, NULL, &n), CKR_OK);
+    CHECK("length 0", n == 0);
+    EXPECT("still held after the query", p->C_DestroyObject(s, hpriv), CKR_FUNCTION_FAILED);
+    EXPECT("DecryptFinal", p->C_DecryptFinal(s3, out, &n), CKR_OK);
+    EXPECT("destroy once released", p->C_DestroyObject(s, hpriv), CKR_OK);
+    EXPECT("RSA pair", rsa_pair(s, NULL, 0, NULL, 0, &hpub, &hpriv), CKR_OK);
+    EXPECT("DecryptInit", p->C_DecryptInit(s3, &oaep_mech, hpriv), CKR_OK);
+    n = sizeof out;
+    p->C_Decrypt(s3, garbage, sizeof garbage, out, &n);
+    p->C_CloseSession(s3);
+    EXPECT("closing the session does not release", p->C_DestroyObject(s, hpriv), CKR_FUNCTION_FAILED);
+    configure("");
+    EXPECT("without the quirk it goes", p->C_DestroyObject(s, hpriv), CKR_OK);
+    p->C_DestroyObject(s, hpub);
+
+    configure("quirk reused-handle\n");
+    CK_OBJECT_HANDLE r1pub, r1priv, r2pub, r2priv;
+    EXPECT("first RSA pair", rsa_pair(s, NULL, 0, NULL, 0, &r1pub, &r1priv), CKR_OK);
+    EXPECT("second RSA pair", rsa_pair(s, NULL, 0, NULL, 0, &r2pub, &r2priv), CKR_OK);
+    CHECK("the second private handle is another private key's", r2priv != r2pub && r2priv != r1pub);
+    CK_OBJECT_CLASS c1 = 0;
+    CK_ATTRIBUTE qc = {CKA_CLASS, &c1, sizeof c1};
+    EXPECT("read its class", p->C_GetAttributeValue(s, r2priv, &qc, 1), CKR_OK);
+    CHECK("a private key", c1 == CKO_PRIVATE_KEY);
+    CK_BYTE m_pub[128], m_priv[128];
+    CK_ATTRIBUTE qm_pub = {CKA_MODULUS, m_pub, sizeof m_pub}, qm_priv = {CKA_MODULUS, m_priv, sizeof m_priv};
+    EXPECT("public modulus", p->C_GetAttributeValue(s, r2pub, &qm_pub, 1), CKR_OK);
+    EXPECT("modulus behind the private handle", p->C_GetAttributeValue(s, r2priv, &qm_priv, 1), CKR_OK);
+    CHECK("not the new pair's private key (another modulus)",
+          qm_pub.ulValueLen != qm_priv.ulValueLen || memcmp(m_pub, m_priv, qm_pub.ulValueLen) != 0);
+    configure("");
+
     /* Several quirks at once, and fault rules beside them. */
     configure("C_GenerateKey 0x30 1\nquirk no-session-objects\nquirk wrap-untruncated\n");
     EXPECT("rule first", aes_kek(s, &yes, &uk), CKR_DEVICE_ERROR);

@@ -53,6 +53,20 @@
  *   quirk no-session-objects    C_CreateObject/C_GenerateKey/C_GenerateKeyPair with
  *                               CKA_TOKEN FALSE or absent (any template, any class) return
  *                               CKR_TEMPLATE_INCONSISTENT. (C_UnwrapKey is not covered.)
+ *   quirk key-held-after-error  As tpm2-pkcs11 1.9: a C_Decrypt/C_Sign whose real call fails
+ *                               (not with CKR_BUFFER_TOO_SMALL) leaves the key of that
+ *                               operation "held": C_DestroyObject of it returns
+ *                               CKR_FUNCTION_FAILED until C_DecryptFinal/C_SignFinal on
+ *                               that session (forwarded; SoftHSM2 answers
+ *                               CKR_OPERATION_NOT_INITIALIZED). Closing the session does
+ *                               not release it. Up to MAX_STUCK keys are tracked.
+ *   quirk reused-handle         C_GenerateKeyPair makes the pair, then returns as the
+ *                               private key's handle that of another private key already
+ *                               on the token (the first other one C_FindObjects lists),
+ *                               as tpm2-pkcs11 1.9 does once its lowest-numbered object
+ *                               is destroyed (token.c token_add_tobject numbers from 2 and
+ *                               hands out a handle still in use; lookups then find the
+ *                               older object). With no other private key, no change.
  * Templates are walked defensively: an attribute whose pValue is NULL or whose
  * ulValueLen is too short for its type counts as absent for value checks.
  */
@@ -100,6 +114,8 @@ enum {
     Q_STRICT_TEMPLATES = 1 << 5,
     Q_NO_RSA_UNWRAP = 1 << 6,
     Q_NO_SESSION_OBJECTS = 1 << 7,
+    Q_REUSED_HANDLE = 1 << 8,
+    Q_KEY_HELD_AFTER_ERROR = 1 << 9,
 };
 static const struct {
     const char *name;
@@ -109,6 +125,7 @@ static const struct {
     {"op-active-after-error", Q_OP_ACTIVE_AFTER_ERROR}, {"bad-token-info", Q_BAD_TOKEN_INFO},
     {"wrap-untruncated", Q_WRAP_UNTRUNCATED}, {"strict-templates", Q_STRICT_TEMPLATES},
     {"no-rsa-unwrap", Q_NO_RSA_UNWRAP}, {"no-session-objects", Q_NO_SESSION_OBJECTS},
+    {"reused-handle", Q_REUSED_HANDLE}, {"key-held-after-error", Q_KEY_HELD_AFTER_ERROR},
 };
 static unsigned quirks;
 static char bad_info_label[33]; /* empty: every slot */
@@ -336,6 +353,76 @@ static void stuck_clear_all(void) {
     pthread_mutex_unlock(&lock);
 }
 
+/* ---- key-held-after-error: the key of each session's last operation, and held keys ---- */
+
+static struct {
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE k;
+    int used;
+} op_key[MAX_STUCK], held[MAX_STUCK];
+static int op_key_next, held_next;
+
+static void op_key_set(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE k) {
+    pthread_mutex_lock(&lock);
+    int i;
+    for (i = 0; i < MAX_STUCK; i++)
+        if (op_key[i].used && op_key[i].s == s) break;
+    if (i == MAX_STUCK) {
+        i = op_key_next;
+        op_key_next = (op_key_next + 1) % MAX_STUCK;
+    }
+    op_key[i].s = s;
+    op_key[i].k = k;
+    op_key[i].used = 1;
+    pthread_mutex_unlock(&lock);
+}
+
+static void hold_key_of(CK_SESSION_HANDLE s) {
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < MAX_STUCK; i++) {
+        if (!op_key[i].used || op_key[i].s != s) continue;
+        int j = held_next;
+        held_next = (held_next + 1) % MAX_STUCK;
+        held[j].s = s;
+        held[j].k = op_key[i].k;
+        held[j].used = 1;
+        break;
+    }
+    pthread_mutex_unlock(&lock);
+}
+
+static void release_held(CK_SESSION_HANDLE s) {
+    pthread_mutex_lock(&lock);
+    for (int i = 0; i < MAX_STUCK; i++)
+        if (held[i].used && held[i].s == s) held[i].used = 0;
+    pthread_mutex_unlock(&lock);
+}
+
+static int holds(CK_SESSION_HANDLE s) {
+    pthread_mutex_lock(&lock);
+    int r = 0;
+    for (int i = 0; i < MAX_STUCK; i++)
+        if (held[i].used && held[i].s == s) r = 1;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+static int is_held(CK_OBJECT_HANDLE k) {
+    pthread_mutex_lock(&lock);
+    int r = 0;
+    for (int i = 0; i < MAX_STUCK; i++)
+        if (held[i].used && held[i].k == k) r = 1;
+    pthread_mutex_unlock(&lock);
+    return r;
+}
+
+static void held_clear_all(void) {
+    pthread_mutex_lock(&lock);
+    memset(op_key, 0, sizeof op_key);
+    memset(held, 0, sizeof held);
+    pthread_mutex_unlock(&lock);
+}
+
 /* ---- wrappers ---- */
 
 #define WRAP(name, params, args)                       \
@@ -355,6 +442,8 @@ static void stuck_clear_all(void) {
             rv = real->name(s, in, in_len, out, out_len);                                    \
             if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && quirk(Q_OP_ACTIVE_AFTER_ERROR)) \
                 stuck_mark(s);                                                               \
+            if (rv != CKR_OK && rv != CKR_BUFFER_TOO_SMALL && quirk(Q_KEY_HELD_AFTER_ERROR)) \
+                hold_key_of(s);                                                              \
             return rv;                                                                       \
         }                                                                                    \
         CK_ULONG n = 0;                                                                      \
@@ -375,6 +464,7 @@ static void stuck_clear_all(void) {
             if (!m && stuck_clear(s)) return CKR_OK;                                         \
             return CKR_OPERATION_ACTIVE;                                                     \
         }                                                                                    \
+        if (quirk(Q_KEY_HELD_AFTER_ERROR)) op_key_set(s, k);                                 \
         return real->name(s, m, k);                                                          \
     }
 
@@ -390,13 +480,19 @@ static CK_RV shim_C_DigestInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m) {
 
 static CK_RV shim_C_Initialize(CK_VOID_PTR args) {
     CK_RV rv = real->C_Initialize(args);
-    if (rv == CKR_OK) stuck_clear_all();
+    if (rv == CKR_OK) {
+        stuck_clear_all();
+        held_clear_all();
+    }
     return rv;
 }
 
 static CK_RV shim_C_Finalize(CK_VOID_PTR reserved) {
     CK_RV rv = real->C_Finalize(reserved);
-    if (rv == CKR_OK) stuck_clear_all();
+    if (rv == CKR_OK) {
+        stuck_clear_all();
+        held_clear_all();
+    }
     return rv;
 }
 
@@ -482,7 +578,24 @@ static CK_RV shim_C_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_
         if (inapplicable(CKO_PUBLIC_KEY, type, pt, pn) || inapplicable(CKO_PRIVATE_KEY, type, kt, kn))
             return CKR_ATTRIBUTE_TYPE_INVALID;
     }
-    return real->C_GenerateKeyPair(s, m, pt, pn, kt, kn, pub, priv);
+    rv = real->C_GenerateKeyPair(s, m, pt, pn, kt, kn, pub, priv);
+    if (rv == CKR_OK && quirk(Q_REUSED_HANDLE)) {
+        CK_OBJECT_CLASS class = CKO_PRIVATE_KEY;
+        CK_ATTRIBUTE t = {CKA_CLASS, &class, sizeof class};
+        CK_OBJECT_HANDLE found[16];
+        CK_ULONG count = 0;
+        if (real->C_FindObjectsInit(s, &t, 1) == CKR_OK) {
+            if (real->C_FindObjects(s, found, 16, &count) != CKR_OK) count = 0;
+            real->C_FindObjectsFinal(s);
+        }
+        for (CK_ULONG i = 0; i < count; i++) {
+            if (found[i] != *priv) {
+                *priv = found[i];
+                break;
+            }
+        }
+    }
+    return rv;
 }
 
 static CK_RV shim_C_WrapKey(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE w, CK_OBJECT_HANDLE k,
@@ -507,9 +620,33 @@ WRAP(C_OpenSession, (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY
      (slot, flags, app, notify, s))
 WRAP(C_GetSessionInfo, (CK_SESSION_HANDLE s, CK_SESSION_INFO_PTR info), (s, info))
 WRAP(C_Login, (CK_SESSION_HANDLE s, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin, CK_ULONG len), (s, user, pin, len))
-WRAP(C_DestroyObject, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o), (s, o))
 WRAP(C_GetAttributeValue, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n), (s, o, t, n))
 WRAP(C_FindObjectsInit, (CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n), (s, t, n))
+static CK_RV shim_C_DestroyObject(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o) {
+    CK_RV rv = fault("C_DestroyObject");
+    if (rv != CKR_OK) return rv;
+    if (quirk(Q_KEY_HELD_AFTER_ERROR) && is_held(o)) return CKR_FUNCTION_FAILED;
+    return real->C_DestroyObject(s, o);
+}
+
+/* Multi-part ends. On a session key-held-after-error holds a key for, they answer as
+ * tpm2-pkcs11 does: a length query (out NULL) gives 0 and ends nothing; a call with a
+ * buffer ends the operation and releases the key. */
+#define WRAP_FINAL(name)                                                                     \
+    static CK_RV shim_##name(CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG_PTR out_len) {   \
+        CK_RV rv = fault(#name);                                                             \
+        if (rv != CKR_OK) return rv;                                                         \
+        if (quirk(Q_KEY_HELD_AFTER_ERROR) && holds(s)) {                                     \
+            if (!out_len) return CKR_ARGUMENTS_BAD;                                          \
+            if (out) release_held(s);                                                        \
+            *out_len = 0;                                                                    \
+            return CKR_OK;                                                                   \
+        }                                                                                    \
+        return real->name(s, out, out_len);                                                  \
+    }
+WRAP_FINAL(C_DecryptFinal)
+WRAP_FINAL(C_SignFinal)
+
 WRAP_INIT(C_EncryptInit)
 WRAP_FINISH(C_Encrypt)
 WRAP_INIT(C_DecryptInit)
@@ -550,6 +687,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out) {
         shim.C_Encrypt = shim_C_Encrypt;
         shim.C_DecryptInit = shim_C_DecryptInit;
         shim.C_Decrypt = shim_C_Decrypt;
+        shim.C_DecryptFinal = shim_C_DecryptFinal;
+        shim.C_SignFinal = shim_C_SignFinal;
         shim.C_DigestInit = shim_C_DigestInit;
         shim.C_SignInit = shim_C_SignInit;
         shim.C_Sign = shim_C_Sign;

@@ -15,5 +15,5 @@ pub(crate) fn decrypt(
 ) -> Result<Zeroizing<Vec<u8>>> {
     key.probe.check_oaep(alg, label)?;
     let mech = Mechanism::RsaPkcsOaep(oaep_params(alg, label));
-    key.with_private(true, |s, h| s.decrypt(&mech, h, ct)).map(Zeroizing::new)
+    key.with_private(true, |s, h| crate::oneshot::decrypt(s, &mech, h, ct)).map(Zeroizing::new)
 }

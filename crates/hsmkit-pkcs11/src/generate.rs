@@ -379,28 +379,58 @@ pub(crate) fn verify_usage(
     Ok(())
 }
 
-/// Destroys `handles` unless defused: objects of a creation that failed half-way.
+/// The attributes a key object hsmkit made for `req` must have: its class and CKA_ID.
+pub(crate) fn identity(req: &NewKey<'_>, class: ObjectClass) -> Vec<Attribute> {
+    vec![Attribute::Class(class), Attribute::Id(crate::ck_id(&req.object_id))]
+}
+
+/// Objects of a creation, destroyed unless defused (a creation that failed half-way).
+/// Only handles checked to name the object made are kept ([`Undo::made`]), and each is
+/// checked again before it is destroyed ([`crate::objects::destroy`]).
 pub(crate) struct Undo<'a> {
     s: &'a Session,
-    pub(crate) handles: Vec<ObjectHandle>,
+    made: Vec<(ObjectHandle, Vec<Attribute>)>,
 }
 
 impl<'a> Undo<'a> {
     pub(crate) fn new(s: &'a Session) -> Self {
-        Undo { s, handles: Vec::new() }
+        Undo { s, made: Vec::new() }
+    }
+
+    /// Takes the handles `function` returned, each with the attributes its object must
+    /// have. A handle that names another object (a token reusing handles) is left out,
+    /// so never destroyed, and the creation fails with [`crate::objects::reused`].
+    pub(crate) fn made(
+        &mut self,
+        function: &str,
+        handles: impl IntoIterator<Item = (ObjectHandle, Vec<Attribute>)>,
+    ) -> std::result::Result<(), OpError> {
+        let mut reused = false;
+        for (h, expect) in handles {
+            if crate::objects::names(self.s, h, &expect)? {
+                self.made.push((h, expect));
+            } else {
+                reused = true;
+            }
+        }
+        if reused { Err(crate::objects::reused(function).into()) } else { Ok(()) }
+    }
+
+    pub(crate) fn handles(&self) -> Vec<ObjectHandle> {
+        self.made.iter().map(|(h, _)| *h).collect()
     }
 
     /// Keeps the objects.
     pub(crate) fn defuse(mut self) {
-        self.handles.clear();
+        self.made.clear();
     }
 }
 
 impl Drop for Undo<'_> {
     fn drop(&mut self) {
-        for h in self.handles.drain(..) {
-            if let Err(e) = self.s.destroy_object(h) {
-                tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a half-made key object: {e}");
+        for (h, expect) in self.made.drain(..).rev() {
+            if let Err(e) = crate::objects::destroy(self.s, h, &expect) {
+                tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a half-made key object: {e:?}");
             }
         }
     }
@@ -449,8 +479,14 @@ pub(crate) fn generate(
         }
         other => return Err(Error::unsupported(format!("generating {other} keys")).into()),
     };
-    undo.handles.extend(std::iter::once(k).chain(p));
-    verify_created(s, &undo.handles, req, &omitted)?;
+    let function = if p.is_some() { "C_GenerateKeyPair" } else { "C_GenerateKey" };
+    let class = if p.is_some() { ObjectClass::PRIVATE_KEY } else { ObjectClass::SECRET_KEY };
+    undo.made(
+        function,
+        std::iter::once((k, identity(req, class)))
+            .chain(p.map(|p| (p, identity(req, ObjectClass::PUBLIC_KEY)))),
+    )?;
+    verify_created(s, &undo.handles(), req, &omitted)?;
     undo.defuse();
     Ok((k, p))
 }

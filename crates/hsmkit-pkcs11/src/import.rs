@@ -7,23 +7,33 @@ use hsmkit::{Error, KeyMaterial, NewKey, PublicKey, Result};
 
 use crate::error::OpError;
 use crate::generate::{
-    Kind, Omitted, Undo, ec_params, private_template, public_template, verify_created, with_fallbacks,
+    Kind, Omitted, Undo, ec_params, identity, private_template, public_template, verify_created,
+    with_fallbacks,
 };
 use crate::wrap::wipe;
 
 /// `C_CreateObject` with the template fallbacks of [`with_fallbacks`]; the secret values
 /// in the template are wiped afterwards, whatever happened. The usage flags left out are
 /// added to `omitted`.
+/// The handle is checked to name the object made and kept in `undo` ([`Undo::made`]).
 fn create(
+    undo: &mut Undo<'_>,
     s: &Session,
+    req: &NewKey<'_>,
     t: Vec<Attribute>,
     omitted: &mut Omitted,
 ) -> std::result::Result<ObjectHandle, OpError> {
+    let class = t.iter().find_map(|a| match a {
+        Attribute::Class(c) => Some(*c),
+        _ => None,
+    });
     let mut ts = [t];
     let r = with_fallbacks(&mut ts, |[t]| s.create_object(t));
     ts.iter_mut().for_each(|t| wipe(t));
     let (h, o) = r?;
     omitted.extend(o);
+    let class = class.ok_or_else(|| Error::invalid("a key template without CKA_CLASS"))?;
+    undo.made("C_CreateObject", [(h, identity(req, class))])?;
     Ok(h)
 }
 
@@ -34,6 +44,7 @@ fn ec_point(point: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn public_object(
+    undo: &mut Undo<'_>,
     s: &Session,
     req: &NewKey<'_>,
     public: &PublicKey,
@@ -52,7 +63,7 @@ fn public_object(
         }
         _ => return Err(Error::unsupported("this public key type").into()),
     };
-    create(s, t, omitted)
+    create(undo, s, req, t, omitted)
 }
 
 /// Creates the objects for `material` (already normalised), checks what the token made
@@ -78,10 +89,8 @@ pub(crate) fn import(
                 Attribute::Exponent2(k.dq.clone()),
                 Attribute::Coefficient(k.qinv.clone()),
             ]);
-            let private = create(s, t, &mut omitted)?;
-            undo.handles.push(private);
-            let public = public_object(s, req, &PublicKey::Rsa(k.public()?), &mut omitted)?;
-            undo.handles.push(public);
+            let private = create(&mut undo, s, req, t, &mut omitted)?;
+            let public = public_object(&mut undo, s, req, &PublicKey::Rsa(k.public()?), &mut omitted)?;
             (Some(private), Some(public))
         }
         KeyMaterial::EcPrivate(k) => {
@@ -89,32 +98,29 @@ pub(crate) fn import(
                 k.public_point.clone().ok_or_else(|| Error::invalid("EC key without its public point"))?;
             let mut t = private_template(req, Kind::Ec);
             t.extend([Attribute::EcParams(ec_params(k.curve)?), Attribute::Value(k.d.clone())]);
-            let private = create(s, t, &mut omitted)?;
-            undo.handles.push(private);
+            let private = create(&mut undo, s, req, t, &mut omitted)?;
             let public = public_object(
+                &mut undo,
                 s,
                 req,
                 &PublicKey::Ec(hsmkit::EcPublicKey::new(k.curve, &point)?),
                 &mut omitted,
             )?;
-            undo.handles.push(public);
             (Some(private), Some(public))
         }
         KeyMaterial::Aes(k) => {
             let mut t = private_template(req, Kind::Aes);
             t.push(Attribute::Value(k.to_vec()));
-            let h = create(s, t, &mut omitted)?;
-            undo.handles.push(h);
+            let h = create(&mut undo, s, req, t, &mut omitted)?;
             (Some(h), None)
         }
         KeyMaterial::Public(p) => {
-            let h = public_object(s, req, p, &mut omitted)?;
-            undo.handles.push(h);
+            let h = public_object(&mut undo, s, req, p, &mut omitted)?;
             (None, Some(h))
         }
         _ => return Err(Error::unsupported("this kind of key material").into()),
     };
-    verify_created(s, &undo.handles, req, &omitted)?;
+    verify_created(s, &undo.handles(), req, &omitted)?;
     undo.defuse();
     Ok((private, public))
 }

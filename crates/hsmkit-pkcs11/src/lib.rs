@@ -27,6 +27,8 @@ mod generate;
 mod import;
 mod key;
 mod metadata;
+mod objects;
+mod oneshot;
 mod probe;
 mod sign;
 pub mod testing;
@@ -68,7 +70,7 @@ pub struct Pkcs11Backend {
 pub(crate) type OpResult<T> = std::result::Result<T, OpError>;
 
 /// The objects of a key version: every class, by label and (for keys hsmkit made) id.
-fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<(ObjectHandle, ObjectClass)>> {
+fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<KeyObject>> {
     let mut out = Vec::new();
     for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::SECRET_KEY] {
         let mut t =
@@ -76,9 +78,19 @@ fn key_objects(s: &Session, name: &str, id: Option<&[u8]>) -> OpResult<Vec<(Obje
         if let Some(id) = id {
             t.push(Attribute::Id(id.to_vec()));
         }
-        out.extend(s.find_objects(&t)?.into_iter().map(|h| (h, class)));
+        for h in s.find_objects(&t)? {
+            out.push(KeyObject { handle: h, class, found_by: t.clone() });
+        }
     }
     Ok(out)
+}
+
+/// An object of a key version, and the template it was found by (which it must still
+/// match when it is destroyed: [`objects::destroy`]).
+struct KeyObject {
+    handle: ObjectHandle,
+    class: ObjectClass,
+    found_by: Vec<Attribute>,
 }
 
 /// The id of a version's objects; `None` for keys another tool made (found by label).
@@ -175,7 +187,7 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
         _ => return false,
     };
     let digest = alg.hash().digest(b"hsmkit: does this public key belong to this private key?");
-    let Ok(sig) = s.sign(&cryptoki::mechanism::Mechanism::Ecdsa, k, &digest) else { return false };
+    let Ok(sig) = oneshot::sign(s, &cryptoki::mechanism::Mechanism::Ecdsa, k, &digest) else { return false };
     let info = KeyInfo {
         name: "binding-check".into(),
         version: 1,
@@ -393,6 +405,7 @@ impl Pkcs11Backend {
     ) -> Result<Box<dyn BackendKey>> {
         let _g = self.token.write_guard()?;
         let (handle, public) = self.token.with_session(|s| {
+            metadata::ensure_signer(&self.token, s)?;
             let (k, p) = make(s)?;
             let read = || -> OpResult<Option<hsmkit::PublicKey>> {
                 if info.spec.key_type() == hsmkit::KeyType::Aes {
@@ -413,8 +426,20 @@ impl Pkcs11Backend {
             match read() {
                 Ok(public) => Ok((k, public)),
                 Err(e) => {
-                    for h in k.into_iter().chain(p) {
-                        let _ = s.destroy_object(h);
+                    let aes = info.spec.key_type() == hsmkit::KeyType::Aes;
+                    let class = |public: bool| match (public, aes) {
+                        (true, _) => ObjectClass::PUBLIC_KEY,
+                        (false, true) => ObjectClass::SECRET_KEY,
+                        (false, false) => ObjectClass::PRIVATE_KEY,
+                    };
+                    let made = k.map(|k| (k, false)).into_iter().chain(p.map(|p| (p, true)));
+                    for (h, public) in made {
+                        let mut expect = vec![Attribute::Class(class(public))];
+                        expect.extend(id_of(&info).map(Attribute::Id));
+                        if let Err(e) = objects::destroy(s, h, &expect) {
+                            tracing::warn!(target: "hsmkit::pkcs11", key = %info.name,
+                                "could not destroy a half-made key object: {e:?}");
+                        }
                     }
                     Err(e)
                 }
@@ -430,7 +455,7 @@ impl Pkcs11Backend {
         };
         let ops = info.attributes.allowed();
         let Some(id) = id_of(info) else { return Ok(()) };
-        for (h, class) in key_objects(s, &info.name, Some(&id))? {
+        for KeyObject { handle: h, class, .. } in key_objects(s, &info.name, Some(&id))? {
             let mut t = vec![
                 Attribute::StartDate(date(info.attributes.not_before)),
                 Attribute::EndDate(date(info.attributes.expires)),
@@ -590,8 +615,8 @@ impl Backend for Pkcs11Backend {
     fn destroy(&self, info: &KeyInfo) -> Result<()> {
         let _g = self.token.write_guard()?;
         self.token.with_session(|s| {
-            for (h, _) in key_objects(s, &info.name, id_of(info).as_deref())? {
-                s.destroy_object(h)?;
+            for o in key_objects(s, &info.name, id_of(info).as_deref())? {
+                objects::destroy(s, o.handle, &o.found_by)?;
             }
             OpResult::Ok(())
         })

@@ -197,13 +197,23 @@ impl Authenticator {
             Attribute::Sign(true),
             Attribute::Id(b"hsmkit".to_vec()),
         ]);
-        let (p, k) = match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public(false), &private) {
+        let (_public, k) = match s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public(false), &private)
+        {
             Ok(pair) => pair,
-            // Tokens that refuse session objects: a token public object, destroyed below.
-            Err(_) => s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public(true), &private)?,
+            // Tokens that refuse session objects: a token public object, kept. The public
+            // key is read from the private object, so nothing uses it; but destroying it
+            // would destroy the token's lowest-numbered object on a fresh token, which
+            // makes tpm2-pkcs11 1.9 hand out handles still in use ([`crate::objects`]).
+            Err(e) if crate::objects::refuses_session_objects(&e) => {
+                s.generate_key_pair(&Mechanism::RsaPkcsKeyPairGen, &public(true), &private)?
+            }
+            Err(e) => return Err(e.into()),
         };
-        // The public key is read from the private object; its own object is not needed.
-        let _ = s.destroy_object(p);
+        let mut expect = signer_template();
+        expect.push(Attribute::Id(b"hsmkit".to_vec()));
+        if !crate::objects::names(s, k, &expect)? {
+            return Err(crate::objects::reused("C_GenerateKeyPair").into());
+        }
         tracing::info!(target: "hsmkit::pkcs11", token = %self.token.label, "made the metadata signer");
         Ok(k)
     }
@@ -214,7 +224,7 @@ impl Authenticator {
             .ok_or_else(|| meta_err("C_FindObjects", "no metadata signer on the token"))?;
         let digest = HashAlg::Sha256.digest(&Self::message(label, body));
         let info = HashAlg::Sha256.digest_info(&digest)?;
-        Ok(s.sign(&Mechanism::RsaPkcs, signer.handle, &info)?)
+        Ok(crate::oneshot::sign(s, &Mechanism::RsaPkcs, signer.handle, &info)?)
     }
 
     /// Checks a signature; a missing signer means nothing can verify.
@@ -321,7 +331,7 @@ impl TokenMetadata {
     ) -> OpResult<Expected> {
         let Some(doc) = doc else {
             if let Some(h) = existing {
-                s.destroy_object(h)?;
+                crate::objects::destroy(s, h, &data_template(Some(label)))?;
             }
             return Ok(None);
         };
@@ -332,11 +342,17 @@ impl TokenMetadata {
         let mut t = data_template(Some(label));
         t.push(Attribute::Value(bytes.clone()));
         let h = s.create_object(&t).map_err(|e| refused_data_objects(&e).unwrap_or_else(|| e.into()))?;
+        // The handle must name the object just made (the value tells it from the old one
+        // with the same label): a token reusing handles would have hsmkit destroy the
+        // wrong document below.
+        if existing == Some(h) || !crate::objects::names(s, h, &t)? {
+            return Err(crate::objects::reused("C_CreateObject").into());
+        }
         if let Some(old) = existing
-            && let Err(e) = s.destroy_object(old)
+            && let Err(e) = crate::objects::destroy(s, old, &data_template(Some(label)))
         {
-            let _ = s.destroy_object(h);
-            return Err(e.into());
+            let _ = crate::objects::destroy(s, h, &t);
+            return Err(e);
         }
         Ok(Some(bytes))
     }
@@ -490,6 +506,14 @@ impl MetadataStore for TokenMetadata {
     }
 }
 
+/// Makes the metadata signer now if the token has none, before hsmkit's first key
+/// objects: on a token hsmkit starts with, the signer (never destroyed) is then its
+/// oldest object, which keeps tpm2-pkcs11 1.9's handle numbering sound
+/// ([`crate::objects`]).
+pub(crate) fn ensure_signer(token: &Arc<Token>, s: &Session) -> OpResult<()> {
+    Authenticator::new(token.clone()).signer(s, true).map(|_| ())
+}
+
 /// Whether the token keeps private token data objects as [`TokenMetadata`] writes them:
 /// creates one, reads it back through a fresh session, destroys it. `Err` says why not.
 pub(crate) fn probe_data_objects(token: &Token) -> Result<()> {
@@ -511,7 +535,7 @@ pub(crate) fn probe_data_objects(token: &Token) -> Result<()> {
         Some(h) => OpResult::Ok(Some(value_of(s, h)?)),
         None => Ok(None),
     });
-    if let Err(e) = token.with_session(|s| s.destroy_object(h)) {
+    if let Err(e) = token.with_session(|s| crate::objects::destroy(s, h, &data_template(Some(&label)))) {
         tracing::warn!(target: "hsmkit::pkcs11", error = %e, "could not destroy the data-object probe");
     }
     match seen? {

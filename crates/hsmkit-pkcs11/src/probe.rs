@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::error::Error as CkError;
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsOaepParams, PkcsOaepSource};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
@@ -28,6 +28,7 @@ use hsmkit::{
 };
 
 use crate::context::Token;
+use crate::error::OpError;
 
 /// The label of objects the probe has to make as token objects (on tokens that refuse
 /// session objects). hsmkit key names never start with '.', so it names no key.
@@ -215,9 +216,10 @@ impl Probe {
         let mut p = Probe { mechanisms, ..Probe::default() };
         // Token objects the probe may have to make are changes to token objects.
         let _g = token.write_guard()?;
-        let ok = |r: std::result::Result<(), CkError>| Ok::<_, crate::error::OpError>(r);
         // Leftovers of a probe that crashed before it could clean up.
-        token.with_session(|s| ok(remove_leftovers(s)))?.ok();
+        if let Err(e) = token.with_session(remove_leftovers) {
+            tracing::warn!(target: "hsmkit::pkcs11", token = %token.label, "leftover probe objects: {e}");
+        }
         let range = |m: MechanismType| {
             token.slot().ok().and_then(|slot| token.ctx.get_mechanism_info(slot, m).ok()).map_or(
                 (0, 0),
@@ -276,6 +278,11 @@ impl Probe {
         if let Some(m) = kek_mech {
             p.kek_templates =
                 token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(kek_template_probe(s, &m)))?;
+        }
+        // Token objects a probe could not destroy in its own session (see `Temp`), now
+        // that those sessions are closed.
+        if let Err(e) = token.with_fresh_session(remove_leftovers) {
+            tracing::warn!(target: "hsmkit::pkcs11", token = %token.label, "probe objects left on the token: {e}");
         }
         tracing::debug!(target: "hsmkit::pkcs11", token = %token.label, oaep = ?p.oaep, kw = p.kw_ok,
             kwp = p.kwp_ok, kek_templates = p.kek_templates, aes_gen = p.aes_gen, ec_gen = ?p.ec_gen,
@@ -480,18 +487,33 @@ impl<'a> Temp<'a> {
 }
 
 impl Drop for Temp<'_> {
+    /// Destroys the objects, newest first, each only if its handle still names a probe
+    /// object ([`crate::objects`]). At the first failure it stops: a token can refuse to
+    /// destroy a key an operation left active (tpm2-pkcs11 after a failed `C_Decrypt`),
+    /// and destroying the rest would leave a gap under it, which tpm2-pkcs11 numbers
+    /// badly. Token objects left are swept by [`remove_leftovers`] in a fresh session
+    /// once this one is closed; session objects go with the session.
     fn drop(&mut self) {
         for h in self.handles.drain(..).rev() {
-            if let Err(e) = self.s.destroy_object(h) {
-                tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a probe object: {e}");
+            let r = match is_probe_object(self.s, h) {
+                Ok(true) => self.s.destroy_object(h).map_err(OpError::from),
+                Ok(false) => Err(crate::objects::reused("C_DestroyObject").into()),
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = r {
+                tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a probe object now: {e:?}");
+                break;
             }
         }
     }
 }
 
-/// Whether the token refused a session object (`CKA_TOKEN=false`) as such.
-fn refuses_session_objects(e: &CkError) -> bool {
-    matches!(e, CkError::Pkcs11(RvError::TemplateInconsistent | RvError::AttributeValueInvalid, _))
+/// Whether `h` names an object [`throwaway`] makes: a session object, or a token object
+/// labelled [`PROBE_LABEL`].
+fn is_probe_object(s: &Session, h: ObjectHandle) -> std::result::Result<bool, CkError> {
+    let got = s.get_attributes(h, &[AttributeType::Token, AttributeType::Label])?;
+    Ok(got.contains(&Attribute::Token(false))
+        || got.contains(&Attribute::Label(PROBE_LABEL.as_bytes().to_vec())))
 }
 
 /// Runs `make` with the attributes of a throw-away object: a session object, or, if the
@@ -501,7 +523,7 @@ fn throwaway<T>(
     make: impl Fn(&[Attribute]) -> std::result::Result<T, CkError>,
 ) -> std::result::Result<T, CkError> {
     match make(&[Attribute::Token(false)]) {
-        Err(e) if refuses_session_objects(&e) => {
+        Err(e) if crate::objects::refuses_session_objects(&e) => {
             tracing::debug!(target: "hsmkit::pkcs11", "probe: {what} as a session object: {e}; trying a token object");
             make(&[
                 Attribute::Token(true),
@@ -514,10 +536,12 @@ fn throwaway<T>(
 }
 
 /// Destroys token objects a crashed probe left behind.
-fn remove_leftovers(s: &Session) -> std::result::Result<(), CkError> {
-    for h in s.find_objects(&[Attribute::Label(PROBE_LABEL.as_bytes().to_vec())])? {
+fn remove_leftovers(s: &Session) -> std::result::Result<(), OpError> {
+    let label = [Attribute::Label(PROBE_LABEL.as_bytes().to_vec())];
+    // Newest first, as `Temp` does (handles usually grow; see there why it matters).
+    for h in s.find_objects(&label)?.into_iter().rev() {
         tracing::debug!(target: "hsmkit::pkcs11", "probe: destroying a leftover probe object");
-        s.destroy_object(h)?;
+        crate::objects::destroy(s, h, &label)?;
     }
     Ok(())
 }
@@ -622,7 +646,7 @@ fn oaep_probe(s: &Session) -> (Oaep, bool) {
             }
         };
         let mech = Mechanism::RsaPkcsOaep(oaep_params(alg, label));
-        let r = s.decrypt(&mech, priv_h, &ct);
+        let r = crate::oneshot::decrypt(s, &mech, priv_h, &ct);
         tracing::debug!(target: "hsmkit::pkcs11", "probe: C_Decrypt {alg} label={}: {:?}", !label.is_empty(),
             r.as_ref().map(|pt| pt.as_slice() == secret));
         matches!(r, Ok(pt) if pt == secret)
@@ -722,7 +746,7 @@ fn ecdsa_probe(s: &Session, curve: EcCurve, sign: bool) -> (bool, bool) {
     }
     // A digest as long as the curve's hash: SHA-256, SHA-384, SHA-512.
     let digest = vec![0x5a; curve.field_len().min(64)];
-    let r = s.sign(&Mechanism::Ecdsa, private, &digest);
+    let r = crate::oneshot::sign(s, &Mechanism::Ecdsa, private, &digest);
     tracing::debug!(target: "hsmkit::pkcs11", "probe: CKM_ECDSA on {curve}: {:?}", r.as_ref().map(Vec::len));
     (true, matches!(r, Ok(sig) if sig.len() == 2 * curve.field_len()))
 }
@@ -1284,7 +1308,10 @@ mod tests {
         let r = throwaway("a test object", |store| {
             seen.lock().unwrap().push(store.to_vec());
             if store.contains(&Attribute::Token(false)) {
-                Err(CkError::Pkcs11(RvError::TemplateInconsistent, cryptoki::context::Function::CreateObject))
+                Err(CkError::Pkcs11(
+                    cryptoki::error::RvError::TemplateInconsistent,
+                    cryptoki::context::Function::CreateObject,
+                ))
             } else {
                 Ok(())
             }

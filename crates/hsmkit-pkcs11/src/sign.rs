@@ -26,5 +26,5 @@ pub(crate) fn sign_digest(key: &TokenKey, alg: SignatureAlgorithm, digest: &[u8]
         SignatureScheme::Ecdsa(_) => (Mechanism::Ecdsa, digest.to_vec()),
         _ => return Err(Error::unsupported(format!("{alg}"))),
     };
-    key.with_private(false, |s, h| s.sign(&mech, h, &data))
+    key.with_private(false, |s, h| crate::oneshot::sign(s, &mech, h, &data))
 }

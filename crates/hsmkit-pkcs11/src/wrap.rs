@@ -4,6 +4,7 @@
 
 use std::cell::Cell;
 
+use cryptoki::context::Function;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
@@ -29,10 +30,14 @@ fn data_key_template(token: bool) -> Vec<Attribute> {
     t
 }
 
-/// Whether a create or unwrap failed because the token refuses session objects.
-fn refuses_session_object(e: &cryptoki::error::Error) -> bool {
-    use cryptoki::error::{Error as CkError, RvError};
-    matches!(e, CkError::Pkcs11(RvError::TemplateInconsistent | RvError::AttributeValueInvalid, _))
+/// What a data-key object made with `data_key_template(token)` is checked against
+/// before hsmkit uses or destroys it by handle ([`crate::objects`]).
+fn data_key_identity(token: bool) -> Vec<Attribute> {
+    let mut t = vec![Attribute::Class(ObjectClass::SECRET_KEY), Attribute::Token(token)];
+    if token {
+        t.push(Attribute::Label(b".hsmkit-data-key".to_vec()));
+    }
+    t
 }
 
 /// Zeroizes the secret values in a template once the token has them.
@@ -52,10 +57,27 @@ pub(crate) fn wipe(template: &mut [Attribute]) {
     }
 }
 
-fn destroy_quietly(s: &Session, h: ObjectHandle) {
-    if let Err(e) = s.destroy_object(h) {
-        tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a session data-key object: {e}");
+/// Destroys the data-key object `h`, only if it still names one ([`crate::objects::destroy`]).
+fn destroy_quietly(s: &Session, h: ObjectHandle, token: bool) {
+    if let Err(e) = crate::objects::destroy(s, h, &data_key_identity(token)) {
+        tracing::warn!(target: "hsmkit::pkcs11", "could not destroy a data-key object: {e:?}");
     }
+}
+
+/// Fails unless the handle a create or unwrap returned names a data-key object: a token
+/// that reuses handles ([`crate::objects`]) would have hsmkit wrap, read or destroy
+/// another object.
+fn check_data_key(
+    s: &Session,
+    h: ObjectHandle,
+    token: bool,
+    function: Function,
+) -> cryptoki::error::Result<()> {
+    if crate::objects::names(s, h, &data_key_identity(token))? {
+        return Ok(());
+    }
+    tracing::warn!(target: "hsmkit::pkcs11", "{}", crate::objects::reused(&format!("{function}")));
+    Err(cryptoki::error::Error::Pkcs11(cryptoki::error::RvError::GeneralError, function))
 }
 
 fn aes_mechanism(key: &TokenKey, op: hsmkit::KeyOp, alg: KeyWrapAlgorithm) -> Result<Mechanism<'static>> {
@@ -112,9 +134,11 @@ pub(crate) fn wrap_key(key: &TokenKey, alg: KeyWrapAlgorithm, dek: &[u8]) -> Res
             t.push(Attribute::Value(dek.to_vec()));
             let temp = s.create_object(&t);
             wipe(&mut t);
-            let temp = temp.inspect_err(|e| refused.set(!token && refuses_session_object(e)))?;
+            let temp =
+                temp.inspect_err(|e| refused.set(!token && crate::objects::refuses_session_objects(e)))?;
+            check_data_key(s, temp, token, Function::CreateObject)?;
             let r = s.wrap_key(&mech, kek, temp);
-            destroy_quietly(s, temp);
+            destroy_quietly(s, temp, token);
             // A token that wrote fewer bytes than the standard's length broke the mechanism.
             fit_wrapped(r?, &mech, dek.len()).ok_or(cryptoki::error::Error::Pkcs11(
                 cryptoki::error::RvError::GeneralError,
@@ -148,9 +172,10 @@ fn unwrap_object(
 ) -> cryptoki::error::Result<Zeroizing<Vec<u8>>> {
     let temp = s
         .unwrap_key(mech, kek, wrapped, &data_key_template(token))
-        .inspect_err(|e| refused.set(!token && refuses_session_object(e)))?;
+        .inspect_err(|e| refused.set(!token && crate::objects::refuses_session_objects(e)))?;
+    check_data_key(s, temp, token, Function::UnwrapKey)?;
     let value = s.get_attributes(temp, &[AttributeType::Value]);
-    destroy_quietly(s, temp);
+    destroy_quietly(s, temp, token);
     let value = value?.into_iter().find_map(|a| match a {
         Attribute::Value(v) => Some(Zeroizing::new(v)),
         _ => None,
@@ -176,7 +201,7 @@ pub(crate) fn unwrap_key(
         let can_decrypt = key.probe.oaep.decrypt(enc, false);
         return with_data_key_objects(key, |token, refused| {
             key.with_private(true, |s, h| {
-                let decrypt = || s.decrypt(&mech, h, wrapped).map(Zeroizing::new);
+                let decrypt = || crate::oneshot::decrypt(s, &mech, h, wrapped).map(Zeroizing::new);
                 if !try_unwrap {
                     return decrypt();
                 }

@@ -237,3 +237,60 @@ fn probes_work_without_session_objects() {
         kek.wrap_key(KeyWrapAlgorithm::A256Kw, &[7; 32]).unwrap_or_else(|e| panic!("A256KW wrap: {e}"));
     assert_eq!(&kek.unwrap_key(KeyWrapAlgorithm::A256Kw, &wrapped).unwrap()[..], &[7; 32]);
 }
+
+/// Every key token object (private, public, secret), by handle. (Metadata data objects
+/// are replaced, so get new handles, on every write; session objects go with their
+/// session.)
+fn all_objects(rig: &Shim) -> std::collections::BTreeSet<u64> {
+    use cryptoki::object::{Attribute, ObjectClass};
+    let s = rig.token.raw_session().unwrap();
+    [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY, ObjectClass::SECRET_KEY]
+        .into_iter()
+        .flat_map(|c| s.find_objects(&[Attribute::Class(c), Attribute::Token(true)]).unwrap())
+        .map(|h| h.handle())
+        .collect()
+}
+
+/// reused-handle: C_GenerateKeyPair returns, for the new private key, the handle of
+/// another private key already on the token (tpm2-pkcs11 1.9 after its lowest-numbered
+/// object is destroyed). hsmkit must refuse the key with a typed error, and must neither
+/// destroy nor take over the other key: it still signs, and no object that was on the
+/// token is gone.
+#[test]
+fn a_create_handle_naming_another_object_is_refused_and_that_object_kept() {
+    let (rig, store) = with_key();
+    let before = all_objects(&rig);
+    rig.quirk(&["reused-handle"]);
+    let e = store.create_key("k2", KeySpec::P256, KeyAttributes::default()).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Backend, "{e}");
+    assert!(e.to_string().contains("reuses handles"), "the error does not say why: {e}");
+    rig.quirk(&[]);
+
+    let after = all_objects(&rig);
+    let gone: Vec<_> = before.difference(&after).collect();
+    assert!(gone.is_empty(), "objects destroyed by a failed create: {gone:?}");
+    // The new private key is left (its handle was never known); its public one is not.
+    assert_eq!(after.len(), before.len() + 1, "before {before:?}, after {after:?}");
+    let fresh = rig.store();
+    assert_eq!(fresh.list_keys().unwrap().iter().map(|k| k.name.as_str()).collect::<Vec<_>>(), ["k"]);
+    let k = fresh.get_key("k").unwrap();
+    k.verify(S::Es256, b"m", &k.sign(S::Es256, b"m").unwrap()).unwrap();
+    store.create_key("k2", KeySpec::P256, KeyAttributes::default()).unwrap();
+}
+
+/// key-held-after-error: a failed C_Decrypt keeps its key "in use" until C_DecryptFinal,
+/// even after the session is closed, and C_DestroyObject of it fails (tpm2-pkcs11 1.9).
+/// One bad ciphertext must not make the key impossible to destroy.
+#[test]
+fn a_failed_decrypt_does_not_keep_the_key_from_being_destroyed() {
+    let rig = Shim::new();
+    rig.quirk(&["key-held-after-error"]);
+    let store = rig.store();
+    let rsa = store.create_key("rsa", KeySpec::Rsa { bits: 2048 }, KeyAttributes::default()).unwrap();
+    let e = rsa.decrypt(EncryptionAlgorithm::RsaOaep, &[0x5a; 256]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::DecryptionFailed, "{e}");
+    store.destroy_key("rsa").unwrap();
+    let s = rig.token.raw_session().unwrap();
+    let left = s.find_objects(&[cryptoki::object::Attribute::Label(b"rsa".to_vec())]).unwrap();
+    assert!(left.is_empty(), "{} object(s) of the destroyed key left on the token", left.len());
+}
