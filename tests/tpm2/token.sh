@@ -168,7 +168,9 @@ cmd_start() {
     DIR=$(cd "$DIR" && pwd)
     ensure_packages
     local module
-    module=$(module_path) || die "libtpm2_pkcs11.so not found after installing libtpm2-pkcs11-1"
+    # A module given by the caller wins (e.g. OpenSC's pkcs11-spy.so in front of it).
+    module=${HSMKIT_TPM2_MODULE:-}
+    [ -n "$module" ] || module=$(module_path) || die "libtpm2_pkcs11.so not found after installing libtpm2-pkcs11-1"
     # Whatever fails below, leave nothing running.
     trap 'rc=$?; [ "$rc" -eq 0 ] || cmd_stop >/dev/null 2>&1' EXIT
     trap 'exit 1' INT TERM
