@@ -63,6 +63,28 @@ pub struct Store {
     backend: Arc<dyn Backend>,
     meta: Arc<dyn MetadataStore>,
     ctx: Ctx,
+    writers: Arc<NameLocks>,
+}
+
+/// Serialises the version-adding calls of one process per key name (striped by a hash of
+/// the name). Without it, threads rotating one name each generate a key, all but one lose
+/// the race for the version number, and their keys are destroyed unused: wasted seconds
+/// of HSM key generation, and on tokens that do not release a destroyed object's slot
+/// (tpm2-pkcs11 before 1.10) slots that only a new connection gives back. Other
+/// processes still race, and the metadata store's compare-and-set settles that.
+#[derive(Debug, Default)]
+struct NameLocks([std::sync::Mutex<()>; 16]);
+
+impl NameLocks {
+    fn lock(&self, name: &str) -> std::sync::MutexGuard<'_, ()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        name.hash(&mut h);
+        let [first, ..] = &self.0;
+        let stripe = usize::try_from(h.finish() % 16).ok().and_then(|i| self.0.get(i)).unwrap_or(first);
+        // A panic while holding the lock left nothing half-done that the lock guards.
+        stripe.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// The outcome of one rotation by [`Store::rotate_due`].
@@ -166,12 +188,12 @@ impl Store {
     /// A store over a shared backend, with the backend's own metadata store.
     pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
         let meta = backend.metadata();
-        Store { backend, meta, ctx: Ctx::default() }
+        Store { backend, meta, ctx: Ctx::default(), writers: Arc::default() }
     }
 
     /// A store over `backend` whose metadata lives in `meta`.
     pub fn with_metadata(backend: Arc<dyn Backend>, meta: Arc<dyn MetadataStore>) -> Self {
-        Store { backend, meta, ctx: Ctx::default() }
+        Store { backend, meta, ctx: Ctx::default(), writers: Arc::default() }
     }
 
     /// This store with another clock: attribute checks, rotation, retention and audit
@@ -470,6 +492,7 @@ impl Store {
         attributes: impl Fn(&KeyDescription) -> Result<KeyAttributes>,
         make: impl Fn(&NewKey<'_>) -> Result<Box<dyn crate::BackendKey>>,
     ) -> Result<Key> {
+        let _writer = self.writers.lock(name);
         for _ in 0..32 {
             let d = self.live(name)?;
             if self.meta.read(name)?.is_none() {
