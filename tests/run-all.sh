@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-say() { printf '\n==> %s\n' "$*"; }
+# Each step starts with the time since the start (bash's SECONDS), so a slow step shows.
+say() { printf '\n==> [%dm%02ds] %s\n' $((SECONDS / 60)) $((SECONDS % 60)) "$*"; }
 
 apt_install() {
     local missing=()
@@ -82,3 +83,5 @@ python3 tests/interop/envelope_pyca.py
 
 say "fuzz: 7 targets, 15 s each (FUZZ_SECONDS)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-15}" tests/fuzz.sh
+
+say "all passed"
