@@ -127,6 +127,48 @@ pub struct KdfParams {
     pub parallelism: u32,
 }
 
+impl KdfParams {
+    /// Most memory accepted: 4 GiB.
+    pub const MAX_MEMORY_KIB: u32 = 4 * 1024 * 1024;
+    /// Most passes accepted.
+    pub const MAX_ITERATIONS: u32 = 64;
+    /// Most lanes accepted.
+    pub const MAX_PARALLELISM: u32 = 16;
+
+    /// Whether these parameters are within hsmkit's bounds. The parameters are read from
+    /// the store header and run before anything in it is authenticated (the derived key is
+    /// what authenticates it), so an edited header must not be able to ask for 8 GiB or
+    /// 2^32 passes: beyond the maxima above (or below Argon2's minima: 1 pass, 1 lane,
+    /// 8 KiB per lane) it is refused without running the KDF.
+    fn check(&self) -> std::result::Result<(), String> {
+        let KdfParams { memory_kib: m, iterations: t, parallelism: p } = *self;
+        if !(1..=Self::MAX_PARALLELISM).contains(&p) {
+            return Err(format!("{p} lanes (1 to {})", Self::MAX_PARALLELISM));
+        }
+        if !(1..=Self::MAX_ITERATIONS).contains(&t) {
+            return Err(format!("{t} passes (1 to {})", Self::MAX_ITERATIONS));
+        }
+        let least = p.saturating_mul(8);
+        if !(least..=Self::MAX_MEMORY_KIB).contains(&m) {
+            return Err(format!("{m} KiB of memory ({least} to {} KiB)", Self::MAX_MEMORY_KIB));
+        }
+        Ok(())
+    }
+}
+
+impl KdfParams {
+    /// For a new store: refused before anything is written (a key file needs no KDF).
+    fn check_for(&self, key: &StoreKey) -> Result<()> {
+        if !key.is_passphrase() {
+            return Ok(());
+        }
+        self.check().map_err(|why| Error::invalid(format!("Argon2id parameters: {why}")))
+    }
+}
+
+/// Salt lengths accepted in a store header (hsmkit writes 16 bytes).
+const SALT_LEN: std::ops::RangeInclusive<usize> = 8..=64;
+
 impl Default for KdfParams {
     /// RFC 9106's second recommended setting (64 MiB, 3 passes), with one lane.
     fn default() -> Self {
@@ -176,8 +218,13 @@ fn derive(key: &StoreKey, kdf: &Value, path: &Path) -> Result<Zeroizing<[u8; 32]
                     .and_then(|v| u32::try_from(v).ok())
                     .ok_or_else(|| corrupt(path, "bad KDF parameters"))
             };
+            let asked = KdfParams { memory_kib: n("m_kib")?, iterations: n("t")?, parallelism: n("p")? };
+            asked.check().map_err(|why| corrupt(path, &format!("KDF parameters out of bounds: {why}")))?;
             let salt = unb64(kdf.get("salt"), path, "salt")?;
-            let params = argon2::Params::new(n("m_kib")?, n("t")?, n("p")?, Some(32))
+            if !SALT_LEN.contains(&salt.len()) {
+                return Err(corrupt(path, &format!("KDF salt of {} bytes (8 to 64)", salt.len())));
+            }
+            let params = argon2::Params::new(asked.memory_kib, asked.iterations, asked.parallelism, Some(32))
                 .map_err(|e| Error::invalid(format!("Argon2 parameters: {e}")))?;
             let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
             let mut out = Zeroizing::new([0u8; 32]);
@@ -240,6 +287,7 @@ impl FileStorage {
     /// Creates a keystore in `dir` (made if missing; it must not hold a keystore yet).
     pub fn create(dir: impl AsRef<Path>, key: &StoreKey, params: KdfParams) -> Result<Self> {
         let dir = dir.as_ref();
+        params.check_for(key)?;
         Self::locked(dir, |lock| {
             if dir.join(HEADER).exists() {
                 return Err(Error::AlreadyExists { name: format!("keystore {}", dir.display()) });
@@ -261,6 +309,7 @@ impl FileStorage {
     /// Opens the keystore in `dir`, creating it with `params` if there is none.
     pub fn open_or_create(dir: impl AsRef<Path>, key: &StoreKey, params: KdfParams) -> Result<Self> {
         let dir = dir.as_ref();
+        params.check_for(key)?;
         Self::locked(dir, |lock| {
             if dir.join(HEADER).exists() {
                 Self::load(dir, key, lock)

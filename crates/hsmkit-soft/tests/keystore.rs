@@ -173,3 +173,53 @@ fn leftover_temporaries_are_removed_on_open() {
     assert!(!junk.exists());
     assert!(s.list_keys().unwrap().is_empty(), "a temporary is never taken for a key");
 }
+
+/// The Argon2id parameters come from the header and run before anything is authenticated:
+/// an edited header asking for 8 GiB or 2^32-1 passes is refused without running the KDF
+/// (before the bounds, the first took 7 GB of RSS and the second never ended).
+#[test]
+fn kdf_parameters_beyond_the_bounds_are_refused_without_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("store");
+    let pass = StoreKey::passphrase("correct horse battery staple");
+    drop(FileStorage::create(&dir, &pass, QUICK).unwrap());
+    let h = dir.join("hsmkit-keystore.json");
+    let original = std::fs::read(&h).unwrap();
+    let edits: [(&str, serde_json::Value); 8] = [
+        ("m_kib", (8u64 << 20).into()),
+        ("m_kib", u64::from(u32::MAX).into()),
+        ("m_kib", 7.into()),
+        ("t", u64::from(u32::MAX).into()),
+        ("t", 0.into()),
+        ("p", 1000.into()),
+        ("p", 0.into()),
+        ("salt", hsmkit_soft_b64(&vec![0u8; 1 << 20]).into()),
+    ];
+    for (field, value) in edits {
+        let mut v: serde_json::Value = serde_json::from_slice(&original).unwrap();
+        v["kdf"][field] = value;
+        std::fs::write(&h, v.to_string()).unwrap();
+        let e = store(&dir, &pass).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Backend, "{field}: {e}");
+        assert!(e.to_string().contains("KDF"), "{field}: {e}");
+    }
+    std::fs::write(&h, &original).unwrap();
+    store(&dir, &pass).unwrap();
+
+    // Out-of-bounds parameters for a new store: refused before anything is written.
+    let fresh = tmp.path().join("fresh");
+    for params in [
+        KdfParams { memory_kib: KdfParams::MAX_MEMORY_KIB + 1, ..QUICK },
+        KdfParams { iterations: KdfParams::MAX_ITERATIONS + 1, ..QUICK },
+        KdfParams { parallelism: 0, ..QUICK },
+    ] {
+        let e = FileStorage::create(&fresh, &pass, params).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+        assert!(!fresh.exists(), "nothing written for {params:?}");
+    }
+}
+
+fn hsmkit_soft_b64(bytes: &[u8]) -> String {
+    use base64ct::Encoding;
+    base64ct::Base64::encode_string(bytes)
+}
