@@ -28,7 +28,7 @@ impl Demo<'_> {
                 a.strip_prefix(&format!("{}/", self.dir.display())).map_or(a.to_string(), str::to_string)
             })
             .collect();
-        println!("\n$ hsmkit {}", shown.join(" "));
+        outln!("\n$ hsmkit {}", shown.join(" "))?;
         let argv = std::iter::once("hsmkit".to_string())
             .chain(self.global.iter().cloned())
             .chain(args.iter().map(|s| s.to_string()));
@@ -47,9 +47,9 @@ impl Demo<'_> {
     /// A step that must fail (or report invalid): shows how.
     fn refused(&self, args: &[&str]) -> Result<()> {
         match self.run(args) {
-            Ok(Outcome::Invalid) => println!("(exit status 1)"),
+            Ok(Outcome::Invalid) => outln!("(exit status 1)")?,
             Ok(Outcome::Ok) => return Err(Error::backend("demo", args.join(" "), "unexpectedly succeeded")),
-            Err(e) => println!("hsmkit: {e}"),
+            Err(e) => outln!("hsmkit: {e}")?,
         }
         Ok(())
     }
@@ -82,13 +82,13 @@ pub(crate) fn run() -> Result<Outcome> {
             dir.join("audit.jsonl").display().to_string(),
         ],
     };
-    println!("hsmkit demo: a throw-away encrypted keystore in {}", dir.display());
-    println!("(every command below runs with --store, --key-file and --audit-log pointing there)");
+    outln!("hsmkit demo: a throw-away encrypted keystore in {}", dir.display())?;
+    outln!("(every command below runs with --store, --key-file and --audit-log pointing there)")?;
 
-    println!("\n## the store: what its backend can do");
+    outln!("\n## the store: what its backend can do")?;
     d.ok(&["info"])?;
 
-    println!("\n## keys: one of each type");
+    outln!("\n## keys: one of each type")?;
     d.ok(&["key", "create", "signer", "--type", "ec", "--curve", "P-256", "--tag", "team=payments"])?;
     d.ok(&[
         "key",
@@ -103,38 +103,38 @@ pub(crate) fn run() -> Result<Outcome> {
     ])?;
     d.ok(&["key", "create", "kek", "--type", "aes", "--size", "256"])?;
 
-    println!("\n## sign and verify");
+    outln!("\n## sign and verify")?;
     let msg = write(dir, "message.txt", b"pay 100 EUR to alice\n")?;
     let (sig, forged) = (d.path("message.sig"), write(dir, "forged.txt", b"pay 999 EUR to mallory\n")?);
     d.ok(&["sign", "signer", "--alg", "ES256", "--in", &msg, "--out", &sig])?;
     d.ok(&["verify", "signer", "--alg", "ES256", "--signature", &sig, "--in", &msg])?;
     d.refused(&["verify", "signer", "--alg", "ES256", "--signature", &sig, "--in", &forged])?;
 
-    println!("\n## encrypt and decrypt (RSA-OAEP-256)");
+    outln!("\n## encrypt and decrypt (RSA-OAEP-256)")?;
     let secret = write(dir, "secret.txt", b"the vault code is 0451\n")?;
     let (enc, dec) = (d.path("secret.enc"), d.path("secret.dec"));
     d.ok(&["encrypt", "rsa", "--alg", "RSA-OAEP-256", "--in", &secret, "--out", &enc])?;
     d.ok(&["decrypt", "rsa", "--alg", "RSA-OAEP-256", "--in", &enc, "--out", &dec])?;
-    println!("decrypted == original: {}", same(&secret, &dec)?);
+    outln!("decrypted == original: {}", same(&secret, &dec)?)?;
     d.refused(&["decrypt", "signer", "--alg", "RSA-OAEP-256", "--in", &enc])?;
 
-    println!("\n## wrap and unwrap a data key (A256KW)");
+    outln!("\n## wrap and unwrap a data key (A256KW)")?;
     let dek = write(dir, "dek.bin", &[0x42; 32])?;
     let (wrapped, unwrapped) = (d.path("dek.wrapped"), d.path("dek.unwrapped"));
     d.ok(&["wrap", "kek", "--alg", "A256KW", "--in", &dek, "--out", &wrapped])?;
     d.ok(&["unwrap", "kek", "--alg", "A256KW", "--in", &wrapped, "--out", &unwrapped])?;
-    println!("unwrapped == original: {}", same(&dek, &unwrapped)?);
+    outln!("unwrapped == original: {}", same(&dek, &unwrapped)?)?;
 
-    println!("\n## seal and unseal a file (envelope encryption, streaming)");
+    outln!("\n## seal and unseal a file (envelope encryption, streaming)")?;
     let report = write(dir, "report.csv", "quarter,revenue\n".repeat(100_000).as_bytes())?;
     let (sealed, opened) = (d.path("report.csv.hkev"), d.path("report.opened.csv"));
     d.ok(&["seal", "kek", "--aad", "dept=finance", "--in", &report, "--out", &sealed])?;
     d.ok(&["unseal", "--aad", "dept=finance", "--in", &sealed, "--out", &opened])?;
-    println!("unsealed == original: {}", same(&report, &opened)?);
+    outln!("unsealed == original: {}", same(&report, &opened)?)?;
     d.refused(&["unseal", "--aad", "dept=sales", "--in", &sealed, "--out", &d.path("nope.csv")])?;
-    println!("no output file after the failure: {}", !dir.join("nope.csv").exists());
+    outln!("no output file after the failure: {}", !dir.join("nope.csv").exists())?;
 
-    println!("\n## rotate the KEK, rewrap the envelope, retire version 1");
+    outln!("\n## rotate the KEK, rewrap the envelope, retire version 1")?;
     d.ok(&["key", "rotate", "kek"])?;
     let rewrapped = d.path("report.v2.hkev");
     d.ok(&["rewrap", "--to", "kek", "--in", &sealed, "--out", &rewrapped])?;
@@ -143,12 +143,12 @@ pub(crate) fn run() -> Result<Outcome> {
     d.refused(&["unseal", "--aad", "dept=finance", "--in", &sealed, "--out", &opened])?;
     d.ok(&["key", "versions", "kek"])?;
 
-    println!("\n## lifecycle and audit");
+    outln!("\n## lifecycle and audit")?;
     d.ok(&["key", "delete", "rsa"])?;
     d.ok(&["key", "list", "--deleted"])?;
     d.ok(&["key", "recover", "rsa"])?;
     d.ok(&["key", "list"])?;
     d.ok(&["audit", "verify"])?;
-    println!("\ndone: everything above ran on {}, which is now deleted.", dir.display());
+    outln!("\ndone: everything above ran on {}, which is now deleted.", dir.display())?;
     Ok(Outcome::Ok)
 }

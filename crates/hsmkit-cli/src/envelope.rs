@@ -55,7 +55,7 @@ pub(crate) fn seal(g: &Global, a: &SealArgs) -> Result<Outcome> {
             .iter()
             .map(|r| json!({"kid": r.key().info().kid(), "alg": r.algorithm().name()}))
             .collect();
-        print_json(&json!({"plaintext_bytes": n, "recipients": r, "written": a.io.output}));
+        print_json(&json!({"plaintext_bytes": n, "recipients": r, "written": a.io.output}))?;
     }
     Ok(Outcome::Ok)
 }
@@ -70,7 +70,7 @@ pub(crate) fn unseal(g: &Global, a: &UnsealArgs) -> Result<Outcome> {
     bar.finish_and_clear();
     let n = n?;
     if g.json {
-        print_json(&json!({"plaintext_bytes": n, "written": a.io.output}));
+        print_json(&json!({"plaintext_bytes": n, "written": a.io.output}))?;
     }
     Ok(Outcome::Ok)
 }
@@ -93,7 +93,7 @@ pub(crate) fn rewrap(g: &Global, a: &RewrapArgs) -> Result<Outcome> {
             .iter()
             .map(|r| json!({"kid": format!("{}/{}", r.name, r.version), "alg": r.algorithm.name()}))
             .collect();
-        print_json(&json!({"body_bytes": n, "recipients": r, "written": a.io.output}));
+        print_json(&json!({"body_bytes": n, "recipients": r, "written": a.io.output}))?;
     }
     Ok(Outcome::Ok)
 }

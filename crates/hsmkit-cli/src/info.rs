@@ -65,9 +65,9 @@ fn text(store: &Store) -> String {
 pub(crate) fn run(g: &Global) -> Result<Outcome> {
     let store = backend::open(g)?;
     if g.json {
-        print_json(&json(&store));
+        print_json(&json(&store))?;
     } else {
-        println!("{}", text(&store));
+        outln!("{}", text(&store))?;
     }
     Ok(Outcome::Ok)
 }

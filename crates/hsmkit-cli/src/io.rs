@@ -68,8 +68,14 @@ pub(crate) fn write_with<T>(
 }
 
 /// Prints a JSON document on stdout.
-pub(crate) fn print_json(v: &serde_json::Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
+pub(crate) fn print_json(v: &serde_json::Value) -> Result<()> {
+    outln!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
+/// One line on stdout (see `outln!`).
+pub(crate) fn print_line(args: std::fmt::Arguments<'_>) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_fmt(args).and_then(|()| out.write_all(b"\n")).map_err(|e| Error::io("writing stdout", &e))
 }
 
 /// base64url without padding, for bytes in JSON.

@@ -81,17 +81,18 @@ fn info_line(i: &KeyInfo) -> String {
     s
 }
 
-fn show_info(g: &Global, i: &KeyInfo) {
+fn show_info(g: &Global, i: &KeyInfo) -> Result<()> {
     if g.json {
-        print_json(&info_json(i));
+        print_json(&info_json(i))?;
     } else {
-        println!("{}", info_line(i));
+        outln!("{}", info_line(i))?;
         if !i.attributes.tags.is_empty() {
             let tags: Vec<String> = i.attributes.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            println!("  tags: {}", tags.join(", "));
+            outln!("  tags: {}", tags.join(", "))?;
         }
-        println!("  created {}  updated {}", rfc3339(i.created), rfc3339(i.updated));
+        outln!("  created {}  updated {}", rfc3339(i.created), rfc3339(i.updated))?;
     }
+    Ok(())
 }
 
 fn spec(a: &CreateArgs) -> Result<KeySpec> {
@@ -123,16 +124,17 @@ fn import_material(a: &ImportArgs) -> Result<KeyMaterial> {
     }
 }
 
-fn print_versions(g: &Global, list: &[KeyInfo]) {
+fn print_versions(g: &Global, list: &[KeyInfo]) -> Result<()> {
     if g.json {
-        print_json(&Value::Array(list.iter().map(info_json).collect()));
+        print_json(&Value::Array(list.iter().map(info_json).collect()))?;
     } else if list.is_empty() {
-        println!("(no keys)");
+        outln!("(no keys)")?;
     } else {
         for i in list {
-            println!("{}", info_line(i));
+            outln!("{}", info_line(i))?;
         }
     }
+    Ok(())
 }
 
 pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
@@ -140,19 +142,19 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
     match cmd {
         KeyCommand::Create(a) => {
             let key = store.create_key(&a.name, spec(a)?, attributes(&a.attrs, a.exportable)?)?;
-            show_info(g, key.info());
+            show_info(g, key.info())?;
         }
-        KeyCommand::List { deleted: false } => print_versions(g, &store.list_keys()?),
+        KeyCommand::List { deleted: false } => print_versions(g, &store.list_keys()?)?,
         KeyCommand::List { deleted: true } => {
             let list = store.list_deleted_keys()?;
             if g.json {
-                print_json(&Value::Array(list.iter().map(describe_json).collect()));
+                print_json(&Value::Array(list.iter().map(describe_json).collect()))?;
             } else if list.is_empty() {
-                println!("(no deleted keys)");
+                outln!("(no deleted keys)")?;
             } else {
                 for d in &list {
                     let when = d.state.deleted.map(|x| rfc3339(x.scheduled_purge)).unwrap_or_default();
-                    println!("{:<24} {} version(s), purge scheduled {when}", d.name, d.versions.len());
+                    outln!("{:<24} {} version(s), purge scheduled {when}", d.name, d.versions.len())?;
                 }
             }
         }
@@ -165,36 +167,36 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
                     obj.insert("versions".into(), json!(d.versions.len()));
                     obj.insert("rotation_policy".into(), json!(d.state.rotation.map(|p| policy_json(&p))));
                 }
-                print_json(&v);
+                print_json(&v)?;
             } else {
-                show_info(g, key.info());
+                show_info(g, key.info())?;
             }
         }
-        KeyCommand::Versions { name } => print_versions(g, &store.list_versions(name)?),
+        KeyCommand::Versions { name } => print_versions(g, &store.list_versions(name)?)?,
         KeyCommand::Rotate { name } => {
             let key = store.rotate_key(name)?;
-            show_info(g, key.info());
+            show_info(g, key.info())?;
         }
         KeyCommand::Update(a) => update(g, &store, a)?,
         KeyCommand::Delete { name } => {
             let d = store.delete_key(name)?;
             if g.json {
-                print_json(&describe_json(&d));
+                print_json(&describe_json(&d))?;
             } else {
                 let purge = d.state.deleted.map(|x| rfc3339(x.scheduled_purge)).unwrap_or_default();
-                println!("deleted {name} ({} version(s)); recoverable until {purge}", d.versions.len());
+                outln!("deleted {name} ({} version(s)); recoverable until {purge}", d.versions.len())?;
             }
         }
         KeyCommand::Recover { name } => {
             let key = store.recover_deleted_key(name)?;
-            show_info(g, key.info());
+            show_info(g, key.info())?;
         }
         KeyCommand::Purge { name } => {
             store.purge_deleted_key(name)?;
             if g.json {
-                print_json(&json!({"purged": name}));
+                print_json(&json!({"purged": name}))?;
             } else {
-                println!("purged {name}");
+                outln!("purged {name}")?;
             }
         }
         KeyCommand::Policy(a) => policy(g, &store, a)?,
@@ -212,14 +214,14 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
                         })
                     })
                     .collect();
-                print_json(&Value::Array(v));
+                print_json(&Value::Array(v))?;
             } else if done.is_empty() {
-                println!("no key is due for rotation");
+                outln!("no key is due for rotation")?;
             } else {
                 for r in &done {
                     match &r.result {
-                        Ok(v) => println!("rotated {} v{} -> v{v} ({})", r.name, r.from_version, r.reason),
-                        Err(e) => println!("FAILED to rotate {} v{}: {e}", r.name, r.from_version),
+                        Ok(v) => outln!("rotated {} v{} -> v{v} ({})", r.name, r.from_version, r.reason)?,
+                        Err(e) => outln!("FAILED to rotate {} v{}: {e}", r.name, r.from_version)?,
                     }
                 }
             }
@@ -239,7 +241,7 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
             } else {
                 store.import_key(&a.name, material, attrs)?
             };
-            show_info(g, key.info());
+            show_info(g, key.info())?;
         }
         KeyCommand::Public(a) => public(g, &store, a)?,
     }
@@ -264,7 +266,7 @@ fn update(g: &Global, store: &Store, a: &UpdateArgs) -> Result<()> {
         ));
     }
     let info = store.update_key(&a.name, version, &update)?;
-    show_info(g, &info);
+    show_info(g, &info)?;
     Ok(())
 }
 
@@ -286,11 +288,11 @@ fn policy(g: &Global, store: &Store, a: &PolicyArgs) -> Result<()> {
     };
     store.set_rotation_policy(&a.name, set)?;
     if g.json {
-        print_json(&json!({"name": a.name, "rotation_policy": set.map(|p| policy_json(&p))}));
+        print_json(&json!({"name": a.name, "rotation_policy": set.map(|p| policy_json(&p))}))?;
     } else {
         match set {
-            Some(p) => println!("{}: rotation policy {p}", a.name),
-            None => println!("{}: rotation policy cleared", a.name),
+            Some(p) => outln!("{}: rotation policy {p}", a.name)?,
+            None => outln!("{}: rotation policy cleared", a.name)?,
         }
     }
     Ok(())
@@ -309,7 +311,7 @@ fn public(g: &Global, store: &Store, a: &PublicArgs) -> Result<()> {
         }
     }
     if g.json && a.output.is_some() {
-        print_json(&json!({"kid": kid, "written": a.output}));
+        print_json(&json!({"kid": kid, "written": a.output}))?;
     }
     Ok(())
 }

@@ -7,6 +7,14 @@ use std::process::ExitCode;
 use clap::Parser;
 use hsmkit::{Error, ErrorKind};
 
+/// `println!` for the command's output, returning an error instead of panicking when
+/// stdout is closed (a reader such as `head` that stops early): `main` then ends quietly.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        $crate::io::print_line(format_args!($($arg)*))
+    };
+}
+
 mod backend;
 mod cli;
 mod demo;
@@ -80,6 +88,9 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Invalid) => ExitCode::from(1),
+        // The reader of stdout went away (`hsmkit key list | head -1`): it chose to read no
+        // more, so the command ends quietly with 0, as `ls | head -1` does for the shell.
+        Err(Error::Io { kind: std::io::ErrorKind::BrokenPipe, .. }) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hsmkit: {e}");
             if let Some(h) = hint(&e) {

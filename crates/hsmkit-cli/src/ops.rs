@@ -37,7 +37,7 @@ fn emit(g: &Global, out: Option<&Path>, key: &Key, what: &str, alg: &str, bytes:
                 None => obj.insert(what.into(), json!(b64(bytes))),
             };
         }
-        print_json(&doc);
+        print_json(&doc)?;
         Ok(())
     } else {
         write_all(out, bytes)
@@ -68,9 +68,9 @@ pub(crate) fn verify(g: &Global, a: &VerifyArgs) -> Result<Outcome> {
         Err(e) => return Err(e),
     };
     if g.json {
-        print_json(&json!({"kid": key.info().kid(), "alg": alg.name(), "valid": valid}));
+        print_json(&json!({"kid": key.info().kid(), "alg": alg.name(), "valid": valid}))?;
     } else {
-        println!("{}", if valid { "signature valid" } else { "signature INVALID" });
+        outln!("{}", if valid { "signature valid" } else { "signature INVALID" })?;
     }
     Ok(if valid { Outcome::Ok } else { Outcome::Invalid })
 }
@@ -137,17 +137,17 @@ pub(crate) fn audit_verify(g: &Global, file: Option<&Path>) -> Result<Outcome> {
             "head": report.head,
             "intact": intact,
             "first_bad": report.first_bad.as_ref().map(|b| json!({"line": b.line, "reason": b.reason})),
-        }));
+        }))?;
     } else if let Some(b) = &report.first_bad {
-        println!(
+        outln!(
             "{}: BROKEN at line {}: {} ({} good records before it)",
             path.display(),
             b.line,
             b.reason,
             report.records
-        );
+        )?;
     } else {
-        println!("{}: {} records, chain intact, head {}", path.display(), report.records, report.head);
+        outln!("{}: {} records, chain intact, head {}", path.display(), report.records, report.head)?;
     }
     Ok(if intact { Outcome::Ok } else { Outcome::Invalid })
 }

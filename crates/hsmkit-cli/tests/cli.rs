@@ -689,3 +689,32 @@ fn bad_input_gets_a_clear_error_and_no_output() {
     // Missing input file: an I/O error, and still no output.
     check(s(&["seal", "kek", "--in", &e.p("does-not-exist")]), 5);
 }
+
+/// A reader that stops early (`hsmkit key list | head -1`) closes stdout: the command ends
+/// quietly with 0, never a panic (exit 101 and a backtrace before). The pipe's read end is
+/// closed before the command starts, so every write to stdout fails: no race with the child.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    let e = Env::store();
+    e.ok(&["key", "create", "a", "--type", "ec"]);
+    e.ok(&["key", "create", "kek", "--type", "aes"]);
+    let msg = e.write("m", &vec![7u8; 1 << 20]);
+    let sealed = e.p("m.env");
+    e.ok(&["seal", "kek", "--in", &msg, "--out", &sealed]);
+    let cases: [&[&str]; 6] = [
+        &["key", "list"],
+        &["--json", "key", "list"],
+        &["key", "show", "a"],
+        &["info"],
+        &["unseal", "--in", &sealed],
+        &["demo"],
+    ];
+    for args in cases {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = e.cmd().args(args).stdout(writer).stderr(Stdio::piped()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "hsmkit {args:?}: {stderr}");
+        assert_eq!(out.status.code(), Some(0), "hsmkit {args:?}: {stderr}");
+    }
+}
