@@ -33,17 +33,27 @@ use key::SoftKey;
 
 pub(crate) const KIND: &str = "soft";
 
-/// Which library does the software backend's cryptography.
+/// Which library does the software backend's cryptography. The default is
+/// [`SoftEngine::fastest`]: AWS-LC when the `aws-lc` feature is on, for every constructor
+/// ([`SoftBackend::new`], [`SoftBackend::with_storage`], [`SoftBackend::open_dir`]) as for
+/// `hsmkit-open`, the CLI, Python and C. RSA decryption on the RustCrypto engine runs the
+/// `rsa` crate's private operation, which RUSTSEC-2023-0071 (Marvin) concerns: choose it
+/// with [`SoftBackend::with_engine`] only where that is acceptable (SECURITY.md).
 #[non_exhaustive]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SoftEngine {
     /// RustCrypto (`rsa`, `p256`/`p384`/`p521`, `aes-kw`): pure Rust, portable.
-    #[default]
     RustCrypto,
     /// AWS-LC through `aws-lc-rs` (feature `aws-lc`): C and assembly, about OpenSSL's
     /// speed; FIPS-validated builds of AWS-LC exist.
     #[cfg(feature = "aws-lc")]
     AwsLc,
+}
+
+impl Default for SoftEngine {
+    fn default() -> Self {
+        Self::fastest()
+    }
 }
 
 impl SoftEngine {
@@ -97,7 +107,8 @@ fn version_not_found(info: &KeyInfo) -> Error {
 }
 
 impl SoftBackend {
-    /// A backend whose keys live in memory only.
+    /// A backend whose keys live in memory only, on the default engine
+    /// ([`SoftEngine::fastest`]).
     pub fn new() -> Self {
         Self::with_storage(MemoryStorage::default())
     }
