@@ -113,7 +113,7 @@ fn spec(a: &CreateArgs) -> Result<KeySpec> {
 }
 
 fn import_material(a: &ImportArgs) -> Result<KeyMaterial> {
-    let bytes = zeroize::Zeroizing::new(read_all(a.input.as_deref())?);
+    let bytes = read_all(a.input.as_deref())?;
     let text = || std::str::from_utf8(&bytes).map_err(|_| Error::invalid("the key file is not text"));
     match a.format {
         None => KeyMaterial::from_bytes(&bytes),

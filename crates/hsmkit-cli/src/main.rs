@@ -33,6 +33,7 @@ pub(crate) enum Outcome {
 }
 
 pub(crate) fn run(cli: &cli::Cli) -> hsmkit::Result<Outcome> {
+    io::remove_partial_files_on_signals()?;
     use cli::Command::*;
     match &cli.command {
         Key(k) => keys::run(&cli.global, k),

@@ -79,7 +79,7 @@ pub(crate) fn encrypt(g: &Global, a: &CryptArgs) -> Result<Outcome> {
     let alg: EncryptionAlgorithm = a.alg.parse()?;
     let store = backend::open(g)?;
     let key = backend::key_at(&store, &a.name, a.version)?;
-    let data = zeroize::Zeroizing::new(read_all(a.io.input.as_deref())?);
+    let data = read_all(a.io.input.as_deref())?;
     let ct = key.encrypt_with_label(alg, &data, a.label.as_deref().unwrap_or_default().as_bytes())?;
     emit(g, a.io.output.as_deref(), &key, "ciphertext", alg.name(), &ct)?;
     Ok(Outcome::Ok)
@@ -100,7 +100,7 @@ pub(crate) fn wrap(g: &Global, a: &CryptArgs) -> Result<Outcome> {
     no_label(a)?;
     let store = backend::open(g)?;
     let key = backend::key_at(&store, &a.name, a.version)?;
-    let data = zeroize::Zeroizing::new(read_all(a.io.input.as_deref())?);
+    let data = read_all(a.io.input.as_deref())?;
     let wrapped = key.wrap_key(alg, &data)?;
     emit(g, a.io.output.as_deref(), &key, "wrapped", alg.name(), &wrapped)?;
     Ok(Outcome::Ok)
