@@ -1,9 +1,9 @@
 """The GIL is released around cryptographic and token calls.
 
-Proved without timing thresholds on speed: (1) a native call that blocks on input only
-another Python thread can provide finishes (with the GIL held it would deadlock); (2) two
-threads signing burn more CPU time than wall time passes, which only parallel native code
-can do. The speed-up itself is printed.
+Proved without timing thresholds and without needing idle cores: (1) a native call that
+blocks on input only another Python thread can provide finishes (with the GIL held it
+would deadlock); (2) the main thread keeps running Python code while another thread is
+inside a long `sign` call. The parallel speed-up is a bench's business, not a test's.
 """
 
 from __future__ import annotations
@@ -42,38 +42,47 @@ def test_file_calls_release_the_gil(tmp_path: Path) -> None:
     assert store.unseal((tmp_path / "sealed").read_bytes()) == data
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores to run two threads at once")
 @pytest.mark.parametrize("backend", ["soft", "pkcs11"])
-def test_threads_sign_in_parallel(backend: str, request: pytest.FixtureRequest) -> None:
+def test_sign_releases_the_gil(backend: str, request: pytest.FixtureRequest) -> None:
+    """The main thread runs Python code while another thread is inside `sign`.
+
+    With the GIL held through the call, the main thread can look only while the signer
+    thread is in Python code on its way in or out: once per call on an idle machine, up to
+    9 under four CPU hogs (a stand-in holding the GIL, measured). Released, it looks every
+    millisecond of a call that hashes 128 MiB: about 70 per call idle, 150 under the same
+    load. The threshold, 20 looks in one call, sits between; load only widens the gap on
+    the released side, so the test needs no idle cores.
+    """
     store = hsmkit.open("memory:") if backend == "soft" else request.getfixturevalue("softhsm_store")
     key = store.create_key("k", "rsa")
-    n = 600 if backend == "soft" else 250  # a few tenths of a second per phase
+    message = bytes(128 * 1024 * 1024)  # hashing it keeps one call in native code a while
+    inside, enough, finished = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []  # per call: how often the main thread saw it in progress
+    errors: list[BaseException] = []
 
-    def work() -> None:
-        for i in range(n):
-            key.sign("RS256", b"%d" % i)
+    def signer() -> None:
+        try:
+            for _ in range(20):
+                seen.append(0)
+                inside.set()
+                key.sign("RS256", message)
+                inside.clear()
+                if enough.is_set():
+                    break
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+        finally:
+            inside.clear()
+            finished.set()
 
-    def measure() -> tuple:
-        t0 = time.perf_counter()
-        for _ in range(2):
-            work()
-        serial = time.perf_counter() - t0
-        threads = [threading.Thread(target=work) for _ in range(2)]
-        t0, c0 = time.perf_counter(), time.process_time()
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        return serial, time.perf_counter() - t0, time.process_time() - c0
-
-    # CPU time beyond wall time means both threads were in native code at once; with the
-    # GIL held through the call the ratio cannot exceed 1, whatever the machine. Other
-    # load on the machine can only lower it, so a few attempts are allowed.
-    attempts = []
-    for _ in range(5):
-        serial, wall, cpu = measure()
-        attempts.append(f"cpu {cpu:.3f}s / wall {wall:.3f}s (serial {serial:.3f}s)")
-        print(f"{backend}: 2x{n} RS256 {attempts[-1]}, speed-up {serial / wall:.2f}x")
-        if cpu / wall > 1.2:
-            return
-    pytest.fail(f"threads never ran in parallel: {attempts}")
+    t = threading.Thread(target=signer)
+    t.start()
+    while not finished.is_set():
+        if inside.is_set() and seen:
+            seen[-1] += 1
+            if seen[-1] >= 20:
+                enough.set()
+        time.sleep(0.001)
+    t.join()
+    assert errors == []
+    assert max(seen) >= 20, f"the main thread never ran during a sign call (looks per call: {seen})"
