@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use hsmkit::{AuditLog, Error, Result, Store};
 use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
-use hsmkit_soft::{SoftBackend, SoftEngine, StoreKey};
+use hsmkit_soft::{FileStorage, KdfParams, SoftBackend, SoftEngine, StoreKey};
 use zeroize::Zeroizing;
 
 use crate::cli::Global;
@@ -31,8 +31,32 @@ pub(crate) fn key_at(store: &Store, name: &str, version: Option<u32>) -> Result<
     }
 }
 
-/// Opens the store the options name.
+/// What to do when the keystore directory holds no keystore.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Missing {
+    /// A typed `NotFound` (exit status 3): reading commands never create a store, so a
+    /// typo in a path or passphrase does not go unnoticed.
+    Refuse,
+    /// Create it (`key create`, `key import`); on a terminal, only after the user agrees.
+    Create,
+    /// Create it; it must not exist yet (`hsmkit init`).
+    CreateNew,
+}
+
+/// Opens the store the options name; a missing keystore is refused.
 pub(crate) fn open(g: &Global) -> Result<Store> {
+    open_with(g, Missing::Refuse)
+}
+
+fn confirm(question: &str) -> Result<bool> {
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| Error::io("reading from the terminal", &e))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))
+}
+
+/// Opens the store the options name, creating a missing keystore as `missing` says.
+pub(crate) fn open_with(g: &Global, missing: Missing) -> Result<Store> {
     let store = match &g.pkcs11 {
         Some(uri) => {
             let mut uri = Pkcs11Uri::parse(uri)?;
@@ -49,10 +73,32 @@ pub(crate) fn open(g: &Global) -> Result<Store> {
                 Some(d) => d.clone(),
                 None => default_store()?,
             };
+            let exists = FileStorage::exists(&dir);
+            match (missing, exists) {
+                (Missing::Refuse, false) => {
+                    return Err(Error::NotFound { what: format!("keystore {}", dir.display()) });
+                }
+                (Missing::CreateNew, true) => {
+                    return Err(Error::AlreadyExists { name: format!("keystore {}", dir.display()) });
+                }
+                (Missing::Create, false)
+                    if std::io::stdin().is_terminal()
+                        && !confirm(&format!("No keystore at {}. Create one?", dir.display()))? =>
+                {
+                    return Err(Error::NotFound { what: format!("keystore {}", dir.display()) });
+                }
+                _ => {}
+            }
             let unlock = if let Some(f) = &g.key_file {
                 StoreKey::key_file(f)
             } else if let Ok(p) = std::env::var("HSMKIT_PASSPHRASE") {
                 StoreKey::passphrase(&Zeroizing::new(p))
+            } else if std::io::stdin().is_terminal() && !exists {
+                let first = prompt(&format!("new passphrase for {}", dir.display()))?;
+                if *first != *prompt("the same passphrase again")? {
+                    return Err(Error::invalid("the two passphrases differ; nothing was created"));
+                }
+                StoreKey::passphrase(&first)
             } else if std::io::stdin().is_terminal() {
                 StoreKey::passphrase(&prompt(&format!("passphrase for {}", dir.display()))?)
             } else {
@@ -61,7 +107,12 @@ pub(crate) fn open(g: &Global) -> Result<Store> {
                     dir.display()
                 )));
             };
-            Store::new(SoftBackend::open_dir(&dir, &unlock)?.with_engine(SoftEngine::fastest()))
+            let storage = if exists {
+                FileStorage::open(&dir, &unlock)?
+            } else {
+                FileStorage::create(&dir, &unlock, KdfParams::default())?
+            };
+            Store::new(SoftBackend::with_storage(storage).with_engine(SoftEngine::fastest()))
         }
     };
     Ok(match &g.audit_log {

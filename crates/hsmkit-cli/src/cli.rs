@@ -74,6 +74,9 @@ pub(crate) enum Command {
     Info,
     /// Tour every feature on a throw-away keystore, printing each command it runs.
     Demo,
+    /// Create the keystore (`--store`, or the default one). Other commands never create
+    /// one, except `key create` and `key import` (which ask first on a terminal).
+    Init,
 }
 
 #[derive(Debug, Subcommand)]

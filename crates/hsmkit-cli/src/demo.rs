@@ -85,8 +85,8 @@ pub(crate) fn run() -> Result<Outcome> {
     outln!("hsmkit demo: a throw-away encrypted keystore in {}", dir.display())?;
     outln!("(every command below runs with --store, --key-file and --audit-log pointing there)")?;
 
-    outln!("\n## the store: what its backend can do")?;
-    d.ok(&["info"])?;
+    outln!("\n## the store: created explicitly (other commands never create one), and what it can do")?;
+    d.ok(&["init"])?;
 
     outln!("\n## keys: one of each type")?;
     d.ok(&["key", "create", "signer", "--type", "ec", "--curve", "P-256", "--tag", "team=payments"])?;

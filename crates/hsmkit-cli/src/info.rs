@@ -63,11 +63,20 @@ fn text(store: &Store) -> String {
 }
 
 pub(crate) fn run(g: &Global) -> Result<Outcome> {
-    let store = backend::open(g)?;
+    show(g, &backend::open(g)?)
+}
+
+fn show(g: &Global, store: &Store) -> Result<Outcome> {
     if g.json {
-        print_json(&json(&store))?;
+        print_json(&json(store))?;
     } else {
-        outln!("{}", text(&store))?;
+        outln!("{}", text(store))?;
     }
     Ok(Outcome::Ok)
+}
+
+/// `hsmkit init`: creates the keystore, which must not exist yet (a PKCS#11 token is
+/// initialised with its own tools: for it, init only checks that it opens).
+pub(crate) fn init(g: &Global) -> Result<Outcome> {
+    show(g, &backend::open_with(g, backend::Missing::CreateNew)?)
 }

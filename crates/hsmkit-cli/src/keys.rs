@@ -138,7 +138,22 @@ fn print_versions(g: &Global, list: &[KeyInfo]) -> Result<()> {
 }
 
 pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
-    let store = backend::open(g)?;
+    // Only the commands that add a key make a missing keystore.
+    let missing = match cmd {
+        KeyCommand::Create(_) | KeyCommand::Import(_) => backend::Missing::Create,
+        KeyCommand::List { .. }
+        | KeyCommand::Show(_)
+        | KeyCommand::Versions { .. }
+        | KeyCommand::Rotate { .. }
+        | KeyCommand::Update(_)
+        | KeyCommand::Delete { .. }
+        | KeyCommand::Recover { .. }
+        | KeyCommand::Purge { .. }
+        | KeyCommand::Policy(_)
+        | KeyCommand::RotateDue
+        | KeyCommand::Public(_) => backend::Missing::Refuse,
+    };
+    let store = backend::open_with(g, missing)?;
     match cmd {
         KeyCommand::Create(a) => {
             let key = store.create_key(&a.name, spec(a)?, attributes(&a.attrs, a.exportable)?)?;

@@ -49,6 +49,7 @@ pub(crate) fn run(cli: &cli::Cli) -> hsmkit::Result<Outcome> {
         Audit(cli::AuditCommand::Verify { file }) => ops::audit_verify(&cli.global, file.as_deref()),
         Info => info::run(&cli.global),
         Demo => demo::run(),
+        Init => info::init(&cli.global),
     }
 }
 
@@ -69,6 +70,11 @@ fn hint(e: &Error) -> Option<&'static str> {
         // The store itself (a token) was not found: listing its keys cannot help.
         ErrorKind::NotFound if matches!(e, Error::NotFound { what } if what.starts_with("PKCS#11 token")) => {
             Some("'pkcs11-tool --module MODULE --list-token-slots' lists the tokens the module sees")
+        }
+        ErrorKind::NotFound if matches!(e, Error::NotFound { what } if what.starts_with("keystore ")) => {
+            Some(
+                "'hsmkit init' creates a keystore there ('hsmkit key create' also does); check --store / HSMKIT_STORE",
+            )
         }
         ErrorKind::NotFound => Some("'hsmkit key list' shows the keys in this store"),
         ErrorKind::Authentication => Some(

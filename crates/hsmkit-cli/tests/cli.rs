@@ -127,7 +127,7 @@ fn demo_runs_the_tour() {
         "no output file after the failure: true",
         "the key is disabled",
         "chain intact",
-        "$ hsmkit info",
+        "$ hsmkit init",
         "engine    aws-lc",
         "metadata  keystore",
     ] {
@@ -830,4 +830,35 @@ fn plaintext_is_wiped_before_it_is_freed() {
         assert_eq!(scanned(args, stdin), 0, "hsmkit {args:?} freed plaintext unwiped");
     }
     assert_eq!(std::fs::read(&o1).unwrap(), std::fs::read(&plain).unwrap());
+}
+
+/// Only `init`, `key create` and `key import` make a keystore: any other command on a
+/// missing one exits 3 with a hint and creates nothing (a typo in a path no longer makes
+/// a new, empty store under whatever passphrase was typed).
+#[test]
+fn only_init_and_key_create_make_a_keystore() {
+    let e = Env::store();
+    let msg = e.write("m", b"message");
+    let store = e.path("store");
+    for args in [
+        &["key", "list"][..],
+        &["key", "show", "a"],
+        &["info"],
+        &["verify", "a", "--alg", "ES256", "--signature", &msg, "--in", &msg],
+        &["sign", "a", "--alg", "ES256", "--in", &msg],
+        &["unseal", "--in", &msg],
+    ] {
+        let err = e.fails(3, args);
+        assert!(err.contains("keystore") && err.contains("hsmkit init"), "hsmkit {args:?}: {err}");
+        assert!(!store.exists(), "hsmkit {args:?} created the keystore");
+    }
+    e.ok(&["init"]);
+    assert!(store.join("hsmkit-keystore.json").exists());
+    e.fails(5, &["init"]); // already there: AlreadyExists
+    e.ok(&["key", "list"]);
+
+    // key create makes a missing store (not on a terminal: stdin is /dev/null here).
+    let other = Env::store();
+    other.ok(&["key", "create", "a", "--type", "ec"]);
+    assert!(other.path("store").join("hsmkit-keystore.json").exists());
 }

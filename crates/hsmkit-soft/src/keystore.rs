@@ -296,6 +296,11 @@ impl FileStorage {
         })
     }
 
+    /// Whether `dir` holds a keystore (its header file).
+    pub fn exists(dir: impl AsRef<Path>) -> bool {
+        dir.as_ref().join(HEADER).exists()
+    }
+
     /// Opens the keystore in `dir`. A wrong passphrase or key file is
     /// [`Error::Authentication`].
     pub fn open(dir: impl AsRef<Path>, key: &StoreKey) -> Result<Self> {
