@@ -510,8 +510,14 @@ impl MetadataStore for TokenMetadata {
 /// objects: on a token hsmkit starts with, the signer (never destroyed) is then its
 /// oldest object, which keeps tpm2-pkcs11 1.9's handle numbering sound
 /// ([`crate::objects`]).
+///
+/// Runs before every key creation, so it only looks the signer up (one `C_FindObjects`);
+/// reading its public key is left to the metadata store, which caches it.
 pub(crate) fn ensure_signer(token: &Arc<Token>, s: &Session) -> OpResult<()> {
-    Authenticator::new(token.clone()).signer(s, true).map(|_| ())
+    if at_most_one("the metadata signer", s.find_objects(&signer_template())?)?.is_none() {
+        Authenticator::new(token.clone()).make_signer(s)?;
+    }
+    Ok(())
 }
 
 /// Whether the token keeps private token data objects as [`TokenMetadata`] writes them:
