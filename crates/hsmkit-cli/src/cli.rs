@@ -350,6 +350,10 @@ pub(crate) struct RewrapArgs {
     /// Keep the existing recipients and add these.
     #[arg(long)]
     pub(crate) add: bool,
+    /// The encryption context it was sealed with, KEY=VALUE (repeat); required to rewrap,
+    /// as to unseal.
+    #[arg(long = "aad", value_name = "K=V")]
+    pub(crate) aad: Vec<String>,
     #[command(flatten)]
     pub(crate) io: InOut,
 }

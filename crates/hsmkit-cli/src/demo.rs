@@ -137,7 +137,7 @@ pub(crate) fn run() -> Result<Outcome> {
     outln!("\n## rotate the KEK, rewrap the envelope, retire version 1")?;
     d.ok(&["key", "rotate", "kek"])?;
     let rewrapped = d.path("report.v2.hkev");
-    d.ok(&["rewrap", "--to", "kek", "--in", &sealed, "--out", &rewrapped])?;
+    d.ok(&["rewrap", "--to", "kek", "--aad", "dept=finance", "--in", &sealed, "--out", &rewrapped])?;
     d.ok(&["key", "update", "kek", "--version", "1", "--enabled", "false"])?;
     d.ok(&["unseal", "--aad", "dept=finance", "--in", &rewrapped, "--out", &opened])?;
     d.refused(&["unseal", "--aad", "dept=finance", "--in", &sealed, "--out", &opened])?;

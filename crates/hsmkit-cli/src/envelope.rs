@@ -79,7 +79,8 @@ pub(crate) fn rewrap(g: &Global, a: &RewrapArgs) -> Result<Outcome> {
     json_needs_out(g, &a.io)?;
     let store = backend::open(g)?;
     let mode = if a.add { RewrapMode::Add } else { RewrapMode::Replace };
-    let rewrapper = Rewrapper::new(&store, store.recipients(&a.to)?, mode)?;
+    let rewrapper =
+        Rewrapper::new(&store, store.recipients(&a.to)?, mode)?.with_context(parse_pairs(&a.aad, "--aad")?);
     let (inp, bar) = input(&a.io, "rewrapping")?;
     let n = write_with(a.io.output.as_deref(), |w| rewrapper.rewrap_stream(inp, w));
     bar.finish_and_clear();

@@ -316,10 +316,38 @@ fn seal_unseal_rewrap_files() {
     e.fails(5, &["unseal", "--in", &e.p("big.hkev"), "--out", &e.p("nocontext.out")]);
     assert!(!e.path("nocontext.out").exists());
     e.ok(&["key", "rotate", "kek"]);
-    let j = e.json(&["rewrap", "--to", "kek", "--in", &e.p("big.hkev"), "--out", &e.p("v2.hkev")]);
+    // Rewrap needs the context, as unseal does, and writes nothing without it.
+    e.fails(5, &["rewrap", "--to", "kek", "--in", &e.p("big.hkev"), "--out", &e.p("v2.hkev")]);
+    e.fails(
+        5,
+        &["rewrap", "--to", "kek", "--aad", "t=2", "--in", &e.p("big.hkev"), "--out", &e.p("v2.hkev")],
+    );
+    assert!(!e.path("v2.hkev").exists());
+    let j = e.json(&[
+        "rewrap",
+        "--to",
+        "kek",
+        "--aad",
+        "t=1",
+        "--in",
+        &e.p("big.hkev"),
+        "--out",
+        &e.p("v2.hkev"),
+    ]);
     assert_eq!(j["recipients"][0]["kid"], "kek/2");
     assert_eq!(j["recipients"].as_array().unwrap().len(), 1);
-    let j = e.json(&["rewrap", "--add", "--to", "kek", "--in", &e.p("big.hkev"), "--out", &e.p("both.hkev")]);
+    let j = e.json(&[
+        "rewrap",
+        "--add",
+        "--to",
+        "kek",
+        "--aad",
+        "t=1",
+        "--in",
+        &e.p("big.hkev"),
+        "--out",
+        &e.p("both.hkev"),
+    ]);
     assert_eq!(j["recipients"].as_array().unwrap().len(), 3);
     e.ok(&["key", "update", "kek", "--version", "1", "--enabled", "false"]);
     e.ok(&["unseal", "--aad", "t=1", "--in", &e.p("v2.hkev"), "--out", &e.p("v2.out")]);
@@ -534,7 +562,7 @@ fn every_command_on_softhsm() {
     e.ok(&["unseal", "--aad", "x=y", "--in", &e.p("data.hkev"), "--out", &e.p("data.out")]);
     assert_eq!(std::fs::read(e.path("data.out")).unwrap(), vec![1u8; 200_000]);
     assert_eq!(e.json(&["key", "rotate", "kek"])["version"], 2);
-    e.ok(&["rewrap", "--to", "kek", "--in", &e.p("data.hkev"), "--out", &e.p("v2.hkev")]);
+    e.ok(&["rewrap", "--to", "kek", "--aad", "x=y", "--in", &e.p("data.hkev"), "--out", &e.p("v2.hkev")]);
     e.ok(&["key", "update", "kek", "--version", "1", "--enabled", "false"]);
     e.ok(&["unseal", "--aad", "x=y", "--in", &e.p("v2.hkev"), "--out", &e.p("data.out")]);
     e.fails(4, &["unseal", "--aad", "x=y", "--in", &e.p("data.hkev"), "--out", &e.p("data.out")]);

@@ -167,7 +167,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("one bit flipped -> {}", store.unseal(&bytes, &context).unwrap_err());
     println!("wrong context -> {}", store.unseal(&std::fs::read(&sealed)?, &Default::default()).unwrap_err());
     let v2 = store.rotate_key("kek-256")?;
-    Rewrapper::new(&store, [Recipient::new(v2)?], RewrapMode::Replace)?.rewrap_file(&sealed, &sealed)?;
+    Rewrapper::new(&store, [Recipient::new(v2)?], RewrapMode::Replace)?
+        .with_context(context.clone())
+        .rewrap_file(&sealed, &sealed)?;
     store.update_key("kek-256", 1, &KeyUpdate::enabled(false))?;
     store.opener().with_context(context).open_file(&sealed, &opened)?;
     println!("rotated kek-256, rewrapped the file to v2 (body untouched), disabled v1: still opens");

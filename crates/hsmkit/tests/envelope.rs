@@ -449,6 +449,7 @@ fn rewrap_after_rotation_retires_the_old_version() {
     let v2 = store.rotate_key("kek").unwrap();
     let rewrapped = Rewrapper::new(&store, [Recipient::new(v2).unwrap()], RewrapMode::Replace)
         .unwrap()
+        .with_context(ctx(&[("t", "1")]))
         .rewrap(&env)
         .unwrap();
     // Body byte for byte the same.
@@ -492,6 +493,30 @@ fn rewrap_add_keeps_old_recipients() {
     t[10] ^= 1;
     let e = rw.rewrap(&t).unwrap_err();
     assert_eq!(e.kind(), ErrorKind::DecryptionFailed);
+}
+
+#[test]
+fn rewrap_needs_the_encryption_context() {
+    let store = new_store();
+    let kek = aes_kek(&store, "kek");
+    let other = aes_kek(&store, "other");
+    let bound = ctx(&[("dept", "finance")]);
+    let env = small_sealer(kek).with_context(bound.clone()).unwrap().seal(b"payroll").unwrap();
+    let rewrapper = |context: EncryptionContext| {
+        Rewrapper::new(&store, [Recipient::new(other.clone()).unwrap()], RewrapMode::Replace)
+            .unwrap()
+            .with_context(context)
+    };
+    // Holding the KEK is not enough: no context, a wrong one, or a superset all fail as a
+    // wrong key does, and nothing is written.
+    for wrong in [ctx(&[]), ctx(&[("dept", "hr")]), ctx(&[("dept", "finance"), ("x", "y")])] {
+        let mut out = Vec::new();
+        let e = rewrapper(wrong).rewrap_stream(&env[..], &mut out).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::DecryptionFailed);
+        assert!(out.is_empty());
+    }
+    let moved = rewrapper(bound.clone()).rewrap(&env).unwrap();
+    assert_eq!(&store.unseal(&moved, &bound).unwrap()[..], b"payroll");
 }
 
 // ---------------------------------------------------------------- data-key caching

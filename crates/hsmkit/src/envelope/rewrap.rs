@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 use std::path::Path;
 
-use super::format::{EnvelopeHeader, RecipientInfo};
+use super::format::{EncryptionContext, EnvelopeHeader, RecipientInfo};
 use super::open::{Keyring, opaque, unlock_with};
 use super::seal::{Recipient, check_recipients};
 use super::write_atomically;
@@ -21,6 +21,11 @@ pub enum RewrapMode {
 
 /// Rewraps envelopes: unwraps the data key with a KEK from `keyring`, wraps it for new
 /// recipients, writes a new header, and copies the body byte for byte.
+///
+/// Like [`Opener`](super::Opener), a rewrapper needs the envelope's encryption context,
+/// exactly ([`Rewrapper::with_context`]; empty by default): holding a KEK is not enough to
+/// move an envelope to new recipients without knowing what it is bound to. A wrong context
+/// fails with the same [`Error::DecryptionFailed`] as a wrong key.
 ///
 /// ```
 /// # fn main() -> hsmkit::Result<()> {
@@ -41,6 +46,7 @@ pub struct Rewrapper<'a> {
     keyring: &'a dyn Keyring,
     recipients: Vec<Recipient>,
     mode: RewrapMode,
+    context: EncryptionContext,
 }
 
 impl std::fmt::Debug for Rewrapper<'_> {
@@ -48,6 +54,7 @@ impl std::fmt::Debug for Rewrapper<'_> {
         f.debug_struct("Rewrapper")
             .field("recipients", &self.recipients)
             .field("mode", &self.mode)
+            .field("context", &self.context)
             .finish_non_exhaustive()
     }
 }
@@ -61,11 +68,20 @@ impl<'a> Rewrapper<'a> {
     ) -> Result<Self> {
         let recipients: Vec<Recipient> = recipients.into_iter().collect();
         check_recipients(recipients.iter().map(|r| (r.key().name(), r.key().version())))?;
-        Ok(Rewrapper { keyring, recipients, mode })
+        Ok(Rewrapper { keyring, recipients, mode, context: EncryptionContext::new() })
+    }
+
+    /// The encryption context the envelope must carry, exactly (as for opening).
+    pub fn with_context(mut self, context: EncryptionContext) -> Self {
+        self.context = context;
+        self
     }
 
     /// The new header for `header`.
     fn new_header(&self, header: &EnvelopeHeader) -> Result<EnvelopeHeader> {
+        if header.context != self.context {
+            return Err(Error::DecryptionFailed);
+        }
         let (dek, keys) = unlock_with(self.keyring, header).map_err(opaque)?;
         let mut recipients: Vec<RecipientInfo> = match self.mode {
             RewrapMode::Replace => Vec::new(),
