@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use hsmkit::{AuditLog, Error, Result, Store};
+use hsmkit::{Error, Result, Store};
 use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
 use hsmkit_soft::{FileStorage, KdfParams, SoftBackend, SoftEngine, StoreKey};
 use zeroize::Zeroizing;
@@ -57,7 +57,16 @@ fn confirm(question: &str) -> Result<bool> {
 
 /// Opens the store the options name, creating a missing keystore as `missing` says.
 pub(crate) fn open_with(g: &Global, missing: Missing) -> Result<Store> {
-    let store = match &g.pkcs11 {
+    let store = open_unaudited(g, missing)?;
+    match &g.audit_log {
+        Some(path) => store.with_audit_log_file(path),
+        None => Ok(store),
+    }
+}
+
+/// [`open_with`] without the audit log (to verify it, which must not append to it).
+pub(crate) fn open_unaudited(g: &Global, missing: Missing) -> Result<Store> {
+    Ok(match &g.pkcs11 {
         Some(uri) => {
             let mut uri = Pkcs11Uri::parse(uri)?;
             if uri.pin == PinSource::Env
@@ -114,9 +123,5 @@ pub(crate) fn open_with(g: &Global, missing: Missing) -> Result<Store> {
             };
             Store::new(SoftBackend::with_storage(storage).with_engine(SoftEngine::fastest()))
         }
-    };
-    Ok(match &g.audit_log {
-        Some(path) => store.with_audit_log(AuditLog::open(path)?),
-        None => store,
     })
 }

@@ -35,7 +35,8 @@ pub(crate) struct Global {
     /// Unlock the keystore with this raw key file (64 hex digits) instead of a passphrase.
     #[arg(long, global = true, env = "HSMKIT_KEY_FILE", value_name = "FILE")]
     pub(crate) key_file: Option<PathBuf>,
-    /// Append a hash-chained audit record for every operation to this JSON-lines file.
+    /// Append an audit record for every operation to this JSON-lines file, chained and
+    /// authenticated under the store's audit key (`hsmkit-audit`, created on first use).
     #[arg(long, global = true, env = "HSMKIT_AUDIT_LOG", value_name = "FILE")]
     pub(crate) audit_log: Option<PathBuf>,
     /// Print one JSON document per command (for scripts).
@@ -360,7 +361,8 @@ pub(crate) struct RewrapArgs {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum AuditCommand {
-    /// Check a hash-chained audit log; exit status 1 if a record was removed, changed or
+    /// Check an audit log against the store's audit key (so it needs the store's passphrase
+    /// or PIN); exit status 1 if a record was removed, changed, forged or
     /// reordered.
     Verify {
         /// Default: --audit-log / HSMKIT_AUDIT_LOG.

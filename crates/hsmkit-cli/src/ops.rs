@@ -128,7 +128,9 @@ pub(crate) fn audit_verify(g: &Global, file: Option<&Path>) -> Result<Outcome> {
     let path = file
         .or(g.audit_log.as_deref())
         .ok_or_else(|| Error::invalid("which audit log? give FILE, --audit-log or HSMKIT_AUDIT_LOG"))?;
-    let report = verify_audit_log(path)?;
+    // The MAC keys come from the store's audit key; opening the store must not append.
+    let store = backend::open_unaudited(g, backend::Missing::Refuse)?;
+    let report = verify_audit_log(path, &store)?;
     let intact = report.first_bad.is_none();
     if g.json {
         print_json(&json!({

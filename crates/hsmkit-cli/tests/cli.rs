@@ -415,6 +415,47 @@ fn audit_log_verifies_and_detects_tampering() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("BROKEN at line 1"));
 }
 
+#[test]
+fn audit_verify_needs_the_audit_key_not_just_the_file() {
+    use sha2::Digest;
+    let e = Env::store();
+    let log = e.p("audit.jsonl");
+    let m = e.write("m", b"m");
+    e.ok(&["--audit-log", &log, "key", "create", "k", "--type", "ec"]);
+    for _ in 0..3 {
+        e.ok(&["--audit-log", &log, "sign", "k", "--alg", "ES256", "--in", &m, "--out", &e.p("s")]);
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(e.json(&["audit", "verify", &log])["records"], 4);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), text, "verifying does not append");
+    // Remove the second record and recompute a SHA-256 chain over the rest, filling in
+    // seq, prev and the MAC field: all that someone with only the file can do.
+    let mut prev = "0".repeat(64);
+    let mut forged = String::new();
+    for (i, line) in text.lines().enumerate().filter(|(i, _)| *i != 1).map(|(_, l)| l).enumerate() {
+        let body = line.rsplit_once(",\"mac\":\"").unwrap().0;
+        let mut v: Value = serde_json::from_str(&format!("{body}}}")).unwrap();
+        v["seq"] = (i + 1).into();
+        v["prev"] = prev.clone().into();
+        let body = v.to_string();
+        let body = body.strip_suffix('}').unwrap();
+        prev = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+        forged.push_str(&format!("{body},\"mac\":\"{prev}\"}}\n"));
+    }
+    std::fs::write(&log, forged).unwrap();
+    let out = e.run(&["--json", "audit", "verify", &log]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((j["intact"].as_bool(), j["first_bad"]["line"].as_u64()), (Some(false), Some(1)), "{j}");
+    // The genuine log checked against another store (another audit key) is not vouched for.
+    std::fs::write(&log, &text).unwrap();
+    let other = Env::store();
+    std::fs::write(other.path("store.key"), "6b".repeat(32)).unwrap();
+    other.ok(&["init"]);
+    let out = other.run(&["audit", "verify", &log]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
 // ---------------------------------------------------------------- OpenSSL interop
 
 fn openssl_interop(e: &Env, oaep256: bool) {

@@ -25,7 +25,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use hsmkit::{AuditLog, Error, Result, Store};
+use hsmkit::{Error, Result, Store};
 use hsmkit_pkcs11::uri::percent_decode;
 use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
 use hsmkit_soft::{SoftBackend, SoftEngine, StoreKey};
@@ -76,7 +76,8 @@ impl OpenOptions {
         self
     }
 
-    /// Appends an audit record for every operation to this log (see [`AuditLog`]).
+    /// Appends an audit record for every operation to this log (see [`hsmkit::AuditLog`]; its records are authenticated under [`Store::audit_key`],
+    /// created on first use).
     pub fn audit_log(mut self, path: impl Into<PathBuf>) -> Self {
         self.audit_log = Some(path.into());
         self
@@ -167,10 +168,10 @@ pub fn open_location(location: Location, options: &OpenOptions) -> Result<Store>
         }
         Location::Memory => Store::new(SoftBackend::new().with_engine(SoftEngine::fastest())),
     };
-    Ok(match &options.audit_log {
-        Some(path) => store.with_audit_log(AuditLog::open(path)?),
-        None => store,
-    })
+    match &options.audit_log {
+        Some(path) => store.with_audit_log_file(path),
+        None => Ok(store),
+    }
 }
 
 fn store_key(dir: &Path, options: &OpenOptions) -> Result<StoreKey> {

@@ -11,7 +11,7 @@
 use hsmkit::audit::verify_audit_log;
 use hsmkit::envelope::{EncryptionContext, EnvelopeHeader, Recipient, RewrapMode, Rewrapper};
 use hsmkit::{
-    AuditLog, EncryptionAlgorithm, KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyUpdate, KeyWrapAlgorithm,
+    EncryptionAlgorithm, KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyUpdate, KeyWrapAlgorithm,
     RotationPolicy, SignInput, SignatureAlgorithm, SignatureFormat, Store, parse_iso_duration,
 };
 use hsmkit_soft::{SoftBackend, StoreKey};
@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let audit = tmp.path().join("audit.jsonl");
     let passphrase = StoreKey::passphrase("correct horse battery staple");
     let open = || -> hsmkit::Result<Store> {
-        Ok(Store::new(SoftBackend::open_dir(&dir, &passphrase)?).with_audit_log(AuditLog::open(&audit)?))
+        Store::new(SoftBackend::open_dir(&dir, &passphrase)?).with_audit_log_file(&audit)
     };
     let store = open()?;
     println!(
@@ -190,9 +190,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wrong = SoftBackend::open_dir(&dir, &StoreKey::passphrase("wrong")).unwrap_err();
     println!("with a wrong passphrase -> {wrong}");
 
-    let report = verify_audit_log(&audit)?;
+    let report = verify_audit_log(&audit, &store)?;
     println!(
-        "\naudit log: {} hash-chained records, chain intact: {}, head {}",
+        "\naudit log: {} keyed, chained records, chain intact: {}, head {}",
         report.records,
         report.first_bad.is_none(),
         &report.head[..16]

@@ -1,13 +1,16 @@
 //! Audit: one event per operation and lifecycle change, on the `hsmkit::audit` tracing
-//! target and, optionally, in a hash-chained JSON-lines file.
+//! target and, optionally, in a keyed, chained JSON-lines file.
 //!
-//! Each line of an [`AuditLog`] is a JSON object whose last member is
-//! `"hash"`: the SHA-256 (hex) of the line's bytes before `,"hash":`. Each record also
-//! carries `"seq"` (1, 2, ...) and `"prev"`, the previous line's hash (64 zeros for the
-//! first), so that a removed, edited, inserted or reordered line breaks the chain and
-//! [`verify_audit_log`] names the first bad line. Removing lines from the *end* leaves a
-//! valid shorter chain: keep the head hash ([`AuditReport::head`]) somewhere else to
-//! detect that.
+//! Each line of an [`AuditLog`] is a JSON object whose last member is `"mac"`: the
+//! HMAC-SHA256 (hex) of the line's bytes before `,"mac":`, under a MAC key derived from a
+//! store key (the *audit key*, [`AUDIT_KEY_NAME`] by default; see [`AuditKey`]). Each
+//! record also carries `"seq"` (1, 2, ...), `"prev"` (the previous line's MAC; 64 zeros
+//! for the first) and `"mac_key"` (the audit key's `name/version`). So a removed, edited,
+//! inserted or reordered line breaks the chain, and writing a new valid chain needs the
+//! audit key: someone who can only write the file cannot cover their tracks, while
+//! [`verify_audit_log`] (given the store) names the first bad line. Removing lines from
+//! the *end* leaves a valid shorter chain: keep the head ([`AuditReport::head`]) somewhere
+//! else to detect that.
 //!
 //! Records hold time, key name and version, operation, algorithm and outcome — never
 //! data, plaintext or key material.
@@ -19,14 +22,91 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
+use zeroize::Zeroizing;
 
+use crate::algorithm::KeyWrapAlgorithm;
 use crate::error::{Error, Result};
+use crate::key::Key;
 
 /// The `prev` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-const HASH_SEP: &str = ",\"hash\":\"";
+const MAC_SEP: &str = ",\"mac\":\"";
+
+/// The store key [`crate::Store::audit_key`] uses (and creates on first use: AES-256, its
+/// only operation `wrapKey`).
+pub const AUDIT_KEY_NAME: &str = "hsmkit-audit";
+
+/// What the audit key wraps to derive the MAC key: fixed, so every process (and the
+/// verifier) derives the same key, and only holders of the audit key can.
+const DERIVATION_INPUT: [u8; 32] = *b"hsmkit-audit/1: derive a MAC key";
+const DERIVATION_INFO: &[u8] = b"hsmkit-audit/1 hmac-sha256";
+
+/// The MAC key of an audit log, derived from a store key; redacted in `Debug`, wiped on
+/// drop.
+///
+/// Derivation: the audit key (an AES-256 key, whichever backend holds it) wraps a fixed
+/// 32-byte string with A256KW (RFC 3394, deterministic; on a token the key never leaves
+/// it), and HKDF-SHA256 turns the 40-byte result into the HMAC key. AES-KW is a keyed
+/// pseudorandom permutation, so the result is unpredictable without the audit key.
+pub struct AuditKey {
+    kid: String,
+    mac_key: Zeroizing<[u8; 32]>,
+}
+
+impl fmt::Debug for AuditKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuditKey").field("kid", &self.kid).finish_non_exhaustive()
+    }
+}
+
+impl AuditKey {
+    /// Derives the MAC key from `key` (AES-256 with `wrapKey` allowed).
+    pub fn derive(key: &Key) -> Result<Self> {
+        let wrapped =
+            Zeroizing::new(key.without_audit_log().wrap_key(KeyWrapAlgorithm::A256Kw, &DERIVATION_INPUT)?);
+        let mut mac_key = Zeroizing::new([0u8; 32]);
+        hkdf::Hkdf::<Sha256>::new(None, &wrapped)
+            .expand(DERIVATION_INFO, mac_key.as_mut_slice())
+            .map_err(|_| Error::backend("audit", "HKDF-Expand", "output length rejected"))?;
+        Ok(AuditKey { kid: key.info().kid(), mac_key })
+    }
+
+    /// The audit key's `name/version`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    fn mac(&self, bytes: &[u8]) -> Result<Hmac<Sha256>> {
+        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(self.mac_key.as_slice())
+            .map_err(|_| Error::backend("audit", "HMAC", "key length rejected"))?;
+        m.update(bytes);
+        Ok(m)
+    }
+
+    fn mac_hex(&self, bytes: &[u8]) -> Result<String> {
+        Ok(hex(&self.mac(bytes)?.finalize().into_bytes()))
+    }
+
+    /// Constant-time check of a hex MAC.
+    fn verify(&self, bytes: &[u8], claimed_hex: &str) -> Result<bool> {
+        let Some(claimed) = unhex(claimed_hex) else { return Ok(false) };
+        Ok(self.mac(bytes)?.verify_slice(&claimed).is_ok())
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() != 64 {
+        return None;
+    }
+    (0..32).map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
+}
 
 /// A clock: the store's idea of now (tests and rotation checks inject their own).
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -114,12 +194,13 @@ struct Tail {
     hash: String,
 }
 
-/// A hash-chained JSON-lines audit file. Safe to share between threads; several
-/// processes may append to the same file (appends take an exclusive file lock and
-/// re-read the chain head when another process has written).
+/// A keyed, chained JSON-lines audit file (see the [module](self) docs). Safe to share
+/// between threads; several processes may append to the same file (appends take an
+/// exclusive file lock and re-read the chain head when another process has written).
 #[derive(Debug)]
 pub struct AuditLog {
     path: PathBuf,
+    key: AuditKey,
     tail: Mutex<Tail>,
     sync: bool,
 }
@@ -128,17 +209,13 @@ fn io_err(what: &str, path: &Path, e: &std::io::Error) -> Error {
     Error::backend("audit", what, format!("{}: {e}", path.display()))
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Splits a line into (hashed prefix, claimed hash).
+/// Splits a line into (authenticated prefix, claimed MAC).
 fn split_line(line: &str) -> Option<(&str, &str)> {
-    let i = line.rfind(HASH_SEP)?;
+    let i = line.rfind(MAC_SEP)?;
     let prefix = line.get(..i)?;
-    let rest = line.get(i + HASH_SEP.len()..)?;
-    let hash = rest.strip_suffix("\"}")?;
-    Some((prefix, hash))
+    let rest = line.get(i + MAC_SEP.len()..)?;
+    let mac = rest.strip_suffix("\"}")?;
+    Some((prefix, mac))
 }
 
 /// The (seq, hash) at the end of the file, read from its last line.
@@ -163,8 +240,11 @@ fn read_head(file: &mut File, path: &Path) -> Result<(u64, String, u64)> {
 }
 
 impl AuditLog {
-    /// Opens (or creates) an audit file and continues its chain.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+    /// Opens (or creates) an audit file and continues its chain, authenticating new
+    /// records under the MAC key derived from `audit_key` (usually
+    /// [`crate::Store::audit_key`]; [`crate::Store::with_audit_log_file`] does both).
+    pub fn open(path: impl AsRef<Path>, audit_key: &Key) -> Result<Self> {
+        let key = AuditKey::derive(audit_key)?;
         let path = path.as_ref().to_path_buf();
         let mut file = OpenOptions::new()
             .read(true)
@@ -173,7 +253,7 @@ impl AuditLog {
             .open(&path)
             .map_err(|e| io_err("open", &path, &e))?;
         let (seq, hash, len) = read_head(&mut file, &path)?;
-        Ok(AuditLog { path, tail: Mutex::new(Tail { file, len, seq, hash }), sync: false })
+        Ok(AuditLog { path, key, tail: Mutex::new(Tail { file, len, seq, hash }), sync: false })
     }
 
     /// Makes every append wait for the disk (`fdatasync`): slower, but a record the caller
@@ -210,11 +290,12 @@ impl AuditLog {
                 "alg": rec.alg,
                 "outcome": rec.outcome,
                 "prev": tail.hash,
+                "mac_key": self.key.kid(),
             })
             .to_string();
             let prefix = body.strip_suffix('}').unwrap_or(&body);
-            let hash = sha256_hex(prefix.as_bytes());
-            let line = format!("{prefix}{HASH_SEP}{hash}\"}}\n");
+            let hash = self.key.mac_hex(prefix.as_bytes())?;
+            let line = format!("{prefix}{MAC_SEP}{hash}\"}}\n");
             tail.file.write_all(line.as_bytes()).map_err(|e| io_err("write", path, &e))?;
             if self.sync {
                 tail.file.sync_data().map_err(|e| io_err("fdatasync", path, &e))?;
@@ -248,44 +329,81 @@ pub struct AuditBreak {
     pub reason: String,
 }
 
-/// Checks an audit file's chain and reports the first bad line.
-pub fn verify_audit_log(path: impl AsRef<Path>) -> Result<AuditReport> {
+/// Checks an audit file's chain and MACs, deriving each record's MAC key from the audit
+/// key version it names in `keys` (a [`crate::Store`]: reading it needs the store's
+/// passphrase or PIN), and reports the first bad line.
+pub fn verify_audit_log(path: impl AsRef<Path>, keys: &crate::Store) -> Result<AuditReport> {
     let path = path.as_ref();
     let file = File::open(path).map_err(|e| io_err("open", path, &e))?;
-    verify_audit_lines(BufReader::new(file))
+    verify_audit_lines(BufReader::new(file), keys)
 }
 
 /// [`verify_audit_log`] over any reader.
-pub fn verify_audit_lines(reader: impl BufRead) -> Result<AuditReport> {
+pub fn verify_audit_lines(reader: impl BufRead, keys: &crate::Store) -> Result<AuditReport> {
     let mut report = AuditReport { records: 0, head: GENESIS.to_owned(), first_bad: None };
+    let mut derived: Vec<AuditKey> = Vec::new();
     for (i, line) in reader.split(b'\n').enumerate() {
         let line = line.map_err(|e| Error::backend("audit", "read", e.to_string()))?;
         let n = u64::try_from(i).unwrap_or(u64::MAX).saturating_add(1);
-        if let Err(reason) = check_line(&line, report.records + 1, &report.head) {
-            report.first_bad = Some(AuditBreak { line: n, reason });
-            return Ok(report);
+        match check_line(&line, report.records + 1, &report.head, keys, &mut derived)? {
+            Ok(mac) => {
+                report.records += 1;
+                report.head = mac;
+            }
+            Err(reason) => {
+                report.first_bad = Some(AuditBreak { line: n, reason });
+                return Ok(report);
+            }
         }
-        report.records += 1;
-        report.head = split_line(std::str::from_utf8(&line).unwrap_or_default())
-            .map(|(_, h)| h.to_owned())
-            .unwrap_or_default();
     }
     Ok(report)
 }
 
-fn check_line(line: &[u8], seq: u64, prev: &str) -> std::result::Result<(), String> {
-    let line = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
-    let (prefix, hash) = split_line(line).ok_or("no hash (truncated or not a record)")?;
-    if sha256_hex(prefix.as_bytes()) != hash {
-        return Err("hash mismatch: the record was changed".into());
+/// `Ok(Ok(mac))` for a good line, `Ok(Err(reason))` for a bad one, `Err` when the store
+/// could not be asked (a backend failure is not a verdict on the log).
+fn check_line(
+    line: &[u8],
+    seq: u64,
+    prev: &str,
+    keys: &crate::Store,
+    derived: &mut Vec<AuditKey>,
+) -> Result<std::result::Result<String, String>> {
+    let bad = |reason: &str| Ok(Err(reason.to_owned()));
+    let Ok(line) = std::str::from_utf8(line) else { return bad("not UTF-8") };
+    let Some((prefix, mac)) = split_line(line) else {
+        return bad("no MAC (truncated, unkeyed or not a record)");
+    };
+    let Ok(v) = serde_json::from_str::<Value>(&format!("{prefix}}}")) else {
+        return bad("not a JSON record");
+    };
+    let Some(kid) = v.get("mac_key").and_then(Value::as_str) else { return bad("no mac_key") };
+    let key = match derived.iter().position(|k| k.kid == kid) {
+        Some(i) => derived.get(i),
+        None => {
+            let Some((name, version)) = kid.rsplit_once('/').and_then(|(n, v)| Some((n, v.parse().ok()?)))
+            else {
+                return bad("mac_key is not NAME/VERSION");
+            };
+            let key = match keys.get_key_version(name, version) {
+                Ok(k) => k,
+                Err(e) if e.kind() == crate::ErrorKind::NotFound => {
+                    return Ok(Err(format!("the audit key {kid} is not in this store")));
+                }
+                Err(e) => return Err(e),
+            };
+            derived.push(AuditKey::derive(&key)?);
+            derived.last()
+        }
+    };
+    let Some(key) = key else { return bad("no audit key") };
+    if !key.verify(prefix.as_bytes(), mac)? {
+        return bad("MAC mismatch: the record was changed, or written without the audit key");
     }
-    let v: Value =
-        serde_json::from_str(&format!("{prefix}}}")).map_err(|_| "not a JSON record".to_owned())?;
     if v.get("prev").and_then(Value::as_str) != Some(prev) {
-        return Err("prev does not match the previous record: a record was removed, inserted or moved".into());
+        return bad("prev does not match the previous record: a record was removed, inserted or moved");
     }
     if v.get("seq").and_then(Value::as_u64) != Some(seq) {
-        return Err(format!("sequence number is not {seq}"));
+        return Ok(Err(format!("sequence number is not {seq}")));
     }
-    Ok(())
+    Ok(Ok(mac.to_owned()))
 }

@@ -59,6 +59,12 @@ impl Key {
         Key { inner: Arc::from(inner), ctx }
     }
 
+    /// This key, its operations reported to tracing but not to the audit file (the audit
+    /// key's own use when opening or verifying that file).
+    pub(crate) fn without_audit_log(&self) -> Key {
+        Key { inner: Arc::clone(&self.inner), ctx: Ctx { log: None, ..self.ctx.clone() } }
+    }
+
     fn audit<T>(&self, op: &str, alg: &dyn fmt::Display, r: &Result<T>) {
         let info = self.info();
         self.ctx.emit(&info.name, Some(info.version), op, Some(alg), r);

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::attributes::KeyAttributes;
+use crate::attributes::{KeyAttributes, KeyOp, KeyOps};
 use crate::audit::{AuditLog, Ctx};
 use crate::backend::{Backend, Capabilities, KeyBinding, KeyInfo, NewKey};
 use crate::error::{Denied, Error, ErrorKind, Result};
@@ -209,6 +209,34 @@ impl Store {
     pub fn with_audit_log(mut self, log: AuditLog) -> Self {
         self.ctx.log = Some(Arc::new(log));
         self
+    }
+
+    /// This store, writing every operation and lifecycle change to the keyed audit file
+    /// at `path` as well, its records authenticated under [`Store::audit_key`].
+    pub fn with_audit_log_file(self, path: impl AsRef<std::path::Path>) -> Result<Self> {
+        let log = AuditLog::open(path, &self.audit_key()?)?;
+        Ok(self.with_audit_log(log))
+    }
+
+    /// The current version of the store's audit key ([`crate::audit::AUDIT_KEY_NAME`]),
+    /// created on first use: AES-256, its only operation `wrapKey`. Whoever can use it can
+    /// write (and so forge) audit records: it is as protected as the store's other keys.
+    pub fn audit_key(&self) -> Result<Key> {
+        let name = crate::audit::AUDIT_KEY_NAME;
+        match self.get_key(name) {
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                let attributes = KeyAttributes {
+                    ops: Some(KeyOps::from_ops(&[KeyOp::WrapKey])),
+                    ..KeyAttributes::default()
+                };
+                match self.create_key(name, KeySpec::AES_256, attributes) {
+                    // Another process created it first: use theirs.
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => self.get_key(name),
+                    r => r,
+                }
+            }
+            r => r,
+        }
     }
 
     /// The backend's kind (`soft`, `pkcs11`).

@@ -1,10 +1,14 @@
-//! The hash-chained audit log: what it records, and that tampering is found.
+//! The keyed, chained audit log: what it records, and that tampering is found, even by
+//! someone who recomputes the chain without the audit key.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::path::Path;
 
-use hsmkit::audit::{AuditRecord, verify_audit_log};
-use hsmkit::{AuditLog, EncryptionAlgorithm, KeyAttributes, KeySpec, SignatureAlgorithm, Store};
+use hmac::{KeyInit, Mac};
+use hsmkit::audit::{AUDIT_KEY_NAME, AuditRecord, verify_audit_log};
+use hsmkit::{
+    AuditLog, EncryptionAlgorithm, KeyAttributes, KeySpec, KeyWrapAlgorithm, SignatureAlgorithm, Store,
+};
 
 const SECRET_MESSAGE: &[u8] = b"wire 1,000,000 to account 42";
 
@@ -16,9 +20,9 @@ fn write_lines(p: &Path, lines: &[String]) {
     std::fs::write(p, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).unwrap();
 }
 
-/// A log of a dozen operations and lifecycle changes.
-fn busy_log(p: &Path) -> Vec<String> {
-    let store = Store::new(hsmkit_soft::SoftBackend::new()).with_audit_log(AuditLog::open(p).unwrap());
+/// A log of a dozen operations and lifecycle changes, and the store that wrote it.
+fn busy_log(p: &Path) -> (Vec<String>, Store) {
+    let store = Store::new(hsmkit_soft::SoftBackend::new()).with_audit_log_file(p).unwrap();
     let key = store.create_key("payments", KeySpec::RSA_2048, KeyAttributes::default()).unwrap();
     let sig = key.sign(SignatureAlgorithm::Ps256, SECRET_MESSAGE).unwrap();
     key.verify(SignatureAlgorithm::Ps256, SECRET_MESSAGE, &sig).unwrap();
@@ -32,14 +36,14 @@ fn busy_log(p: &Path) -> Vec<String> {
     store.recover_deleted_key("payments").unwrap();
     let l = lines(p);
     assert_eq!(l.len(), 11);
-    l
+    (l, store)
 }
 
 #[test]
 fn records_operations_without_data() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("audit.jsonl");
-    let l = busy_log(&p);
+    let (l, store) = busy_log(&p);
     let recs: Vec<serde_json::Value> = l.iter().map(|x| serde_json::from_str(x).unwrap()).collect();
     let ops: Vec<_> = recs.iter().map(|r| r["op"].as_str().unwrap()).collect();
     assert_eq!(
@@ -55,22 +59,23 @@ fn records_operations_without_data() {
     assert_eq!(recs[6]["version"], 2);
     assert_eq!(recs[8]["outcome"], "PermissionDenied");
     assert!(recs.iter().all(|r| r["key"] == "payments" && r["time"].as_str().unwrap().ends_with('Z')));
+    assert!(recs.iter().all(|r| r["mac_key"] == "hsmkit-audit/1"));
     let text = std::fs::read(&p).unwrap();
     assert!(!text.windows(SECRET_MESSAGE.len()).any(|w| w == SECRET_MESSAGE), "no data in the log");
-    let report = verify_audit_log(&p).unwrap();
+    let report = verify_audit_log(&p, &store).unwrap();
     assert_eq!(report.records, 11);
     assert_eq!(report.first_bad, None);
-    assert_eq!(report.head, recs[10]["hash"].as_str().unwrap());
+    assert_eq!(report.head, recs[10]["mac"].as_str().unwrap());
 }
 
 #[test]
 fn detects_deleted_edited_reordered_and_inserted_lines() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("audit.jsonl");
-    let good = busy_log(&p);
+    let (good, store) = busy_log(&p);
     let bad_line = |l: &[String]| {
         write_lines(&p, l);
-        let r = verify_audit_log(&p).unwrap();
+        let r = verify_audit_log(&p, &store).unwrap();
         r.first_bad.map(|b| (b.line, b.reason))
     };
 
@@ -82,11 +87,11 @@ fn detects_deleted_edited_reordered_and_inserted_lines() {
     let mut edited = good.clone();
     edited[8] = edited[8].replace("PermissionDenied", "ok");
     assert_eq!(bad_line(&edited).unwrap().0, 9);
-    // Editing and re-hashing the line itself is caught by the next line's prev.
-    let mut rehashed = good.clone();
-    let body = edited[8].rsplit_once(",\"hash\":\"").unwrap().0.to_owned();
-    rehashed[8] = format!("{body},\"hash\":\"{}\"}}", hex_sha256(body.as_bytes()));
-    let (line, reason) = bad_line(&rehashed).unwrap();
+    // Even with the MAC key, editing and re-MACing one line is caught by the next line's prev.
+    let mut remaced = good.clone();
+    let body = edited[8].rsplit_once(",\"mac\":\"").unwrap().0.to_owned();
+    remaced[8] = format!("{body},\"mac\":\"{}\"}}", hmac_hex(&mac_key(&store), body.as_bytes()));
+    let (line, reason) = bad_line(&remaced).unwrap();
     assert_eq!(line, 10, "{reason}");
 
     let mut reordered = good.clone();
@@ -111,12 +116,78 @@ fn hex_sha256(b: &[u8]) -> String {
     sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The MAC key, derived as the audit module documents it (written here independently).
+fn mac_key(store: &Store) -> [u8; 32] {
+    let wrapped = store
+        .get_key(AUDIT_KEY_NAME)
+        .unwrap()
+        .wrap_key(KeyWrapAlgorithm::A256Kw, b"hsmkit-audit/1: derive a MAC key")
+        .unwrap();
+    let mut k = [0u8; 32];
+    hkdf::Hkdf::<sha2::Sha256>::new(None, &wrapped).expand(b"hsmkit-audit/1 hmac-sha256", &mut k).unwrap();
+    k
+}
+
+fn hmac_hex(key: &[u8], b: &[u8]) -> String {
+    let mut m = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+    m.update(b);
+    m.finalize().into_bytes().iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Rebuilds the chain after `lines` were edited: new seq, prev and MAC on every line,
+/// each MAC computed by `mac` (the attacker's best effort).
+fn rechain(lines: &[String], mac: impl Fn(&[u8]) -> String) -> Vec<String> {
+    let mut prev = "0".repeat(64);
+    let mut out = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let body = l.rsplit_once(",\"mac\":\"").unwrap().0;
+        let mut v: serde_json::Value = serde_json::from_str(&format!("{body}}}")).unwrap();
+        v["seq"] = serde_json::json!(i + 1);
+        v["prev"] = serde_json::json!(prev);
+        let body = v.to_string();
+        let body = body.strip_suffix('}').unwrap();
+        prev = mac(body.as_bytes());
+        out.push(format!("{body},\"mac\":\"{prev}\"}}"));
+    }
+    out
+}
+
+#[test]
+fn a_removed_record_with_a_recomputed_chain_is_detected_without_the_audit_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("audit.jsonl");
+    let (good, store) = busy_log(&p);
+    let mut cut = good.clone();
+    cut.remove(3); // the failed verify
+    let verdict = |l: &[String], store: &Store| {
+        write_lines(&p, l);
+        let r = verify_audit_log(&p, store).unwrap();
+        (r.records, r.first_bad.map(|b| b.line))
+    };
+    // An unkeyed SHA-256 chain over the edited records (what the file alone allows).
+    assert_eq!(verdict(&rechain(&cut, hex_sha256), &store), (0, Some(1)));
+    // An HMAC chain under a key of the attacker's own store.
+    let other = Store::new(hsmkit_soft::SoftBackend::new());
+    other.audit_key().unwrap();
+    let theirs = mac_key(&other);
+    assert_eq!(verdict(&rechain(&cut, |b| hmac_hex(&theirs, b)), &store), (0, Some(1)));
+    // A store without that audit key cannot vouch for the real log either.
+    assert_eq!(verdict(&good, &other), (0, Some(1)));
+    // With the audit key itself the same rechaining verifies: detection above is the key's
+    // doing, not an artefact of the rechaining.
+    let ours = mac_key(&store);
+    assert_eq!(verdict(&rechain(&cut, |b| hmac_hex(&ours, b)), &store), (10, None));
+    assert_eq!(verdict(&good, &store), (11, None));
+}
+
 #[test]
 fn two_writers_and_a_reopen_keep_one_chain() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("audit.jsonl");
     // Two handles on one file stand for two processes: each notices the other's appends.
-    let (a, b) = (AuditLog::open(&p).unwrap(), AuditLog::open(&p).unwrap());
+    let store = Store::new(hsmkit_soft::SoftBackend::new());
+    let key = store.audit_key().unwrap();
+    let (a, b) = (AuditLog::open(&p, &key).unwrap(), AuditLog::open(&p, &key).unwrap());
     let rec = |op| AuditRecord {
         time: std::time::SystemTime::now(),
         key: "k",
@@ -130,7 +201,7 @@ fn two_writers_and_a_reopen_keep_one_chain() {
         s.spawn(|| (0..200).for_each(|_| b.append(&rec("b")).unwrap()));
     });
     drop((a, b));
-    AuditLog::open(&p).unwrap().append(&rec("after-reopen")).unwrap();
-    let r = verify_audit_log(&p).unwrap();
+    AuditLog::open(&p, &key).unwrap().append(&rec("after-reopen")).unwrap();
+    let r = verify_audit_log(&p, &store).unwrap();
     assert_eq!((r.records, r.first_bad), (401, None));
 }

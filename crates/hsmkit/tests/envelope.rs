@@ -519,6 +519,43 @@ fn rewrap_needs_the_encryption_context() {
     assert_eq!(&store.unseal(&moved, &bound).unwrap()[..], b"payroll");
 }
 
+/// SECURITY.md: an unwrap that succeeds but gives a data key of the wrong length fails later
+/// than one that fails its integrity check. For an RSA KEK, making such input needs only
+/// the public key (not the KEK, as SECURITY.md once said); what pins the claim that this
+/// reveals nothing is that the error is the one `DecryptionFailed`, word for word.
+#[test]
+fn a_wrong_length_data_key_needs_only_the_rsa_public_key_and_is_the_one_error() {
+    let store = new_store();
+    let kek = rsa_kek(&store, "kek");
+    let env = small_sealer(kek.clone()).seal(b"payload").unwrap();
+    let wrapped = EnvelopeHeader::parse(&env).unwrap().recipients()[0].wrapped_key().to_vec();
+    let at = env.windows(wrapped.len()).position(|w| w == wrapped).unwrap();
+    let with_wrapped = |w: &[u8]| {
+        let mut e = env.clone();
+        e[at..at + w.len()].copy_from_slice(w);
+        e
+    };
+    // Someone holding only the public key wraps a 16-byte "data key" (32 are expected).
+    let outsider = new_store();
+    let public = outsider
+        .import_key(
+            "kek-public",
+            KeyMaterial::from_der(&kek.public_key_der().unwrap()).unwrap(),
+            KeyAttributes::with_ops(&[KeyOp::WrapKey]),
+        )
+        .unwrap();
+    let short = public.wrap_key(W::RsaOaep256, &[7u8; 16]).unwrap();
+    assert_eq!(short.len(), wrapped.len());
+    // It unwraps (valid OAEP), then fails; a flipped byte fails OAEP itself. One error.
+    assert_eq!(kek.unwrap_key(W::RsaOaep256, &short).unwrap().len(), 16);
+    let mut flipped = wrapped.clone();
+    flipped[0] ^= 1;
+    let e_short = store.unseal(&with_wrapped(&short), &ctx(&[])).unwrap_err();
+    let e_flipped = store.unseal(&with_wrapped(&flipped), &ctx(&[])).unwrap_err();
+    assert_eq!(e_short.kind(), ErrorKind::DecryptionFailed);
+    assert_eq!((e_short.kind(), e_short.to_string()), (e_flipped.kind(), e_flipped.to_string()));
+}
+
 // ---------------------------------------------------------------- data-key caching
 
 #[test]
