@@ -6,31 +6,57 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hsmkit::envelope::EncryptionContext;
 use hsmkit::{KeyOps, Zeroizing, parse_iso_duration};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PySlice, PyString};
 
 use crate::errors::{PyResult, invalid};
 
 /// A copy of any bytes-like argument (bytes, bytearray, memoryview, array ...), taken
 /// while the GIL is held so that the caller may mutate its buffer once the GIL is
 /// released. Zeroised on drop: it may be a plaintext or a key.
+///
+/// No other copy is left behind: bytes and bytearray are copied straight from their
+/// buffer; any other buffer goes through a scratch bytearray that is wiped before it is
+/// freed (a `memoryview.tobytes()` would leave an immutable, unwipeable copy in freed
+/// memory). Buffers must be C-contiguous, as pyca/cryptography requires too.
 pub(crate) fn bytes_arg(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Zeroizing<Vec<u8>>> {
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Zeroizing::new(b.as_bytes().to_vec()));
     }
+    if let Ok(b) = obj.cast::<PyByteArray>() {
+        // Copied under the GIL with no Python code running: the buffer cannot change.
+        return Ok(Zeroizing::new(b.to_vec()));
+    }
     if obj.is_instance_of::<PyString>() {
         return Err(invalid(format!("{what}: expected a bytes-like object, not str (encode it first)")));
     }
+    let py = obj.py();
     // memoryview() takes any object with the buffer protocol and refuses the rest (an int
-    // would make bytes(n) zeros), and works under the stable ABI on CPython 3.9.
-    let view = obj
-        .py()
-        .import("builtins")?
-        .getattr("memoryview")?
+    // would make bytes(n) zeros), and works under the stable ABI on CPython 3.9 (where
+    // pyo3's PyBuffer is not available).
+    let memoryview = py.import("builtins")?.getattr("memoryview")?;
+    let view = memoryview
         .call1((obj,))
         .map_err(|_| invalid(format!("{what}: expected a bytes-like object, not {}", type_name(obj))))?;
-    let copy = view.call_method0("tobytes")?;
-    let b = copy.cast::<PyBytes>().map_err(PyErr::from)?;
-    Ok(Zeroizing::new(b.as_bytes().to_vec()))
+    // The same bytes as one flat run of unsigned bytes (any item format, any shape).
+    let flat = match view.call_method1("cast", ("B",)) {
+        Ok(flat) => flat,
+        Err(_) => {
+            view.call_method0("release")?;
+            return Err(invalid(format!("{what}: expected a C-contiguous buffer")));
+        }
+    };
+    let n = flat.len()?;
+    let scratch = PyByteArray::new_with(py, n, |_| Ok(()))?; // zero-filled
+    let into = memoryview.call1((&scratch,))?;
+    let all = PySlice::full(py);
+    let copied = into.set_item(&all, &flat);
+    flat.call_method0("release")?;
+    view.call_method0("release")?;
+    let out = copied.map(|()| Zeroizing::new(scratch.to_vec()));
+    // Wiped in place (a memoryview cannot resize what it views), copied or not.
+    into.set_item(&all, PyBytes::new(py, &vec![0u8; n]))?;
+    into.call_method0("release")?;
+    Ok(out?)
 }
 
 pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {

@@ -1,10 +1,13 @@
 //! `hsmkit.Key` and `hsmkit.KeyProperties`.
 
 use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use hsmkit::{
-    EncryptionAlgorithm, Key as CoreKey, KeyInfo, KeyMaterial, KeySpec, KeyWrapAlgorithm, SignInput,
-    SignatureAlgorithm, SignatureFormat,
+    EncryptionAlgorithm, ErrorKind, Key as CoreKey, KeyInfo, KeyMaterial, KeySpec, KeyWrapAlgorithm,
+    SignInput, SignatureAlgorithm, SignatureFormat,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -139,16 +142,53 @@ with_info_getters!(KeyProperties, info, {
     }
 });
 
+/// The identity of one `hsmkit.Store` object, shared by every `Key` it hands out: what
+/// makes keys of two stores unequal even when their `kid`s are the same. Two stores opened
+/// separately (even on the same path or token) have different identities.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct StoreId(u64);
+
+impl StoreId {
+    /// A new identity, never handed out before in this process.
+    pub(crate) fn fresh() -> Self {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        StoreId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
 /// An open key version. Operations run in the backend; private and secret material never
 /// leaves it (unless the key was created exportable, software backend only).
 #[pyclass(frozen, module = "hsmkit", name = "Key")]
 pub(crate) struct Key {
-    pub(crate) key: CoreKey,
+    key: CoreKey,
+    store: StoreId,
+    /// The public key as SPKI DER, for `==` and `hash` (`None`: the key has no public
+    /// part, such as an AES key). Read once, on first use.
+    public: OnceLock<Option<Vec<u8>>>,
 }
 
 impl Key {
+    pub(crate) fn new(key: CoreKey, store: StoreId) -> Self {
+        Key { key, store, public: OnceLock::new() }
+    }
+
     fn info(&self) -> &KeyInfo {
         self.key.info()
+    }
+
+    /// What identifies the key material beyond its name: the SPKI DER of the public key
+    /// (held in memory by every backend, so no token call), or `None` for a key without a
+    /// public part (symmetric keys, or a token key whose public half is not on the token).
+    fn public_der(&self) -> PyResult<Option<&[u8]>> {
+        if let Some(p) = self.public.get() {
+            return Ok(p.as_deref());
+        }
+        let der = match self.key.public_key_der() {
+            Ok(der) => Some(der),
+            Err(e) if e.kind() == ErrorKind::Unsupported => None,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(self.public.get_or_init(|| der).as_deref())
     }
 }
 
@@ -252,9 +292,11 @@ with_info_getters!(Key, info, {
         Ok(PyBytes::new(py, &k))
     }
 
-    /// The public key as PEM (SubjectPublicKeyInfo); RSA and EC keys.
-    fn public_key_pem(&self, py: Python<'_>) -> PyResult<String> {
-        Ok(py.detach(|| self.key.public_key_pem())?)
+    /// The public key as PEM (SubjectPublicKeyInfo) bytes, as pyca's `public_bytes`
+    /// returns it and `load_pem_public_key` takes it; RSA and EC keys.
+    fn public_key_pem<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let pem = py.detach(|| self.key.public_key_pem())?;
+        Ok(PyBytes::new(py, pem.as_bytes()))
     }
 
     /// The public key as DER (SubjectPublicKeyInfo).
@@ -280,16 +322,25 @@ with_info_getters!(Key, info, {
         Ok(PyBytes::new(py, &bytes))
     }
 
-    /// A key of the same name at the same version, for `==`.
-    fn __eq__(&self, other: &Bound<'_, PyAny>) -> bool {
-        other.cast::<Key>().is_ok_and(|o| o.get().info().kid() == self.info().kid())
+    /// The same key: from the same `Store` object (keys of two stores are never equal,
+    /// even two stores opened on the same path), the same `kid` (name and version), and
+    /// the same public key (SPKI DER). AES keys have no public part: for them, store and
+    /// `kid` decide.
+    fn __eq__(&self, other: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let Ok(other) = other.cast::<Key>() else { return Ok(false) };
+        let other = other.get();
+        Ok(self.store == other.store
+            && self.info().kid() == other.info().kid()
+            && self.public_der()? == other.public_der()?)
     }
 
-    fn __hash__(&self) -> u64 {
-        use std::hash::{Hash, Hasher};
+    /// Consistent with `==`: store, `kid` and public key.
+    fn __hash__(&self) -> PyResult<u64> {
         let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.store.hash(&mut h);
         self.info().kid().hash(&mut h);
-        h.finish()
+        self.public_der()?.hash(&mut h);
+        Ok(h.finish())
     }
 
     fn __repr__(&self) -> String {

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use hsmkit::envelope::{RewrapMode, Rewrapper, Sealer};
 use hsmkit::{
     KeyAttributes, KeyDescription, KeyMaterial, KeySpec, KeyUpdate, RotationPolicy, Store as CoreStore,
+    Zeroizing,
 };
 use hsmkit_open::OpenOptions;
 use pyo3::prelude::*;
@@ -15,7 +16,7 @@ use crate::convert::{
     py_to_json, str_map, to_timedelta, type_name,
 };
 use crate::errors::{PyResult, invalid};
-use crate::key::{Key, KeyProperties};
+use crate::key::{Key, KeyProperties, StoreId};
 
 /// Opens a store: `file:///path` (or a plain path) for the encrypted software keystore,
 /// created if missing; `pkcs11:token=...?module-path=...` for a PKCS#11 token;
@@ -49,7 +50,7 @@ pub(crate) fn open(
     }
     // Argon2 for a keystore, C_Login for a token: both slow, neither needs Python.
     let store = py.detach(|| hsmkit_open::open(&uri, &opts))?;
-    Ok(Store { store })
+    Ok(Store { store, id: StoreId::fresh() })
 }
 
 /// The attributes every create/import takes.
@@ -72,12 +73,17 @@ fn attributes(
 }
 
 /// Key material from PEM/DER bytes, a PEM or JWK string, or a JWK dict.
+///
+/// Our copies are wiped. A `str` or a dict also passes through Python objects this binding
+/// cannot wipe (under the CPython 3.9 stable ABI a `str` is read through a UTF-8 `bytes`
+/// copy; a dict through `json.dumps`): bytes or a bytearray avoid them.
 fn material(key: &Bound<'_, PyAny>) -> PyResult<KeyMaterial> {
     if key.is_instance_of::<PyDict>() {
         return Ok(KeyMaterial::from_jwk_str(&py_to_json(key)?)?);
     }
     if let Ok(s) = key.cast::<PyString>() {
-        return Ok(KeyMaterial::from_bytes(s.to_cow()?.as_bytes())?);
+        let text = Zeroizing::new(s.to_cow()?.into_owned());
+        return Ok(KeyMaterial::from_bytes(text.as_bytes())?);
     }
     match bytes_arg(key, "key") {
         Ok(b) => Ok(KeyMaterial::from_bytes(&b)?),
@@ -138,6 +144,8 @@ fn kek_names(kek: &Bound<'_, PyAny>, more: Option<Vec<String>>) -> PyResult<Vec<
 #[pyclass(frozen, module = "hsmkit", name = "Store")]
 pub(crate) struct Store {
     pub(crate) store: CoreStore,
+    /// Shared by the keys this object hands out (`Key.__eq__`).
+    id: StoreId,
 }
 
 impl Store {
@@ -211,7 +219,7 @@ impl Store {
         };
         let attrs = attributes(ops, exportable, enabled, not_before, expires, tags)?;
         let key = py.detach(|| self.store.create_key(name, spec, attrs))?;
-        Ok(Key { key })
+        Ok(Key::new(key, self.id))
     }
 
     /// Imports a key: PEM or DER bytes (PKCS#8, SPKI, PKCS#1, SEC1), a PEM or JWK string,
@@ -235,7 +243,7 @@ impl Store {
         let m = material(key)?;
         let attrs = attributes(ops, exportable, enabled, not_before, expires, tags)?;
         let key = py.detach(|| self.store.import_key(name, m, attrs))?;
-        Ok(Key { key })
+        Ok(Key::new(key, self.id))
     }
 
     /// A key at `version`, or its current version.
@@ -245,7 +253,7 @@ impl Store {
             Some(v) => self.store.get_key_version(name, v),
             None => self.store.get_key(name),
         })?;
-        Ok(Key { key })
+        Ok(Key::new(key, self.id))
     }
 
     /// The names of the keys (not deleted ones), sorted.
@@ -263,7 +271,7 @@ impl Store {
     /// Makes a new version of the same type and attributes; it becomes current.
     fn rotate_key(&self, py: Python<'_>, name: &str) -> PyResult<Key> {
         let key = py.detach(|| self.store.rotate_key(name))?;
-        Ok(Key { key })
+        Ok(Key::new(key, self.id))
     }
 
     /// Changes a version's attributes (the current version if `version` is None). Fields
@@ -330,7 +338,7 @@ impl Store {
     /// Undoes a soft delete; returns the current version.
     fn recover_deleted_key(&self, py: Python<'_>, name: &str) -> PyResult<Key> {
         let key = py.detach(|| self.store.recover_deleted_key(name))?;
-        Ok(Key { key })
+        Ok(Key::new(key, self.id))
     }
 
     /// Destroys a soft-deleted key for good (refused under purge protection before the
@@ -485,22 +493,26 @@ impl Store {
     }
 
     /// Re-wraps an envelope's data key for the KEKs `to` without touching the body:
-    /// replacing the recipients (default) or adding to them (`add=True`).
-    #[pyo3(signature = (blob, to, *, add = false))]
+    /// replacing the recipients (default) or adding to them (`add=True`). `aad` is the
+    /// envelope's encryption context, exactly as `unseal` needs it: without it (or with
+    /// another) the rewrap fails with `DecryptionFailed`, as `unseal` does.
+    #[pyo3(signature = (blob, to, *, aad = None, add = false))]
     fn rewrap<'py>(
         &self,
         py: Python<'py>,
         blob: &Bound<'py, PyAny>,
         to: &Bound<'py, PyAny>,
+        aad: Option<BTreeMap<String, String>>,
         add: bool,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let blob = bytes_arg(blob, "blob")?;
         let names = kek_names(to, None)?;
+        let ctx = context(aad);
         let store = &self.store;
         let out = py.detach(|| {
             let recipients = store.recipients(&names)?;
             let mode = if add { RewrapMode::Add } else { RewrapMode::Replace };
-            Rewrapper::new(store, recipients, mode)?.rewrap(&blob)
+            Rewrapper::new(store, recipients, mode)?.with_context(ctx).rewrap(&blob)
         })?;
         Ok(PyBytes::new(py, &out))
     }

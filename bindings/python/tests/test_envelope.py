@@ -60,6 +60,31 @@ def test_several_recipients_and_rewrap(kek_store: hsmkit.Store) -> None:
         s.seal("kek", b"x", chunk_size=0)
 
 
+def test_rewrap_needs_the_aad(kek_store: hsmkit.Store) -> None:
+    s = kek_store
+    aad = {"tenant": "a", "purpose": "backup"}
+    blob = s.seal("kek", b"data with a context", aad=aad)
+    s.rotate_key("kek")
+    # A missing or wrong context fails as unseal fails: the same exception, no detail.
+    for wrong in [None, {}, {"tenant": "a"}, {"tenant": "b", "purpose": "backup"}, {**aad, "x": "y"}]:
+        with pytest.raises(hsmkit.DecryptionFailed) as unseal_err:
+            s.unseal(blob, aad=wrong)
+        with pytest.raises(hsmkit.DecryptionFailed) as rewrap_err:
+            s.rewrap(blob, "kek", aad=wrong)
+        assert type(rewrap_err.value) is type(unseal_err.value)
+        assert str(rewrap_err.value) == str(unseal_err.value)
+        with pytest.raises(hsmkit.DecryptionFailed):
+            s.rewrap(blob, ["kek2"], aad=wrong, add=True)
+    with pytest.raises(hsmkit.DecryptionFailed):
+        s.rewrap(blob, "kek")  # aad left out altogether
+    moved = s.rewrap(blob, "kek", aad=dict(reversed(list(aad.items()))))  # order does not matter
+    assert s.unseal(moved, aad=aad) == b"data with a context"
+    with pytest.raises(hsmkit.DecryptionFailed):
+        s.unseal(moved)  # the context stays in the envelope
+    added = s.rewrap(moved, ["kek2"], aad=aad, add=True)
+    assert len(added) > len(moved) and s.unseal(added, aad=aad) == b"data with a context"
+
+
 def test_disabled_kek(kek_store: hsmkit.Store) -> None:
     blob = kek_store.seal("kek", b"x")
     kek_store.update_key("kek", enabled=False)

@@ -23,7 +23,7 @@ def b64u(n: int, length: int) -> str:
 @pytest.mark.parametrize("alg", ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512"])
 def test_rsa_signatures_verify_with_pyca(store: hsmkit.Store, alg: str) -> None:
     key = store.create_key("k", "rsa")
-    pub = load_pem_public_key(key.public_key_pem().encode())
+    pub = load_pem_public_key(key.public_key_pem())
     assert isinstance(pub, rsa.RSAPublicKey)
     h = HASHES[alg[2:]]
     pad = (
@@ -40,6 +40,25 @@ def test_rsa_signatures_verify_with_pyca(store: hsmkit.Store, alg: str) -> None:
     pem = priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     imported = store.import_key("pyca", pem)
     imported.verify(alg, b"data", priv.sign(b"data", pad, h))
+
+
+@pytest.mark.parametrize("key_type,alg", [("ec", "ES256"), ("rsa", "PS256")])
+def test_public_key_pem_is_bytes_pyca_loads(store: hsmkit.Store, key_type: str, alg: str) -> None:
+    key = store.create_key("k", key_type)
+    pem = key.public_key_pem()
+    assert isinstance(pem, bytes)
+    pub = load_pem_public_key(pem)  # as given: no .encode()
+    # the same PEM as pyca writes for that key, and the same key as the DER form
+    assert pub.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo) == pem
+    assert load_der_public_key(key.public_key_der()) == pub
+    if isinstance(pub, ec.EllipticCurvePublicKey):
+        pub.verify(key.sign(alg, b"signed by hsmkit", encoding="der"), b"signed by hsmkit", ec.ECDSA(hashes.SHA256()))
+    else:
+        assert isinstance(pub, rsa.RSAPublicKey)
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        pub.verify(key.sign(alg, b"signed by hsmkit"), b"signed by hsmkit", pss, hashes.SHA256())
+        with pytest.raises(PycaInvalidSignature):
+            pub.verify(key.sign(alg, b"signed by hsmkit"), b"another message", pss, hashes.SHA256())
 
 
 @pytest.mark.parametrize("alg,curve", [("ES256", ec.SECP256R1()), ("ES384", ec.SECP384R1()), ("ES512", ec.SECP521R1())])
@@ -70,7 +89,7 @@ def test_ecdsa_signatures_verify_with_pyca(store: hsmkit.Store, alg: str, curve:
 @pytest.mark.parametrize("alg,h", [("RSA-OAEP", hashes.SHA1()), ("RSA-OAEP-256", hashes.SHA256())])
 def test_pyca_oaep_ciphertexts_decrypt_with_hsmkit(store: hsmkit.Store, alg: str, h: hashes.HashAlgorithm) -> None:
     key = store.create_key("k", "rsa", ops=["encrypt", "decrypt"])
-    pub = load_pem_public_key(key.public_key_pem().encode())
+    pub = load_pem_public_key(key.public_key_pem())
     assert isinstance(pub, rsa.RSAPublicKey)
     for label in [None, b"a label"]:
         ct = pub.encrypt(b"from pyca", padding.OAEP(mgf=padding.MGF1(h), algorithm=h, label=label))
@@ -90,11 +109,11 @@ def test_pyca_oaep_ciphertexts_decrypt_with_hsmkit(store: hsmkit.Store, alg: str
 
 def test_jwk_matches_pyca_numbers(store: hsmkit.Store) -> None:
     rsa_key = store.create_key("r", "rsa")
-    nums = load_pem_public_key(rsa_key.public_key_pem().encode()).public_numbers()  # type: ignore[union-attr]
+    nums = load_pem_public_key(rsa_key.public_key_pem()).public_numbers()  # type: ignore[union-attr]
     jwk = rsa_key.public_key_jwk()
     assert jwk == {"kty": "RSA", "kid": "r/1", "n": b64u(nums.n, 256), "e": b64u(nums.e, 3)}
     ec_key = store.create_key("e", "ec", curve="P-384")
-    nums = load_pem_public_key(ec_key.public_key_pem().encode()).public_numbers()  # type: ignore[union-attr]
+    nums = load_pem_public_key(ec_key.public_key_pem()).public_numbers()  # type: ignore[union-attr]
     jwk = ec_key.public_key_jwk()
     assert jwk == {"kty": "EC", "kid": "e/1", "crv": "P-384", "x": b64u(nums.x, 48), "y": b64u(nums.y, 48)}
 

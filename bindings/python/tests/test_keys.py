@@ -37,6 +37,41 @@ def test_create_key_specs(store: hsmkit.Store, key_type: str, kw: dict, expect: 
     assert store.list_keys() == ["k"]
 
 
+def test_key_equality_is_store_kid_and_public_key(store: hsmkit.Store) -> None:
+    ec_key = store.create_key("k", "ec")
+    other = hsmkit.open("memory:")
+    rsa_key = other.create_key("k", "rsa")
+    assert ec_key.kid == rsa_key.kid == "k/1"
+    assert ec_key != rsa_key and rsa_key != ec_key
+    assert len({ec_key, rsa_key}) == 2
+    # Same type, same kid, another store: another key.
+    ec_other = other.create_key("e", "ec")
+    assert store.create_key("e", "ec") != ec_other
+    # The same key fetched twice from one store: equal, same hash, one set/dict entry.
+    a, b = store.get_key("k"), store.get_key("k", 1)
+    assert a is not b and a == b == ec_key and hash(a) == hash(b) == hash(ec_key)
+    assert len({a, b, ec_key}) == 1
+    d = {a: "first"}
+    d[b] = "second"
+    assert d == {ec_key: "second"} and d[store.get_key("k")] == "second"
+    assert ec_key != "k/1" and ec_key != ec_key.properties
+    # AES keys have no public part: store and kid decide.
+    aes = store.create_key("a", "aes")
+    assert store.get_key("a") == aes and hash(store.get_key("a")) == hash(aes)
+    assert aes != other.create_key("a", "aes")
+    # A new version is another key.
+    assert store.rotate_key("k") != ec_key
+
+
+def test_recreated_key_is_another_key(store: hsmkit.Store) -> None:
+    old = store.create_key("k", "ec")
+    store.delete_key("k")
+    store.purge_deleted_key("k")
+    new = store.create_key("k", "ec")
+    assert new.kid == old.kid, "same store, same name and version"
+    assert new != old, "but another public key"
+
+
 def test_create_key_attributes(store: hsmkit.Store) -> None:
     nb = dt.datetime(2020, 1, 1, tzinfo=UTC)
     ex = dt.datetime(2099, 1, 1, tzinfo=UTC)

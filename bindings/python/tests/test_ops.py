@@ -67,6 +67,19 @@ def test_bytes_like_inputs(store: hsmkit.Store) -> None:
         key.sign(b"ES256", data)  # type: ignore[arg-type]
 
 
+def test_bytes_like_inputs_any_item_format_and_shape(store: hsmkit.Store) -> None:
+    key = store.create_key("k", "ec")
+    words = array.array("H", range(1000, 1012))
+    grid = memoryview(bytes(range(24))).cast("B", (4, 6))  # 2-D, C-contiguous
+    for form, raw in [(words, words.tobytes()), (grid, bytes(range(24))), (bytearray(), b""), (memoryview(b""), b"")]:
+        key.verify("ES256", raw, key.sign("ES256", form))  # type: ignore[arg-type]
+        key.verify("ES256", form, key.sign("ES256", raw))  # type: ignore[arg-type]
+    # Not C-contiguous: refused (as pyca/cryptography refuses it), not silently re-laid out.
+    for strided in [memoryview(b"0123456789")[::2], memoryview(words)[::3]]:
+        with pytest.raises(hsmkit.InvalidInput, match="C-contiguous"):
+            key.sign("ES256", strided)
+
+
 @pytest.mark.parametrize("alg", ["RSA-OAEP", "RSA-OAEP-256"])
 def test_encrypt_decrypt(store: hsmkit.Store, alg: str) -> None:
     key = store.create_key("k", "rsa", ops=["encrypt", "decrypt"])
@@ -133,7 +146,8 @@ def test_public_key_exports(store: hsmkit.Store) -> None:
     for kt, kw in [("rsa", {}), ("ec", {"curve": "P-384"})]:
         key = store.create_key(kt, kt, **kw)
         pem = key.public_key_pem()
-        assert pem.startswith("-----BEGIN PUBLIC KEY-----")
+        assert isinstance(pem, bytes) and pem.startswith(b"-----BEGIN PUBLIC KEY-----\n")
+        assert pem.endswith(b"-----END PUBLIC KEY-----\n")
         der = key.public_key_der()
         assert der[0] == 0x30
         jwk = key.public_key_jwk()

@@ -61,6 +61,7 @@ macro_rules! conformance_tests {
             rotation_policy,
             import_new_version,
             concurrent_rotations,
+            keyed_audit_log,
         );
         $crate::conformance_tests!(@each_envelope $make;
             envelope_round_trips,

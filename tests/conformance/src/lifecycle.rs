@@ -378,3 +378,39 @@ pub fn concurrent_rotations(store: &Store) {
         k.verify(SignatureAlgorithm::Es256, MSG, &k.sign(SignatureAlgorithm::Es256, MSG).unwrap()).unwrap();
     }
 }
+
+/// The keyed audit log on this backend: records verify against the store's audit key
+/// (AES-256, or RSA-2048 where the backend has no AES key wrap), and a record removed with
+/// the chain recomputed without that key is found.
+pub fn keyed_audit_log(store: &Store) {
+    use sha2::Digest;
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("audit.jsonl");
+    let audited = store.clone().with_audit_log_file(&path).unwrap();
+    let audit_key = store.audit_key().unwrap();
+    assert!(matches!(audit_key.spec(), KeySpec::AES_256 | KeySpec::RSA_2048), "{:?}", audit_key.spec());
+    let key = audited.create_key("audited", KeySpec::RSA_2048, KeyAttributes::default()).unwrap();
+    for _ in 0..3 {
+        key.sign(SignatureAlgorithm::Rs256, b"m").unwrap();
+    }
+    audited.rotate_key("audited").unwrap();
+    let report = hsmkit::audit::verify_audit_log(&path, store).unwrap();
+    assert_eq!((report.records, report.first_bad), (5, None));
+    // What someone with only the file can do: drop a record, recompute a SHA-256 chain.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut prev = "0".repeat(64);
+    let mut forged = String::new();
+    for (i, line) in text.lines().enumerate().filter(|(i, _)| *i != 2).map(|(_, l)| l).enumerate() {
+        let body = line.rsplit_once(",\"mac\":\"").unwrap().0;
+        let mut v: serde_json::Value = serde_json::from_str(&format!("{body}}}")).unwrap();
+        v["seq"] = (i + 1).into();
+        v["prev"] = prev.clone().into();
+        let body = v.to_string();
+        let body = body.strip_suffix('}').unwrap();
+        prev = hex::encode(sha2::Sha256::digest(body.as_bytes()));
+        forged.push_str(&format!("{body},\"mac\":\"{prev}\"}}\n"));
+    }
+    std::fs::write(&path, forged).unwrap();
+    let report = hsmkit::audit::verify_audit_log(&path, store).unwrap();
+    assert_eq!((report.records, report.first_bad.map(|b| b.line)), (0, Some(1)));
+}
