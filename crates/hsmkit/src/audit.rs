@@ -27,7 +27,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::algorithm::KeyWrapAlgorithm;
+use crate::algorithm::{KeyWrapAlgorithm, SignatureAlgorithm};
+use crate::spec::KeyType;
 use crate::error::{Error, Result};
 use crate::key::Key;
 
@@ -47,10 +48,12 @@ const DERIVATION_INFO: &[u8] = b"hsmkit-audit/1 hmac-sha256";
 /// The MAC key of an audit log, derived from a store key; redacted in `Debug`, wiped on
 /// drop.
 ///
-/// Derivation: the audit key (an AES-256 key, whichever backend holds it) wraps a fixed
-/// 32-byte string with A256KW (RFC 3394, deterministic; on a token the key never leaves
-/// it), and HKDF-SHA256 turns the 40-byte result into the HMAC key. AES-KW is a keyed
-/// pseudorandom permutation, so the result is unpredictable without the audit key.
+/// Derivation: the audit key transforms a fixed 32-byte string deterministically, and
+/// HKDF-SHA256 turns the result into the HMAC key. An AES-256 audit key wraps it with
+/// A256KW (RFC 3394: a keyed pseudorandom permutation); an RSA audit key (on backends
+/// without AES key wrap) signs it with RS256 (PKCS#1 v1.5 is deterministic, and a
+/// signature nobody without the private key can compute is as good a secret). Either
+/// way the key never leaves the backend and the result is unpredictable without it.
 pub struct AuditKey {
     kid: String,
     mac_key: Zeroizing<[u8; 32]>,
@@ -63,12 +66,24 @@ impl fmt::Debug for AuditKey {
 }
 
 impl AuditKey {
-    /// Derives the MAC key from `key` (AES-256 with `wrapKey` allowed).
+    /// Derives the MAC key from `key` (AES-256 allowed to `wrapKey`, or RSA allowed to
+    /// `sign`).
     pub fn derive(key: &Key) -> Result<Self> {
-        let wrapped =
-            Zeroizing::new(key.without_audit_log().wrap_key(KeyWrapAlgorithm::A256Kw, &DERIVATION_INPUT)?);
+        let key = key.without_audit_log();
+        let secret = match key.spec().key_type() {
+            KeyType::Aes => key.wrap_key(KeyWrapAlgorithm::A256Kw, &DERIVATION_INPUT)?,
+            KeyType::Rsa => key.sign(SignatureAlgorithm::Rs256, &DERIVATION_INPUT)?,
+            KeyType::Ec => {
+                // ECDSA signatures are randomised: no stable key can come from one.
+                return Err(Error::invalid(format!(
+                    "the audit key '{}' is an EC key; it must be AES-256 or RSA",
+                    key.name()
+                )));
+            }
+        };
+        let secret = Zeroizing::new(secret);
         let mut mac_key = Zeroizing::new([0u8; 32]);
-        hkdf::Hkdf::<Sha256>::new(None, &wrapped)
+        hkdf::Hkdf::<Sha256>::new(None, &secret)
             .expand(DERIVATION_INFO, mac_key.as_mut_slice())
             .map_err(|_| Error::backend("audit", "HKDF-Expand", "output length rejected"))?;
         Ok(AuditKey { kid: key.info().kid(), mac_key })

@@ -219,17 +219,30 @@ impl Store {
     }
 
     /// The current version of the store's audit key ([`crate::audit::AUDIT_KEY_NAME`]),
-    /// created on first use: AES-256, its only operation `wrapKey`. Whoever can use it can
-    /// write (and so forge) audit records: it is as protected as the store's other keys.
+    /// created on first use: AES-256 with `wrapKey` as its only operation, or, on a backend
+    /// that cannot generate AES-256 or wrap with A256KW (tpm2-pkcs11), RSA-2048 with only
+    /// `sign` (see [`crate::audit::AuditKey`]). Whoever can use it can write (and so
+    /// forge) audit records: it is as protected as the store's other keys.
     pub fn audit_key(&self) -> Result<Key> {
         let name = crate::audit::AUDIT_KEY_NAME;
         match self.get_key(name) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                let attributes = KeyAttributes {
-                    ops: Some(KeyOps::from_ops(&[KeyOp::WrapKey])),
-                    ..KeyAttributes::default()
+                let caps = self.capabilities();
+                let (spec, op) = if caps.generate.contains(&KeySpec::AES_256)
+                    && caps.wrap.contains(&crate::KeyWrapAlgorithm::A256Kw)
+                {
+                    (KeySpec::AES_256, KeyOp::WrapKey)
+                } else if caps.generate.contains(&KeySpec::RSA_2048)
+                    && caps.sign.contains(&crate::SignatureAlgorithm::Rs256)
+                {
+                    (KeySpec::RSA_2048, KeyOp::Sign)
+                } else {
+                    return Err(Error::unsupported(
+                        "an audit key: the backend generates neither AES-256 with A256KW nor RSA-2048 with RS256",
+                    ));
                 };
-                match self.create_key(name, KeySpec::AES_256, attributes) {
+                let attributes = KeyAttributes { ops: Some(KeyOps::from_ops(&[op])), ..KeyAttributes::default() };
+                match self.create_key(name, spec, attributes) {
                     // Another process created it first: use theirs.
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => self.get_key(name),
                     r => r,
