@@ -28,9 +28,9 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::algorithm::{KeyWrapAlgorithm, SignatureAlgorithm};
-use crate::spec::KeyType;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::spec::KeyType;
 
 /// The `prev` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";

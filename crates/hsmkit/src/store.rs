@@ -241,7 +241,8 @@ impl Store {
                         "an audit key: the backend generates neither AES-256 with A256KW nor RSA-2048 with RS256",
                     ));
                 };
-                let attributes = KeyAttributes { ops: Some(KeyOps::from_ops(&[op])), ..KeyAttributes::default() };
+                let attributes =
+                    KeyAttributes { ops: Some(KeyOps::from_ops(&[op])), ..KeyAttributes::default() };
                 match self.create_key(name, spec, attributes) {
                     // Another process created it first: use theirs.
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => self.get_key(name),

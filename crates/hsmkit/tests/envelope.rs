@@ -558,6 +558,30 @@ fn a_wrong_length_data_key_needs_only_the_rsa_public_key_and_is_the_one_error() 
 
 // ---------------------------------------------------------------- data-key caching
 
+/// SECURITY.md: a `Key` is a snapshot of its attributes (README), so a sealer made from a
+/// handle keeps sealing after its KEK is disabled, with or without a data-key cache;
+/// sealing by name and opening look the KEK up, so they refuse at once (a documented
+/// decision, pinned here).
+#[test]
+fn a_kek_disabled_after_the_sealer_was_made_refuses_only_new_lookups() {
+    let store = new_store();
+    let kek = aes_kek(&store, "kek");
+    let cached = small_sealer(kek.clone())
+        .with_data_key_cache(CacheLimits::new(Duration::from_secs(600), 2, 1 << 20).unwrap());
+    let uncached = small_sealer(kek);
+    cached.seal(b"first").unwrap();
+    store.update_key("kek", 1, &KeyUpdate::enabled(false)).unwrap();
+    let sealed =
+        [cached.seal(b"second").unwrap(), cached.seal(b"third").unwrap(), uncached.seal(b"x").unwrap()];
+    let e = store.seal("kek", b"by name", &ctx(&[])).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::PermissionDenied);
+    for env in &sealed {
+        assert_eq!(store.unseal(env, &ctx(&[])).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    }
+    store.update_key("kek", 1, &KeyUpdate::enabled(true)).unwrap();
+    assert_eq!(&store.unseal(&sealed[1], &ctx(&[])).unwrap()[..], b"third");
+}
+
 #[test]
 fn data_key_cache_reuses_within_limits() {
     let store = new_store();
