@@ -26,6 +26,17 @@
 #include <stdint.h>
 
 /**
+ * `hsmkit_store_rewrap` mode: the new recipients replace all the old ones (after a KEK
+ * rotation, so that the old version can be disabled).
+ */
+#define HSMKIT_REWRAP_REPLACE 0
+
+/**
+ * `hsmkit_store_rewrap` mode: the new recipients are added to the old ones.
+ */
+#define HSMKIT_REWRAP_ADD 1
+
+/**
  * Sign/verify flag: `data` is a digest of the algorithm's hash, not the message.
  */
 #define HSMKIT_SIGN_PREHASHED 1
@@ -231,9 +242,10 @@ extern "C" {
 const char *hsmkit_version(void);
 
 /**
- * The name of a result code, e.g. `"HSMKIT_ERR_NOT_FOUND"` (a static string).
+ * The name of a result code, e.g. `"HSMKIT_ERR_NOT_FOUND"`, or `"unknown"` for a number
+ * that is not an `hsmkit_result` (a static string; do not free). Any value is allowed.
  */
-const char *hsmkit_result_name(hsmkit_result result);
+const char *hsmkit_result_name(uint32_t result);
 
 /**
  * The message of the last call on this thread that failed (empty if none), NUL-terminated.
@@ -355,6 +367,52 @@ hsmkit_result hsmkit_store_unseal_file(const struct hsmkit_store *store,
                                        const char *src,
                                        const char *dst,
                                        uint64_t *plaintext_len);
+
+/**
+ * Rewraps an envelope for new recipients without touching its body: the data key is
+ * unwrapped with whichever of the envelope's KEKs the store holds and wrapped for the
+ * current versions of the KEKs named in `keks` (as `hsmkit_sealer_new`). `mode` is
+ * `HSMKIT_REWRAP_REPLACE` (the new recipients replace the old ones, e.g. after a rotation,
+ * so that the old version can be disabled) or `HSMKIT_REWRAP_ADD` (they are added).
+ * `context` must equal the sealing context, as for `hsmkit_store_unseal`: a wrong or
+ * missing context fails with `HSMKIT_ERR_DECRYPTION_FAILED`, like a wrong key. Sizing
+ * (`buf` NULL) gives an upper bound and unwraps nothing.
+ *
+ * # Safety
+ * `store` is live; `keks` points to `kek_count` C strings; `context` points to
+ * `context_len` entries (or NULL, 0); `envelope` has `len` bytes; `buf`/`cap`/`written`
+ * as in the conventions.
+ */
+hsmkit_result hsmkit_store_rewrap(const struct hsmkit_store *store,
+                                  const char *const *keks,
+                                  size_t kek_count,
+                                  uint32_t mode,
+                                  const struct hsmkit_context_entry *context,
+                                  size_t context_len,
+                                  const uint8_t *envelope,
+                                  size_t len,
+                                  uint8_t *buf,
+                                  size_t cap,
+                                  size_t *written);
+
+/**
+ * Rewraps the envelope file `src` into `dst` (which may be `src`), as
+ * `hsmkit_store_rewrap`; `dst` appears (or is replaced) only when complete. `*body_len`
+ * (if not NULL) is set to the length of the body, copied unchanged.
+ *
+ * # Safety
+ * As `hsmkit_store_rewrap` without the buffers; `src`, `dst` are C strings; `body_len`
+ * is NULL or writable.
+ */
+hsmkit_result hsmkit_store_rewrap_file(const struct hsmkit_store *store,
+                                       const char *const *keks,
+                                       size_t kek_count,
+                                       uint32_t mode,
+                                       const struct hsmkit_context_entry *context,
+                                       size_t context_len,
+                                       const char *src,
+                                       const char *dst,
+                                       uint64_t *body_len);
 
 /**
  * Frees a key. NULL is a no-op.
@@ -545,7 +603,9 @@ hsmkit_result hsmkit_open_options_set_key_file(struct hsmkit_open_options *optio
 hsmkit_result hsmkit_open_options_set_pin(struct hsmkit_open_options *options, const char *pin);
 
 /**
- * Appends a hash-chained audit record for every operation to this file.
+ * Appends an audit record for every operation to this file, chained and authenticated
+ * (HMAC-SHA256) under the store's audit key `hsmkit-audit`, which opening the store then
+ * creates if it is missing; `hsmkit audit verify` checks the file with the store.
  *
  * # Safety
  * As `hsmkit_open_options_set_passphrase`.

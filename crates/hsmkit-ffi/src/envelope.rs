@@ -5,7 +5,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use hsmkit::envelope::{EncryptionContext, Sealer};
+use hsmkit::envelope::{EncryptionContext, MAX_RECIPIENTS, MAX_WRAPPED_LEN, RewrapMode, Rewrapper, Sealer};
 
 use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, out_ptr, put_handle, put_opt};
 use crate::result::{Fail, guard, hsmkit_result};
@@ -60,6 +60,26 @@ unsafe fn context(entries: *const hsmkit_context_entry, len: usize) -> Result<En
     Ok(ctx)
 }
 
+/// The KEK names of a `keks`/`kek_count` pair: 1 to `MAX_RECIPIENTS` C strings.
+///
+/// # Safety
+/// `keks` is NULL or points to `kek_count` C strings.
+unsafe fn kek_names<'a>(keks: *const *const c_char, kek_count: usize) -> Result<Vec<&'a str>, Fail> {
+    if keks.is_null() || kek_count == 0 {
+        return Err(Fail::invalid("at least one key-encryption key is needed"));
+    }
+    if kek_count > MAX_RECIPIENTS {
+        return Err(Fail::invalid("too many key-encryption keys"));
+    }
+    // SAFETY: non-NULL, a small count (checked), and the caller guarantees the array.
+    let names = unsafe { std::slice::from_raw_parts(keks, kek_count) };
+    names
+        .iter()
+        // SAFETY: each entry is a C string (the caller's contract).
+        .map(|n| unsafe { cstr(*n, "keks[i]") })
+        .collect()
+}
+
 /// Builds a sealer for the KEKs named in `keks` (their current versions; AES keys wrap
 /// with A*n*KW, RSA keys with RSA-OAEP-256, or RSA-OAEP where the token lacks it), the
 /// context `context` (NULL, 0 for none) and `chunk_size` (0: 64 KiB).
@@ -80,22 +100,11 @@ pub unsafe extern "C" fn hsmkit_sealer_new(
     guard(|| {
         // SAFETY: the caller's contract.
         let s = unsafe { handle(store, "store") }?;
-        if keks.is_null() || kek_count == 0 {
-            return Err(Fail::invalid("at least one key-encryption key is needed"));
-        }
-        if kek_count > hsmkit::envelope::MAX_RECIPIENTS {
-            return Err(Fail::invalid("too many key-encryption keys"));
-        }
-        // SAFETY: non-NULL, a small count (checked), and the caller guarantees the array.
-        let names = unsafe { std::slice::from_raw_parts(keks, kek_count) };
+        // SAFETY: the caller's contract.
+        let names = unsafe { kek_names(keks, kek_count) }?;
         // SAFETY: the caller's contract.
         let ctx = unsafe { self::context(context, context_len) }?;
         out_ptr(out, "out")?;
-        let names = names
-            .iter()
-            // SAFETY: each entry is a C string (the caller's contract).
-            .map(|n| unsafe { cstr(*n, "keks[i]") })
-            .collect::<Result<Vec<_>, Fail>>()?;
         let mut sealer = s.store.sealer(&names)?.with_context(ctx)?;
         if chunk_size != 0 {
             sealer = sealer.with_chunk_size(chunk_size)?;
@@ -356,6 +365,125 @@ pub unsafe extern "C" fn hsmkit_store_unseal_file(
         let n = s.store.opener().with_context(ctx).open_file(src, dst)?;
         // SAFETY: NULL or writable (the caller's contract).
         unsafe { put_opt(plaintext_len, n) };
+        Ok(())
+    })
+}
+
+/// `hsmkit_store_rewrap` mode: the new recipients replace all the old ones (after a KEK
+/// rotation, so that the old version can be disabled).
+pub const HSMKIT_REWRAP_REPLACE: u32 = 0;
+/// `hsmkit_store_rewrap` mode: the new recipients are added to the old ones.
+pub const HSMKIT_REWRAP_ADD: u32 = 1;
+
+/// A rewrap mode from C: any other number is `HSMKIT_ERR_INVALID_INPUT`.
+fn rewrap_mode(mode: u32) -> Result<RewrapMode, Fail> {
+    match mode {
+        HSMKIT_REWRAP_REPLACE => Ok(RewrapMode::Replace),
+        HSMKIT_REWRAP_ADD => Ok(RewrapMode::Add),
+        m => Err(Fail::invalid(format!(
+            "unknown rewrap mode {m} (HSMKIT_REWRAP_REPLACE or HSMKIT_REWRAP_ADD)"
+        ))),
+    }
+}
+
+/// The arguments every rewrap takes, checked, and the store's rewrapper.
+///
+/// # Safety
+/// As `hsmkit_store_rewrap`.
+unsafe fn rewrapper<'a>(
+    store: *const hsmkit_store,
+    keks: *const *const c_char,
+    kek_count: usize,
+    mode: u32,
+    context: *const hsmkit_context_entry,
+    context_len: usize,
+) -> Result<(Rewrapper<'a>, Vec<&'a str>), Fail> {
+    // SAFETY: the caller's contract.
+    let s: &'a hsmkit_store = unsafe { handle(store, "store") }?;
+    // SAFETY: as above.
+    let names = unsafe { kek_names(keks, kek_count) }?;
+    let mode = rewrap_mode(mode)?;
+    // SAFETY: as above.
+    let ctx = unsafe { self::context(context, context_len) }?;
+    let rewrapper = Rewrapper::new(&s.store, s.store.recipients(&names)?, mode)?.with_context(ctx);
+    Ok((rewrapper, names))
+}
+
+/// Rewraps an envelope for new recipients without touching its body: the data key is
+/// unwrapped with whichever of the envelope's KEKs the store holds and wrapped for the
+/// current versions of the KEKs named in `keks` (as `hsmkit_sealer_new`). `mode` is
+/// `HSMKIT_REWRAP_REPLACE` (the new recipients replace the old ones, e.g. after a rotation,
+/// so that the old version can be disabled) or `HSMKIT_REWRAP_ADD` (they are added).
+/// `context` must equal the sealing context, as for `hsmkit_store_unseal`: a wrong or
+/// missing context fails with `HSMKIT_ERR_DECRYPTION_FAILED`, like a wrong key. Sizing
+/// (`buf` NULL) gives an upper bound and unwraps nothing.
+///
+/// # Safety
+/// `store` is live; `keks` points to `kek_count` C strings; `context` points to
+/// `context_len` entries (or NULL, 0); `envelope` has `len` bytes; `buf`/`cap`/`written`
+/// as in the conventions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_rewrap(
+    store: *const hsmkit_store,
+    keks: *const *const c_char,
+    kek_count: usize,
+    mode: u32,
+    context: *const hsmkit_context_entry,
+    context_len: usize,
+    envelope: *const u8,
+    len: usize,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let (rewrapper, names) = unsafe { rewrapper(store, keks, kek_count, mode, context, context_len) }?;
+        // SAFETY: as above.
+        let env = unsafe { bytes(envelope, len, "envelope") }?;
+        // SAFETY: as above.
+        let out = unsafe { OutBuf::new(buf, cap, written) }?;
+        if out.sizing() {
+            // The body is copied and the header keeps its other fields; with `Add` the old
+            // recipients stay. Each new recipient entry is a length byte, the name, a 4-byte
+            // version, an algorithm byte, a 2-byte length and at most MAX_WRAPPED_LEN bytes.
+            let bound = names
+                .iter()
+                .try_fold(env.len(), |n, name| n.checked_add(name.len())?.checked_add(8 + MAX_WRAPPED_LEN))
+                .ok_or_else(|| Fail::invalid("envelope: length too large"))?;
+            return out.report(bound);
+        }
+        out.put(&rewrapper.rewrap(env)?)
+    })
+}
+
+/// Rewraps the envelope file `src` into `dst` (which may be `src`), as
+/// `hsmkit_store_rewrap`; `dst` appears (or is replaced) only when complete. `*body_len`
+/// (if not NULL) is set to the length of the body, copied unchanged.
+///
+/// # Safety
+/// As `hsmkit_store_rewrap` without the buffers; `src`, `dst` are C strings; `body_len`
+/// is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_rewrap_file(
+    store: *const hsmkit_store,
+    keks: *const *const c_char,
+    kek_count: usize,
+    mode: u32,
+    context: *const hsmkit_context_entry,
+    context_len: usize,
+    src: *const c_char,
+    dst: *const c_char,
+    body_len: *mut u64,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let (rewrapper, _) = unsafe { rewrapper(store, keks, kek_count, mode, context, context_len) }?;
+        // SAFETY: as above.
+        let (src, dst) = unsafe { (path(src, "src")?, path(dst, "dst")?) };
+        let n = rewrapper.rewrap_file(src, dst)?;
+        // SAFETY: NULL or writable (the caller's contract).
+        unsafe { put_opt(body_len, n) };
         Ok(())
     })
 }

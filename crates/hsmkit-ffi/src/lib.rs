@@ -28,8 +28,9 @@ mod store;
 use std::ffi::c_char;
 
 pub use envelope::{
-    hsmkit_context_entry, hsmkit_read_callback, hsmkit_sealer, hsmkit_sealer_free, hsmkit_sealer_new,
-    hsmkit_sealer_seal, hsmkit_sealer_seal_file, hsmkit_sealer_seal_stream, hsmkit_store_unseal,
+    HSMKIT_REWRAP_ADD, HSMKIT_REWRAP_REPLACE, hsmkit_context_entry, hsmkit_read_callback, hsmkit_sealer,
+    hsmkit_sealer_free, hsmkit_sealer_new, hsmkit_sealer_seal, hsmkit_sealer_seal_file,
+    hsmkit_sealer_seal_stream, hsmkit_store_rewrap, hsmkit_store_rewrap_file, hsmkit_store_unseal,
     hsmkit_store_unseal_file, hsmkit_store_unseal_stream, hsmkit_write_callback,
 };
 pub use key::*;
@@ -50,10 +51,13 @@ pub extern "C" fn hsmkit_version() -> *const c_char {
     as_ptr(V)
 }
 
-/// The name of a result code, e.g. `"HSMKIT_ERR_NOT_FOUND"` (a static string).
+/// The name of a result code, e.g. `"HSMKIT_ERR_NOT_FOUND"`, or `"unknown"` for a number
+/// that is not an `hsmkit_result` (a static string; do not free). Any value is allowed.
 #[unsafe(no_mangle)]
-pub extern "C" fn hsmkit_result_name(result: hsmkit_result) -> *const c_char {
-    as_ptr(result::name(result))
+pub extern "C" fn hsmkit_result_name(result: u32) -> *const c_char {
+    // A `u32`, not `hsmkit_result`: C may pass any number, and a Rust enum must never hold
+    // one outside its variants.
+    as_ptr(hsmkit_result::from_code(result).map_or(c"unknown", result::name))
 }
 
 /// The message of the last call on this thread that failed (empty if none), NUL-terminated.

@@ -48,6 +48,33 @@ pub enum hsmkit_result {
 
 use hsmkit_result::*;
 
+impl hsmkit_result {
+    /// The code numbered `code`, or `None`. C can hand any `uint32_t` back (e.g. to
+    /// `hsmkit_result_name`), so a number from C is matched here and never transmuted: a
+    /// Rust enum holding a value outside its variants is undefined behaviour.
+    pub(crate) const fn from_code(code: u32) -> Option<Self> {
+        Some(match code {
+            0 => HSMKIT_OK,
+            1 => HSMKIT_ERR_NULL_ARGUMENT,
+            2 => HSMKIT_ERR_BUFFER_TOO_SMALL,
+            3 => HSMKIT_ERR_INVALID_INPUT,
+            4 => HSMKIT_ERR_NOT_FOUND,
+            5 => HSMKIT_ERR_ALREADY_EXISTS,
+            6 => HSMKIT_ERR_PERMISSION_DENIED,
+            7 => HSMKIT_ERR_VERIFICATION_FAILED,
+            8 => HSMKIT_ERR_DECRYPTION_FAILED,
+            9 => HSMKIT_ERR_UNSUPPORTED,
+            10 => HSMKIT_ERR_AUTHENTICATION,
+            11 => HSMKIT_ERR_BACKEND,
+            12 => HSMKIT_ERR_IO,
+            13 => HSMKIT_ERR_CALLBACK,
+            14 => HSMKIT_ERR_PANIC,
+            15 => HSMKIT_ERR_OTHER,
+            _ => return None,
+        })
+    }
+}
+
 /// A failed call: its code and a message for `hsmkit_last_error`.
 #[derive(Debug)]
 pub(crate) struct Fail {
@@ -169,32 +196,14 @@ mod tests {
 
     #[test]
     #[allow(clippy::as_conversions)] // the enum's C value is what is under test
-    fn every_code_has_its_name() {
+    fn every_code_has_its_name_and_no_other_number_is_a_code() {
         for code in 0u32..=15 {
-            // Round-trip through the C representation.
-            let r = [
-                HSMKIT_OK,
-                HSMKIT_ERR_NULL_ARGUMENT,
-                HSMKIT_ERR_BUFFER_TOO_SMALL,
-                HSMKIT_ERR_INVALID_INPUT,
-                HSMKIT_ERR_NOT_FOUND,
-                HSMKIT_ERR_ALREADY_EXISTS,
-                HSMKIT_ERR_PERMISSION_DENIED,
-                HSMKIT_ERR_VERIFICATION_FAILED,
-                HSMKIT_ERR_DECRYPTION_FAILED,
-                HSMKIT_ERR_UNSUPPORTED,
-                HSMKIT_ERR_AUTHENTICATION,
-                HSMKIT_ERR_BACKEND,
-                HSMKIT_ERR_IO,
-                HSMKIT_ERR_CALLBACK,
-                HSMKIT_ERR_PANIC,
-                HSMKIT_ERR_OTHER,
-            ]
-            .into_iter()
-            .find(|r| *r as u32 == code);
-            let r = r.unwrap_or(HSMKIT_OK);
-            assert_eq!(r as u32, code, "codes are 0..=15 with no gap");
-            assert!(name(r).to_str().is_ok_and(|n| n.starts_with("HSMKIT_")));
+            let r = hsmkit_result::from_code(code);
+            assert_eq!(r.map(|r| r as u32), Some(code), "codes are 0..=15 with no gap");
+            assert!(r.is_some_and(|r| name(r).to_str().is_ok_and(|n| n.starts_with("HSMKIT_"))));
+        }
+        for code in [16, 17, 255, 256, 0x8000_0000, u32::MAX] {
+            assert_eq!(hsmkit_result::from_code(code), None, "{code}");
         }
     }
 }

@@ -104,7 +104,9 @@ pub unsafe extern "C" fn hsmkit_open_options_set_pin(
     unsafe { set(options, pin, "pin", |o, v| o.pin(v)) }
 }
 
-/// Appends a hash-chained audit record for every operation to this file.
+/// Appends an audit record for every operation to this file, chained and authenticated
+/// (HMAC-SHA256) under the store's audit key `hsmkit-audit`, which opening the store then
+/// creates if it is missing; `hsmkit audit verify` checks the file with the store.
 ///
 /// # Safety
 /// As `hsmkit_open_options_set_passphrase`.
