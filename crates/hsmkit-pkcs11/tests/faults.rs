@@ -119,6 +119,25 @@ fn hot_path_has_no_lookup_login_or_session_per_operation() {
     assert_eq!(c.get("C_VerifyInit"), None);
 }
 
+/// SECURITY.md: data keys being wrapped or unwrapped pass through the token as session
+/// objects destroyed at once: every object a wrap or unwrap creates is destroyed.
+#[test]
+fn wrap_and_unwrap_leave_no_data_key_object_behind() {
+    let rig = Rig::new();
+    let kek = rig.store.create_key("kek", KeySpec::AES_256, KeyAttributes::default()).unwrap();
+    let wrapped = kek.wrap_key(KeyWrapAlgorithm::A256Kw, &[9u8; 32]).unwrap();
+    rig.inject(&[]);
+    for _ in 0..10 {
+        assert_eq!(kek.wrap_key(KeyWrapAlgorithm::A256Kw, &[9u8; 32]).unwrap(), wrapped);
+        assert_eq!(&kek.unwrap_key(KeyWrapAlgorithm::A256Kw, &wrapped).unwrap()[..], &[9u8; 32]);
+    }
+    let c = rig.counts();
+    let made =
+        ["C_CreateObject", "C_UnwrapKey", "C_GenerateKey"].iter().filter_map(|f| c.get(*f)).sum::<u64>();
+    assert_eq!(made, 20, "one data-key object per wrap and per unwrap: {c:?}");
+    assert_eq!(c.get("C_DestroyObject"), Some(&made), "{c:?}");
+}
+
 #[test]
 fn lost_session_is_reopened_and_retried_once() {
     let rig = Rig::new();

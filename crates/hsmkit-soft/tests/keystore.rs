@@ -83,6 +83,27 @@ fn key_file_store() {
     let s = store(&dir, &key).unwrap();
     s.create_key("a", KeySpec::AES_256, KeyAttributes::default()).unwrap();
     assert_eq!(store(&dir, &key).unwrap().list_keys().unwrap().len(), 1);
+    #[cfg(unix)]
+    {
+        // SECURITY.md: files 0600 in 0700 directories, whatever the umask allowed.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let mut dirs = vec![dir.clone()];
+        let mut files = 0;
+        while let Some(d) = dirs.pop() {
+            assert_eq!(mode(&d), 0o700, "{}", d.display());
+            for entry in std::fs::read_dir(&d).unwrap() {
+                let p = entry.unwrap().path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    assert_eq!(mode(&p), 0o600, "{}", p.display());
+                    files += 1;
+                }
+            }
+        }
+        assert!(files >= 2, "the header and the key's file");
+    }
 
     let other = tmp.path().join("other.key");
     StoreKey::generate_key_file(&other).unwrap();
