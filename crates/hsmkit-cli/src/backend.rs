@@ -49,7 +49,12 @@ pub(crate) fn open(g: &Global) -> Result<Store> {
 }
 
 fn confirm(question: &str) -> Result<bool> {
-    eprint!("{question} [y/N] ");
+    {
+        use std::io::Write;
+        let mut err = std::io::stderr().lock();
+        // A closed stderr must not panic; the question is then unseen and the answer read anyway.
+        let _ = write!(err, "{question} [y/N] ").and_then(|()| err.flush());
+    }
     let mut answer = String::new();
     std::io::stdin().read_line(&mut answer).map_err(|e| Error::io("reading from the terminal", &e))?;
     Ok(matches!(answer.trim(), "y" | "Y" | "yes" | "Yes"))

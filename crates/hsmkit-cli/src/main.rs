@@ -99,9 +99,13 @@ fn main() -> ExitCode {
         // more, so the command ends quietly with 0, as `ls | head -1` does for the shell.
         Err(Error::Io { kind: std::io::ErrorKind::BrokenPipe, .. }) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("hsmkit: {e}");
+            // Not eprintln!: it panics when stderr is closed (`hsmkit ... 2>&-`); the exit
+            // status still tells what happened.
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "hsmkit: {e}");
             if let Some(h) = hint(&e) {
-                eprintln!("hint: {h}");
+                let _ = writeln!(err, "hint: {h}");
             }
             ExitCode::from(exit_code(&e))
         }

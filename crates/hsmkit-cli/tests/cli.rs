@@ -763,6 +763,17 @@ fn bad_input_gets_a_clear_error_and_no_output() {
 /// quietly with 0, never a panic (exit 101 and a backtrace before). The pipe's read end is
 /// closed before the command starts, so every write to stdout fails: no race with the child.
 #[test]
+fn a_stderr_nobody_reads_does_not_turn_an_error_into_a_panic() {
+    let e = Env::store();
+    // stderr is a pipe whose reader is gone: writing fails with EPIPE (SIGPIPE is ignored
+    // by Rust programs). The exit status is still the error's, not 101 from a panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = e.cmd().args(["--store", &e.p("missing"), "key", "list"]).stderr(writer).status().unwrap();
+    assert_eq!(status.code(), Some(3));
+}
+
+#[test]
 fn a_closed_stdout_ends_the_command_quietly() {
     let e = Env::store();
     e.ok(&["key", "create", "a", "--type", "ec"]);
