@@ -103,6 +103,23 @@ fn key_material_is_wiped_memory_store() {
 }
 
 #[test]
+fn jwk_import_leaves_no_copy_of_the_key() {
+    use base64ct::Encoding;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let secret = *b"CANARY-aes-key-given-as-a-JWK!!!";
+    let k = base64ct::Base64UrlUnpadded::encode_string(&secret);
+    let jwk = format!(r#"{{"kty":"oct","k":"{k}","alg":"A256KW"}}"#);
+    // Both the key and its base64url text (what the parsed JSON holds).
+    for canary in [&secret[..], k.as_bytes()] {
+        let found = freed_copies(canary, || {
+            drop(KeyMaterial::from_jwk_str(&jwk).unwrap());
+            drop(KeyMaterial::from_bytes(jwk.as_bytes()).unwrap());
+        });
+        assert_eq!(found, 0, "freed blocks held {}", String::from_utf8_lossy(&canary[..16]));
+    }
+}
+
+#[test]
 fn key_material_and_passphrase_are_wiped_keystore() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();

@@ -77,6 +77,17 @@ impl fmt::Debug for KeyMaterial {
     }
 }
 
+/// Overwrites every string in a JSON value (JWK members are secrets in base64url).
+fn wipe_json(v: &mut Value) {
+    use zeroize::Zeroize;
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(a) => a.iter_mut().for_each(wipe_json),
+        Value::Object(o) => o.values_mut().for_each(wipe_json),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
 fn bad(what: &str) -> Error {
     Error::invalid(format!("malformed {what}"))
 }
@@ -259,9 +270,11 @@ impl KeyMaterial {
 
     /// Parses a JWK given as a JSON string.
     pub fn from_jwk_str(jwk: &str) -> Result<Self> {
-        let v: Zeroizing<String> = Zeroizing::new(jwk.to_owned());
-        let value: Value = serde_json::from_str(&v).map_err(|_| bad("JWK JSON"))?;
-        Self::from_jwk(&value)
+        let mut value: Value = serde_json::from_str(jwk).map_err(|_| bad("JWK JSON"))?;
+        let r = Self::from_jwk(&value);
+        // The parsed strings hold the private members in base64url: wipe them.
+        wipe_json(&mut value);
+        r
     }
 
     /// Parses a JWK (RFC 7517/7518): `kty` RSA, EC or oct; private when it has `d` (or `k`).
