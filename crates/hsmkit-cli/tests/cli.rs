@@ -426,7 +426,9 @@ fn audit_verify_needs_the_audit_key_not_just_the_file() {
         e.ok(&["--audit-log", &log, "sign", "k", "--alg", "ES256", "--in", &m, "--out", &e.p("s")]);
     }
     let text = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(e.json(&["audit", "verify", &log])["records"], 4);
+    // The audit key's creation, the key's, three signatures.
+    assert_eq!(e.json(&["audit", "verify", &log])["records"], 5);
+    assert!(text.lines().next().unwrap().contains(r#""key":"hsmkit-audit""#));
     assert_eq!(std::fs::read_to_string(&log).unwrap(), text, "verifying does not append");
     // Remove the second record and recompute a SHA-256 chain over the rest, filling in
     // seq, prev and the MAC field: all that someone with only the file can do.

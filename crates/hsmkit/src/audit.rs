@@ -28,6 +28,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use crate::algorithm::{KeyWrapAlgorithm, SignatureAlgorithm};
+use crate::attributes::KeyOp;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::spec::KeyType;
@@ -70,6 +71,21 @@ impl AuditKey {
     /// `sign`).
     pub fn derive(key: &Key) -> Result<Self> {
         let key = key.without_audit_log();
+        // A key whose material can leave the backend, or that serves other purposes, would
+        // let others compute the MAC key (an exportable key; a KEK anyone may wrap with).
+        let attributes = &key.info().attributes;
+        let only = match key.spec().key_type() {
+            KeyType::Aes => KeyOp::WrapKey,
+            KeyType::Rsa => KeyOp::Sign,
+            KeyType::Ec => KeyOp::Sign, // refused below, with its own message
+        };
+        let extra = attributes.allowed().iter().any(|op| op != only && op != KeyOp::Verify);
+        if attributes.exportable || extra {
+            return Err(Error::invalid(format!(
+                "the audit key '{}' must be non-exportable and allowed only {only}",
+                key.name()
+            )));
+        }
         let secret = match key.spec().key_type() {
             KeyType::Aes => key.wrap_key(KeyWrapAlgorithm::A256Kw, &DERIVATION_INPUT)?,
             KeyType::Rsa => key.sign(SignatureAlgorithm::Rs256, &DERIVATION_INPUT)?,
@@ -116,8 +132,10 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Lowercase hex only, as written: the MAC text is what a saved chain head is compared
+/// with, so there must be one way to write it.
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 {
+    if s.len() != 64 || !s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
         return None;
     }
     (0..32).map(|i| s.get(2 * i..2 * i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
@@ -233,8 +251,11 @@ fn split_line(line: &str) -> Option<(&str, &str)> {
     Some((prefix, mac))
 }
 
-/// The (seq, hash) at the end of the file, read from its last line.
-fn read_head(file: &mut File, path: &Path) -> Result<(u64, String, u64)> {
+/// The (seq, MAC, length) at the end of the file, from its last line. A last line under
+/// this log's audit key version must verify (so a planted tail cannot steer the chain);
+/// one under another version (another process, before or after a rotation) is taken as
+/// it is and checked by [`verify_audit_log`].
+fn read_head(file: &mut File, path: &Path, key: &AuditKey) -> Result<(u64, String, u64)> {
     let len = file.seek(SeekFrom::End(0)).map_err(|e| io_err("seek", path, &e))?;
     if len == 0 {
         return Ok((0, GENESIS.to_owned(), 0));
@@ -246,12 +267,26 @@ fn read_head(file: &mut File, path: &Path) -> Result<(u64, String, u64)> {
     let text = String::from_utf8_lossy(&buf);
     let last = text.trim_end_matches('\n').rsplit('\n').next().unwrap_or_default();
     let bad = || {
-        Error::backend("audit", "open", format!("{}: the last line is not an audit record", path.display()))
+        Error::backend(
+            "audit",
+            "open",
+            format!(
+                "{}: the last line is not an authenticated audit record (torn by a crash, or \
+                 tampered with): run `hsmkit audit verify`, then move the file aside",
+                path.display()
+            ),
+        )
     };
-    let (prefix, hash) = split_line(last).ok_or_else(bad)?;
+    let (prefix, mac) = split_line(last).ok_or_else(bad)?;
     let v: Value = serde_json::from_str(&format!("{prefix}}}")).map_err(|_| bad())?;
     let seq = v.get("seq").and_then(Value::as_u64).ok_or_else(bad)?;
-    Ok((seq, hash.to_owned(), len))
+    if v.get("mac_key").and_then(Value::as_str) == Some(key.kid()) && !key.verify(prefix.as_bytes(), mac)? {
+        return Err(bad());
+    }
+    if unhex(mac).is_none() {
+        return Err(bad());
+    }
+    Ok((seq, mac.to_owned(), len))
 }
 
 impl AuditLog {
@@ -267,7 +302,7 @@ impl AuditLog {
             .create(true)
             .open(&path)
             .map_err(|e| io_err("open", &path, &e))?;
-        let (seq, hash, len) = read_head(&mut file, &path)?;
+        let (seq, hash, len) = read_head(&mut file, &path, &key)?;
         Ok(AuditLog { path, key, tail: Mutex::new(Tail { file, len, seq, hash }), sync: false })
     }
 
@@ -289,13 +324,22 @@ impl AuditLog {
         let mut tail = self.tail.lock().map_err(|_| Error::backend("audit", "lock", "poisoned"))?;
         let path = &self.path;
         tail.file.lock().map_err(|e| io_err("lock", path, &e))?;
+        // Released however this ends (an error or a panic): another process must never wait
+        // for a lock nobody holds. flock belongs to the open file, which the clone shares.
+        let _unlock = Unlock(tail.file.try_clone().map_err(|e| io_err("dup", path, &e))?);
         let r = (|| {
             let len = tail.file.seek(SeekFrom::End(0)).map_err(|e| io_err("seek", path, &e))?;
             if len != tail.len {
-                let (seq, hash, len) = read_head(&mut tail.file, path)?;
+                let (seq, hash, len) = read_head(&mut tail.file, path, &self.key)?;
                 (tail.seq, tail.hash, tail.len) = (seq, hash, len);
             }
-            let seq = tail.seq + 1;
+            let seq = tail.seq.checked_add(1).ok_or_else(|| {
+                Error::backend(
+                    "audit",
+                    "append",
+                    format!("{}: the sequence number is exhausted", path.display()),
+                )
+            })?;
             let body = json!({
                 "seq": seq,
                 "time": humantime::format_rfc3339_millis(rec.time).to_string(),
@@ -319,8 +363,16 @@ impl AuditLog {
             (tail.seq, tail.hash, tail.len) = (seq, hash, len.saturating_add(written));
             Ok(())
         })();
-        let _ = tail.file.unlock();
         r
+    }
+}
+
+/// Unlocks the audit file when dropped.
+struct Unlock(File);
+
+impl Drop for Unlock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
     }
 }
 
@@ -399,6 +451,11 @@ fn check_line(
             else {
                 return bad("mac_key is not NAME/VERSION");
             };
+            // Only the audit key vouches for records: any other store key (a KEK that others
+            // may wrap with, an imported key whose bytes someone knows) would let them forge.
+            if name != AUDIT_KEY_NAME {
+                return Ok(Err(format!("mac_key {kid} is not the store's audit key ({AUDIT_KEY_NAME})")));
+            }
             let key = match keys.get_key_version(name, version) {
                 Ok(k) => k,
                 Err(e) if e.kind() == crate::ErrorKind::NotFound => {
@@ -406,7 +463,15 @@ fn check_line(
                 }
                 Err(e) => return Err(e),
             };
-            derived.push(AuditKey::derive(&key)?);
+            match AuditKey::derive(&key) {
+                Ok(k) => derived.push(k),
+                // The key exists but cannot vouch (disabled, expired, the wrong kind): the
+                // records under it are not verified, and the report says why.
+                Err(e) if e.kind() != crate::ErrorKind::Backend => {
+                    return Ok(Err(format!("the audit key {kid} cannot verify: {e}")));
+                }
+                Err(e) => return Err(e),
+            }
             derived.last()
         }
     };

@@ -214,8 +214,14 @@ impl Store {
     /// This store, writing every operation and lifecycle change to the keyed audit file
     /// at `path` as well, its records authenticated under [`Store::audit_key`].
     pub fn with_audit_log_file(self, path: impl AsRef<std::path::Path>) -> Result<Self> {
-        let log = AuditLog::open(path, &self.audit_key()?)?;
-        Ok(self.with_audit_log(log))
+        let (key, created) = self.get_or_create_audit_key()?;
+        let log = AuditLog::open(path, &key)?;
+        let store = self.with_audit_log(log);
+        if created {
+            // Made before there was a log to write to: its record is the log's next one.
+            store.event(key.name(), Some(key.version()), "create", &Ok(()));
+        }
+        Ok(store)
     }
 
     /// The current version of the store's audit key ([`crate::audit::AUDIT_KEY_NAME`]),
@@ -224,6 +230,11 @@ impl Store {
     /// `sign` (see [`crate::audit::AuditKey`]). Whoever can use it can write (and so
     /// forge) audit records: it is as protected as the store's other keys.
     pub fn audit_key(&self) -> Result<Key> {
+        Ok(self.get_or_create_audit_key()?.0)
+    }
+
+    /// [`Store::audit_key`], and whether this call created it.
+    fn get_or_create_audit_key(&self) -> Result<(Key, bool)> {
         let name = crate::audit::AUDIT_KEY_NAME;
         match self.get_key(name) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
@@ -245,11 +256,11 @@ impl Store {
                     KeyAttributes { ops: Some(KeyOps::from_ops(&[op])), ..KeyAttributes::default() };
                 match self.create_key(name, spec, attributes) {
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == ErrorKind::AlreadyExists => self.get_key(name),
-                    r => r,
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((self.get_key(name)?, false)),
+                    r => Ok((r?, true)),
                 }
             }
-            r => r,
+            r => Ok((r?, false)),
         }
     }
 

@@ -22,7 +22,10 @@ fn write_lines(p: &Path, lines: &[String]) {
 
 /// A log of a dozen operations and lifecycle changes, and the store that wrote it.
 fn busy_log(p: &Path) -> (Vec<String>, Store) {
-    let store = Store::new(hsmkit_soft::SoftBackend::new()).with_audit_log_file(p).unwrap();
+    // The audit key made beforehand, so that its creation is not the first record.
+    let store = Store::new(hsmkit_soft::SoftBackend::new());
+    store.audit_key().unwrap();
+    let store = store.with_audit_log_file(p).unwrap();
     let key = store.create_key("payments", KeySpec::RSA_2048, KeyAttributes::default()).unwrap();
     let sig = key.sign(SignatureAlgorithm::Ps256, SECRET_MESSAGE).unwrap();
     key.verify(SignatureAlgorithm::Ps256, SECRET_MESSAGE, &sig).unwrap();
@@ -109,6 +112,80 @@ fn detects_deleted_edited_reordered_and_inserted_lines() {
     assert_eq!(bad_line(&truncated).unwrap().0, 11);
 
     assert_eq!(bad_line(&good), None, "the untouched log verifies");
+}
+
+#[test]
+fn the_audit_key_is_logged_and_only_it_vouches_for_records() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("audit.jsonl");
+    let store = Store::new(hsmkit_soft::SoftBackend::new()).with_audit_log_file(&p).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&lines(&p)[0]).unwrap();
+    assert_eq!((first["key"].as_str(), first["op"].as_str()), (Some(AUDIT_KEY_NAME), Some("create")));
+    // A KEK whose bytes someone knows (imported), derived exactly as the audit key is: records
+    // naming it as their mac_key are refused even though their MACs are right.
+    let known = [0x42u8; 32];
+    let kek = store
+        .import_key("partner-kek", hsmkit::KeyMaterial::aes(&known).unwrap(), KeyAttributes::default())
+        .unwrap();
+    let mut k = [0u8; 32];
+    let w = kek.wrap_key(KeyWrapAlgorithm::A256Kw, b"hsmkit-audit/1: derive a MAC key").unwrap();
+    hkdf::Hkdf::<sha2::Sha256>::new(None, &w).expand(b"hsmkit-audit/1 hmac-sha256", &mut k).unwrap();
+    let good = lines(&p);
+    let swapped: Vec<String> = good
+        .iter()
+        .map(|l| l.replace("\"mac_key\":\"hsmkit-audit/1\"", "\"mac_key\":\"partner-kek/1\""))
+        .collect();
+    write_lines(&p, &rechain(&swapped, |b| hmac_hex(&k, b)));
+    let r = verify_audit_log(&p, &store).unwrap();
+    let bad = r.first_bad.unwrap();
+    assert_eq!(bad.line, 1);
+    assert!(bad.reason.contains("not the store's audit key"), "{}", bad.reason);
+    // Nor can the audit key be one that leaves the backend, or serves other purposes.
+    let other = Store::new(hsmkit_soft::SoftBackend::new());
+    let attrs = KeyAttributes { exportable: true, ..KeyAttributes::with_ops(&[hsmkit::KeyOp::WrapKey]) };
+    let exportable = other.create_key(AUDIT_KEY_NAME, KeySpec::AES_256, attrs).unwrap();
+    assert_eq!(AuditLog::open(&p, &exportable).unwrap_err().kind(), hsmkit::ErrorKind::InvalidInput);
+    let kek_too = KeyAttributes::with_ops(&[hsmkit::KeyOp::WrapKey, hsmkit::KeyOp::UnwrapKey]);
+    let kek_too = Store::new(hsmkit_soft::SoftBackend::new())
+        .create_key(AUDIT_KEY_NAME, KeySpec::AES_256, kek_too)
+        .unwrap();
+    assert_eq!(AuditLog::open(&p, &kek_too).unwrap_err().kind(), hsmkit::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn a_planted_tail_neither_panics_nor_steers_the_chain() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("audit.jsonl");
+    let (good, store) = busy_log(&p);
+    let key = store.audit_key().unwrap();
+    let log = AuditLog::open(&p, &key).unwrap();
+    // A last line claiming the highest sequence number, MACed with nothing: appending
+    // notices the foreign tail, refuses it with a typed error, and leaves the lock free.
+    let mut planted = good.clone();
+    let body = good[10].rsplit_once(",\"mac\":\"").unwrap().0;
+    let body = body.replace("\"seq\":11", &format!("\"seq\":{}", u64::MAX));
+    planted.push(format!("{body},\"mac\":\"{}\"}}", "0".repeat(64)));
+    write_lines(&p, &planted);
+    let rec = AuditRecord {
+        time: std::time::SystemTime::now(),
+        key: "k",
+        version: None,
+        op: "x",
+        alg: None,
+        outcome: "ok",
+    };
+    assert_eq!(log.append(&rec).unwrap_err().kind(), hsmkit::ErrorKind::Backend);
+    assert_eq!(AuditLog::open(&p, &key).unwrap_err().kind(), hsmkit::ErrorKind::Backend);
+    // The lock was released: the file can be locked at once.
+    let f = std::fs::File::open(&p).unwrap();
+    assert!(f.try_lock().is_ok(), "the audit file is still locked");
+    // Upper-case or '+' forms of a MAC do not verify: one way to write each chain head.
+    write_lines(&p, &good);
+    let mut upper = good.clone();
+    let (b, mac) = upper[10].rsplit_once(",\"mac\":\"").unwrap();
+    upper[10] = format!("{b},\"mac\":\"{}", mac.to_uppercase());
+    write_lines(&p, &upper);
+    assert_eq!(verify_audit_log(&p, &store).unwrap().first_bad.map(|b| b.line), Some(11));
 }
 
 fn hex_sha256(b: &[u8]) -> String {

@@ -395,7 +395,7 @@ pub fn keyed_audit_log(store: &Store) {
     }
     audited.rotate_key("audited").unwrap();
     let report = hsmkit::audit::verify_audit_log(&path, store).unwrap();
-    assert_eq!((report.records, report.first_bad), (5, None));
+    assert_eq!((report.records, report.first_bad), (6, None), "the audit key's creation, then five");
     // What someone with only the file can do: drop a record, recompute a SHA-256 chain.
     let text = std::fs::read_to_string(&path).unwrap();
     let mut prev = "0".repeat(64);
