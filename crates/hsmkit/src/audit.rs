@@ -327,7 +327,7 @@ impl AuditLog {
         // Released however this ends (an error or a panic): another process must never wait
         // for a lock nobody holds. flock belongs to the open file, which the clone shares.
         let _unlock = Unlock(tail.file.try_clone().map_err(|e| io_err("dup", path, &e))?);
-        let r = (|| {
+        (|| {
             let len = tail.file.seek(SeekFrom::End(0)).map_err(|e| io_err("seek", path, &e))?;
             if len != tail.len {
                 let (seq, hash, len) = read_head(&mut tail.file, path, &self.key)?;
@@ -362,8 +362,7 @@ impl AuditLog {
             let written = u64::try_from(line.len()).unwrap_or(u64::MAX);
             (tail.seq, tail.hash, tail.len) = (seq, hash, len.saturating_add(written));
             Ok(())
-        })();
-        r
+        })()
     }
 }
 
