@@ -21,7 +21,7 @@ pub(crate) fn remove_partial_files_on_signals() -> Result<()> {
         .map_err(|e| Error::io("installing signal handlers", &e))?;
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let partial = PARTIAL.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let partial = partial_files();
             for p in partial.iter() {
                 let _ = std::fs::remove_file(p);
             }

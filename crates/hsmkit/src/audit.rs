@@ -31,14 +31,14 @@ use crate::algorithm::{KeyWrapAlgorithm, SignatureAlgorithm};
 use crate::attributes::KeyOp;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::lifecycle::to_hex;
 use crate::spec::KeyType;
 
 /// The `prev` of the first record.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const MAC_SEP: &str = ",\"mac\":\"";
 
-/// The store key [`crate::Store::audit_key`] uses (and creates on first use: AES-256, its
-/// only operation `wrapKey`).
+/// The store key [`crate::Store::audit_key`] uses (and creates on first use: see there).
 pub const AUDIT_KEY_NAME: &str = "hsmkit-audit";
 
 /// What the audit key wraps to derive the MAC key: fixed, so every process (and the
@@ -73,22 +73,10 @@ impl AuditKey {
         let key = key.without_audit_log();
         // A key whose material can leave the backend, or that serves other purposes, would
         // let others compute the MAC key (an exportable key; a KEK anyone may wrap with).
-        let attributes = &key.info().attributes;
-        let only = match key.spec().key_type() {
-            KeyType::Aes => KeyOp::WrapKey,
-            KeyType::Rsa => KeyOp::Sign,
-            KeyType::Ec => KeyOp::Sign, // refused below, with its own message
-        };
-        let extra = attributes.allowed().iter().any(|op| op != only && op != KeyOp::Verify);
-        if attributes.exportable || extra {
-            return Err(Error::invalid(format!(
-                "the audit key '{}' must be non-exportable and allowed only {only}",
-                key.name()
-            )));
-        }
-        let secret = match key.spec().key_type() {
-            KeyType::Aes => key.wrap_key(KeyWrapAlgorithm::A256Kw, &DERIVATION_INPUT)?,
-            KeyType::Rsa => key.sign(SignatureAlgorithm::Rs256, &DERIVATION_INPUT)?,
+        type Transform = fn(&Key) -> Result<Vec<u8>>;
+        let (only, transform): (KeyOp, Transform) = match key.spec().key_type() {
+            KeyType::Aes => (KeyOp::WrapKey, |k| k.wrap_key(KeyWrapAlgorithm::A256Kw, &DERIVATION_INPUT)),
+            KeyType::Rsa => (KeyOp::Sign, |k| k.sign(SignatureAlgorithm::Rs256, &DERIVATION_INPUT)),
             KeyType::Ec => {
                 // ECDSA signatures are randomised: no stable key can come from one.
                 return Err(Error::invalid(format!(
@@ -97,7 +85,15 @@ impl AuditKey {
                 )));
             }
         };
-        let secret = Zeroizing::new(secret);
+        let attributes = &key.info().attributes;
+        let extra = attributes.allowed().iter().any(|op| op != only && op != KeyOp::Verify);
+        if attributes.exportable || extra {
+            return Err(Error::invalid(format!(
+                "the audit key '{}' must be non-exportable and allowed only {only}",
+                key.name()
+            )));
+        }
+        let secret = Zeroizing::new(transform(&key)?);
         let mut mac_key = Zeroizing::new([0u8; 32]);
         hkdf::Hkdf::<Sha256>::new(None, &secret)
             .expand(DERIVATION_INFO, mac_key.as_mut_slice())
@@ -118,7 +114,7 @@ impl AuditKey {
     }
 
     fn mac_hex(&self, bytes: &[u8]) -> Result<String> {
-        Ok(hex(&self.mac(bytes)?.finalize().into_bytes()))
+        Ok(to_hex(&self.mac(bytes)?.finalize().into_bytes()))
     }
 
     /// Constant-time check of a hex MAC.
@@ -126,10 +122,6 @@ impl AuditKey {
         let Some(claimed) = unhex(claimed_hex) else { return Ok(false) };
         Ok(self.mac(bytes)?.verify_slice(&claimed).is_ok())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Lowercase hex only, as written: the MAC text is what a saved chain head is compared

@@ -360,7 +360,7 @@ fn info_to_json(info: &KeyInfo) -> Value {
     })
 }
 
-fn to_hex(b: &[u8]) -> String {
+pub(crate) fn to_hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
