@@ -139,7 +139,7 @@ impl BackendKey for TokenKey {
     // The data key leaves the token once unwrapped; its AES-GCM runs in software on the
     // fastest engine built in, as the public-key operations do.
     fn aes_gcm(&self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
-        hsmkit_soft::SoftEngine::fastest().aes_gcm()
+        hsmkit_engine::Engine::fastest().aes_gcm()
     }
 
     fn check_algorithm(&self, op: hsmkit::KeyOp, alg: hsmkit::Algorithm) -> Result<()> {

@@ -198,7 +198,7 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
         updated: std::time::UNIX_EPOCH,
         binding: hsmkit::KeyBinding::default(),
     };
-    hsmkit_soft::public_key_ops(info, public).is_ok_and(|ops| ops.verify_digest(alg, &digest, &sig).is_ok())
+    hsmkit_engine::public_key_ops(info, public).is_ok_and(|ops| ops.verify_digest(alg, &digest, &sig).is_ok())
 }
 
 /// The one public object labelled `name` that hsmkit did not make.
@@ -381,7 +381,7 @@ impl Pkcs11Backend {
         public: Option<hsmkit::PublicKey>,
     ) -> Result<TokenKey> {
         let public_ops = match &public {
-            Some(p) => Some(hsmkit_soft::public_key_ops(info.clone(), p)?),
+            Some(p) => Some(hsmkit_engine::public_key_ops(info.clone(), p)?),
             None => None,
         };
         Ok(TokenKey {
@@ -582,7 +582,7 @@ impl Backend for Pkcs11Backend {
 
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>> {
         refuse_exportable(req)?;
-        let material = hsmkit_soft::normalize(&material)?;
+        let material = hsmkit_engine::normalize(&material)?;
         let spec = material.spec()?;
         let info = Self::info(req, spec, !material.is_public_only());
         let on_token = self.on_token(req, spec);

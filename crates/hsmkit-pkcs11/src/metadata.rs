@@ -140,7 +140,7 @@ fn public_ops(public: &PublicKey) -> Result<Box<dyn BackendKey>> {
         updated: UNIX_EPOCH,
         binding: hsmkit::KeyBinding::default(),
     };
-    hsmkit_soft::public_key_ops(info, public)
+    hsmkit_engine::public_key_ops(info, public)
 }
 
 /// Signs and verifies documents with the token's metadata signer.

@@ -622,7 +622,7 @@ fn oaep_probe(s: &Session) -> (Oaep, bool) {
                 updated: std::time::SystemTime::now(),
                 binding: hsmkit::KeyBinding::default(),
             };
-            hsmkit_soft::public_key_ops(info, &pk)
+            hsmkit_engine::public_key_ops(info, &pk)
         }
         other => {
             tracing::debug!(target: "hsmkit::pkcs11", "probe: cannot read the RSA public key: {other:?}");

@@ -4,17 +4,8 @@
 //! [`FileStorage`] in an encrypted keystore directory (the embedded default).
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "aws-lc")]
-mod aws;
-mod encrypt;
-mod export;
-mod generate;
-mod import;
-mod key;
 mod keystore;
-mod sign;
 mod storage;
-mod wrap;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
@@ -29,51 +20,15 @@ pub use storage::{DocEdit, KeyDoc, MemoryStorage, Storage, VersionRecord};
 
 use storage::poisoned;
 
-use key::SoftKey;
+use hsmkit_engine::{EngineKey, Loaded};
 
 pub(crate) const KIND: &str = "soft";
 
-/// Which library does the software backend's cryptography. The default is
-/// [`SoftEngine::fastest`]: AWS-LC when the `aws-lc` feature is on, for every constructor
-/// ([`SoftBackend::new`], [`SoftBackend::with_storage`], [`SoftBackend::open_dir`]) as for
-/// `hsmkit-open`, the CLI, Python and C. RSA decryption on the RustCrypto engine runs the
-/// `rsa` crate's private operation, which RUSTSEC-2023-0071 (Marvin) concerns: choose it
-/// with [`SoftBackend::with_engine`] only where that is acceptable (SECURITY.md).
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SoftEngine {
-    /// RustCrypto (`rsa`, `p256`/`p384`/`p521`, `aes-kw`): pure Rust, portable.
-    RustCrypto,
-    /// AWS-LC through `aws-lc-rs` (feature `aws-lc`): C and assembly, about OpenSSL's
-    /// speed; FIPS-validated builds of AWS-LC exist.
-    #[cfg(feature = "aws-lc")]
-    AwsLc,
-}
-
-impl Default for SoftEngine {
-    fn default() -> Self {
-        Self::fastest()
-    }
-}
-
-impl SoftEngine {
-    /// This engine's AES-256-GCM (the envelope cipher for its KEKs).
-    pub fn aes_gcm(self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
-        match self {
-            SoftEngine::RustCrypto => &hsmkit::hazmat::aead::RUSTCRYPTO,
-            #[cfg(feature = "aws-lc")]
-            SoftEngine::AwsLc => &aws::AES_256_GCM,
-        }
-    }
-
-    /// The fastest engine this build has.
-    pub fn fastest() -> Self {
-        #[cfg(feature = "aws-lc")]
-        return SoftEngine::AwsLc;
-        #[cfg(not(feature = "aws-lc"))]
-        SoftEngine::RustCrypto
-    }
-}
+/// Which library does the software backend's cryptography (see [`hsmkit_engine::Engine`]).
+/// The default is [`SoftEngine::fastest`] for every constructor ([`SoftBackend::new`],
+/// [`SoftBackend::with_storage`], [`SoftBackend::open_dir`]) as for `hsmkit-open`, the
+/// CLI, Python and C.
+pub use hsmkit_engine::Engine as SoftEngine;
 
 /// Material of versions made but not yet recorded in the metadata, by material id: the
 /// software backend's half of the two-step create (see [`hsmkit::Backend`]). Its
@@ -88,7 +43,7 @@ pub struct SoftBackend {
     engine: SoftEngine,
     // Parsed keys by version uid: RSA key construction costs milliseconds, so it is done
     // once per key version, not per operation.
-    cache: RwLock<HashMap<[u8; 16], Arc<key::Loaded>>>,
+    cache: RwLock<HashMap<[u8; 16], Arc<Loaded>>>,
     staging: Staging,
 }
 
@@ -142,17 +97,17 @@ impl SoftBackend {
         Ok(Self::with_storage(FileStorage::open_or_create(dir, unlock, KdfParams::default())?))
     }
 
-    fn load(&self, info: KeyInfo, uid: [u8; 16], material: Arc<KeyMaterial>) -> Result<SoftKey> {
+    fn load(&self, info: KeyInfo, uid: [u8; 16], material: Arc<KeyMaterial>) -> Result<EngineKey> {
         let cached = self.cache.read().map_err(|_| poisoned())?.get(&uid).cloned();
         let engine = match cached {
             Some(e) => e,
             None => {
-                let e = Arc::new(key::Loaded::new(key::Engine::load(&material)?, &material, self.engine)?);
+                let e = Arc::new(Loaded::load(&material, self.engine)?);
                 self.cache.write().map_err(|_| poisoned())?.insert(uid, e.clone());
                 e
             }
         };
-        Ok(SoftKey::new(info, engine, material))
+        Ok(EngineKey::new(info, engine, material))
     }
 
     /// Stages new material and returns its key, bound to a fresh material id.
@@ -161,15 +116,15 @@ impl SoftBackend {
         req: &NewKey<'_>,
         spec: KeySpec,
         material: KeyMaterial,
-        engine: key::Engine,
-    ) -> Result<SoftKey> {
+        loaded: Loaded,
+    ) -> Result<EngineKey> {
         let uid = req.object_id;
         let info = req.info(spec, !material.is_public_only());
         let material = Arc::new(material);
-        let loaded = Arc::new(key::Loaded::new(engine, &material, self.engine)?);
+        let loaded = Arc::new(loaded);
         self.cache.write().map_err(|_| poisoned())?.insert(uid, loaded.clone());
         self.staging.lock().map_err(|_| poisoned())?.insert(uid, material.clone());
-        Ok(SoftKey::new(info, loaded, material))
+        Ok(EngineKey::new(info, loaded, material))
     }
 }
 
@@ -247,22 +202,7 @@ impl hsmkit::MetadataStore for SoftMetadata {
     }
 }
 
-/// A key that does the public operations (verify, encrypt, RSA-OAEP wrap) of `public` in
-/// software. Backends whose devices hold only private keys use it for public operations.
-pub fn public_key_ops(info: KeyInfo, public: &hsmkit::PublicKey) -> Result<Box<dyn BackendKey>> {
-    let material = Arc::new(KeyMaterial::Public(public.clone()));
-    let engine = key::Engine::load(&material)?;
-    let loaded = Arc::new(key::Loaded::new(engine, &material, SoftEngine::fastest())?);
-    Ok(Box::new(SoftKey::new(info, loaded, material)))
-}
-
-/// Validates key material with the software engines and returns it normalised: RSA
-/// private keys with their CRT values, EC private keys with their public point, EC
-/// public points uncompressed. Invalid keys are [`Error::InvalidInput`].
-pub fn normalize(material: &KeyMaterial) -> Result<KeyMaterial> {
-    let (_, engine) = import::import(material)?;
-    export::normalized(&engine, material)
-}
+pub use hsmkit_engine::{normalize, public_key_ops};
 
 impl Backend for SoftBackend {
     fn kind(&self) -> &'static str {
@@ -270,12 +210,7 @@ impl Backend for SoftBackend {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let engine = match self.engine {
-            SoftEngine::RustCrypto => "rustcrypto",
-            #[cfg(feature = "aws-lc")]
-            SoftEngine::AwsLc => "aws-lc",
-        };
-        Capabilities { engine, metadata: self.storage.kind(), ..Capabilities::all() }
+        Capabilities { engine: self.engine.name(), metadata: self.storage.kind(), ..Capabilities::all() }
     }
 
     fn metadata(&self) -> Arc<dyn hsmkit::MetadataStore> {
@@ -283,16 +218,14 @@ impl Backend for SoftBackend {
     }
 
     fn generate(&self, req: &NewKey<'_>, spec: KeySpec) -> Result<Box<dyn BackendKey>> {
-        let (material, engine) = generate::generate(spec)?;
-        Ok(Box::new(self.stage(req, spec, material, engine)?))
+        let (material, loaded) = self.engine.generate(spec)?;
+        Ok(Box::new(self.stage(req, spec, material, loaded)?))
     }
 
     fn import(&self, req: &NewKey<'_>, material: KeyMaterial) -> Result<Box<dyn BackendKey>> {
-        let (spec, engine) = import::import(&material)?;
-        // Store the normalised form (RSA CRT values, EC public point), so that an exported
-        // key is complete even if it was imported from, say, a JWK without dp/dq/qi.
-        let material = export::normalized(&engine, &material)?;
-        Ok(Box::new(self.stage(req, spec, material, engine)?))
+        // The engine stores the normalised form (RSA CRT values, EC public point).
+        let (spec, material, loaded) = self.engine.import(&material)?;
+        Ok(Box::new(self.stage(req, spec, material, loaded)?))
     }
 
     fn open(&self, info: &KeyInfo) -> Result<Box<dyn BackendKey>> {

@@ -149,6 +149,13 @@ pub enum SignatureScheme {
 }
 
 impl SignatureAlgorithm {
+    /// The hash the message is digested with before the private-key operation, for
+    /// algorithms that sign a digest (RSA, ECDSA); `None` for those that take the whole
+    /// message. Digest signing ([`crate::Key::sign_digest`]) is only for the former.
+    pub fn prehash(self) -> Option<HashAlg> {
+        Some(self.hash())
+    }
+
     /// The hash the message is digested with.
     pub fn hash(self) -> HashAlg {
         use SignatureAlgorithm::*;

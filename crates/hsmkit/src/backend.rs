@@ -106,13 +106,38 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
         Err(Error::unsupported("this key has no public key"))
     }
 
-    /// Signs a digest; ECDSA signatures come back as raw `r || s`.
+    /// Signs `message`; ECDSA signatures come back as raw `r || s`.
+    ///
+    /// The default hashes the message with the algorithm's
+    /// [`prehash`](SignatureAlgorithm::prehash) and calls
+    /// [`sign_digest`](Self::sign_digest); a backend whose engine hashes itself (aws-lc, a
+    /// token's `CKM_SHA256_RSA_PKCS`), or whose algorithm has no prehash (EdDSA, HMAC),
+    /// overrides it.
+    fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        match alg.prehash() {
+            Some(hash) => self.sign_digest(alg, &hash.digest(message)),
+            None => Err(Error::unsupported(format!("{alg} signing"))),
+        }
+    }
+
+    /// Verifies a signature over `message` (ECDSA: raw `r || s`); the default hashes as
+    /// [`sign`](Self::sign) does. Returns [`Error::VerificationFailed`] for a bad
+    /// signature.
+    fn verify(&self, alg: SignatureAlgorithm, message: &[u8], signature: &[u8]) -> Result<()> {
+        match alg.prehash() {
+            Some(hash) => self.verify_digest(alg, &hash.digest(message), signature),
+            None => Err(Error::unsupported(format!("{alg} verification"))),
+        }
+    }
+
+    /// Hazmat: signs a digest the caller computed, for algorithms that have a
+    /// [`prehash`](SignatureAlgorithm::prehash); ECDSA signatures come back as raw `r || s`.
     fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
         let _ = digest;
         Err(Error::unsupported(format!("{alg} signing")))
     }
 
-    /// Verifies a signature over a digest; ECDSA signatures are raw `r || s`.
+    /// Hazmat: verifies a signature over a digest; ECDSA signatures are raw `r || s`.
     /// Returns [`Error::VerificationFailed`] for a bad signature.
     fn verify_digest(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<()> {
         let _ = (digest, signature);

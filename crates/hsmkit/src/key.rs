@@ -21,9 +21,11 @@ use crate::spec::KeySpec;
 /// The data a signature covers: the message, or its digest computed by the caller.
 #[derive(Clone, Copy, Debug)]
 pub enum SignInput<'a> {
-    /// The message; hsmkit hashes it with the algorithm's hash.
+    /// The message. The key's backend hashes it with the algorithm's prehash (where it has
+    /// one), or signs it whole.
     Message(&'a [u8]),
-    /// A digest of the algorithm's hash, computed by the caller.
+    /// Hazmat: a digest of the algorithm's [`prehash`](SignatureAlgorithm::prehash),
+    /// computed by the caller. Algorithms without one (EdDSA, HMAC) refuse it.
     Digest(&'a [u8]),
 }
 
@@ -173,8 +175,10 @@ impl Key {
             if format == SignatureFormat::Der && !matches!(alg.scheme(), SignatureScheme::Ecdsa(_)) {
                 return Err(der_for_rsa());
             }
-            let digest = digest_of(alg, input)?;
-            let raw = self.inner.sign_digest(alg, &digest)?;
+            let raw = match input {
+                SignInput::Message(m) => self.inner.sign(alg, m)?,
+                SignInput::Digest(d) => self.inner.sign_digest(alg, checked_digest(alg, d)?)?,
+            };
             encode_signature(alg, raw, format)
         })();
         self.audit("sign", &alg, &r);
@@ -203,7 +207,6 @@ impl Key {
         let r = (|| {
             self.guard(KeyOp::Verify)?;
             self.fits(alg.fits(self.spec()), &alg)?;
-            let digest = digest_of(alg, input)?;
             let raw = match (alg.scheme(), format) {
                 (SignatureScheme::Ecdsa(curve), SignatureFormat::Der) => {
                     ecdsa_sig::der_to_raw(curve, signature)?
@@ -217,7 +220,10 @@ impl Key {
                 (_, SignatureFormat::Der) => return Err(der_for_rsa()),
                 (_, SignatureFormat::Raw) => signature.to_vec(),
             };
-            self.inner.verify_digest(alg, &digest, &raw)
+            match input {
+                SignInput::Message(m) => self.inner.verify(alg, m, &raw),
+                SignInput::Digest(d) => self.inner.verify_digest(alg, checked_digest(alg, d)?, &raw),
+            }
         })();
         self.audit("verify", &alg, &r);
         r
@@ -354,16 +360,16 @@ fn der_for_rsa() -> Error {
     Error::invalid("DER signature encoding applies to ECDSA only")
 }
 
-fn digest_of(alg: SignatureAlgorithm, input: SignInput<'_>) -> Result<Vec<u8>> {
-    let hash = alg.hash();
-    match input {
-        SignInput::Message(m) => Ok(hash.digest(m)),
-        SignInput::Digest(d) if d.len() == hash.output_len() => Ok(d.to_vec()),
-        SignInput::Digest(d) => Err(Error::invalid(format!(
+/// `digest`, if `alg` signs digests and it has the prehash's length.
+fn checked_digest(alg: SignatureAlgorithm, digest: &[u8]) -> Result<&[u8]> {
+    match alg.prehash() {
+        Some(hash) if digest.len() == hash.output_len() => Ok(digest),
+        Some(hash) => Err(Error::invalid(format!(
             "{alg} takes a {}-byte digest, not {} bytes",
             hash.output_len(),
-            d.len()
+            digest.len()
         ))),
+        None => Err(Error::invalid(format!("{alg} signs the whole message: it takes no digest"))),
     }
 }
 

@@ -123,6 +123,12 @@ impl crate::BackendKey for Recorded {
     fn public_key(&self) -> Result<crate::PublicKey> {
         self.inner.public_key()
     }
+    fn sign(&self, alg: crate::SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        self.inner.sign(alg, message)
+    }
+    fn verify(&self, alg: crate::SignatureAlgorithm, message: &[u8], signature: &[u8]) -> Result<()> {
+        self.inner.verify(alg, message, signature)
+    }
     fn sign_digest(&self, alg: crate::SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
         self.inner.sign_digest(alg, digest)
     }

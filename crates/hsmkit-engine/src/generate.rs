@@ -4,7 +4,7 @@ use getrandom::SysRng;
 use hsmkit::{EcCurve, Error, KeyMaterial, KeySpec, Result, Zeroizing};
 use rsa::pkcs8::EncodePrivateKey;
 
-use crate::key::{Ec, Engine};
+use crate::key::{Ec, RcKey};
 
 fn rng_err(e: impl std::fmt::Display) -> Error {
     Error::backend(crate::KIND, "getrandom", format!("OS random number generator failed: {e}"))
@@ -17,12 +17,12 @@ macro_rules! ec_generate {
         let point = sk.verifying_key().to_sec1_point(false);
         let d = Zeroizing::new(sk.to_bytes().to_vec());
         let material = KeyMaterial::ec_private(EcCurve::$curve, &d, Some(point.as_bytes()))?;
-        (material, Engine::$variant(Ec::Private(Box::new(sk))))
+        (material, RcKey::$variant(Ec::Private(Box::new(sk))))
     }};
 }
 
 /// Generates a key of `spec`, returning its material (for storage) and engine form.
-pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, Engine)> {
+pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, RcKey)> {
     Ok(match spec {
         KeySpec::Rsa { bits } => {
             let bits = usize::try_from(bits).map_err(|_| Error::invalid("RSA size"))?;
@@ -30,7 +30,7 @@ pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, Engine)> {
                 .map_err(|e| Error::backend(crate::KIND, "rsa::PrivateKey::new", e.to_string()))?;
             let der =
                 key.to_pkcs8_der().map_err(|e| Error::backend(crate::KIND, "to_pkcs8_der", e.to_string()))?;
-            (KeyMaterial::from_der(der.as_bytes())?, Engine::RsaPrivate(Box::new(key)))
+            (KeyMaterial::from_der(der.as_bytes())?, RcKey::RsaPrivate(Box::new(key)))
         }
         KeySpec::Ec(EcCurve::P256) => ec_generate!(P256, P256, p256),
         KeySpec::Ec(EcCurve::P384) => ec_generate!(P384, P384, p384),
@@ -38,7 +38,7 @@ pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, Engine)> {
         KeySpec::Aes(size) => {
             let mut k = Zeroizing::new(vec![0u8; size.byte_len()]);
             getrandom::fill(&mut k).map_err(rng_err)?;
-            (KeyMaterial::aes(&k)?, Engine::Aes(k))
+            (KeyMaterial::aes(&k)?, RcKey::Aes(k))
         }
         other => return Err(Error::unsupported(format!("generating {other} keys"))),
     })

@@ -6,11 +6,11 @@ use aes_kw::{KeyInit, KwAes128, KwAes192, KwAes256, KwpAes128, KwpAes192, KwpAes
 use hsmkit::{EncryptionAlgorithm, Error, KeyWrapAlgorithm as A, Result, WrapScheme, Zeroizing};
 use subtle::{ConstantTimeEq, ConstantTimeGreater, ConstantTimeLess};
 
-use crate::key::Engine;
+use crate::key::RcKey;
 
-fn aes_key(engine: &Engine) -> Result<&[u8]> {
+fn aes_key(engine: &RcKey) -> Result<&[u8]> {
     match engine {
-        Engine::Aes(k) => Ok(k),
+        RcKey::Aes(k) => Ok(k),
         _ => Err(Error::invalid("AES key wrap needs an AES key")),
     }
 }
@@ -30,7 +30,7 @@ macro_rules! kw {
 }
 
 /// Wraps `key`. Lengths were checked by the core.
-pub(crate) fn wrap_key(engine: &Engine, alg: A, key: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn wrap_key(engine: &RcKey, alg: A, key: &[u8]) -> Result<Vec<u8>> {
     let kw_len = key.len() + 8;
     let kwp_len = key.len().div_ceil(8) * 8 + 8;
     let (n, buf) = match alg {
@@ -54,7 +54,7 @@ pub(crate) fn wrap_key(engine: &Engine, alg: A, key: &[u8]) -> Result<Vec<u8>> {
 /// return early (a dudect test, `tests/timing.rs`, could tell an integrity value wrong in
 /// its first byte from one wrong in its last): every check below runs in constant time,
 /// and the result is decided once, at the end.
-pub(crate) fn unwrap_key(engine: &Engine, alg: A, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn unwrap_key(engine: &RcKey, alg: A, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     if let WrapScheme::RsaOaep(enc) = alg.scheme() {
         return crate::encrypt::decrypt(engine, enc, wrapped, &[]);
     }

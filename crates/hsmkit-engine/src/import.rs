@@ -3,7 +3,7 @@
 use hsmkit::{EcCurve, Error, KeyMaterial, KeySpec, PublicKey, Result};
 use rsa::pkcs1::DecodeRsaPublicKey;
 
-use crate::key::{Ec, Engine};
+use crate::key::{Ec, RcKey};
 
 fn rejected(what: &str) -> Error {
     Error::invalid(format!("{what} rejected: not a valid key"))
@@ -19,7 +19,7 @@ macro_rules! ec_private {
                 return Err(Error::invalid("EC public point does not match the private key"));
             }
         }
-        Engine::$variant(Ec::Private(Box::new(sk)))
+        RcKey::$variant(Ec::Private(Box::new(sk)))
     }};
 }
 
@@ -27,12 +27,12 @@ macro_rules! ec_public {
     ($point:expr, $variant:ident, $crate_:ident) => {{
         let vk =
             $crate_::ecdsa::VerifyingKey::from_sec1_bytes($point).map_err(|_| rejected("EC public key"))?;
-        Engine::$variant(Ec::Public(Box::new(vk)))
+        RcKey::$variant(Ec::Public(Box::new(vk)))
     }};
 }
 
 /// Builds the engine form of `material`, validating it.
-pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, Engine)> {
+pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, RcKey)> {
     let spec = material.spec()?;
     let engine = match material {
         KeyMaterial::RsaPrivate(k) => {
@@ -56,7 +56,7 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, Engine)> {
                 vec![uint(&k.p, bits)?, uint(&k.q, bits)?],
             )
             .map_err(|_| rejected("RSA private key"))?;
-            Engine::RsaPrivate(Box::new(key))
+            RcKey::RsaPrivate(Box::new(key))
         }
         KeyMaterial::EcPrivate(k) => match k.curve {
             EcCurve::P256 => ec_private!(k, P256, p256),
@@ -67,7 +67,7 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, Engine)> {
         KeyMaterial::Public(PublicKey::Rsa(k)) => {
             let key =
                 rsa::PublicKey::from_pkcs1_der(&k.to_pkcs1_der()?).map_err(|_| rejected("RSA public key"))?;
-            Engine::RsaPublic(Box::new(key))
+            RcKey::RsaPublic(Box::new(key))
         }
         KeyMaterial::Public(PublicKey::Ec(k)) => match k.curve() {
             EcCurve::P256 => ec_public!(k.point(), P256, p256),
@@ -75,7 +75,7 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, Engine)> {
             EcCurve::P521 => ec_public!(k.point(), P521, p521),
             other => return Err(Error::unsupported(format!("curve {other}"))),
         },
-        KeyMaterial::Aes(k) => Engine::Aes(k.clone()),
+        KeyMaterial::Aes(k) => RcKey::Aes(k.clone()),
         _ => return Err(Error::unsupported("this kind of key material")),
     };
     Ok((spec, engine))

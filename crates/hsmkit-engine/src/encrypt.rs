@@ -7,7 +7,7 @@ use rsa::sha2::Sha256;
 use rsa::traits::PaddingScheme;
 use sha1::Sha1;
 
-use crate::key::Engine;
+use crate::key::RcKey;
 
 fn oaep_with<D>(label: &[u8]) -> Oaep<D>
 where
@@ -22,7 +22,7 @@ fn encrypt_with(key: &rsa::PublicKey, padding: impl PaddingScheme, plaintext: &[
 }
 
 /// Encrypts with the public key.
-pub(crate) fn encrypt(engine: &Engine, alg: A, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
+pub(crate) fn encrypt(engine: &RcKey, alg: A, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
     let key = engine.rsa_public().ok_or_else(|| Error::invalid(format!("{alg} needs an RSA key")))?;
     match alg {
         A::RsaOaep => encrypt_with(key, oaep_with::<Sha1>(label), plaintext),
@@ -32,15 +32,10 @@ pub(crate) fn encrypt(engine: &Engine, alg: A, plaintext: &[u8], label: &[u8]) -
 }
 
 /// Decrypts. Every failure is [`Error::DecryptionFailed`]; RSA blinding is on.
-pub(crate) fn decrypt(
-    engine: &Engine,
-    alg: A,
-    ciphertext: &[u8],
-    label: &[u8],
-) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn decrypt(engine: &RcKey, alg: A, ciphertext: &[u8], label: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
     let key = match engine {
-        Engine::RsaPrivate(k) => k,
-        Engine::RsaPublic(_) => {
+        RcKey::RsaPrivate(k) => k,
+        RcKey::RsaPublic(_) => {
             return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
         }
         _ => return Err(Error::invalid(format!("{alg} needs an RSA key"))),

@@ -1,4 +1,4 @@
-//! The software key: parsed engine objects plus the record they came from.
+//! A key loaded into an engine, and the [`BackendKey`] over it.
 
 use std::fmt;
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use hsmkit::{
 };
 
 /// A key in the form the RustCrypto engines use.
-pub(crate) enum Engine {
+pub(crate) enum RcKey {
     RsaPrivate(Box<rsa::PrivateKey>),
     RsaPublic(Box<rsa::PublicKey>),
     P256(Ec<p256::ecdsa::SigningKey, p256::ecdsa::VerifyingKey>),
@@ -24,26 +24,26 @@ pub(crate) enum Ec<S, V> {
     Public(Box<V>),
 }
 
-impl fmt::Debug for Engine {
+impl fmt::Debug for RcKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kind = match self {
-            Engine::RsaPrivate(_) => "RSA private",
-            Engine::RsaPublic(_) => "RSA public",
-            Engine::P256(_) => "P-256",
-            Engine::P384(_) => "P-384",
-            Engine::P521(_) => "P-521",
-            Engine::Aes(_) => "AES",
+            RcKey::RsaPrivate(_) => "RSA private",
+            RcKey::RsaPublic(_) => "RSA public",
+            RcKey::P256(_) => "P-256",
+            RcKey::P384(_) => "P-384",
+            RcKey::P521(_) => "P-521",
+            RcKey::Aes(_) => "AES",
         };
-        write!(f, "Engine({kind}, [REDACTED])")
+        write!(f, "RcKey({kind}, [REDACTED])")
     }
 }
 
-impl Engine {
+impl RcKey {
     /// The RSA public key, borrowed (cloning it would redo its Montgomery parameters).
     pub(crate) fn rsa_public(&self) -> Option<&rsa::PublicKey> {
         match self {
-            Engine::RsaPrivate(k) => Some(k.as_public_key()),
-            Engine::RsaPublic(k) => Some(k),
+            RcKey::RsaPrivate(k) => Some(k.as_public_key()),
+            RcKey::RsaPublic(k) => Some(k),
             _ => None,
         }
     }
@@ -54,19 +54,25 @@ impl Engine {
 }
 
 /// A key loaded for use: the RustCrypto form (always: it exports the public key) and,
-/// when the backend runs the aws-lc engine, the AWS-LC form that does the operations.
-pub(crate) struct Loaded {
-    pub(crate) engine: Engine,
+/// on the aws-lc engine, the AWS-LC form that does the operations. Loading an RSA key
+/// costs milliseconds, so backends keep one per key version (see [`EngineKey::new`]).
+pub struct Loaded {
+    pub(crate) engine: RcKey,
     #[cfg(feature = "aws-lc")]
     pub(crate) aws: Option<crate::aws::AwsKey>,
 }
 
 impl Loaded {
-    pub(crate) fn new(engine: Engine, material: &KeyMaterial, choice: crate::SoftEngine) -> Result<Self> {
+    /// Loads (and validates) `material` into `choice`.
+    pub fn load(material: &KeyMaterial, choice: crate::Engine) -> Result<Self> {
+        Self::new(RcKey::load(material)?, material, choice)
+    }
+
+    pub(crate) fn new(engine: RcKey, material: &KeyMaterial, choice: crate::Engine) -> Result<Self> {
         #[cfg(feature = "aws-lc")]
         let aws = match choice {
-            crate::SoftEngine::AwsLc => Some(crate::aws::AwsKey::load(material)?),
-            crate::SoftEngine::RustCrypto => None,
+            crate::Engine::AwsLc => Some(crate::aws::AwsKey::load(material)?),
+            crate::Engine::RustCrypto => None,
         };
         #[cfg(not(feature = "aws-lc"))]
         let _ = (material, choice);
@@ -96,32 +102,45 @@ macro_rules! dispatch {
     }};
 }
 
-/// A software key version.
-pub(crate) struct SoftKey {
+/// A key version whose operations an engine runs: every key of the software backend, and
+/// the public half of a token key (see [`crate::public_key_ops`]).
+pub struct EngineKey {
     info: KeyInfo,
-    pub(crate) loaded: Arc<Loaded>,
-    pub(crate) material: Arc<KeyMaterial>,
+    loaded: Arc<Loaded>,
+    material: Arc<KeyMaterial>,
 }
 
-impl SoftKey {
-    pub(crate) fn new(info: KeyInfo, loaded: Arc<Loaded>, material: Arc<KeyMaterial>) -> Self {
-        SoftKey { info, loaded, material }
+impl EngineKey {
+    /// A key version over `loaded`, the engine form of `material`. [`BackendKey::export`]
+    /// gives `material` back.
+    pub fn new(info: KeyInfo, loaded: Arc<Loaded>, material: Arc<KeyMaterial>) -> Self {
+        EngineKey { info, loaded, material }
     }
 }
 
-impl fmt::Debug for SoftKey {
+impl fmt::Debug for EngineKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SoftKey").field("info", &self.info).finish_non_exhaustive()
+        f.debug_struct("EngineKey").field("info", &self.info).finish_non_exhaustive()
     }
 }
 
-impl BackendKey for SoftKey {
+impl BackendKey for EngineKey {
     fn info(&self) -> &KeyInfo {
         &self.info
     }
 
     fn public_key(&self) -> Result<PublicKey> {
         crate::export::public_key(&self.loaded.engine)
+    }
+
+    fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        dispatch!(self.loaded, |a| a.sign(alg, message), |e| crate::sign::sign(e, alg, message))
+    }
+
+    fn verify(&self, alg: SignatureAlgorithm, message: &[u8], signature: &[u8]) -> Result<()> {
+        dispatch!(self.loaded, |a| a.verify(alg, message, signature), |e| crate::sign::verify(
+            e, alg, message, signature
+        ))
     }
 
     fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
@@ -174,8 +193,8 @@ impl BackendKey for SoftKey {
     fn aes_gcm(&self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
         #[cfg(feature = "aws-lc")]
         if self.loaded.aws.is_some() {
-            return crate::SoftEngine::AwsLc.aes_gcm();
+            return crate::Engine::AwsLc.aes_gcm();
         }
-        crate::SoftEngine::RustCrypto.aes_gcm()
+        crate::Engine::RustCrypto.aes_gcm()
     }
 }

@@ -171,15 +171,44 @@ impl AwsKey {
         }
     }
 
-    pub(crate) fn verify_digest(&self, alg: A, digest: &[u8], signature: &[u8]) -> Result<()> {
-        let d = Self::digest(alg, digest)?;
+    /// Signs `message`, hashing it inside AWS-LC.
+    pub(crate) fn sign(&self, alg: A, message: &[u8]) -> Result<Vec<u8>> {
+        let public_only = || Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly };
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        match self {
+            AwsKey::Rsa { pair, .. } => {
+                let pair = pair.as_ref().ok_or_else(public_only)?;
+                let enc = rsa_encoding(alg)
+                    .ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+                let mut out = vec![0u8; pair.public_modulus_len()];
+                pair.sign(enc, &rng, message, &mut out).map_err(|_| engine_err("sign"))?;
+                Ok(out)
+            }
+            AwsKey::Ec { pair, alg: key_alg, .. } if *key_alg == alg => {
+                let pair = pair.as_ref().ok_or_else(public_only)?;
+                Ok(pair.sign(&rng, message).map_err(|_| engine_err("sign"))?.as_ref().to_vec())
+            }
+            _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+        }
+    }
+
+    fn verifier(&self, alg: A) -> Result<&ParsedPublicKey> {
         let key = match self {
             AwsKey::Rsa { verify, .. } => verify.iter().find(|(a, _)| *a == alg).map(|(_, k)| k),
             AwsKey::Ec { alg: key_alg, verify, .. } if *key_alg == alg => Some(verify),
             _ => None,
         };
-        let key = key.ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
-        key.verify_digest_sig(&d, signature).map_err(|_| Error::VerificationFailed)
+        key.ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))
+    }
+
+    /// Verifies a signature over `message`, hashing it inside AWS-LC.
+    pub(crate) fn verify(&self, alg: A, message: &[u8], signature: &[u8]) -> Result<()> {
+        self.verifier(alg)?.verify_sig(message, signature).map_err(|_| Error::VerificationFailed)
+    }
+
+    pub(crate) fn verify_digest(&self, alg: A, digest: &[u8], signature: &[u8]) -> Result<()> {
+        let d = Self::digest(alg, digest)?;
+        self.verifier(alg)?.verify_digest_sig(&d, signature).map_err(|_| Error::VerificationFailed)
     }
 
     fn oaep(alg: EncryptionAlgorithm) -> Result<&'static OaepAlgorithm> {

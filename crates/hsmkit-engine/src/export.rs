@@ -4,7 +4,7 @@ use hsmkit::{EcCurve, EcPublicKey, Error, KeyMaterial, PublicKey, Result, RsaPub
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::traits::PublicKeyParts;
 
-use crate::key::{Ec, Engine};
+use crate::key::{Ec, RcKey};
 
 fn rsa_public(k: &impl PublicKeyParts) -> Result<PublicKey> {
     Ok(PublicKey::Rsa(RsaPublicKey::new(&k.n().to_be_bytes(), &k.e().to_be_bytes())?))
@@ -21,14 +21,14 @@ macro_rules! ec_public {
 }
 
 /// The public key of an RSA or EC engine key.
-pub(crate) fn public_key(engine: &Engine) -> Result<PublicKey> {
+pub(crate) fn public_key(engine: &RcKey) -> Result<PublicKey> {
     Ok(match engine {
-        Engine::RsaPrivate(k) => rsa_public(k.as_ref())?,
-        Engine::RsaPublic(k) => rsa_public(k.as_ref())?,
-        Engine::P256(k) => ec_public!(k, P256),
-        Engine::P384(k) => ec_public!(k, P384),
-        Engine::P521(k) => ec_public!(k, P521),
-        Engine::Aes(_) => return Err(Error::unsupported("AES keys have no public key")),
+        RcKey::RsaPrivate(k) => rsa_public(k.as_ref())?,
+        RcKey::RsaPublic(k) => rsa_public(k.as_ref())?,
+        RcKey::P256(k) => ec_public!(k, P256),
+        RcKey::P384(k) => ec_public!(k, P384),
+        RcKey::P521(k) => ec_public!(k, P521),
+        RcKey::Aes(_) => return Err(Error::unsupported("AES keys have no public key")),
     })
 }
 
@@ -49,17 +49,17 @@ macro_rules! ec_private_material {
 }
 
 /// The normalised material of a loaded engine key (see [`crate::normalize`]).
-pub(crate) fn normalized(engine: &Engine, original: &KeyMaterial) -> Result<KeyMaterial> {
+pub(crate) fn normalized(engine: &RcKey, original: &KeyMaterial) -> Result<KeyMaterial> {
     Ok(match engine {
-        Engine::RsaPrivate(k) => {
+        RcKey::RsaPrivate(k) => {
             let der =
                 k.to_pkcs8_der().map_err(|e| Error::backend(crate::KIND, "to_pkcs8_der", e.to_string()))?;
             KeyMaterial::from_der(der.as_bytes())?
         }
-        Engine::P256(k) => ec_private_material!(k, P256),
-        Engine::P384(k) => ec_private_material!(k, P384),
-        Engine::P521(k) => ec_private_material!(k, P521),
-        Engine::RsaPublic(_) => KeyMaterial::Public(public_key(engine)?),
-        Engine::Aes(_) => original.clone(),
+        RcKey::P256(k) => ec_private_material!(k, P256),
+        RcKey::P384(k) => ec_private_material!(k, P384),
+        RcKey::P521(k) => ec_private_material!(k, P521),
+        RcKey::RsaPublic(_) => KeyMaterial::Public(public_key(engine)?),
+        RcKey::Aes(_) => original.clone(),
     })
 }

@@ -1,0 +1,112 @@
+//! hsmkit's crypto engines: the RustCrypto and aws-lc implementations of every algorithm
+//! family hsmkit has, behind one choice ([`Engine`]).
+//!
+//! The core (`hsmkit`) has the types and the rules; backends hold keys. This crate is the
+//! cryptography between them, as rustls' provider crates are: the software backend runs
+//! every operation here, a PKCS#11 backend runs its public operations here
+//! ([`public_key_ops`]) and validates imported material with it ([`normalize`]).
+#![forbid(unsafe_code)]
+
+#[cfg(feature = "aws-lc")]
+mod aws;
+mod encrypt;
+mod export;
+mod generate;
+mod import;
+mod key;
+mod sign;
+mod wrap;
+
+use std::sync::Arc;
+
+use hsmkit::{BackendKey, KeyInfo, KeyMaterial, KeySpec, PublicKey, Result};
+
+pub use key::{EngineKey, Loaded};
+
+/// The name engine errors carry as their backend (see [`hsmkit::Error::Backend`]).
+pub(crate) const KIND: &str = "engine";
+
+/// Which library does the cryptography. The default is [`Engine::fastest`]: AWS-LC when
+/// the `aws-lc` feature is on. RSA decryption on the RustCrypto engine runs the `rsa`
+/// crate's private operation, which RUSTSEC-2023-0071 (Marvin) concerns: choose it only
+/// where that is acceptable (SECURITY.md).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// RustCrypto (`rsa`, `p256`/`p384`/`p521`, `aes-kw`): pure Rust, portable.
+    RustCrypto,
+    /// AWS-LC through `aws-lc-rs` (feature `aws-lc`): C and assembly, about OpenSSL's
+    /// speed; FIPS-validated builds of AWS-LC exist.
+    #[cfg(feature = "aws-lc")]
+    AwsLc,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::fastest()
+    }
+}
+
+impl Engine {
+    /// This engine's AES-256-GCM (the envelope cipher for its KEKs).
+    pub fn aes_gcm(self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
+        match self {
+            Engine::RustCrypto => &hsmkit::hazmat::aead::RUSTCRYPTO,
+            #[cfg(feature = "aws-lc")]
+            Engine::AwsLc => &aws::AES_256_GCM,
+        }
+    }
+
+    /// The fastest engine this build has.
+    pub fn fastest() -> Self {
+        #[cfg(feature = "aws-lc")]
+        return Engine::AwsLc;
+        #[cfg(not(feature = "aws-lc"))]
+        Engine::RustCrypto
+    }
+
+    /// The name [`hsmkit::Capabilities::engine`] reports: `"rustcrypto"` or `"aws-lc"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::RustCrypto => "rustcrypto",
+            #[cfg(feature = "aws-lc")]
+            Engine::AwsLc => "aws-lc",
+        }
+    }
+
+    /// Generates a key of `spec` from OS randomness: its material (for storage) and its
+    /// loaded form.
+    pub fn generate(self, spec: KeySpec) -> Result<(KeyMaterial, Loaded)> {
+        let (material, rc) = generate::generate(spec)?;
+        let loaded = Loaded::new(rc, &material, self)?;
+        Ok((material, loaded))
+    }
+
+    /// Validates `material` with every check the engines offer and loads it: its spec,
+    /// its normalised form (see [`normalize`]) and its loaded form.
+    pub fn import(self, material: &KeyMaterial) -> Result<(KeySpec, KeyMaterial, Loaded)> {
+        let (spec, rc) = import::import(material)?;
+        // The normalised form (RSA CRT values, EC public point), so that an exported key
+        // is complete even if it was imported from, say, a JWK without dp/dq/qi.
+        let normalized = export::normalized(&rc, material)?;
+        let loaded = Loaded::new(rc, &normalized, self)?;
+        Ok((spec, normalized, loaded))
+    }
+}
+
+/// A key that does the public operations (verify, encrypt, RSA-OAEP wrap) of `public` on
+/// the fastest engine. Backends whose devices hold only private keys use it for public
+/// operations.
+pub fn public_key_ops(info: KeyInfo, public: &PublicKey) -> Result<Box<dyn BackendKey>> {
+    let material = Arc::new(KeyMaterial::Public(public.clone()));
+    let loaded = Arc::new(Loaded::load(&material, Engine::fastest())?);
+    Ok(Box::new(EngineKey::new(info, loaded, material)))
+}
+
+/// Validates key material with the engines and returns it normalised: RSA private keys
+/// with their CRT values, EC private keys with their public point, EC public points
+/// uncompressed. Invalid keys are [`hsmkit::Error::InvalidInput`].
+pub fn normalize(material: &KeyMaterial) -> Result<KeyMaterial> {
+    let (_, engine) = import::import(material)?;
+    export::normalized(&engine, material)
+}
