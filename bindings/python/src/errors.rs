@@ -47,6 +47,10 @@ impl From<PyErr> for PyError {
 pub(crate) type PyResult<T> = Result<T, PyError>;
 
 impl From<PyError> for PyErr {
+    #[allow(
+        clippy::wildcard_enum_match_arm,
+        reason = "Error is non_exhaustive: one conversion for every error"
+    )]
     fn from(e: PyError) -> PyErr {
         let e = match e {
             PyError::Core(e) => e,

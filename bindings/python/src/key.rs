@@ -36,7 +36,6 @@ fn size_or_curve<'py>(py: Python<'py>, spec: KeySpec) -> PyResult<Bound<'py, PyA
         KeySpec::Rsa { bits } => bits.into_pyobject(py)?.into_any(),
         KeySpec::Ec(c) => c.name().into_pyobject(py)?.into_any(),
         KeySpec::Aes(s) => s.bits().into_pyobject(py)?.into_any(),
-        _ => py.None().into_bound(py),
     })
 }
 
@@ -317,7 +316,9 @@ with_info_getters!(Key, info, {
         let m = py.detach(|| self.key.export())?;
         let bytes = match &m {
             KeyMaterial::Aes(k) => hsmkit::Zeroizing::new(k.to_vec()),
-            _ => m.to_pkcs8_der()?,
+            KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_) | KeyMaterial::Public(_) => {
+                m.to_pkcs8_der()?
+            }
         };
         Ok(PyBytes::new(py, &bytes))
     }

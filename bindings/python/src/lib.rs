@@ -4,6 +4,8 @@
 //! and calls the Rust API. Objects are frozen and the core is `Send + Sync`, so one store
 //! or key may be used from many threads.
 #![forbid(unsafe_code)]
+// A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
+#![warn(clippy::wildcard_enum_match_arm)]
 
 mod convert;
 mod errors;

@@ -56,7 +56,7 @@ fn rsa_verification(alg: A) -> Option<&'static dyn VerificationAlgorithm> {
         A::Ps256 => &sig::RSA_PSS_2048_8192_SHA256,
         A::Ps384 => &sig::RSA_PSS_2048_8192_SHA384,
         A::Ps512 => &sig::RSA_PSS_2048_8192_SHA512,
-        _ => return None,
+        A::Es256 | A::Es384 | A::Es512 => return None,
     })
 }
 
@@ -68,7 +68,7 @@ fn rsa_encoding(alg: A) -> Option<&'static dyn sig::RsaEncoding> {
         A::Ps256 => &sig::RSA_PSS_SHA256,
         A::Ps384 => &sig::RSA_PSS_SHA384,
         A::Ps512 => &sig::RSA_PSS_SHA512,
-        _ => return None,
+        A::Es256 | A::Es384 | A::Es512 => return None,
     })
 }
 
@@ -77,7 +77,6 @@ fn digest_alg(alg: A) -> Option<&'static digest::Algorithm> {
         A::Rs256 | A::Ps256 | A::Es256 => &digest::SHA256,
         A::Rs384 | A::Ps384 | A::Es384 => &digest::SHA384,
         A::Rs512 | A::Ps512 | A::Es512 => &digest::SHA512,
-        _ => return None,
     })
 }
 
@@ -88,7 +87,6 @@ fn ec_algs(
         EcCurve::P256 => (A::Es256, &sig::ECDSA_P256_SHA256_FIXED_SIGNING, &sig::ECDSA_P256_SHA256_FIXED),
         EcCurve::P384 => (A::Es384, &sig::ECDSA_P384_SHA384_FIXED_SIGNING, &sig::ECDSA_P384_SHA384_FIXED),
         EcCurve::P521 => (A::Es512, &sig::ECDSA_P521_SHA512_FIXED_SIGNING, &sig::ECDSA_P521_SHA512_FIXED),
-        other => return Err(Error::unsupported(format!("curve {other}"))),
     })
 }
 
@@ -141,7 +139,6 @@ impl AwsKey {
                 Ok(AwsKey::Ec { pair: None, alg, verify })
             }
             KeyMaterial::Aes(k) => Ok(AwsKey::Aes(k.clone())),
-            _ => Err(Error::unsupported("this kind of key material")),
         }
     }
 
@@ -167,7 +164,7 @@ impl AwsKey {
                 let pair = pair.as_ref().ok_or_else(public_only)?;
                 Ok(pair.sign_digest(&d).map_err(|_| engine_err("sign"))?.as_ref().to_vec())
             }
-            _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+            AwsKey::Ec { .. } | AwsKey::Aes(_) => Err(Error::invalid(format!("{alg} does not fit this key"))),
         }
     }
 
@@ -188,7 +185,7 @@ impl AwsKey {
                 let pair = pair.as_ref().ok_or_else(public_only)?;
                 Ok(pair.sign(&rng, message).map_err(|_| engine_err("sign"))?.as_ref().to_vec())
             }
-            _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+            AwsKey::Ec { .. } | AwsKey::Aes(_) => Err(Error::invalid(format!("{alg} does not fit this key"))),
         }
     }
 
@@ -196,7 +193,7 @@ impl AwsKey {
         let key = match self {
             AwsKey::Rsa { verify, .. } => verify.iter().find(|(a, _)| *a == alg).map(|(_, k)| k),
             AwsKey::Ec { alg: key_alg, verify, .. } if *key_alg == alg => Some(verify),
-            _ => None,
+            AwsKey::Ec { .. } | AwsKey::Aes(_) => None,
         };
         key.ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))
     }
@@ -215,7 +212,6 @@ impl AwsKey {
         match alg {
             EncryptionAlgorithm::RsaOaep => Ok(&OAEP_SHA1_MGF1SHA1),
             EncryptionAlgorithm::RsaOaep256 => Ok(&OAEP_SHA256_MGF1SHA256),
-            other => Err(Error::unsupported(format!("{other}"))),
         }
     }
 
@@ -249,7 +245,9 @@ impl AwsKey {
             AwsKey::Rsa { decrypt: None, .. } => {
                 return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
             }
-            _ => return Err(Error::invalid(format!("{alg} needs an RSA key"))),
+            AwsKey::Ec { .. } | AwsKey::Aes(_) => {
+                return Err(Error::invalid(format!("{alg} needs an RSA key")));
+            }
         };
         let oaep = Self::oaep(alg)?;
         let mut out = Zeroizing::new(vec![0u8; key.min_output_size()]);
@@ -264,7 +262,10 @@ impl AwsKey {
         let cipher = match alg {
             W::A128Kw | W::A128Kwp => &AES_128,
             W::A256Kw | W::A256Kwp => &AES_256,
-            other => return Err(Error::unsupported(format!("{other}"))),
+            // aws-lc-rs has no AES-192 key wrap (see `wraps`); RSA-OAEP is not a KEK.
+            other @ (W::A192Kw | W::A192Kwp | W::RsaOaep | W::RsaOaep256) => {
+                return Err(Error::unsupported(format!("{other} on aws-lc")));
+            }
         };
         AesKek::new(cipher, k).map_err(|_| Error::invalid("AES key has the wrong length for this algorithm"))
     }
@@ -273,7 +274,7 @@ impl AwsKey {
         match alg {
             W::RsaOaep => return self.encrypt(EncryptionAlgorithm::RsaOaep, key, &[]),
             W::RsaOaep256 => return self.encrypt(EncryptionAlgorithm::RsaOaep256, key, &[]),
-            _ => {}
+            W::A128Kw | W::A192Kw | W::A256Kw | W::A128Kwp | W::A192Kwp | W::A256Kwp => {}
         }
         let padded = matches!(alg, W::A128Kwp | W::A256Kwp);
         let kek = self.kek(alg)?;
@@ -289,7 +290,7 @@ impl AwsKey {
         match alg {
             W::RsaOaep => return self.decrypt(EncryptionAlgorithm::RsaOaep, wrapped, &[]),
             W::RsaOaep256 => return self.decrypt(EncryptionAlgorithm::RsaOaep256, wrapped, &[]),
-            _ => {}
+            W::A128Kw | W::A192Kw | W::A256Kw | W::A128Kwp | W::A192Kwp | W::A256Kwp => {}
         }
         let padded = matches!(alg, W::A128Kwp | W::A256Kwp);
         let kek = self.kek(alg)?;

@@ -27,7 +27,6 @@ pub(crate) fn encrypt(engine: &RcKey, alg: A, plaintext: &[u8], label: &[u8]) ->
     match alg {
         A::RsaOaep => encrypt_with(key, oaep_with::<Sha1>(label), plaintext),
         A::RsaOaep256 => encrypt_with(key, oaep_with::<Sha256>(label), plaintext),
-        other => Err(Error::unsupported(format!("{other}"))),
     }
 }
 
@@ -38,12 +37,13 @@ pub(crate) fn decrypt(engine: &RcKey, alg: A, ciphertext: &[u8], label: &[u8]) -
         RcKey::RsaPublic(_) => {
             return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
         }
-        _ => return Err(Error::invalid(format!("{alg} needs an RSA key"))),
+        RcKey::P256(_) | RcKey::P384(_) | RcKey::P521(_) | RcKey::Aes(_) => {
+            return Err(Error::invalid(format!("{alg} needs an RSA key")));
+        }
     };
     let r = match alg {
         A::RsaOaep => key.decrypt_blinded(&mut SysRng, oaep_with::<Sha1>(label), ciphertext),
         A::RsaOaep256 => key.decrypt_blinded(&mut SysRng, oaep_with::<Sha256>(label), ciphertext),
-        other => return Err(Error::unsupported(format!("{other}"))),
     };
     r.map(Zeroizing::new).map_err(|_| Error::DecryptionFailed)
 }

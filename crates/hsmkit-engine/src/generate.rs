@@ -40,6 +40,5 @@ pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, RcKey)> {
             getrandom::fill(&mut k).map_err(rng_err)?;
             (KeyMaterial::aes(&k)?, RcKey::Aes(k))
         }
-        other => return Err(Error::unsupported(format!("generating {other} keys"))),
     })
 }

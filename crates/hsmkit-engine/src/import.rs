@@ -62,7 +62,6 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, RcKey)> {
             EcCurve::P256 => ec_private!(k, P256, p256),
             EcCurve::P384 => ec_private!(k, P384, p384),
             EcCurve::P521 => ec_private!(k, P521, p521),
-            other => return Err(Error::unsupported(format!("curve {other}"))),
         },
         KeyMaterial::Public(PublicKey::Rsa(k)) => {
             let key =
@@ -73,10 +72,8 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, RcKey)> {
             EcCurve::P256 => ec_public!(k.point(), P256, p256),
             EcCurve::P384 => ec_public!(k.point(), P384, p384),
             EcCurve::P521 => ec_public!(k.point(), P521, p521),
-            other => return Err(Error::unsupported(format!("curve {other}"))),
         },
         KeyMaterial::Aes(k) => RcKey::Aes(k.clone()),
-        _ => return Err(Error::unsupported("this kind of key material")),
     };
     Ok((spec, engine))
 }

@@ -44,7 +44,7 @@ impl RcKey {
         match self {
             RcKey::RsaPrivate(k) => Some(k.as_public_key()),
             RcKey::RsaPublic(k) => Some(k),
-            _ => None,
+            RcKey::P256(_) | RcKey::P384(_) | RcKey::P521(_) | RcKey::Aes(_) => None,
         }
     }
 

@@ -6,6 +6,8 @@
 //! every operation here, a PKCS#11 backend runs its public operations here
 //! ([`public_key_ops`]) and validates imported material with it ([`normalize`]).
 #![forbid(unsafe_code)]
+// A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
+#![warn(clippy::wildcard_enum_match_arm)]
 
 #[cfg(feature = "aws-lc")]
 mod aws;

@@ -86,7 +86,7 @@ pub(crate) fn verify_digest(engine: &RcKey, alg: A, digest: &[u8], sig: &[u8]) -
                 A::Ps256 => k.pss_verify_prehash::<Sha256>(digest, sig).map_err(bad),
                 A::Ps384 => k.pss_verify_prehash::<Sha384>(digest, sig).map_err(bad),
                 A::Ps512 => k.pss_verify_prehash::<Sha512>(digest, sig).map_err(bad),
-                _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+                A::Es256 | A::Es384 | A::Es512 => Err(Error::invalid(format!("{alg} does not fit this key"))),
             }
         }
         _ => Err(Error::invalid(format!("{alg} does not fit this key"))),

@@ -11,7 +11,9 @@ use crate::key::RcKey;
 fn aes_key(engine: &RcKey) -> Result<&[u8]> {
     match engine {
         RcKey::Aes(k) => Ok(k),
-        _ => Err(Error::invalid("AES key wrap needs an AES key")),
+        RcKey::RsaPrivate(_) | RcKey::RsaPublic(_) | RcKey::P256(_) | RcKey::P384(_) | RcKey::P521(_) => {
+            Err(Error::invalid("AES key wrap needs an AES key"))
+        }
     }
 }
 
@@ -42,7 +44,6 @@ pub(crate) fn wrap_key(engine: &RcKey, alg: A, key: &[u8]) -> Result<Vec<u8>> {
         A::A256Kwp => kw!(KwpAes256, aes_key(engine)?, key, kwp_len),
         A::RsaOaep => return crate::encrypt::encrypt(engine, EncryptionAlgorithm::RsaOaep, key, &[]),
         A::RsaOaep256 => return crate::encrypt::encrypt(engine, EncryptionAlgorithm::RsaOaep256, key, &[]),
-        other => return Err(Error::unsupported(format!("{other}"))),
     };
     let n = n.map_err(|e| Error::invalid(format!("{alg}: {e}")))?;
     Ok(buf.get(..n).unwrap_or_default().to_vec())

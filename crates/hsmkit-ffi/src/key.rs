@@ -97,7 +97,7 @@ pub unsafe extern "C" fn hsmkit_key_info(
 fn modulus_len(spec: KeySpec) -> Option<usize> {
     match spec {
         KeySpec::Rsa { bits } => usize::try_from(bits.div_ceil(8)).ok(),
-        _ => None,
+        KeySpec::Ec(_) | KeySpec::Aes(_) => None,
     }
 }
 

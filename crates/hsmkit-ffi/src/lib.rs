@@ -18,6 +18,8 @@
 //! - Every body runs inside a panic boundary; a panic returns `HSMKIT_ERR_PANIC`.
 //! - Using a handle after `_free`, or freeing it twice, is undefined behaviour.
 #![allow(non_camel_case_types)]
+// A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
+#![warn(clippy::wildcard_enum_match_arm)]
 
 mod envelope;
 mod ffi;

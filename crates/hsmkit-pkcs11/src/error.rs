@@ -65,6 +65,10 @@ pub(crate) fn is_stale_handle(e: &CkError) -> bool {
 /// Maps an error from a decrypt or unwrap call: anything that could say something about
 /// the ciphertext is the one opaque [`Error::DecryptionFailed`]; only errors about the
 /// session, login, device or mechanism keep their kind.
+#[allow(
+    clippy::wildcard_enum_match_arm,
+    reason = "cryptoki's errors: every one not named is mapped as map() does"
+)]
 pub(crate) fn map_opaque(e: CkError) -> Error {
     match e {
         CkError::Pkcs11(
@@ -104,6 +108,10 @@ pub(crate) fn backend_gone(label: &str) -> BackendError {
 }
 
 /// Maps a cryptoki error to the core error.
+#[allow(
+    clippy::wildcard_enum_match_arm,
+    reason = "cryptoki's errors: CKR_* codes not named are backend errors with the code"
+)]
 pub(crate) fn map(e: CkError) -> Error {
     match e {
         CkError::Pkcs11(rv, function) => {

@@ -95,6 +95,7 @@ pub(crate) fn foreign_spec(s: &Session, h: ObjectHandle) -> Result<KeySpec> {
 }
 
 /// The usage flags of a key object, as hsmkit operations.
+#[allow(clippy::wildcard_enum_match_arm, reason = "cryptoki's Attribute: only usage flags are read")]
 pub(crate) fn foreign_ops(s: &Session, handles: &[ObjectHandle]) -> Result<hsmkit::KeyOps> {
     use hsmkit::KeyOp;
     let mut ops = hsmkit::KeyOps::NONE;

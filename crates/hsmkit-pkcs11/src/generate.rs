@@ -185,6 +185,7 @@ pub(crate) fn refuses_rsa_wrap(e: &CkError) -> bool {
 pub(crate) type Omitted = Vec<AttributeType>;
 
 /// A usage flag set to false: what the last fallback leaves out.
+#[allow(clippy::wildcard_enum_match_arm, reason = "cryptoki's Attribute: only usage flags matter")]
 fn usage_false(a: &Attribute) -> Option<AttributeType> {
     match a {
         Attribute::Sign(false) => Some(AttributeType::Sign),
@@ -289,6 +290,7 @@ pub(crate) fn verify_created(
 
 /// [`verify_created`] for key `name` whose allowed operations are `ops` (also for
 /// objects whose flags were just changed).
+#[allow(clippy::wildcard_enum_match_arm, reason = "cryptoki's Attribute: only the attributes read matter")]
 pub(crate) fn verify_usage(
     s: &Session,
     handles: &[ObjectHandle],
@@ -477,7 +479,6 @@ pub(crate) fn generate(
             omitted = o;
             (k, Some(p))
         }
-        other => return Err(Error::unsupported(format!("generating {other} keys")).into()),
     };
     let function = if p.is_some() { "C_GenerateKeyPair" } else { "C_GenerateKey" };
     let class = if p.is_some() { ObjectClass::PRIVATE_KEY } else { ObjectClass::SECRET_KEY };

@@ -16,6 +16,7 @@ use crate::wrap::wipe;
 /// in the template are wiped afterwards, whatever happened. The usage flags left out are
 /// added to `omitted`.
 /// The handle is checked to name the object made and kept in `undo` ([`Undo::made`]).
+#[allow(clippy::wildcard_enum_match_arm, reason = "cryptoki's Attribute: only CKA_CLASS is read")]
 fn create(
     undo: &mut Undo<'_>,
     s: &Session,
@@ -61,7 +62,6 @@ fn public_object(
             t.extend([Attribute::EcParams(ec_params(k.curve())?), Attribute::EcPoint(ec_point(k.point())?)]);
             t
         }
-        _ => return Err(Error::unsupported("this public key type").into()),
     };
     create(undo, s, req, t, omitted)
 }
@@ -118,7 +118,6 @@ pub(crate) fn import(
             let h = public_object(&mut undo, s, req, p, &mut omitted)?;
             (None, Some(h))
         }
-        _ => return Err(Error::unsupported("this kind of key material").into()),
     };
     verify_created(s, &undo.handles(), req, &omitted)?;
     undo.defuse();

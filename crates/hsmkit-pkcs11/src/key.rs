@@ -149,7 +149,7 @@ impl BackendKey for TokenKey {
     fn public_key(&self) -> Result<PublicKey> {
         self.public.clone().ok_or_else(|| match self.info.spec.key_type() {
             KeyType::Aes => Error::unsupported("AES keys have no public key"),
-            _ => Error::unsupported("the token holds no public key for this key"),
+            KeyType::Rsa | KeyType::Ec => Error::unsupported("the token holds no public key for this key"),
         })
     }
 

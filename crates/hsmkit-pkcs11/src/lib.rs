@@ -18,6 +18,8 @@
 //! by other tools are found by label (private objects only) and used with the flags they
 //! have.
 #![forbid(unsafe_code)]
+// A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
+#![warn(clippy::wildcard_enum_match_arm)]
 
 mod context;
 mod encrypt;
@@ -184,7 +186,7 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
         KeySpec::Ec(hsmkit::EcCurve::P256) => hsmkit::SignatureAlgorithm::Es256,
         KeySpec::Ec(hsmkit::EcCurve::P384) => hsmkit::SignatureAlgorithm::Es384,
         KeySpec::Ec(hsmkit::EcCurve::P521) => hsmkit::SignatureAlgorithm::Es512,
-        _ => return false,
+        KeySpec::Rsa { .. } | KeySpec::Aes(_) => return false,
     };
     let digest = alg.hash().digest(b"hsmkit: does this public key belong to this private key?");
     let Ok(sig) = oneshot::sign(s, &cryptoki::mechanism::Mechanism::Ecdsa, k, &digest) else { return false };

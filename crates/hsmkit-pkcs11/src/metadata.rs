@@ -80,10 +80,11 @@ fn labelled<T>(r: OpResult<T>, label: &str) -> OpResult<T> {
             format!("the metadata object '{}' has no CKA_VALUE", label.escape_debug()),
         )
         .into(),
-        e => e,
+        e @ (OpError::Hsm(_) | OpError::Ck(_)) => e,
     })
 }
 
+#[allow(clippy::wildcard_enum_match_arm, reason = "cryptoki's Attribute: only CKA_VALUE is read")]
 fn value_of(s: &Session, h: ObjectHandle) -> OpResult<Vec<u8>> {
     let v = s.get_attributes(h, &[AttributeType::Value])?;
     v.into_iter()
@@ -402,6 +403,10 @@ impl TokenMetadata {
 }
 
 /// Whether creating a token data object failed because the token refuses them.
+#[allow(
+    clippy::wildcard_enum_match_arm,
+    reason = "cryptoki's errors: only refusals of data objects are named"
+)]
 fn refused_data_objects(e: &cryptoki::error::Error) -> Option<OpError> {
     match e {
         cryptoki::error::Error::Pkcs11(

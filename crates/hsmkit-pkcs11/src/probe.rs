@@ -121,8 +121,9 @@ fn curve_flag(flags: &[bool; 3], curve: EcCurve) -> bool {
 /// The curve's size as PKCS#11 mechanism info gives it (bits of the order).
 fn curve_bits(c: EcCurve) -> u64 {
     match c {
+        EcCurve::P256 => 256,
+        EcCurve::P384 => 384,
         EcCurve::P521 => 521,
-        c => u64::try_from(c.field_len() * 8).unwrap_or(u64::MAX),
     }
 }
 
@@ -319,11 +320,6 @@ impl Probe {
                     SignatureScheme::RsaPkcs1v15 => (MechanismType::RSA_PKCS, "CKM_RSA_PKCS", None),
                     SignatureScheme::RsaPss => (MechanismType::RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS", None),
                     SignatureScheme::Ecdsa(c) => (MechanismType::ECDSA, "CKM_ECDSA", Some(c)),
-                    other => {
-                        return Err(Error::unsupported(format!(
-                            "{alg}: hsmkit knows no PKCS#11 mechanism for {other:?}"
-                        )));
-                    }
                 };
                 if !self.has(m) {
                     return missing(name);
@@ -361,9 +357,16 @@ impl Probe {
                         )))
                     }
                 }
-                _ => Ok(()),
+                // Wrapping with an RSA public key runs in software.
+                WrapScheme::RsaOaep(_) => Ok(()),
             },
-            _ => Ok(()),
+            // Public operations run in software from the public key.
+            (KeyOp::Verify, Algorithm::Signature(_)) | (KeyOp::Encrypt, Algorithm::Encryption(_)) => Ok(()),
+            (KeyOp::Sign | KeyOp::Verify, Algorithm::Encryption(_) | Algorithm::KeyWrap(_))
+            | (KeyOp::Encrypt | KeyOp::Decrypt, Algorithm::Signature(_) | Algorithm::KeyWrap(_))
+            | (KeyOp::WrapKey | KeyOp::UnwrapKey, Algorithm::Signature(_) | Algorithm::Encryption(_)) => {
+                Err(Error::invalid(format!("{alg} is not an algorithm for {op}")))
+            }
         }
     }
 
@@ -391,7 +394,6 @@ impl Probe {
                     && self.aes_gen
                     && u64::try_from(size.byte_len()).is_ok_and(|n| in_range(self.aes_bytes, n))
             }
-            _ => false,
         };
         let ok = |op, alg| self.check(op, alg).is_ok();
         let decrypt: Vec<_> =

@@ -24,7 +24,6 @@ pub(crate) fn sign_digest(key: &TokenKey, alg: SignatureAlgorithm, digest: &[u8]
         SignatureScheme::RsaPkcs1v15 => (Mechanism::RsaPkcs, alg.hash().digest_info(digest)?),
         SignatureScheme::RsaPss => (Mechanism::RsaPkcsPss(pss_params(alg.hash())?), digest.to_vec()),
         SignatureScheme::Ecdsa(_) => (Mechanism::Ecdsa, digest.to_vec()),
-        _ => return Err(Error::unsupported(format!("{alg}"))),
     };
     key.with_private(false, |s, h| crate::oneshot::sign(s, &mech, h, &data))
 }

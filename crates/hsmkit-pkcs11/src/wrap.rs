@@ -41,6 +41,7 @@ fn data_key_identity(token: bool) -> Vec<Attribute> {
 }
 
 /// Zeroizes the secret values in a template once the token has them.
+#[allow(clippy::wildcard_enum_match_arm, reason = "cryptoki's Attribute: only secret values are wiped")]
 pub(crate) fn wipe(template: &mut [Attribute]) {
     use zeroize::Zeroize;
     for a in template {
@@ -92,6 +93,10 @@ fn aes_mechanism(key: &TokenKey, op: hsmkit::KeyOp, alg: KeyWrapAlgorithm) -> Re
 /// The exact length of an AES key-wrap output for `data_len` bytes of key: RFC 3394
 /// adds one 8-byte block; RFC 5649 pads to 8 bytes and adds one block. `None` for
 /// other mechanisms.
+#[allow(
+    clippy::wildcard_enum_match_arm,
+    reason = "cryptoki's Mechanism: only AES key wrap has a fixed output length"
+)]
 pub(crate) fn wrapped_len(mech: &Mechanism<'_>, data_len: usize) -> Option<usize> {
     match mech {
         Mechanism::AesKeyWrap => data_len.checked_add(8),
@@ -163,6 +168,7 @@ fn unwrap_refused(e: &cryptoki::error::Error) -> bool {
 }
 
 /// `C_UnwrapKey` into an extractable session object, then read its value.
+#[allow(clippy::wildcard_enum_match_arm, reason = "cryptoki's Attribute: only CKA_VALUE is read")]
 fn unwrap_object(
     s: &Session,
     mech: &Mechanism<'_>,

@@ -553,7 +553,7 @@ fn encode_material(m: &KeyMaterial) -> Result<(&'static str, Zeroizing<Vec<u8>>)
     Ok(match m {
         KeyMaterial::Aes(k) => ("aes", k.clone()),
         KeyMaterial::Public(p) => ("spki", Zeroizing::new(p.to_spki_der()?)),
-        other => ("pkcs8", other.to_pkcs8_der()?),
+        other @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_)) => ("pkcs8", other.to_pkcs8_der()?),
     })
 }
 

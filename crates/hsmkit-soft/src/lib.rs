@@ -3,6 +3,8 @@
 //! Keys sit behind the [`Storage`] seam: [`MemoryStorage`] keeps them in memory,
 //! [`FileStorage`] in an encrypted keystore directory (the embedded default).
 #![forbid(unsafe_code)]
+// A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
+#![warn(clippy::wildcard_enum_match_arm)]
 
 mod keystore;
 mod storage;

@@ -2,6 +2,11 @@
 //!
 //! Each operation takes its own algorithm type, so that a signature algorithm cannot be
 //! handed to `encrypt`. [`Algorithm`] is the union, for parsing names from users.
+//!
+//! These enums (like [`crate::KeySpec`], [`crate::KeyOp`] and [`crate::KeyMaterial`]) are
+//! not `#[non_exhaustive]`: backends and front ends match them exhaustively (no wildcard
+//! arm; `clippy::wildcard_enum_match_arm` is denied there), so a new algorithm does not
+//! compile until every one of them says what it does with it.
 
 use std::fmt;
 use std::str::FromStr;
@@ -10,7 +15,6 @@ use crate::error::{Error, Result};
 use crate::spec::{EcCurve, KeySpec};
 
 /// A hash function used by a signature or OAEP algorithm.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum HashAlg {
     /// SHA-1 (OAEP only).
@@ -77,8 +81,7 @@ impl HashAlg {
 macro_rules! named_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $s:literal),+ $(,)? }) => {
         $(#[$meta])*
-        #[non_exhaustive]
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+                #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
         pub enum $name { $($(#[$vmeta])* $variant),+ }
 
         impl $name {
@@ -137,7 +140,6 @@ named_enum! {
 }
 
 /// The signature scheme family of a [`SignatureAlgorithm`].
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum SignatureScheme {
     /// RSASSA-PKCS1-v1_5.
@@ -236,7 +238,6 @@ named_enum! {
 }
 
 /// How a [`KeyWrapAlgorithm`] works.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum WrapScheme {
     /// RFC 3394 with an AES key of this many bits.
@@ -275,7 +276,6 @@ impl KeyWrapAlgorithm {
 
 /// Any algorithm, as a user may name it. Convert into the operation's own type with
 /// `TryFrom`.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Algorithm {
     /// A signature algorithm.

@@ -12,7 +12,6 @@ use crate::error::{Denied, Error, Result};
 use crate::spec::KeyType;
 
 /// One operation a key may be allowed to do (key-vault names).
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyOp {
     /// `sign`

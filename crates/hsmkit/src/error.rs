@@ -220,7 +220,7 @@ impl From<Error> for std::io::Error {
             ErrorKind::NotFound => std::io::ErrorKind::NotFound,
             ErrorKind::PermissionDenied | ErrorKind::Authentication => std::io::ErrorKind::PermissionDenied,
             ErrorKind::Unsupported => std::io::ErrorKind::Unsupported,
-            _ => std::io::ErrorKind::Other,
+            ErrorKind::AlreadyExists | ErrorKind::Backend | ErrorKind::Io => std::io::ErrorKind::Other,
         };
         std::io::Error::new(kind, e)
     }

@@ -234,7 +234,9 @@ impl Key {
             KeySpec::Rsa { bits } => {
                 usize::try_from(bits.div_ceil(8)).map_err(|_| Error::invalid("modulus too large"))
             }
-            _ => Err(Error::invalid(format!("key '{}' is not an RSA key", self.name()))),
+            KeySpec::Ec(_) | KeySpec::Aes(_) => {
+                Err(Error::invalid(format!("key '{}' is not an RSA key", self.name())))
+            }
         }
     }
 
@@ -389,6 +391,11 @@ fn opaque<T>(r: Result<T>) -> Result<T> {
         | Error::Backend(_)
         | Error::Authentication(_)
         | Error::PermissionDenied { .. } => e,
-        _ => Error::DecryptionFailed,
+        Error::NotFound { .. }
+        | Error::AlreadyExists { .. }
+        | Error::InvalidInput(_)
+        | Error::VerificationFailed
+        | Error::DecryptionFailed
+        | Error::Io { .. } => Error::DecryptionFailed,
     })
 }

@@ -19,6 +19,8 @@
 //! # Ok(()) }
 //! ```
 #![forbid(unsafe_code)]
+// A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
+#![warn(clippy::wildcard_enum_match_arm)]
 
 mod algorithm;
 mod attributes;

@@ -54,7 +54,6 @@ pub struct EcPrivateComponents {
 }
 
 /// Key material to import. Debug output never shows private or secret parts.
-#[non_exhaustive]
 #[derive(Clone)]
 pub enum KeyMaterial {
     /// An RSA private key.
@@ -390,7 +389,9 @@ impl KeyMaterial {
                 );
                 Ok(Zeroizing::new(pki.to_der().map_err(e)?))
             }
-            _ => Err(Error::invalid("only RSA and EC private keys have a PKCS#8 form")),
+            KeyMaterial::Public(_) | KeyMaterial::Aes(_) => {
+                Err(Error::invalid("only RSA and EC private keys have a PKCS#8 form"))
+            }
         }
     }
 

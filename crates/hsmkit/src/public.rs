@@ -134,7 +134,6 @@ fn enc_err(e: der::Error) -> Error {
 }
 
 /// A public key.
-#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PublicKey {
     /// RSA.

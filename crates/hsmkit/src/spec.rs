@@ -6,7 +6,6 @@ use std::str::FromStr;
 use crate::error::{Error, Result};
 
 /// NIST curves.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EcCurve {
     /// NIST P-256 (secp256r1).
@@ -78,7 +77,6 @@ impl FromStr for EcCurve {
 }
 
 /// AES key sizes.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum AesSize {
     /// 128-bit key.
@@ -137,7 +135,6 @@ pub const RSA_MIN_BITS: u32 = 2048;
 pub const RSA_MAX_BITS: u32 = 8192;
 
 /// The kind of key and its size.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeySpec {
     /// RSA with a modulus of `bits` bits.
@@ -199,7 +196,7 @@ impl KeySpec {
             KeySpec::Rsa { bits } if !RSA_GENERATE_BITS.contains(&bits) => Err(Error::invalid(format!(
                 "RSA keys are generated with 2048, 3072 or 4096 bits, not {bits}"
             ))),
-            _ => Ok(()),
+            KeySpec::Rsa { .. } | KeySpec::Ec(_) | KeySpec::Aes(_) => Ok(()),
         }
     }
 
@@ -246,7 +243,6 @@ impl FromStr for KeySpec {
 }
 
 /// The type of a key, without its size.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum KeyType {
     /// RSA.

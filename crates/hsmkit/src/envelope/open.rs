@@ -193,7 +193,15 @@ pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Res
 pub(crate) fn opaque(e: Error) -> Error {
     match e.kind() {
         ErrorKind::InvalidInput => Error::DecryptionFailed,
-        _ => e,
+        ErrorKind::NotFound
+        | ErrorKind::AlreadyExists
+        | ErrorKind::PermissionDenied
+        | ErrorKind::VerificationFailed
+        | ErrorKind::DecryptionFailed
+        | ErrorKind::Unsupported
+        | ErrorKind::Authentication
+        | ErrorKind::Backend
+        | ErrorKind::Io => e,
     }
 }
 
