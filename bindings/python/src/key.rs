@@ -15,13 +15,12 @@ use pyo3::types::PyBytes;
 use crate::convert::{bytes_arg, json_to_py, ops_list, opt_datetime, to_datetime};
 use crate::errors::{PyResult, invalid};
 
-/// `"raw"` (r||s, JOSE) or `"der"` (X9.62, what OpenSSL and pyca read) for ECDSA; RSA
-/// signatures are the same bytes either way.
-fn encoding(e: &str, alg: SignatureAlgorithm) -> PyResult<SignatureFormat> {
-    match (e, alg.scheme()) {
-        ("raw", _) => Ok(SignatureFormat::Raw),
-        ("der", hsmkit::SignatureScheme::Ecdsa(_)) => Ok(SignatureFormat::Der),
-        ("der", _) => Ok(SignatureFormat::Raw),
+/// `"raw"` (r||s, JOSE) or `"der"` (X9.62, what OpenSSL and pyca read) for ECDSA; RSA,
+/// EdDSA and HMAC signatures are the same bytes either way (the core's [`SignatureFormat`]).
+fn encoding(e: &str) -> PyResult<SignatureFormat> {
+    match e {
+        "raw" => Ok(SignatureFormat::Raw),
+        "der" => Ok(SignatureFormat::Der),
         _ => Err(invalid(format!("encoding must be 'raw' or 'der', not '{e}'"))),
     }
 }
@@ -36,6 +35,8 @@ fn size_or_curve<'py>(py: Python<'py>, spec: KeySpec) -> PyResult<Bound<'py, PyA
         KeySpec::Rsa { bits } => bits.into_pyobject(py)?.into_any(),
         KeySpec::Ec(c) => c.name().into_pyobject(py)?.into_any(),
         KeySpec::Aes(s) => s.bits().into_pyobject(py)?.into_any(),
+        KeySpec::Hmac { bits } => bits.into_pyobject(py)?.into_any(),
+        KeySpec::Ed25519 => "Ed25519".into_pyobject(py)?.into_any(),
     })
 }
 
@@ -203,7 +204,7 @@ with_info_getters!(Key, info, {
         encoding: &str,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let alg: SignatureAlgorithm = algorithm.parse()?;
-        let format = self::encoding(encoding, alg)?;
+        let format = self::encoding(encoding)?;
         let data = bytes_arg(data, "data")?;
         let sig = py.detach(|| self.key.sign_with(alg, sign_input(&data, prehashed), format))?;
         Ok(PyBytes::new(py, &sig))
@@ -221,7 +222,7 @@ with_info_getters!(Key, info, {
         encoding: &str,
     ) -> PyResult<()> {
         let alg: SignatureAlgorithm = algorithm.parse()?;
-        let format = self::encoding(encoding, alg)?;
+        let format = self::encoding(encoding)?;
         let data = bytes_arg(data, "data")?;
         let sig = bytes_arg(signature, "signature")?;
         py.detach(|| self.key.verify_with(alg, sign_input(&data, prehashed), &sig, format))?;
@@ -311,14 +312,17 @@ with_info_getters!(Key, info, {
     }
 
     /// The key material of a key created `exportable=True` (software backend only):
-    /// PKCS#8 DER for RSA and EC keys, the raw key for AES.
+    /// PKCS#8 DER for RSA, EC and Ed25519 keys, the raw key for AES.
     fn export_key<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
         let m = py.detach(|| self.key.export())?;
         let bytes = match &m {
             KeyMaterial::Aes(k) => hsmkit::Zeroizing::new(k.to_vec()),
-            KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_) | KeyMaterial::Public(_) => {
-                m.to_pkcs8_der()?
-            }
+            // HMAC keys never export (the core refuses them); PKCS#8 has no form for them.
+            KeyMaterial::RsaPrivate(_)
+            | KeyMaterial::EcPrivate(_)
+            | KeyMaterial::Ed25519Private(_)
+            | KeyMaterial::Hmac(_)
+            | KeyMaterial::Public(_) => m.to_pkcs8_der()?,
         };
         Ok(PyBytes::new(py, &bytes))
     }

@@ -191,8 +191,8 @@ impl Store {
     }
 
     /// Creates a key: `"rsa"` (size 2048, 3072 or 4096; default 2048), `"ec"` (curve
-    /// "P-256", "P-384" or "P-521"; default P-256) or `"aes"` (size 128, 192 or 256;
-    /// default 256).
+    /// "P-256", "P-384", "P-521" or "P-256K"; default P-256), `"aes"` (size 128, 192 or
+    /// 256; default 256), `"ed25519"` or `"hmac"` (size 256, 384 or 512; default 256).
     #[pyo3(signature = (name, key_type, *, size = None, curve = None, ops = None, exportable = false,
                         enabled = true, not_before = None, expires = None, tags = None))]
     #[allow(clippy::too_many_arguments)]
@@ -210,13 +210,7 @@ impl Store {
         expires: Option<&Bound<'_, PyAny>>,
         tags: Option<BTreeMap<String, String>>,
     ) -> PyResult<Key> {
-        let size_s = size.map(|s| s.to_string());
-        let spec = match (key_type.to_ascii_lowercase().as_str(), size_s.as_deref(), curve) {
-            ("ec", Some(_), _) => return Err(invalid("EC keys take curve=, not size=")),
-            ("ec", None, c) => KeySpec::from_parts("ec", c)?,
-            (_, _, Some(_)) => return Err(invalid("curve= is for EC keys; RSA and AES keys take size=")),
-            (t, s, None) => KeySpec::from_parts(t, s)?,
-        };
+        let spec = KeySpec::from_options(key_type, size, curve)?;
         let attrs = attributes(ops, exportable, enabled, not_before, expires, tags)?;
         let key = py.detach(|| self.store.create_key(name, spec, attrs))?;
         Ok(Key::new(key, self.id))

@@ -146,3 +146,73 @@ def test_exported_key_loads_in_pyca() -> None:
     assert isinstance(priv, rsa.RSAPrivateKey)
     sig = priv.sign(b"m", padding.PKCS1v15(), hashes.SHA256())
     key.verify("RS256", b"m", sig)
+
+
+def test_ed25519_signatures_interoperate_with_pyca(store: hsmkit.Store) -> None:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = store.create_key("ed", "ed25519")
+    assert key.key_type == "ed25519" and key.size_or_curve == "Ed25519"
+    pub = load_pem_public_key(key.public_key_pem())
+    assert isinstance(pub, ed25519.Ed25519PublicKey)
+    sig = key.sign("EdDSA", b"hello")
+    assert len(sig) == 64
+    pub.verify(sig, b"hello")
+    with pytest.raises(PycaInvalidSignature):
+        pub.verify(sig, b"hellO")
+    # EdDSA signs the message itself: a digest is refused.
+    with pytest.raises(hsmkit.InvalidInput):
+        key.sign("EdDSA", hashlib.sha512(b"hello").digest(), prehashed=True)
+    # pyca's key, imported (PKCS#8), signs exactly as pyca does (Ed25519 is deterministic).
+    priv = ed25519.Ed25519PrivateKey.generate()
+    pkcs8 = priv.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    imported = store.import_key("pyca", pkcs8)
+    assert imported.sign("EdDSA", b"data") == priv.sign(b"data")
+    imported.verify("EdDSA", b"data", priv.sign(b"data"))
+    with pytest.raises(hsmkit.InvalidSignature):
+        imported.verify("EdDSA", b"datA", priv.sign(b"data"))
+    # The JWK is RFC 8037's OKP form.
+    jwk = key.public_key_jwk()
+    assert jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519"
+    raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    assert base64.urlsafe_b64decode(jwk["x"] + "=") == raw
+
+
+def test_es256k_signatures_interoperate_with_pyca(store: hsmkit.Store) -> None:
+    key = store.create_key("k1", "ec", curve="P-256K")
+    assert key.size_or_curve == "P-256K"
+    pub = load_der_public_key(key.public_key_der())
+    assert isinstance(pub, ec.EllipticCurvePublicKey) and pub.curve.name == "secp256k1"
+    pub.verify(key.sign("ES256K", b"hello", encoding="der"), b"hello", ec.ECDSA(hashes.SHA256()))
+    with pytest.raises(PycaInvalidSignature):
+        pub.verify(key.sign("ES256K", b"hello", encoding="der"), b"hellO", ec.ECDSA(hashes.SHA256()))
+    priv = ec.generate_private_key(ec.SECP256K1())
+    imported = store.import_key(
+        "pyca", priv.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    imported.verify("ES256K", b"data", priv.sign(b"data", ec.ECDSA(hashes.SHA256())), encoding="der")
+    with pytest.raises(hsmkit.InvalidSignature):
+        imported.verify("ES256K", b"datA", priv.sign(b"data", ec.ECDSA(hashes.SHA256())), encoding="der")
+
+
+@pytest.mark.parametrize("alg,size", [("HS256", 256), ("HS384", 384), ("HS512", 512)])
+def test_hmac_matches_python_hmac(store: hsmkit.Store, alg: str, size: int) -> None:
+    import hmac as std_hmac
+
+    secret = bytes((i * 31 + 7) % 256 for i in range(size // 8))
+    jwk = {"kty": "oct", "k": base64.urlsafe_b64encode(secret).rstrip(b"=").decode(), "key_ops": ["sign", "verify"]}
+    key = store.import_key("mac", jwk)
+    assert key.key_type == "hmac" and key.size_or_curve == size
+    digest = {"HS256": hashlib.sha256, "HS384": hashlib.sha384, "HS512": hashlib.sha512}[alg]
+    tag = key.sign(alg, b"message")
+    assert tag == std_hmac.new(secret, b"message", digest).digest()
+    key.verify(alg, b"message", tag)
+    with pytest.raises(hsmkit.InvalidSignature):
+        key.verify(alg, b"messagE", tag)
+    # HMAC keys never leave the backend.
+    with pytest.raises(hsmkit.InvalidInput):
+        store.create_key("exp", "hmac", size=size, exportable=True)
+    generated = store.create_key("gen", "hmac", size=size)
+    generated.verify(alg, b"m", generated.sign(alg, b"m"))
+    with pytest.raises(hsmkit.PermissionDenied):
+        generated.export_key()

@@ -127,6 +127,8 @@ pub(crate) enum KeyTypeArg {
     Rsa,
     Ec,
     Aes,
+    Ed25519,
+    Hmac,
 }
 
 #[derive(Debug, Args)]
@@ -134,10 +136,11 @@ pub(crate) struct CreateArgs {
     pub(crate) name: String,
     #[arg(long = "type", value_enum)]
     pub(crate) key_type: KeyTypeArg,
-    /// RSA: 2048, 3072 (default), 4096. AES: 128, 192, 256 (default).
+    /// RSA: 2048 (default), 3072, 4096. AES: 128, 192, 256 (default). HMAC: 256
+    /// (default), 384, 512. The defaults are the library's, as in Python and C.
     #[arg(long)]
     pub(crate) size: Option<u32>,
-    /// EC: P-256 (default), P-384, P-521.
+    /// EC: P-256 (default), P-384, P-521, P-256K (secp256k1).
     #[arg(long)]
     pub(crate) curve: Option<String>,
     #[command(flatten)]

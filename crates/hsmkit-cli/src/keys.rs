@@ -95,21 +95,17 @@ fn show_info(g: &Global, i: &KeyInfo) -> Result<()> {
     Ok(())
 }
 
+/// The spec from `--type`, `--size`, `--curve`; defaults are the core's
+/// ([`KeySpec::from_parts`]).
 fn spec(a: &CreateArgs) -> Result<KeySpec> {
-    let (t, rest) = match a.key_type {
-        KeyTypeArg::Rsa => ("rsa", Some(a.size.unwrap_or(3072).to_string())),
-        KeyTypeArg::Ec => {
-            if a.size.is_some() {
-                return Err(Error::invalid("EC keys take --curve, not --size"));
-            }
-            return a.curve.as_deref().unwrap_or("P-256").parse::<hsmkit::EcCurve>().map(KeySpec::Ec);
-        }
-        KeyTypeArg::Aes => ("aes", Some(a.size.unwrap_or(256).to_string())),
+    let t = match a.key_type {
+        KeyTypeArg::Rsa => "rsa",
+        KeyTypeArg::Ec => "ec",
+        KeyTypeArg::Aes => "aes",
+        KeyTypeArg::Ed25519 => "ed25519",
+        KeyTypeArg::Hmac => "hmac",
     };
-    if a.curve.is_some() {
-        return Err(Error::invalid("--curve is for EC keys"));
-    }
-    KeySpec::from_parts(t, rest.as_deref())
+    KeySpec::from_options(t, a.size, a.curve.as_deref())
 }
 
 fn import_material(a: &ImportArgs) -> Result<KeyMaterial> {

@@ -14,12 +14,12 @@ use crate::backend;
 use crate::cli::{CryptArgs, Encoding, Global, SignArgs, VerifyArgs};
 use crate::io::{b64, print_json, read_all, write_all};
 
-/// The signature encoding; RSA signatures are the same in both, so `der` is accepted
-/// for them too (it is what OpenSSL reads for every algorithm).
-fn format(e: Encoding, alg: SignatureAlgorithm) -> SignatureFormat {
-    match (e, alg.scheme()) {
-        (Encoding::Der, hsmkit::SignatureScheme::Ecdsa(_)) => SignatureFormat::Der,
-        _ => SignatureFormat::Raw,
+/// The signature encoding (see [`SignatureFormat`]: the core says what `der` means for
+/// each algorithm).
+fn format(e: Encoding) -> SignatureFormat {
+    match e {
+        Encoding::Der => SignatureFormat::Der,
+        Encoding::Raw => SignatureFormat::Raw,
     }
 }
 
@@ -50,7 +50,7 @@ pub(crate) fn sign(g: &Global, a: &SignArgs) -> Result<Outcome> {
     let key = store.get_key(&a.name)?;
     let data = read_all(a.io.input.as_deref())?;
     let input = if a.digest { SignInput::Digest(&data) } else { SignInput::Message(&data) };
-    let sig = key.sign_with(alg, input, format(a.encoding, alg))?;
+    let sig = key.sign_with(alg, input, format(a.encoding))?;
     emit(g, a.io.output.as_deref(), &key, "signature", alg.name(), &sig)?;
     Ok(Outcome::Ok)
 }
@@ -62,7 +62,7 @@ pub(crate) fn verify(g: &Global, a: &VerifyArgs) -> Result<Outcome> {
     let sig = read_all(Some(&a.signature))?;
     let data = read_all(a.input.as_deref())?;
     let input = if a.digest { SignInput::Digest(&data) } else { SignInput::Message(&data) };
-    let valid = match key.verify_with(alg, input, &sig, format(a.encoding, alg)) {
+    let valid = match key.verify_with(alg, input, &sig, format(a.encoding)) {
         Ok(()) => true,
         Err(e) if e.kind() == ErrorKind::VerificationFailed => false,
         Err(e) => return Err(e),

@@ -4,12 +4,15 @@
 
 use aws_lc_rs::aead;
 use aws_lc_rs::digest::{self, Digest};
+use aws_lc_rs::hmac;
 use aws_lc_rs::key_wrap::{AES_128, AES_256, AesKek, KeyWrap, KeyWrapPadded};
 use aws_lc_rs::rsa::{
     OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm, OaepPrivateDecryptingKey,
     OaepPublicEncryptingKey, PrivateDecryptingKey, PublicEncryptingKey,
 };
-use aws_lc_rs::signature::{self as sig, EcdsaKeyPair, ParsedPublicKey, RsaKeyPair, VerificationAlgorithm};
+use aws_lc_rs::signature::{
+    self as sig, EcdsaKeyPair, Ed25519KeyPair, ParsedPublicKey, RsaKeyPair, VerificationAlgorithm,
+};
 use hsmkit::hazmat::aead::{self as gcm, Aes256GcmEngine, Aes256GcmKey};
 use hsmkit::{
     Denied, EcCurve, EncryptionAlgorithm, Error, KeyMaterial, KeyWrapAlgorithm as W, PublicKey, Result,
@@ -35,7 +38,23 @@ pub(crate) enum AwsKey {
         alg: A,
         verify: ParsedPublicKey,
     },
+    Ed25519 {
+        pair: Option<Ed25519KeyPair>,
+        verify: ParsedPublicKey,
+    },
     Aes(Zeroizing<Vec<u8>>),
+    Hmac(Zeroizing<Vec<u8>>),
+}
+
+/// AWS-LC's HMAC for an HS* algorithm.
+fn hmac_alg(alg: A) -> Option<hmac::Algorithm> {
+    match alg {
+        A::Hs256 => Some(hmac::HMAC_SHA256),
+        A::Hs384 => Some(hmac::HMAC_SHA384),
+        A::Hs512 => Some(hmac::HMAC_SHA512),
+        A::Rs256 | A::Rs384 | A::Rs512 | A::Ps256 | A::Ps384 | A::Ps512 => None,
+        A::Es256 | A::Es384 | A::Es512 | A::Es256k | A::EdDsa => None,
+    }
 }
 
 fn rejected(what: &str) -> Error {
@@ -56,7 +75,9 @@ fn rsa_verification(alg: A) -> Option<&'static dyn VerificationAlgorithm> {
         A::Ps256 => &sig::RSA_PSS_2048_8192_SHA256,
         A::Ps384 => &sig::RSA_PSS_2048_8192_SHA384,
         A::Ps512 => &sig::RSA_PSS_2048_8192_SHA512,
-        A::Es256 | A::Es384 | A::Es512 => return None,
+        A::Es256 | A::Es384 | A::Es512 | A::Es256k | A::EdDsa | A::Hs256 | A::Hs384 | A::Hs512 => {
+            return None;
+        }
     })
 }
 
@@ -68,15 +89,19 @@ fn rsa_encoding(alg: A) -> Option<&'static dyn sig::RsaEncoding> {
         A::Ps256 => &sig::RSA_PSS_SHA256,
         A::Ps384 => &sig::RSA_PSS_SHA384,
         A::Ps512 => &sig::RSA_PSS_SHA512,
-        A::Es256 | A::Es384 | A::Es512 => return None,
+        A::Es256 | A::Es384 | A::Es512 | A::Es256k | A::EdDsa | A::Hs256 | A::Hs384 | A::Hs512 => {
+            return None;
+        }
     })
 }
 
 fn digest_alg(alg: A) -> Option<&'static digest::Algorithm> {
     Some(match alg {
-        A::Rs256 | A::Ps256 | A::Es256 => &digest::SHA256,
+        A::Rs256 | A::Ps256 | A::Es256 | A::Es256k => &digest::SHA256,
         A::Rs384 | A::Ps384 | A::Es384 => &digest::SHA384,
         A::Rs512 | A::Ps512 | A::Es512 => &digest::SHA512,
+        // No prehash: signed whole.
+        A::EdDsa | A::Hs256 | A::Hs384 | A::Hs512 => return None,
     })
 }
 
@@ -87,6 +112,9 @@ fn ec_algs(
         EcCurve::P256 => (A::Es256, &sig::ECDSA_P256_SHA256_FIXED_SIGNING, &sig::ECDSA_P256_SHA256_FIXED),
         EcCurve::P384 => (A::Es384, &sig::ECDSA_P384_SHA384_FIXED_SIGNING, &sig::ECDSA_P384_SHA384_FIXED),
         EcCurve::P521 => (A::Es512, &sig::ECDSA_P521_SHA512_FIXED_SIGNING, &sig::ECDSA_P521_SHA512_FIXED),
+        EcCurve::P256K => {
+            (A::Es256k, &sig::ECDSA_P256K1_SHA256_FIXED_SIGNING, &sig::ECDSA_P256K1_SHA256_FIXED)
+        }
     })
 }
 
@@ -139,6 +167,22 @@ impl AwsKey {
                 Ok(AwsKey::Ec { pair: None, alg, verify })
             }
             KeyMaterial::Aes(k) => Ok(AwsKey::Aes(k.clone())),
+            KeyMaterial::Hmac(k) => Ok(AwsKey::Hmac(k.clone())),
+            KeyMaterial::Ed25519Private(k) => {
+                let pair = match &k.public {
+                    Some(p) => Ed25519KeyPair::from_seed_and_public_key(&k.seed, p.as_bytes()),
+                    None => Ed25519KeyPair::from_seed_unchecked(&k.seed),
+                }
+                .map_err(|_| rejected("Ed25519 private key"))?;
+                let verify = ParsedPublicKey::new(&sig::ED25519, sig::KeyPair::public_key(&pair).as_ref())
+                    .map_err(|_| rejected("Ed25519 public key"))?;
+                Ok(AwsKey::Ed25519 { pair: Some(pair), verify })
+            }
+            KeyMaterial::Public(PublicKey::Ed25519(k)) => {
+                let verify = ParsedPublicKey::new(&sig::ED25519, k.as_bytes())
+                    .map_err(|_| rejected("Ed25519 public key"))?;
+                Ok(AwsKey::Ed25519 { pair: None, verify })
+            }
         }
     }
 
@@ -164,7 +208,9 @@ impl AwsKey {
                 let pair = pair.as_ref().ok_or_else(public_only)?;
                 Ok(pair.sign_digest(&d).map_err(|_| engine_err("sign"))?.as_ref().to_vec())
             }
-            AwsKey::Ec { .. } | AwsKey::Aes(_) => Err(Error::invalid(format!("{alg} does not fit this key"))),
+            AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) | AwsKey::Hmac(_) => {
+                Err(Error::invalid(format!("{alg} does not fit this key")))
+            }
         }
     }
 
@@ -185,7 +231,18 @@ impl AwsKey {
                 let pair = pair.as_ref().ok_or_else(public_only)?;
                 Ok(pair.sign(&rng, message).map_err(|_| engine_err("sign"))?.as_ref().to_vec())
             }
-            AwsKey::Ec { .. } | AwsKey::Aes(_) => Err(Error::invalid(format!("{alg} does not fit this key"))),
+            AwsKey::Ed25519 { pair, .. } if alg == A::EdDsa => {
+                let pair = pair.as_ref().ok_or_else(public_only)?;
+                Ok(pair.sign(message).as_ref().to_vec())
+            }
+            AwsKey::Hmac(k) => {
+                let h =
+                    hmac_alg(alg).ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+                Ok(hmac::sign(&hmac::Key::new(h, k), message).as_ref().to_vec())
+            }
+            AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) => {
+                Err(Error::invalid(format!("{alg} does not fit this key")))
+            }
         }
     }
 
@@ -193,13 +250,20 @@ impl AwsKey {
         let key = match self {
             AwsKey::Rsa { verify, .. } => verify.iter().find(|(a, _)| *a == alg).map(|(_, k)| k),
             AwsKey::Ec { alg: key_alg, verify, .. } if *key_alg == alg => Some(verify),
-            AwsKey::Ec { .. } | AwsKey::Aes(_) => None,
+            AwsKey::Ed25519 { verify, .. } if alg == A::EdDsa => Some(verify),
+            AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) | AwsKey::Hmac(_) => None,
         };
         key.ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))
     }
 
-    /// Verifies a signature over `message`, hashing it inside AWS-LC.
+    /// Verifies a signature over `message`, hashing it inside AWS-LC; an HMAC in
+    /// constant time.
     pub(crate) fn verify(&self, alg: A, message: &[u8], signature: &[u8]) -> Result<()> {
+        if let AwsKey::Hmac(k) = self {
+            let h = hmac_alg(alg).ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+            return hmac::verify(&hmac::Key::new(h, k), message, signature)
+                .map_err(|_| Error::VerificationFailed);
+        }
         self.verifier(alg)?.verify_sig(message, signature).map_err(|_| Error::VerificationFailed)
     }
 
@@ -245,7 +309,7 @@ impl AwsKey {
             AwsKey::Rsa { decrypt: None, .. } => {
                 return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
             }
-            AwsKey::Ec { .. } | AwsKey::Aes(_) => {
+            AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) | AwsKey::Hmac(_) => {
                 return Err(Error::invalid(format!("{alg} needs an RSA key")));
             }
         };

@@ -37,7 +37,13 @@ pub(crate) fn decrypt(engine: &RcKey, alg: A, ciphertext: &[u8], label: &[u8]) -
         RcKey::RsaPublic(_) => {
             return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
         }
-        RcKey::P256(_) | RcKey::P384(_) | RcKey::P521(_) | RcKey::Aes(_) => {
+        RcKey::P256(_)
+        | RcKey::P384(_)
+        | RcKey::P521(_)
+        | RcKey::P256k(_)
+        | RcKey::Ed25519(_)
+        | RcKey::Aes(_)
+        | RcKey::Hmac(_) => {
             return Err(Error::invalid(format!("{alg} needs an RSA key")));
         }
     };

@@ -1,6 +1,8 @@
 //! Public halves of software keys.
 
-use hsmkit::{EcCurve, EcPublicKey, Error, KeyMaterial, PublicKey, Result, RsaPublicKey, Zeroizing};
+use hsmkit::{
+    EcCurve, EcPublicKey, Ed25519PublicKey, Error, KeyMaterial, PublicKey, Result, RsaPublicKey, Zeroizing,
+};
 use rsa::pkcs8::EncodePrivateKey;
 use rsa::traits::PublicKeyParts;
 
@@ -20,7 +22,16 @@ macro_rules! ec_public {
     }};
 }
 
-/// The public key of an RSA or EC engine key.
+fn ed25519_verifying(
+    k: &Ec<ed25519_dalek::SigningKey, ed25519_dalek::VerifyingKey>,
+) -> ed25519_dalek::VerifyingKey {
+    match k {
+        Ec::Private(sk) => sk.verifying_key(),
+        Ec::Public(vk) => **vk,
+    }
+}
+
+/// The public key of an RSA, EC or Ed25519 engine key.
 pub(crate) fn public_key(engine: &RcKey) -> Result<PublicKey> {
     Ok(match engine {
         RcKey::RsaPrivate(k) => rsa_public(k.as_ref())?,
@@ -28,7 +39,10 @@ pub(crate) fn public_key(engine: &RcKey) -> Result<PublicKey> {
         RcKey::P256(k) => ec_public!(k, P256),
         RcKey::P384(k) => ec_public!(k, P384),
         RcKey::P521(k) => ec_public!(k, P521),
+        RcKey::P256k(k) => ec_public!(k, P256K),
+        RcKey::Ed25519(k) => PublicKey::Ed25519(Ed25519PublicKey::new(ed25519_verifying(k).as_bytes())?),
         RcKey::Aes(_) => return Err(Error::unsupported("AES keys have no public key")),
+        RcKey::Hmac(_) => return Err(Error::unsupported("HMAC keys have no public key")),
     })
 }
 
@@ -59,7 +73,11 @@ pub(crate) fn normalized(engine: &RcKey, original: &KeyMaterial) -> Result<KeyMa
         RcKey::P256(k) => ec_private_material!(k, P256),
         RcKey::P384(k) => ec_private_material!(k, P384),
         RcKey::P521(k) => ec_private_material!(k, P521),
-        RcKey::RsaPublic(_) => KeyMaterial::Public(public_key(engine)?),
-        RcKey::Aes(_) => original.clone(),
+        RcKey::P256k(k) => ec_private_material!(k, P256K),
+        RcKey::Ed25519(Ec::Private(sk)) => {
+            KeyMaterial::ed25519_private(sk.as_bytes(), Some(sk.verifying_key().as_bytes()))?
+        }
+        RcKey::RsaPublic(_) | RcKey::Ed25519(Ec::Public(_)) => KeyMaterial::Public(public_key(engine)?),
+        RcKey::Aes(_) | RcKey::Hmac(_) => original.clone(),
     })
 }

@@ -35,6 +35,21 @@ pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, RcKey)> {
         KeySpec::Ec(EcCurve::P256) => ec_generate!(P256, P256, p256),
         KeySpec::Ec(EcCurve::P384) => ec_generate!(P384, P384, p384),
         KeySpec::Ec(EcCurve::P521) => ec_generate!(P521, P521, p521),
+        KeySpec::Ec(EcCurve::P256K) => ec_generate!(P256K, P256k, k256),
+        KeySpec::Ed25519 => {
+            let mut seed = Zeroizing::new([0u8; 32]);
+            getrandom::fill(seed.as_mut_slice()).map_err(rng_err)?;
+            let sk = ed25519_dalek::SigningKey::from_bytes(&seed);
+            let material =
+                KeyMaterial::ed25519_private(seed.as_slice(), Some(sk.verifying_key().as_bytes()))?;
+            (material, RcKey::Ed25519(Ec::Private(Box::new(sk))))
+        }
+        KeySpec::Hmac { bits } => {
+            let len = usize::try_from(bits / 8).map_err(|_| Error::invalid("HMAC key size"))?;
+            let mut k = Zeroizing::new(vec![0u8; len]);
+            getrandom::fill(&mut k).map_err(rng_err)?;
+            (KeyMaterial::hmac(&k)?, RcKey::Hmac(k))
+        }
         KeySpec::Aes(size) => {
             let mut k = Zeroizing::new(vec![0u8; size.byte_len()]);
             getrandom::fill(&mut k).map_err(rng_err)?;

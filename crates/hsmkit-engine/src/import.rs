@@ -62,6 +62,7 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, RcKey)> {
             EcCurve::P256 => ec_private!(k, P256, p256),
             EcCurve::P384 => ec_private!(k, P384, p384),
             EcCurve::P521 => ec_private!(k, P521, p521),
+            EcCurve::P256K => ec_private!(k, P256k, k256),
         },
         KeyMaterial::Public(PublicKey::Rsa(k)) => {
             let key =
@@ -72,8 +73,25 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, RcKey)> {
             EcCurve::P256 => ec_public!(k.point(), P256, p256),
             EcCurve::P384 => ec_public!(k.point(), P384, p384),
             EcCurve::P521 => ec_public!(k.point(), P521, p521),
+            EcCurve::P256K => ec_public!(k.point(), P256k, k256),
         },
         KeyMaterial::Aes(k) => RcKey::Aes(k.clone()),
+        KeyMaterial::Hmac(k) => RcKey::Hmac(k.clone()),
+        KeyMaterial::Ed25519Private(k) => {
+            let sk = ed25519_dalek::SigningKey::from_bytes(&k.seed);
+            if let Some(public) = &k.public
+                && public.as_bytes() != sk.verifying_key().as_bytes()
+            {
+                return Err(Error::invalid("Ed25519 public key does not match the private key"));
+            }
+            RcKey::Ed25519(Ec::Private(Box::new(sk)))
+        }
+        KeyMaterial::Public(PublicKey::Ed25519(k)) => {
+            // Decompresses the point: a string that is no point on the curve is refused.
+            let vk = ed25519_dalek::VerifyingKey::from_bytes(k.as_bytes())
+                .map_err(|_| rejected("Ed25519 public key"))?;
+            RcKey::Ed25519(Ec::Public(Box::new(vk)))
+        }
     };
     Ok((spec, engine))
 }

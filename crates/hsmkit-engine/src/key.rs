@@ -15,10 +15,13 @@ pub(crate) enum RcKey {
     P256(Ec<p256::ecdsa::SigningKey, p256::ecdsa::VerifyingKey>),
     P384(Ec<p384::ecdsa::SigningKey, p384::ecdsa::VerifyingKey>),
     P521(Ec<p521::ecdsa::SigningKey, p521::ecdsa::VerifyingKey>),
+    P256k(Ec<k256::ecdsa::SigningKey, k256::ecdsa::VerifyingKey>),
+    Ed25519(Ec<ed25519_dalek::SigningKey, ed25519_dalek::VerifyingKey>),
     Aes(Zeroizing<Vec<u8>>),
+    Hmac(Zeroizing<Vec<u8>>),
 }
 
-/// An EC key: private (which carries its public half) or public only.
+/// An EC or Ed25519 key: private (which carries its public half) or public only.
 pub(crate) enum Ec<S, V> {
     Private(Box<S>),
     Public(Box<V>),
@@ -32,7 +35,10 @@ impl fmt::Debug for RcKey {
             RcKey::P256(_) => "P-256",
             RcKey::P384(_) => "P-384",
             RcKey::P521(_) => "P-521",
+            RcKey::P256k(_) => "P-256K",
+            RcKey::Ed25519(_) => "Ed25519",
             RcKey::Aes(_) => "AES",
+            RcKey::Hmac(_) => "HMAC",
         };
         write!(f, "RcKey({kind}, [REDACTED])")
     }
@@ -44,7 +50,13 @@ impl RcKey {
         match self {
             RcKey::RsaPrivate(k) => Some(k.as_public_key()),
             RcKey::RsaPublic(k) => Some(k),
-            RcKey::P256(_) | RcKey::P384(_) | RcKey::P521(_) | RcKey::Aes(_) => None,
+            RcKey::P256(_)
+            | RcKey::P384(_)
+            | RcKey::P521(_)
+            | RcKey::P256k(_)
+            | RcKey::Ed25519(_)
+            | RcKey::Aes(_)
+            | RcKey::Hmac(_) => None,
         }
     }
 

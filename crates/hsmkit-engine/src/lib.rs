@@ -105,6 +105,13 @@ pub fn public_key_ops(info: KeyInfo, public: &PublicKey) -> Result<Box<dyn Backe
     Ok(Box::new(EngineKey::new(info, loaded, material)))
 }
 
+/// Hazmat: the HMAC (HS256/HS384/HS512) of `message` under a raw `key`, on the RustCrypto
+/// engine; for known-answer tests of other implementations (a token's `CKM_SHA256_HMAC`).
+pub fn hmac(alg: hsmkit::SignatureAlgorithm, key: &[u8], message: &[u8]) -> Result<Vec<u8>> {
+    let key = key::RcKey::Hmac(hsmkit::Zeroizing::new(key.to_vec()));
+    sign::sign(&key, alg, message)
+}
+
 /// Validates key material with the engines and returns it normalised: RSA private keys
 /// with their CRT values, EC private keys with their public point, EC public points
 /// uncompressed. Invalid keys are [`hsmkit::Error::InvalidInput`].

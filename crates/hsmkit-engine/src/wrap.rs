@@ -11,9 +11,14 @@ use crate::key::RcKey;
 fn aes_key(engine: &RcKey) -> Result<&[u8]> {
     match engine {
         RcKey::Aes(k) => Ok(k),
-        RcKey::RsaPrivate(_) | RcKey::RsaPublic(_) | RcKey::P256(_) | RcKey::P384(_) | RcKey::P521(_) => {
-            Err(Error::invalid("AES key wrap needs an AES key"))
-        }
+        RcKey::RsaPrivate(_)
+        | RcKey::RsaPublic(_)
+        | RcKey::P256(_)
+        | RcKey::P384(_)
+        | RcKey::P521(_)
+        | RcKey::P256k(_)
+        | RcKey::Ed25519(_)
+        | RcKey::Hmac(_) => Err(Error::invalid("AES key wrap needs an AES key")),
     }
 }
 

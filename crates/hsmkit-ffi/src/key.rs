@@ -2,10 +2,7 @@
 
 use std::ffi::c_char;
 
-use hsmkit::{
-    EncryptionAlgorithm, Key, KeySpec, KeyWrapAlgorithm, SignInput, SignatureAlgorithm, SignatureFormat,
-    SignatureScheme, WrapScheme,
-};
+use hsmkit::{EncryptionAlgorithm, Key, KeyWrapAlgorithm, SignInput, SignatureAlgorithm, SignatureFormat};
 
 use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, out_ptr, put};
 use crate::result::{Fail, guard, hsmkit_result};
@@ -94,18 +91,11 @@ pub unsafe extern "C" fn hsmkit_key_info(
     })
 }
 
-fn modulus_len(spec: KeySpec) -> Option<usize> {
-    match spec {
-        KeySpec::Rsa { bits } => usize::try_from(bits.div_ceil(8)).ok(),
-        KeySpec::Ec(_) | KeySpec::Aes(_) => None,
-    }
-}
-
-fn sign_flags(flags: u32, alg: SignatureAlgorithm) -> Result<(bool, SignatureFormat), Fail> {
+fn sign_flags(flags: u32) -> Result<(bool, SignatureFormat), Fail> {
     if flags & !(HSMKIT_SIGN_PREHASHED | HSMKIT_SIGN_DER) != 0 {
         return Err(Fail::invalid(format!("unknown sign flags {flags:#x}")));
     }
-    let der = flags & HSMKIT_SIGN_DER != 0 && matches!(alg.scheme(), SignatureScheme::Ecdsa(_));
+    let der = flags & HSMKIT_SIGN_DER != 0;
     Ok((flags & HSMKIT_SIGN_PREHASHED != 0, if der { SignatureFormat::Der } else { SignatureFormat::Raw }))
 }
 
@@ -139,14 +129,9 @@ pub unsafe extern "C" fn hsmkit_key_sign(
         let data = unsafe { bytes(data, len, "data") }?;
         // SAFETY: as above.
         let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let (prehashed, format) = sign_flags(flags, alg)?;
-        let bound = match (k.key.spec(), format) {
-            (KeySpec::Ec(c), SignatureFormat::Raw) => Some(2 * c.field_len()),
-            // SEQUENCE header (3) and two INTEGERs (2-byte header, a sign byte).
-            (KeySpec::Ec(c), _) => Some(2 * c.field_len() + 9),
-            (spec, _) => modulus_len(spec),
-        };
-        if let (true, Some(n)) = (out.sizing(), bound) {
+        let (prehashed, format) = sign_flags(flags)?;
+        // The length the core gives; an algorithm that does not fit the key fails below.
+        if let (true, Ok(n)) = (out.sizing(), k.key.max_signature_len(alg, format)) {
             return out.report(n);
         }
         out.put(&k.key.sign_with(alg, input(data, prehashed), format)?)
@@ -176,7 +161,7 @@ pub unsafe extern "C" fn hsmkit_key_verify(
         let data = unsafe { bytes(data, len, "data") }?;
         // SAFETY: as above.
         let sig = unsafe { bytes(signature, sig_len, "signature") }?;
-        let (prehashed, format) = sign_flags(flags, alg)?;
+        let (prehashed, format) = sign_flags(flags)?;
         k.key.verify_with(alg, input(data, prehashed), sig, format)?;
         Ok(())
     })
@@ -217,7 +202,7 @@ unsafe fn crypt(
             }
             out.put(&k.key.decrypt_with_label(alg, data, label)?)
         } else {
-            if let (true, Some(n)) = (out.sizing(), modulus_len(k.key.spec())) {
+            if let (true, Ok(n)) = (out.sizing(), k.key.max_ciphertext_len(alg)) {
                 return out.report(n);
             }
             out.put(&k.key.encrypt_with_label(alg, data, label)?)
@@ -291,15 +276,8 @@ pub unsafe extern "C" fn hsmkit_key_wrap(
         let data = unsafe { bytes(data, len, "data") }?;
         // SAFETY: as above.
         let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        if out.sizing() {
-            let bound = match alg.scheme() {
-                WrapScheme::AesKw(_) => data.len().checked_add(8),
-                WrapScheme::AesKwp(_) => data.len().div_ceil(8).checked_mul(8).and_then(|n| n.checked_add(8)),
-                _ => modulus_len(k.key.spec()),
-            };
-            if let Some(n) = bound {
-                return out.report(n);
-            }
+        if let (true, Ok(n)) = (out.sizing(), k.key.max_wrapped_len(alg, data.len())) {
+            return out.report(n);
         }
         out.put(&k.key.wrap_key(alg, data)?)
     })

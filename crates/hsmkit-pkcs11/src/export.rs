@@ -3,7 +3,7 @@
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectHandle};
 use cryptoki::session::Session;
 use der::Decode;
-use hsmkit::{EcCurve, EcPublicKey, Error, KeySpec, PublicKey, Result, RsaPublicKey};
+use hsmkit::{EcCurve, EcPublicKey, Ed25519PublicKey, Error, KeySpec, PublicKey, Result, RsaPublicKey};
 
 use crate::error::{KIND, map};
 
@@ -31,7 +31,17 @@ fn point_of(curve: EcCurve, value: &[u8]) -> Result<Vec<u8>> {
     Ok(os.as_bytes().to_vec())
 }
 
-/// Reads the public key of an RSA or EC key object (public or private).
+/// An Ed25519 public key from `CKA_EC_POINT`: the DER OCTET STRING of the 32 bytes per
+/// PKCS#11 3.0, the bare 32 bytes on some tokens.
+fn ed25519_point(value: &[u8]) -> Result<Ed25519PublicKey> {
+    if value.len() == Ed25519PublicKey::LEN {
+        return Ed25519PublicKey::new(value);
+    }
+    let os = <&der::asn1::OctetStringRef>::from_der(value).map_err(|_| missing("a valid CKA_EC_POINT"))?;
+    Ed25519PublicKey::new(os.as_bytes())
+}
+
+/// Reads the public key of an RSA, EC or Ed25519 key object (public or private).
 pub(crate) fn read_public(
     s: &Session,
     h: ObjectHandle,
@@ -53,6 +63,19 @@ pub(crate) fn read_public(
                 (Some(Attribute::EcParams(p)), Some(Attribute::EcPoint(q))) => curve_of(p)
                     .and_then(|c| point_of(c, q).and_then(|pt| EcPublicKey::new(c, &pt)))
                     .map(PublicKey::Ec),
+                _ => Err(missing("CKA_EC_POINT")),
+            }
+        }
+        Some(Attribute::KeyType(t)) if *t == KeyType::EC_EDWARDS => {
+            let a = s.get_attributes(h, &[AttributeType::EcParams, AttributeType::EcPoint])?;
+            match (attr(&a, AttributeType::EcParams), attr(&a, AttributeType::EcPoint)) {
+                (Some(Attribute::EcParams(p)), Some(Attribute::EcPoint(q))) => {
+                    if crate::generate::is_ed25519_params(p) {
+                        ed25519_point(q).map(PublicKey::Ed25519)
+                    } else {
+                        Err(Error::unsupported("Edwards curves other than Ed25519"))
+                    }
+                }
                 _ => Err(missing("CKA_EC_POINT")),
             }
         }
@@ -90,6 +113,24 @@ pub(crate) fn foreign_spec(s: &Session, h: ObjectHandle) -> Result<KeySpec> {
             }
             _ => Err(missing("CKA_VALUE_LEN")),
         },
+        Some(Attribute::KeyType(t)) if *t == KeyType::EC_EDWARDS => match attr(&a, AttributeType::EcParams) {
+            Some(Attribute::EcParams(p)) if crate::generate::is_ed25519_params(p) => Ok(KeySpec::Ed25519),
+            Some(Attribute::EcParams(_)) => Err(Error::unsupported("Edwards curves other than Ed25519")),
+            _ => Err(missing("CKA_EC_PARAMS")),
+        },
+        Some(Attribute::KeyType(t)) if *t == KeyType::GENERIC_SECRET => {
+            match attr(&a, AttributeType::ValueLen) {
+                Some(Attribute::ValueLen(n)) => {
+                    let bits = u32::try_from(u64::from(*n))
+                        .ok()
+                        .and_then(|n| n.checked_mul(8))
+                        .ok_or_else(|| missing("CKA_VALUE_LEN"))?;
+                    KeySpec::check_hmac_bits(bits)?;
+                    Ok(KeySpec::Hmac { bits })
+                }
+                _ => Err(missing("CKA_VALUE_LEN")),
+            }
+        }
         _ => Err(Error::unsupported("this token key type")),
     }
 }

@@ -37,6 +37,10 @@ pub(crate) enum Kind {
     Aes,
     Rsa,
     Ec,
+    /// Ed25519 (`CKK_EC_EDWARDS`).
+    Ed25519,
+    /// An HMAC key (`CKK_GENERIC_SECRET`).
+    Hmac,
 }
 
 impl Kind {
@@ -45,6 +49,8 @@ impl Kind {
             Kind::Aes => CkKeyType::AES,
             Kind::Rsa => CkKeyType::RSA,
             Kind::Ec => CkKeyType::EC,
+            Kind::Ed25519 => CkKeyType::EC_EDWARDS,
+            Kind::Hmac => CkKeyType::GENERIC_SECRET,
         }
     }
 }
@@ -83,8 +89,17 @@ pub(crate) fn private_template(req: &NewKey<'_>, kind: Kind) -> Vec<Attribute> {
             Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
             Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
         ]),
-        // ECDSA keys sign; CKA_DECRYPT/CKA_UNWRAP do not apply to them.
-        Kind::Ec => t.push(Attribute::Class(ObjectClass::PRIVATE_KEY)),
+        // HMAC keys sign and verify (C_Verify runs on the token: the key is secret).
+        Kind::Hmac => t.extend([
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::Verify(ops.contains(KeyOp::Verify)),
+            Attribute::Encrypt(false),
+            Attribute::Decrypt(false),
+            Attribute::Wrap(false),
+            Attribute::Unwrap(false),
+        ]),
+        // ECDSA and EdDSA keys sign; CKA_DECRYPT/CKA_UNWRAP do not apply to them.
+        Kind::Ec | Kind::Ed25519 => t.push(Attribute::Class(ObjectClass::PRIVATE_KEY)),
     }
     t
 }
@@ -264,6 +279,19 @@ pub(crate) fn with_fallbacks<T, const N: usize>(
 
 pub(crate) fn ec_params(curve: hsmkit::EcCurve) -> Result<Vec<u8>> {
     curve.oid().to_der().map_err(|e| Error::invalid(format!("DER: {e}")))
+}
+
+/// `CKA_EC_PARAMS` of an Ed25519 key: the DER of `id-Ed25519` (PKCS#11 3.0 section
+/// 2.3.5 allows it beside the PrintableString "edwards25519"; tokens write either).
+pub(crate) fn ed25519_params() -> Result<Vec<u8>> {
+    const_oid::db::rfc8410::ID_ED_25519.to_der().map_err(|e| Error::invalid(format!("DER: {e}")))
+}
+
+/// Whether `CKA_EC_PARAMS` names Ed25519, in either form PKCS#11 3.0 allows.
+pub(crate) fn is_ed25519_params(params: &[u8]) -> bool {
+    // PrintableString "edwards25519".
+    const NAMED: &[u8] = b"\x13\x0cedwards25519";
+    params == NAMED || ed25519_params().is_ok_and(|p| p == params)
 }
 
 /// Reads back the usage attributes of the objects just made for `req` and fails if the
@@ -478,6 +506,23 @@ pub(crate) fn generate(
             })?;
             omitted = o;
             (k, Some(p))
+        }
+        KeySpec::Ed25519 => {
+            let mut public = public_template(req, Kind::Ed25519);
+            public.push(Attribute::EcParams(ed25519_params()?));
+            let private = private_template(req, Kind::Ed25519);
+            let ((p, k), o) = with_fallbacks(&mut [public, private], |[public, private]| {
+                s.generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, public, private)
+            })?;
+            omitted = o;
+            (k, Some(p))
+        }
+        KeySpec::Hmac { bits } => {
+            let mut t = private_template(req, Kind::Hmac);
+            t.push(Attribute::ValueLen(u64::from(bits / 8).into()));
+            let (h, o) = with_fallbacks(&mut [t], |[t]| s.generate_key(&Mechanism::GenericSecretKeyGen, t))?;
+            omitted = o;
+            (h, None)
         }
     };
     let function = if p.is_some() { "C_GenerateKeyPair" } else { "C_GenerateKey" };

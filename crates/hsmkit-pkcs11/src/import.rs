@@ -7,8 +7,8 @@ use hsmkit::{Error, KeyMaterial, NewKey, PublicKey, Result};
 
 use crate::error::OpError;
 use crate::generate::{
-    Kind, Omitted, Undo, ec_params, identity, private_template, public_template, verify_created,
-    with_fallbacks,
+    Kind, Omitted, Undo, ec_params, ed25519_params, identity, private_template, public_template,
+    verify_created, with_fallbacks,
 };
 use crate::wrap::wipe;
 
@@ -62,6 +62,13 @@ fn public_object(
             t.extend([Attribute::EcParams(ec_params(k.curve())?), Attribute::EcPoint(ec_point(k.point())?)]);
             t
         }
+        PublicKey::Ed25519(k) => {
+            // PKCS#11 3.0: CKA_EC_POINT of an Edwards key is the DER OCTET STRING of the
+            // RFC 8032 encoding.
+            let mut t = public_template(req, Kind::Ed25519);
+            t.extend([Attribute::EcParams(ed25519_params()?), Attribute::EcPoint(ec_point(k.as_bytes())?)]);
+            t
+        }
     };
     create(undo, s, req, t, omitted)
 }
@@ -108,8 +115,23 @@ pub(crate) fn import(
             )?;
             (Some(private), Some(public))
         }
+        KeyMaterial::Ed25519Private(k) => {
+            let public =
+                k.public.clone().ok_or_else(|| Error::invalid("Ed25519 key without its public key"))?;
+            let mut t = private_template(req, Kind::Ed25519);
+            t.extend([Attribute::EcParams(ed25519_params()?), Attribute::Value(k.seed.to_vec())]);
+            let private = create(&mut undo, s, req, t, &mut omitted)?;
+            let public = public_object(&mut undo, s, req, &PublicKey::Ed25519(public), &mut omitted)?;
+            (Some(private), Some(public))
+        }
         KeyMaterial::Aes(k) => {
             let mut t = private_template(req, Kind::Aes);
+            t.push(Attribute::Value(k.to_vec()));
+            let h = create(&mut undo, s, req, t, &mut omitted)?;
+            (Some(h), None)
+        }
+        KeyMaterial::Hmac(k) => {
+            let mut t = private_template(req, Kind::Hmac);
             t.push(Attribute::Value(k.to_vec()));
             let h = create(&mut undo, s, req, t, &mut omitted)?;
             (Some(h), None)

@@ -42,7 +42,7 @@ impl fmt::Debug for TokenKey {
 /// (which a session that never logged in cannot create), and for keys hsmkit made,
 /// sensitive and with the version's id.
 pub(crate) fn private_template(name: &str, id: Option<&[u8]>, key_type: KeyType) -> Vec<Attribute> {
-    let class = if key_type == KeyType::Aes { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
+    let class = if key_type.is_secret() { ObjectClass::SECRET_KEY } else { ObjectClass::PRIVATE_KEY };
     match id {
         Some(id) => {
             let mut t = foreign_template(name, class);
@@ -148,9 +148,27 @@ impl BackendKey for TokenKey {
 
     fn public_key(&self) -> Result<PublicKey> {
         self.public.clone().ok_or_else(|| match self.info.spec.key_type() {
-            KeyType::Aes => Error::unsupported("AES keys have no public key"),
-            KeyType::Rsa | KeyType::Ec => Error::unsupported("the token holds no public key for this key"),
+            KeyType::Aes | KeyType::Hmac => {
+                Error::unsupported(format!("{} keys have no public key", self.info.spec))
+            }
+            KeyType::Rsa | KeyType::Ec | KeyType::Ed25519 => {
+                Error::unsupported("the token holds no public key for this key")
+            }
         })
+    }
+
+    fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        crate::sign::sign(self, alg, message)
+    }
+
+    fn verify(&self, alg: SignatureAlgorithm, message: &[u8], signature: &[u8]) -> Result<()> {
+        match self.info.spec.key_type() {
+            // A MAC is checked with the secret key, on the token.
+            KeyType::Hmac => crate::sign::verify_secret(self, alg, message, signature),
+            KeyType::Rsa | KeyType::Ec | KeyType::Ed25519 | KeyType::Aes => {
+                self.public_ops()?.verify(alg, message, signature)
+            }
+        }
     }
 
     fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {

@@ -131,7 +131,7 @@ fn public_of(
     info: &KeyInfo,
     private: Option<ObjectHandle>,
 ) -> OpResult<Option<hsmkit::PublicKey>> {
-    if info.spec.key_type() == hsmkit::KeyType::Aes {
+    if info.spec.key_type().is_secret() {
         return Ok(None);
     }
     let from_private = match private {
@@ -186,10 +186,17 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
         KeySpec::Ec(hsmkit::EcCurve::P256) => hsmkit::SignatureAlgorithm::Es256,
         KeySpec::Ec(hsmkit::EcCurve::P384) => hsmkit::SignatureAlgorithm::Es384,
         KeySpec::Ec(hsmkit::EcCurve::P521) => hsmkit::SignatureAlgorithm::Es512,
-        KeySpec::Rsa { .. } | KeySpec::Aes(_) => return false,
+        KeySpec::Ec(hsmkit::EcCurve::P256K) => hsmkit::SignatureAlgorithm::Es256k,
+        KeySpec::Ed25519 => hsmkit::SignatureAlgorithm::EdDsa,
+        KeySpec::Rsa { .. } | KeySpec::Aes(_) | KeySpec::Hmac { .. } => return false,
     };
-    let digest = alg.hash().digest(b"hsmkit: does this public key belong to this private key?");
-    let Ok(sig) = oneshot::sign(s, &cryptoki::mechanism::Mechanism::Ecdsa, k, &digest) else { return false };
+    let message = b"hsmkit: does this public key belong to this private key?";
+    let (data, mech) = match (alg.prehash(), sign::message_mechanism(alg)) {
+        (Some(hash), _) => (hash.digest(message), cryptoki::mechanism::Mechanism::Ecdsa),
+        (None, Some(mech)) => (message.to_vec(), mech),
+        (None, None) => return false,
+    };
+    let Ok(sig) = oneshot::sign(s, &mech, k, &data) else { return false };
     let info = KeyInfo {
         name: "binding-check".into(),
         version: 1,
@@ -200,7 +207,7 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
         updated: std::time::UNIX_EPOCH,
         binding: hsmkit::KeyBinding::default(),
     };
-    hsmkit_engine::public_key_ops(info, public).is_ok_and(|ops| ops.verify_digest(alg, &digest, &sig).is_ok())
+    hsmkit_engine::public_key_ops(info, public).is_ok_and(|ops| ops.verify(alg, message, &sig).is_ok())
 }
 
 /// The one public object labelled `name` that hsmkit did not make.
@@ -410,7 +417,7 @@ impl Pkcs11Backend {
             metadata::ensure_signer(&self.token, s)?;
             let (k, p) = make(s)?;
             let read = || -> OpResult<Option<hsmkit::PublicKey>> {
-                if info.spec.key_type() == hsmkit::KeyType::Aes {
+                if info.spec.key_type().is_secret() {
                     return Ok(None);
                 }
                 // The public object comes last; EC private objects carry no point.
@@ -428,8 +435,8 @@ impl Pkcs11Backend {
             match read() {
                 Ok(public) => Ok((k, public)),
                 Err(e) => {
-                    let aes = info.spec.key_type() == hsmkit::KeyType::Aes;
-                    let class = |public: bool| match (public, aes) {
+                    let secret = info.spec.key_type().is_secret();
+                    let class = |public: bool| match (public, secret) {
                         (true, _) => ObjectClass::PUBLIC_KEY,
                         (false, true) => ObjectClass::SECRET_KEY,
                         (false, false) => ObjectClass::PRIVATE_KEY,
@@ -462,9 +469,15 @@ impl Pkcs11Backend {
                 Attribute::StartDate(date(info.attributes.not_before)),
                 Attribute::EndDate(date(info.attributes.expires)),
             ];
+            // The flags that apply to the key type's objects (strict tokens refuse others).
+            let (rsa_or_aes, hmac) = match info.spec.key_type() {
+                hsmkit::KeyType::Rsa | hsmkit::KeyType::Aes => (true, false),
+                hsmkit::KeyType::Hmac => (false, true),
+                hsmkit::KeyType::Ec | hsmkit::KeyType::Ed25519 => (false, false),
+            };
             if class == ObjectClass::PUBLIC_KEY {
                 t.push(Attribute::Verify(ops.contains(KeyOp::Verify)));
-                if info.spec.key_type() != hsmkit::KeyType::Ec {
+                if rsa_or_aes {
                     t.extend([
                         Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
                         Attribute::Wrap(ops.contains(KeyOp::WrapKey)),
@@ -472,13 +485,16 @@ impl Pkcs11Backend {
                 }
             } else {
                 t.push(Attribute::Sign(ops.contains(KeyOp::Sign)));
-                if info.spec.key_type() != hsmkit::KeyType::Ec {
+                if hmac {
+                    t.push(Attribute::Verify(ops.contains(KeyOp::Verify)));
+                }
+                if rsa_or_aes {
                     t.extend([
                         Attribute::Decrypt(ops.contains(KeyOp::Decrypt)),
                         Attribute::Unwrap(ops.contains(KeyOp::UnwrapKey)),
                     ]);
                 }
-                if class == ObjectClass::SECRET_KEY {
+                if class == ObjectClass::SECRET_KEY && rsa_or_aes {
                     t.extend([
                         Attribute::Encrypt(ops.contains(KeyOp::Encrypt)),
                         Attribute::Wrap(ops.contains(KeyOp::WrapKey)),

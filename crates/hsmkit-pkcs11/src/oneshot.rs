@@ -22,6 +22,21 @@ pub(crate) fn decrypt(s: &Session, mech: &Mechanism<'_>, key: ObjectHandle, data
     r
 }
 
+/// `C_VerifyInit` + `C_Verify`; after a failure, `C_VerifyFinal` (see the module).
+pub(crate) fn verify(
+    s: &Session,
+    mech: &Mechanism<'_>,
+    key: ObjectHandle,
+    data: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    let r = s.verify(mech, key, data, signature);
+    if r.is_err() {
+        let _ = s.verify_final(signature);
+    }
+    r
+}
+
 /// `C_SignInit` + `C_Sign`; after a failure, `C_SignFinal` (see the module).
 pub(crate) fn sign(s: &Session, mech: &Mechanism<'_>, key: ObjectHandle, data: &[u8]) -> Result<Vec<u8>> {
     let r = s.sign(mech, key, data);

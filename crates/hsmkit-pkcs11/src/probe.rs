@@ -24,7 +24,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHan
 use cryptoki::session::Session;
 use hsmkit::{
     Algorithm, Capabilities, EcCurve, EncryptionAlgorithm, Error, KeyInfo, KeyOp, KeySpec, Result,
-    SignatureScheme, WrapScheme,
+    SignatureAlgorithm, SignatureScheme, WrapScheme,
 };
 
 use crate::context::Token;
@@ -89,10 +89,21 @@ pub(crate) struct Probe {
     /// `CKM_AES_KEY_GEN` but does not implement it).
     pub(crate) aes_gen: bool,
     /// Per curve of [`EcCurve::ALL`]: `C_GenerateKeyPair` made a throw-away key pair.
-    pub(crate) ec_gen: [bool; 3],
+    pub(crate) ec_gen: [bool; CURVES],
     /// Per curve of [`EcCurve::ALL`]: `C_Sign` with `CKM_ECDSA` worked with that key
     /// (tpm2-pkcs11 fails on P-521 keys with CKR_HOST_MEMORY).
-    pub(crate) ecdsa: [bool; 3],
+    pub(crate) ecdsa: [bool; CURVES],
+    /// `C_GenerateKeyPair` with `CKM_EC_EDWARDS_KEY_PAIR_GEN` made an Ed25519 key pair
+    /// whose public key reads back.
+    pub(crate) ed25519_gen: bool,
+    /// `C_Sign` with `CKM_EDDSA` (pure Ed25519) made a signature the software engine
+    /// verifies with that public key.
+    pub(crate) eddsa: bool,
+    /// `C_GenerateKey` with `CKM_GENERIC_SECRET_KEY_GEN` made a 512-bit secret.
+    pub(crate) hmac_gen: bool,
+    /// Per HS256/HS384/HS512: `C_Sign` with `CKM_SHA*_HMAC` gave the software engine's MAC
+    /// for a known key, and `C_Verify` took it and refused a changed one.
+    pub(crate) hmac: [bool; 3],
     /// `C_GetMechanismInfo` key sizes (min, max) of `CKM_RSA_PKCS_KEY_PAIR_GEN` (bits),
     /// `CKM_EC_KEY_PAIR_GEN` (bits) and `CKM_AES_KEY_GEN` (bytes); (0, 0) if not said.
     pub(crate) rsa_bits: (u64, u64),
@@ -108,22 +119,50 @@ pub(crate) struct Probe {
     pub(crate) usage_defaults: bool,
 }
 
+/// How many curves [`EcCurve::ALL`] has (the per-curve probe flags).
+pub(crate) const CURVES: usize = 4;
+const _: () = assert!(EcCurve::ALL.len() == CURVES);
+
+/// The HS* algorithms in the order of [`Probe::hmac`].
+const HMAC_ALGS: [SignatureAlgorithm; 3] =
+    [SignatureAlgorithm::Hs256, SignatureAlgorithm::Hs384, SignatureAlgorithm::Hs512];
+
 /// Whether `value` is within a mechanism's (min, max) key size; (0, 0) says nothing.
 fn in_range((min, max): (u64, u64), value: u64) -> bool {
     max == 0 || (min..=max).contains(&value)
 }
 
 /// The flag of `curve` in a per-curve array (in [`EcCurve::ALL`] order).
-fn curve_flag(flags: &[bool; 3], curve: EcCurve) -> bool {
+fn curve_flag(flags: &[bool; CURVES], curve: EcCurve) -> bool {
     EcCurve::ALL.iter().position(|c| *c == curve).and_then(|i| flags.get(i)).copied().unwrap_or(false)
 }
 
 /// The curve's size as PKCS#11 mechanism info gives it (bits of the order).
 fn curve_bits(c: EcCurve) -> u64 {
     match c {
-        EcCurve::P256 => 256,
+        EcCurve::P256 | EcCurve::P256K => 256,
         EcCurve::P384 => 384,
         EcCurve::P521 => 521,
+    }
+}
+
+/// The mechanism of an HS* algorithm's MAC, and its name.
+fn hmac_mechanism(alg: SignatureAlgorithm) -> Option<(MechanismType, &'static str)> {
+    match alg {
+        SignatureAlgorithm::Hs256 => Some((MechanismType::SHA256_HMAC, "CKM_SHA256_HMAC")),
+        SignatureAlgorithm::Hs384 => Some((MechanismType::SHA384_HMAC, "CKM_SHA384_HMAC")),
+        SignatureAlgorithm::Hs512 => Some((MechanismType::SHA512_HMAC, "CKM_SHA512_HMAC")),
+        SignatureAlgorithm::Rs256
+        | SignatureAlgorithm::Rs384
+        | SignatureAlgorithm::Rs512
+        | SignatureAlgorithm::Ps256
+        | SignatureAlgorithm::Ps384
+        | SignatureAlgorithm::Ps512
+        | SignatureAlgorithm::Es256
+        | SignatureAlgorithm::Es384
+        | SignatureAlgorithm::Es512
+        | SignatureAlgorithm::Es256k
+        | SignatureAlgorithm::EdDsa => None,
     }
 }
 
@@ -257,6 +296,22 @@ impl Probe {
                 }
             }
         }
+        if p.has(MechanismType::ECC_EDWARDS_KEY_PAIR_GEN) {
+            let sign = p.has(MechanismType::EDDSA);
+            (p.ed25519_gen, p.eddsa) =
+                token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(ed25519_probe(s, sign)))?;
+        }
+        if p.has(MechanismType::GENERIC_SECRET_KEY_GEN) {
+            p.hmac_gen = token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(hmac_gen_probe(s)))?;
+        }
+        for (i, alg) in HMAC_ALGS.into_iter().enumerate() {
+            if hmac_mechanism(alg).is_some_and(|(m, _)| p.has(m)) {
+                let ok = token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(hmac_probe(s, alg)))?;
+                if let Some(f) = p.hmac.get_mut(i) {
+                    *f = ok;
+                }
+            }
+        }
         (p.import_aes, p.import_rsa, p.import_ec) =
             token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(import_probe(s)))?;
         if p.has(MechanismType::AES_KEY_WRAP) {
@@ -287,7 +342,8 @@ impl Probe {
         }
         tracing::debug!(target: "hsmkit::pkcs11", token = %token.label, oaep = ?p.oaep, kw = p.kw_ok,
             kwp = p.kwp_ok, kek_templates = p.kek_templates, aes_gen = p.aes_gen, ec_gen = ?p.ec_gen,
-            ecdsa = ?p.ecdsa, import = ?(p.import_aes, p.import_rsa, p.import_ec), "probed");
+            ecdsa = ?p.ecdsa, ed25519 = ?(p.ed25519_gen, p.eddsa), hmac = ?(p.hmac_gen, p.hmac),
+            import = ?(p.import_aes, p.import_rsa, p.import_ec), "probed");
         Ok(p)
     }
 
@@ -315,11 +371,38 @@ impl Probe {
             )))
         };
         match (op, alg) {
-            (KeyOp::Sign, Algorithm::Signature(a)) => {
+            // An HMAC is verified with the secret key, on the token, by the MAC mechanism.
+            (KeyOp::Sign, Algorithm::Signature(a))
+            | (
+                KeyOp::Verify,
+                Algorithm::Signature(
+                    a @ (SignatureAlgorithm::Hs256 | SignatureAlgorithm::Hs384 | SignatureAlgorithm::Hs512),
+                ),
+            ) => {
                 let (m, name, curve) = match a.scheme() {
                     SignatureScheme::RsaPkcs1v15 => (MechanismType::RSA_PKCS, "CKM_RSA_PKCS", None),
                     SignatureScheme::RsaPss => (MechanismType::RSA_PKCS_PSS, "CKM_RSA_PKCS_PSS", None),
                     SignatureScheme::Ecdsa(c) => (MechanismType::ECDSA, "CKM_ECDSA", Some(c)),
+                    SignatureScheme::Ed25519 => {
+                        return match (self.has(MechanismType::EDDSA), self.eddsa) {
+                            (false, _) => missing("CKM_EDDSA"),
+                            (true, false) => Err(Error::unsupported(format!(
+                                "{alg}: the token's CKM_EDDSA made no Ed25519 signature the standard verifies \
+                                 with a key it made (probed)"
+                            ))),
+                            (true, true) => Ok(()),
+                        };
+                    }
+                    SignatureScheme::Hmac => {
+                        let Some((m, name)) = hmac_mechanism(a) else { return missing("an HMAC mechanism") };
+                        let i = HMAC_ALGS.iter().position(|h| *h == a);
+                        return match (self.has(m), i.and_then(|i| self.hmac.get(i)).copied().unwrap_or(false))
+                        {
+                            (false, _) => missing(name),
+                            (true, false) => failed_kat(name),
+                            (true, true) => Ok(()),
+                        };
+                    }
                 };
                 if !self.has(m) {
                     return missing(name);
@@ -394,6 +477,8 @@ impl Probe {
                     && self.aes_gen
                     && u64::try_from(size.byte_len()).is_ok_and(|n| in_range(self.aes_bytes, n))
             }
+            KeySpec::Ed25519 => self.has(MechanismType::ECC_EDWARDS_KEY_PAIR_GEN) && self.ed25519_gen,
+            KeySpec::Hmac { .. } => self.has(MechanismType::GENERIC_SECRET_KEY_GEN) && self.hmac_gen,
         };
         let ok = |op, alg| self.check(op, alg).is_ok();
         let decrypt: Vec<_> =
@@ -753,6 +838,122 @@ fn ecdsa_probe(s: &Session, curve: EcCurve, sign: bool) -> (bool, bool) {
     (true, matches!(r, Ok(sig) if sig.len() == 2 * curve.field_len()))
 }
 
+/// A public key's operations in the software engine, for checking what a probe made.
+fn software_public(pk: &hsmkit::PublicKey) -> Result<Box<dyn hsmkit::BackendKey>> {
+    let info = KeyInfo {
+        name: "probe".into(),
+        version: 1,
+        spec: pk.spec(),
+        attributes: hsmkit::KeyAttributes::default(),
+        has_private: false,
+        created: std::time::SystemTime::now(),
+        updated: std::time::SystemTime::now(),
+        binding: hsmkit::KeyBinding::default(),
+    };
+    hsmkit_engine::public_key_ops(info, pk)
+}
+
+/// Makes a throw-away Ed25519 key pair (`CKM_EC_EDWARDS_KEY_PAIR_GEN`) and, if `sign`,
+/// signs with `CKM_EDDSA`: (made with a readable public key, signature verified by the
+/// software engine under RFC 8032).
+fn ed25519_probe(s: &Session, sign: bool) -> (bool, bool) {
+    let mut temp = Temp::new(s);
+    let Ok(params) = crate::generate::ed25519_params() else { return (false, false) };
+    let pair = throwaway("an Ed25519 key pair", |store| {
+        let public: Vec<_> = [Attribute::EcParams(params.clone()), Attribute::Verify(true)]
+            .into_iter()
+            .chain(store.iter().filter(|a| !matches!(a, Attribute::Private(_))).cloned())
+            .collect();
+        let private: Vec<_> = [Attribute::Sensitive(true), Attribute::Sign(true)]
+            .into_iter()
+            .chain(store.iter().cloned())
+            .chain(std::iter::once(Attribute::Private(true)).filter(|_| store.len() == 1))
+            .collect();
+        s.generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public, &private)
+    });
+    let (public, private) = match pair {
+        Ok((p, k)) => {
+            temp.keep(p);
+            let readable = crate::export::read_public(s, p);
+            temp.keep(k);
+            match readable {
+                Ok(Some(Ok(pk @ hsmkit::PublicKey::Ed25519(_)))) => (pk, k),
+                other => {
+                    tracing::debug!(target: "hsmkit::pkcs11", "probe: Ed25519 public key unreadable: {other:?}");
+                    return (false, false);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: Ed25519 key pair: {e}");
+            return (false, false);
+        }
+    };
+    if !sign {
+        return (true, false);
+    }
+    let message = b"hsmkit probe: pure Ed25519";
+    let Some(mech) = crate::sign::message_mechanism(SignatureAlgorithm::EdDsa) else { return (true, false) };
+    let sig = crate::oneshot::sign(s, &mech, private, message);
+    let verified = match (&sig, software_public(&public)) {
+        (Ok(sig), Ok(ops)) => ops.verify(SignatureAlgorithm::EdDsa, message, sig).is_ok(),
+        _ => false,
+    };
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: CKM_EDDSA: {:?}, verified: {verified}", sig.as_ref().map(Vec::len));
+    (true, verified)
+}
+
+/// Makes a throw-away 512-bit generic secret with `CKM_GENERIC_SECRET_KEY_GEN`.
+fn hmac_gen_probe(s: &Session) -> bool {
+    let mut temp = Temp::new(s);
+    let r = throwaway("a generic secret", |store| {
+        let mut t = vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::ValueLen(64u64.into()),
+            Attribute::Sensitive(true),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+        ];
+        t.extend(store.iter().cloned());
+        s.generate_key(&Mechanism::GenericSecretKeyGen, &t)
+    });
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: CKM_GENERIC_SECRET_KEY_GEN: {:?}", r.as_ref().map(|_| "ok"));
+    r.map(|h| temp.keep(h)).is_ok()
+}
+
+/// The known-answer test of one HS* mechanism: a fixed 512-bit key (made for this probe),
+/// `C_Sign` must give the software engine's MAC, `C_Verify` must take it and refuse it
+/// with its last bit flipped.
+fn hmac_probe(s: &Session, alg: SignatureAlgorithm) -> bool {
+    let mut temp = Temp::new(s);
+    let key: Vec<u8> = (0u8..64).map(|i| i.wrapping_mul(37) ^ 0x5c).collect();
+    let message = b"hsmkit probe: HMAC known answer";
+    let (Some(mech), Ok(expected)) =
+        (crate::sign::message_mechanism(alg), hsmkit_engine::hmac(alg, &key, message))
+    else {
+        return false;
+    };
+    let attrs = [Attribute::Sensitive(true), Attribute::Sign(true), Attribute::Verify(true)];
+    let h = match secret_object(s, &key, KeyType::GENERIC_SECRET, &attrs) {
+        Ok(h) => temp.keep(h),
+        Err(e) => {
+            tracing::debug!(target: "hsmkit::pkcs11", "probe: {alg} key: {e}");
+            return false;
+        }
+    };
+    let tag = crate::oneshot::sign(s, &mech, h, message);
+    let signed = matches!(&tag, Ok(t) if *t == expected);
+    let mut wrong = expected.clone();
+    if let Some(last) = wrong.last_mut() {
+        *last ^= 1;
+    }
+    let verified = crate::oneshot::verify(s, &mech, h, message, &expected).is_ok()
+        && crate::oneshot::verify(s, &mech, h, message, &wrong).is_err();
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: {alg} known answer: sign {signed}, verify {verified}");
+    signed && verified
+}
+
 /// A fixed RSA-2048 key (made for this probe, used for nothing else): its components.
 struct RsaKat {
     n: &'static str,
@@ -1043,7 +1244,7 @@ mod disk {
     /// At most this many tokens are remembered (test runs make many fresh tokens).
     const MAX_ENTRIES: usize = 64;
     /// Bumped when the probe's meaning changes: older entries are probed again.
-    const FORMAT: u64 = 3;
+    const FORMAT: u64 = 4;
 
     /// This process's user id: the owner of a file it just made.
     #[cfg(unix)]
@@ -1133,6 +1334,9 @@ mod disk {
             "aes_gen": p.aes_gen,
             "ec_gen": p.ec_gen,
             "ecdsa": p.ecdsa,
+            "ed25519": [p.ed25519_gen, p.eddsa],
+            "hmac_gen": p.hmac_gen,
+            "hmac": p.hmac,
             "rsa_bits": [p.rsa_bits.0, p.rsa_bits.1],
             "ec_bits": [p.ec_bits.0, p.ec_bits.1],
             "aes_bytes": [p.aes_bytes.0, p.aes_bytes.1],
@@ -1157,17 +1361,18 @@ mod disk {
         let [sha1, sha256, sha1_label, sha256_label, unwrap_sha1, unwrap_sha256] = o.as_slice() else {
             return None;
         };
-        let bools = |k: &str| -> Option<[bool; 3]> {
+        fn bools<const N: usize>(v: &Value, k: &str) -> Option<[bool; N]> {
             let v: Vec<bool> = v.get(k)?.as_array()?.iter().map(Value::as_bool).collect::<Option<_>>()?;
             v.try_into().ok()
-        };
+        }
         let range = |k: &str| -> Option<(u64, u64)> {
             match v.get(k)?.as_array()?.as_slice() {
                 [a, b] => Some((a.as_u64()?, b.as_u64()?)),
                 _ => None,
             }
         };
-        let [import_aes, import_rsa, import_ec] = bools("import")?;
+        let [import_aes, import_rsa, import_ec] = bools(v, "import")?;
+        let [ed25519_gen, eddsa] = bools(v, "ed25519")?;
         Some(Probe {
             mechanisms,
             oaep: Oaep {
@@ -1182,8 +1387,12 @@ mod disk {
             kwp_ok: flag("kwp")?,
             kek_templates: flag("kek_templates")?,
             aes_gen: flag("aes_gen")?,
-            ec_gen: bools("ec_gen")?,
-            ecdsa: bools("ecdsa")?,
+            ec_gen: bools(v, "ec_gen")?,
+            ecdsa: bools(v, "ecdsa")?,
+            ed25519_gen,
+            eddsa,
+            hmac_gen: flag("hmac_gen")?,
+            hmac: bools(v, "hmac")?,
             rsa_bits: range("rsa_bits")?,
             ec_bits: range("ec_bits")?,
             aes_bytes: range("aes_bytes")?,

@@ -19,7 +19,7 @@ macro_rules! suite {
             algorithm_must_fit_key, sign_only_key_refuses_decrypt, disabled_key_refuses_everything,
             expired_key_refuses_private_operations, not_yet_valid_key_refuses,
             decryption_failures_are_indistinguishable, public_key_export_import_round_trips,
-            private_key_import_round_trips, aes_key_import, public_only_key_refuses_private_operations,
+            private_key_import_round_trips, aes_key_import, hmac_keys, public_only_key_refuses_private_operations,
             non_exportable_key_refuses_export, names_list_get_destroy, bad_input_is_typed_error,
         );
         hsmkit_conformance::conformance_tests!(@each_lifecycle $make;

@@ -553,13 +553,17 @@ fn encode_material(m: &KeyMaterial) -> Result<(&'static str, Zeroizing<Vec<u8>>)
     Ok(match m {
         KeyMaterial::Aes(k) => ("aes", k.clone()),
         KeyMaterial::Public(p) => ("spki", Zeroizing::new(p.to_spki_der()?)),
-        other @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_)) => ("pkcs8", other.to_pkcs8_der()?),
+        KeyMaterial::Hmac(k) => ("hmac", k.clone()),
+        other @ (KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_) | KeyMaterial::Ed25519Private(_)) => {
+            ("pkcs8", other.to_pkcs8_der()?)
+        }
     })
 }
 
 fn decode_material(kind: &str, der: &[u8]) -> Result<KeyMaterial> {
     match kind {
         "aes" => KeyMaterial::aes(der),
+        "hmac" => KeyMaterial::hmac(der),
         "spki" | "pkcs8" => KeyMaterial::from_der(der),
         _ => Err(Error::invalid("unknown material kind")),
     }

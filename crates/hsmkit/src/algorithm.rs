@@ -136,6 +136,16 @@ named_enum! {
         Es384 => "ES384",
         /// ECDSA on P-521 with SHA-512.
         Es512 => "ES512",
+        /// ECDSA on secp256k1 (`P-256K`) with SHA-256 (RFC 8812).
+        Es256k => "ES256K",
+        /// EdDSA with Ed25519 (RFC 8032 "pure": the whole message, no prehash; RFC 8037).
+        EdDsa => "EdDSA",
+        /// HMAC with SHA-256 (RFC 7518 section 3.2).
+        Hs256 => "HS256",
+        /// HMAC with SHA-384.
+        Hs384 => "HS384",
+        /// HMAC with SHA-512.
+        Hs512 => "HS512",
     }
 }
 
@@ -148,23 +158,34 @@ pub enum SignatureScheme {
     RsaPss,
     /// ECDSA on the given curve.
     Ecdsa(EcCurve),
+    /// Ed25519 (pure EdDSA).
+    Ed25519,
+    /// HMAC with a secret key: "signing" and verifying both need the key.
+    Hmac,
 }
 
 impl SignatureAlgorithm {
     /// The hash the message is digested with before the private-key operation, for
     /// algorithms that sign a digest (RSA, ECDSA); `None` for those that take the whole
-    /// message. Digest signing ([`crate::Key::sign_digest`]) is only for the former.
+    /// message (EdDSA, HMAC). Digest signing ([`crate::Key::sign_digest`]) is only for the
+    /// former.
     pub fn prehash(self) -> Option<HashAlg> {
-        Some(self.hash())
+        match self.scheme() {
+            SignatureScheme::RsaPkcs1v15 | SignatureScheme::RsaPss | SignatureScheme::Ecdsa(_) => {
+                Some(self.hash())
+            }
+            SignatureScheme::Ed25519 | SignatureScheme::Hmac => None,
+        }
     }
 
-    /// The hash the message is digested with.
+    /// The hash the algorithm uses: the prehash of RSA and ECDSA, HMAC's hash, and
+    /// SHA-512 inside Ed25519.
     pub fn hash(self) -> HashAlg {
         use SignatureAlgorithm::*;
         match self {
-            Rs256 | Ps256 | Es256 => HashAlg::Sha256,
-            Rs384 | Ps384 | Es384 => HashAlg::Sha384,
-            Rs512 | Ps512 | Es512 => HashAlg::Sha512,
+            Rs256 | Ps256 | Es256 | Es256k | Hs256 => HashAlg::Sha256,
+            Rs384 | Ps384 | Es384 | Hs384 => HashAlg::Sha384,
+            Rs512 | Ps512 | Es512 | Hs512 | EdDsa => HashAlg::Sha512,
         }
     }
 
@@ -177,15 +198,43 @@ impl SignatureAlgorithm {
             Es256 => SignatureScheme::Ecdsa(EcCurve::P256),
             Es384 => SignatureScheme::Ecdsa(EcCurve::P384),
             Es512 => SignatureScheme::Ecdsa(EcCurve::P521),
+            Es256k => SignatureScheme::Ecdsa(EcCurve::P256K),
+            EdDsa => SignatureScheme::Ed25519,
+            Hs256 | Hs384 | Hs512 => SignatureScheme::Hmac,
         }
     }
 
-    /// Whether a key of this spec can use this algorithm.
+    /// Whether a key of this spec can use this algorithm. An HMAC key must be at least as
+    /// long as the hash output (RFC 7518 section 3.2).
     pub fn fits(self, spec: KeySpec) -> bool {
         match (self.scheme(), spec) {
             (SignatureScheme::RsaPkcs1v15 | SignatureScheme::RsaPss, KeySpec::Rsa { .. }) => true,
             (SignatureScheme::Ecdsa(c), KeySpec::Ec(k)) => c == k,
-            _ => false,
+            (SignatureScheme::Ed25519, KeySpec::Ed25519) => true,
+            (SignatureScheme::Hmac, KeySpec::Hmac { bits }) => {
+                u32::try_from(self.hash().output_len()).is_ok_and(|n| bits >= n * 8)
+            }
+            (SignatureScheme::RsaPkcs1v15 | SignatureScheme::RsaPss, _)
+            | (SignatureScheme::Ecdsa(_), _)
+            | (SignatureScheme::Ed25519, _)
+            | (SignatureScheme::Hmac, _) => false,
+        }
+    }
+
+    /// The length of a signature (JOSE encoding) with a key of `spec`, or `None` where the
+    /// algorithm does not fit it. Front ends size their buffers with it.
+    pub fn signature_len(self, spec: KeySpec) -> Option<usize> {
+        if !self.fits(spec) {
+            return None;
+        }
+        match (self.scheme(), spec) {
+            (SignatureScheme::RsaPkcs1v15 | SignatureScheme::RsaPss, KeySpec::Rsa { bits }) => {
+                usize::try_from(bits.div_ceil(8)).ok()
+            }
+            (SignatureScheme::Ecdsa(c), _) => Some(2 * c.field_len()),
+            (SignatureScheme::Ed25519, _) => Some(64),
+            (SignatureScheme::Hmac, _) => Some(self.hash().output_len()),
+            (SignatureScheme::RsaPkcs1v15 | SignatureScheme::RsaPss, _) => None,
         }
     }
 }
@@ -269,7 +318,7 @@ impl KeyWrapAlgorithm {
         match (self.scheme(), spec) {
             (WrapScheme::AesKw(b) | WrapScheme::AesKwp(b), KeySpec::Aes(k)) => k.bits() == b,
             (WrapScheme::RsaOaep(_), KeySpec::Rsa { .. }) => true,
-            _ => false,
+            (WrapScheme::AesKw(_) | WrapScheme::AesKwp(_), _) | (WrapScheme::RsaOaep(_), _) => false,
         }
     }
 }
@@ -315,10 +364,11 @@ impl fmt::Display for Algorithm {
 /// How an ECDSA signature is encoded.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SignatureFormat {
-    /// Fixed-width `r || s` (JOSE, IEEE P1363). The default. For RSA, the only format.
+    /// Fixed-width `r || s` for ECDSA (JOSE, IEEE P1363). The default.
     #[default]
     Raw,
-    /// ASN.1 DER `SEQUENCE { r INTEGER, s INTEGER }` (X.509, OpenSSL). ECDSA only.
+    /// What X.509 and OpenSSL read: ASN.1 DER `SEQUENCE { r INTEGER, s INTEGER }` for
+    /// ECDSA. RSA, EdDSA and HMAC signatures have one encoding, the same in both formats.
     Der,
 }
 

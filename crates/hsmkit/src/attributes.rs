@@ -130,7 +130,7 @@ impl KeyOps {
     pub fn default_for(key_type: KeyType) -> Self {
         match key_type {
             KeyType::Rsa => KeyOps::from_ops(&[KeyOp::Sign, KeyOp::Verify, KeyOp::Encrypt, KeyOp::Decrypt]),
-            KeyType::Ec => KeyOps::from_ops(&[KeyOp::Sign, KeyOp::Verify]),
+            KeyType::Ec | KeyType::Ed25519 | KeyType::Hmac => KeyOps::from_ops(&[KeyOp::Sign, KeyOp::Verify]),
             KeyType::Aes => KeyOps::from_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]),
         }
     }
@@ -139,7 +139,7 @@ impl KeyOps {
     pub fn possible_for(key_type: KeyType) -> Self {
         match key_type {
             KeyType::Rsa => KeyOps::from_ops(KeyOp::ALL),
-            KeyType::Ec => KeyOps::from_ops(&[KeyOp::Sign, KeyOp::Verify]),
+            KeyType::Ec | KeyType::Ed25519 | KeyType::Hmac => KeyOps::from_ops(&[KeyOp::Sign, KeyOp::Verify]),
             KeyType::Aes => KeyOps::from_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]),
         }
     }
@@ -226,6 +226,11 @@ impl KeyAttributes {
             return Err(Error::invalid(
                 "a key is either for encrypt/decrypt or for wrapKey/unwrapKey, not both (key-role separation)",
             ));
+        }
+        // An HMAC key signs and verifies alike: whoever holds it can forge every MAC it
+        // made, so it never leaves the backend (as key vaults have it).
+        if self.exportable && key_type == KeyType::Hmac {
+            return Err(Error::invalid("HMAC keys are never exportable"));
         }
         if let (Some(nb), Some(exp)) = (self.not_before, self.expires)
             && exp <= nb

@@ -77,11 +77,14 @@ impl AuditKey {
         let (only, transform): (KeyOp, Transform) = match key.spec().key_type() {
             KeyType::Aes => (KeyOp::WrapKey, |k| k.wrap_key(KeyWrapAlgorithm::A256Kw, &DERIVATION_INPUT)),
             KeyType::Rsa => (KeyOp::Sign, |k| k.sign(SignatureAlgorithm::Rs256, &DERIVATION_INPUT)),
-            KeyType::Ec => {
-                // ECDSA signatures are randomised: no stable key can come from one.
+            KeyType::Hmac => (KeyOp::Sign, |k| k.sign(SignatureAlgorithm::Hs256, &DERIVATION_INPUT)),
+            // ECDSA signatures are randomised: no stable key can come from one. Ed25519's
+            // are stable, but a signature is public by design, not a secret to derive from.
+            KeyType::Ec | KeyType::Ed25519 => {
                 return Err(Error::invalid(format!(
-                    "the audit key '{}' is an EC key; it must be AES-256 or RSA",
-                    key.name()
+                    "the audit key '{}' is a {} key; it must be AES-256, RSA or HMAC",
+                    key.name(),
+                    key.spec().key_type()
                 )));
             }
         };

@@ -172,9 +172,6 @@ impl Key {
             self.guard(KeyOp::Sign)?;
             self.fits(alg.fits(self.spec()), &alg)?;
             self.inner.check_algorithm(KeyOp::Sign, Algorithm::Signature(alg))?;
-            if format == SignatureFormat::Der && !matches!(alg.scheme(), SignatureScheme::Ecdsa(_)) {
-                return Err(der_for_rsa());
-            }
             let raw = match input {
                 SignInput::Message(m) => self.inner.sign(alg, m)?,
                 SignInput::Digest(d) => self.inner.sign_digest(alg, checked_digest(alg, d)?)?,
@@ -217,8 +214,14 @@ impl Key {
                     }
                     signature.to_vec()
                 }
-                (_, SignatureFormat::Der) => return Err(der_for_rsa()),
-                (_, SignatureFormat::Raw) => signature.to_vec(),
+                // RSA, EdDSA and HMAC signatures have one encoding.
+                (
+                    SignatureScheme::RsaPkcs1v15
+                    | SignatureScheme::RsaPss
+                    | SignatureScheme::Ed25519
+                    | SignatureScheme::Hmac,
+                    SignatureFormat::Raw | SignatureFormat::Der,
+                ) => signature.to_vec(),
             };
             match input {
                 SignInput::Message(m) => self.inner.verify(alg, m, &raw),
@@ -229,12 +232,44 @@ impl Key {
         r
     }
 
+    /// The longest signature `alg` makes with this key in `format` (a raw signature's
+    /// exact length; DER's bound), for callers that size buffers first (the C ABI).
+    pub fn max_signature_len(&self, alg: SignatureAlgorithm, format: SignatureFormat) -> Result<usize> {
+        let raw = alg.signature_len(self.spec()).ok_or_else(|| {
+            Error::invalid(format!("algorithm {alg} does not fit key '{}' ({})", self.name(), self.spec()))
+        })?;
+        match (alg.scheme(), format) {
+            // SEQUENCE header (3) and two INTEGERs (2-byte header and a sign byte each).
+            (SignatureScheme::Ecdsa(_), SignatureFormat::Der) => Ok(raw + 9),
+            (_, SignatureFormat::Raw | SignatureFormat::Der) => Ok(raw),
+        }
+    }
+
+    /// The length of an `alg` ciphertext with this (RSA) key: the modulus length.
+    pub fn max_ciphertext_len(&self, alg: EncryptionAlgorithm) -> Result<usize> {
+        let _ = alg;
+        self.rsa_modulus_len()
+    }
+
+    /// The longest output of [`wrap_key`](Self::wrap_key) for a key of `key_len` bytes.
+    pub fn max_wrapped_len(&self, alg: KeyWrapAlgorithm, key_len: usize) -> Result<usize> {
+        let too_long = || Error::invalid("key too long to wrap");
+        match alg.scheme() {
+            // RFC 3394 adds one 8-byte block; RFC 5649 pads to 8 bytes and adds one.
+            WrapScheme::AesKw(_) => key_len.checked_add(8).ok_or_else(too_long),
+            WrapScheme::AesKwp(_) => {
+                key_len.div_ceil(8).checked_mul(8).and_then(|n| n.checked_add(8)).ok_or_else(too_long)
+            }
+            WrapScheme::RsaOaep(_) => self.rsa_modulus_len(),
+        }
+    }
+
     fn rsa_modulus_len(&self) -> Result<usize> {
         match self.spec() {
             KeySpec::Rsa { bits } => {
                 usize::try_from(bits.div_ceil(8)).map_err(|_| Error::invalid("modulus too large"))
             }
-            KeySpec::Ec(_) | KeySpec::Aes(_) => {
+            KeySpec::Ec(_) | KeySpec::Aes(_) | KeySpec::Ed25519 | KeySpec::Hmac { .. } => {
                 Err(Error::invalid(format!("key '{}' is not an RSA key", self.name())))
             }
         }
@@ -346,7 +381,7 @@ impl Key {
     /// The key material of an exportable key (software backend only).
     pub fn export(&self) -> Result<KeyMaterial> {
         let info = self.info();
-        let r = if !info.attributes.exportable {
+        let r = if info.spec.key_type() == crate::KeyType::Hmac || !info.attributes.exportable {
             Err(Error::PermissionDenied { key: info.name.clone(), reason: Denied::NotExportable })
         } else if !info.attributes.enabled {
             Err(Error::PermissionDenied { key: info.name.clone(), reason: Denied::Disabled })
@@ -356,10 +391,6 @@ impl Key {
         self.ctx.emit(&info.name, Some(info.version), "export", None, &r);
         r
     }
-}
-
-fn der_for_rsa() -> Error {
-    Error::invalid("DER signature encoding applies to ECDSA only")
 }
 
 /// `digest`, if `alg` signs digests and it has the prehash's length.
@@ -377,9 +408,8 @@ fn checked_digest(alg: SignatureAlgorithm, digest: &[u8]) -> Result<&[u8]> {
 
 fn encode_signature(alg: SignatureAlgorithm, raw: Vec<u8>, format: SignatureFormat) -> Result<Vec<u8>> {
     match (alg.scheme(), format) {
-        (_, SignatureFormat::Raw) => Ok(raw),
         (SignatureScheme::Ecdsa(curve), SignatureFormat::Der) => ecdsa_sig::raw_to_der(curve, &raw),
-        (_, SignatureFormat::Der) => Err(der_for_rsa()),
+        (_, SignatureFormat::Raw | SignatureFormat::Der) => Ok(raw),
     }
 }
 

@@ -52,9 +52,12 @@ pub use lifecycle::{
     Deletion, KeyDescription, KeyState, KeyUpdate, RotationPolicy, StoreSettings, format_iso_duration,
     parse_iso_duration,
 };
-pub use material::{EcPrivateComponents, KeyMaterial, RsaPrivateComponents};
+pub use material::{EcPrivateComponents, Ed25519PrivateComponents, KeyMaterial, RsaPrivateComponents};
 pub use metadata::{DescriptionEdit, MemoryMetadata, MetadataStore};
-pub use public::{EcPublicKey, PublicKey, RsaPublicKey};
-pub use spec::{AesSize, EcCurve, KeySpec, KeyType, RSA_GENERATE_BITS, RSA_MAX_BITS, RSA_MIN_BITS};
+pub use public::{EcPublicKey, Ed25519PublicKey, PublicKey, RsaPublicKey};
+pub use spec::{
+    AesSize, EcCurve, HMAC_GENERATE_BITS, HMAC_MAX_BITS, HMAC_MIN_BITS, KeySpec, KeyType, RSA_GENERATE_BITS,
+    RSA_MAX_BITS, RSA_MIN_BITS,
+};
 pub use store::{MAX_NAME_LEN, MAX_RETENTION, MIN_RETENTION, Rotation, Store, validate_name};
 pub use zeroize::Zeroizing;

@@ -10,7 +10,10 @@ use serde_json::Value;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use crate::error::{Error, Result};
-use crate::public::{EcPublicKey, ID_EC_PUBLIC_KEY, PublicKey, RSA_ENCRYPTION, RsaPublicKey, strip_zeros};
+use crate::public::{
+    EcPublicKey, Ed25519PublicKey, ID_EC_PUBLIC_KEY, ID_ED25519, PublicKey, RSA_ENCRYPTION, RsaPublicKey,
+    strip_zeros,
+};
 use crate::spec::{AesSize, EcCurve, KeySpec};
 
 /// The private components of an RSA key, big-endian, no leading zeros.
@@ -53,6 +56,17 @@ pub struct EcPrivateComponents {
     pub public_point: Option<Vec<u8>>,
 }
 
+/// An Ed25519 private key: the 32-byte seed (RFC 8032's private key) and, if the encoding
+/// carried it, the public key.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct Ed25519PrivateComponents {
+    /// The seed.
+    pub seed: [u8; 32],
+    #[zeroize(skip)]
+    /// The public key, if known (checked against the seed by the engine that loads it).
+    pub public: Option<Ed25519PublicKey>,
+}
+
 /// Key material to import. Debug output never shows private or secret parts.
 #[derive(Clone)]
 pub enum KeyMaterial {
@@ -62,6 +76,10 @@ pub enum KeyMaterial {
     EcPrivate(EcPrivateComponents),
     /// An AES key.
     Aes(Zeroizing<Vec<u8>>),
+    /// An Ed25519 private key.
+    Ed25519Private(Ed25519PrivateComponents),
+    /// An HMAC key (a generic secret of 256 to 512 bits).
+    Hmac(Zeroizing<Vec<u8>>),
     /// A public key alone (verify / encrypt / wrap only).
     Public(PublicKey),
 }
@@ -102,15 +120,35 @@ impl KeyMaterial {
         Ok(KeyMaterial::Aes(Zeroizing::new(bytes.to_vec())))
     }
 
+    /// An HMAC key from raw bytes (32 to 64).
+    pub fn hmac(bytes: &[u8]) -> Result<Self> {
+        let bits = u32::try_from(bytes.len()).ok().and_then(|n| n.checked_mul(8)).unwrap_or(u32::MAX);
+        KeySpec::check_hmac_bits(bits)?;
+        Ok(KeyMaterial::Hmac(Zeroizing::new(bytes.to_vec())))
+    }
+
+    /// An Ed25519 private key from its 32-byte seed and, optionally, its public key.
+    pub fn ed25519_private(seed: &[u8], public: Option<&[u8]>) -> Result<Self> {
+        let seed = <[u8; 32]>::try_from(seed)
+            .map_err(|_| Error::invalid(format!("an Ed25519 private key is 32 bytes, not {}", seed.len())))?;
+        let public = public.map(Ed25519PublicKey::new).transpose()?;
+        Ok(KeyMaterial::Ed25519Private(Ed25519PrivateComponents { seed, public }))
+    }
+
     /// The spec of this key.
     pub fn spec(&self) -> Result<KeySpec> {
         Ok(match self {
-            KeyMaterial::RsaPrivate(k) => k.public()?.bits(),
-            KeyMaterial::EcPrivate(k) => return Ok(KeySpec::Ec(k.curve)),
-            KeyMaterial::Aes(k) => return Ok(KeySpec::Aes(AesSize::from_len(k.len())?)),
-            KeyMaterial::Public(p) => return Ok(p.spec()),
+            KeyMaterial::RsaPrivate(k) => KeySpec::Rsa { bits: k.public()?.bits() },
+            KeyMaterial::EcPrivate(k) => KeySpec::Ec(k.curve),
+            KeyMaterial::Aes(k) => KeySpec::Aes(AesSize::from_len(k.len())?),
+            KeyMaterial::Ed25519Private(_) => KeySpec::Ed25519,
+            KeyMaterial::Hmac(k) => {
+                let bits = u32::try_from(k.len()).ok().and_then(|n| n.checked_mul(8)).unwrap_or(u32::MAX);
+                KeySpec::check_hmac_bits(bits)?;
+                KeySpec::Hmac { bits }
+            }
+            KeyMaterial::Public(p) => p.spec(),
         })
-        .map(|bits| KeySpec::Rsa { bits })
     }
 
     /// Whether only a public key is held.
@@ -208,6 +246,17 @@ impl KeyMaterial {
             }
             return Self::from_sec1(curve, &k);
         }
+        if pki.algorithm.oid == ID_ED25519 {
+            // RFC 8410: parameters absent; the key is CurvePrivateKey ::= OCTET STRING.
+            if pki.algorithm.parameters.is_some() {
+                return Err(Error::invalid(
+                    "Ed25519 PKCS#8 key with algorithm parameters (RFC 8410: absent)",
+                ));
+            }
+            let seed = <&OctetStringRef>::from_der(inner).map_err(|_| bad("Ed25519 key in PKCS#8"))?;
+            let public = pki.public_key.and_then(|p| p.as_bytes());
+            return Self::ed25519_private(seed.as_bytes(), public);
+        }
         Err(Error::unsupported(format!("private key algorithm {}", pki.algorithm.oid)))
     }
 
@@ -227,6 +276,14 @@ impl KeyMaterial {
                 .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
                 .ok_or_else(|| Error::invalid("EC public key without a named curve"))?;
             return Ok(KeyMaterial::Public(PublicKey::Ec(EcPublicKey::new(EcCurve::from_oid(&oid)?, bits)?)));
+        }
+        if spki.algorithm.oid == ID_ED25519 {
+            if spki.algorithm.parameters.is_some() {
+                return Err(Error::invalid(
+                    "Ed25519 public key with algorithm parameters (RFC 8410: absent)",
+                ));
+            }
+            return Ok(KeyMaterial::Public(PublicKey::Ed25519(Ed25519PublicKey::new(bits)?)));
         }
         Err(Error::unsupported(format!("public key algorithm {}", spki.algorithm.oid)))
     }
@@ -276,7 +333,9 @@ impl KeyMaterial {
         r
     }
 
-    /// Parses a JWK (RFC 7517/7518): `kty` RSA, EC or oct; private when it has `d` (or `k`).
+    /// Parses a JWK (RFC 7517/7518/8037): `kty` RSA, EC, OKP (`crv` Ed25519) or oct; private
+    /// when it has `d` (or `k`). An `oct` key is an HMAC key when its `key_ops` are
+    /// `sign`/`verify` or its `alg` is an HS* algorithm, an AES key otherwise.
     pub fn from_jwk(jwk: &Value) -> Result<Self> {
         let obj = jwk.as_object().ok_or_else(|| bad("JWK (not an object)"))?;
         let field = |name: &str| -> Result<Option<Zeroizing<Vec<u8>>>> {
@@ -337,7 +396,28 @@ impl KeyMaterial {
                     }
                 }
             }
-            Some("oct") => KeyMaterial::aes(&need("k")?),
+            Some("OKP") => {
+                match obj.get("crv").and_then(Value::as_str) {
+                    Some("Ed25519") => {}
+                    Some(other) => return Err(Error::unsupported(format!("JWK OKP curve '{other}'"))),
+                    None => return Err(Error::invalid("JWK lacks 'crv'")),
+                }
+                let x = need("x")?;
+                match field("d")? {
+                    None => Ok(KeyMaterial::Public(PublicKey::Ed25519(Ed25519PublicKey::new(&x)?))),
+                    Some(d) => Self::ed25519_private(&d, Some(&x)),
+                }
+            }
+            Some("oct") => {
+                let ops: Vec<&str> = match obj.get("key_ops") {
+                    None => Vec::new(),
+                    Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+                    Some(_) => return Err(Error::invalid("JWK member 'key_ops' is not an array")),
+                };
+                let hs_alg = obj.get("alg").and_then(Value::as_str).is_some_and(|a| a.starts_with("HS"));
+                let mac_ops = ops.iter().any(|o| matches!(*o, "sign" | "verify"));
+                if hs_alg || mac_ops { KeyMaterial::hmac(&need("k")?) } else { KeyMaterial::aes(&need("k")?) }
+            }
             Some(other) => Err(Error::unsupported(format!("JWK kty '{other}'"))),
             None => Err(Error::invalid("JWK lacks 'kty'")),
         }
@@ -389,8 +469,17 @@ impl KeyMaterial {
                 );
                 Ok(Zeroizing::new(pki.to_der().map_err(e)?))
             }
-            KeyMaterial::Public(_) | KeyMaterial::Aes(_) => {
-                Err(Error::invalid("only RSA and EC private keys have a PKCS#8 form"))
+            KeyMaterial::Ed25519Private(k) => {
+                // RFC 8410 section 7, version 1 (as OpenSSL writes it).
+                let inner = Zeroizing::new(OctetStringRef::new(&k.seed).map_err(e)?.to_der().map_err(e)?);
+                let pki = pkcs8::PrivateKeyInfoRef::new(
+                    spki::AlgorithmIdentifierRef { oid: ID_ED25519, parameters: None },
+                    OctetStringRef::new(&inner).map_err(e)?,
+                );
+                Ok(Zeroizing::new(pki.to_der().map_err(e)?))
+            }
+            KeyMaterial::Public(_) | KeyMaterial::Aes(_) | KeyMaterial::Hmac(_) => {
+                Err(Error::invalid("only RSA, EC and Ed25519 private keys have a PKCS#8 form"))
             }
         }
     }

@@ -11,6 +11,8 @@ use crate::spec::{EcCurve, KeySpec};
 
 pub(crate) const RSA_ENCRYPTION: const_oid::ObjectIdentifier = const_oid::db::rfc5912::RSA_ENCRYPTION;
 pub(crate) const ID_EC_PUBLIC_KEY: const_oid::ObjectIdentifier = const_oid::db::rfc5912::ID_EC_PUBLIC_KEY;
+/// `id-Ed25519` (RFC 8410): the algorithm of Ed25519 keys, with absent parameters.
+pub(crate) const ID_ED25519: const_oid::ObjectIdentifier = const_oid::db::rfc8410::ID_ED_25519;
 
 /// Strips leading zero bytes from a big-endian integer.
 pub(crate) fn strip_zeros(bytes: &[u8]) -> &[u8] {
@@ -121,6 +123,28 @@ impl EcPublicKey {
     }
 }
 
+/// An Ed25519 public key: the 32-byte encoding of RFC 8032 section 5.1.2. That it is a
+/// point on the curve is checked by the engine that uses it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ed25519PublicKey([u8; 32]);
+
+impl Ed25519PublicKey {
+    /// The length of the encoding.
+    pub const LEN: usize = 32;
+
+    /// A key from its 32-byte encoding.
+    pub fn new(bytes: &[u8]) -> Result<Self> {
+        <[u8; 32]>::try_from(bytes)
+            .map(Ed25519PublicKey)
+            .map_err(|_| Error::invalid(format!("an Ed25519 public key is 32 bytes, not {}", bytes.len())))
+    }
+
+    /// The 32-byte encoding.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
 pub(crate) fn copy_right_aligned(dst: &mut [u8], src: &[u8]) {
     if let Some(off) = dst.len().checked_sub(src.len())
         && let Some(tail) = dst.get_mut(off..)
@@ -140,6 +164,8 @@ pub enum PublicKey {
     Rsa(RsaPublicKey),
     /// EC.
     Ec(EcPublicKey),
+    /// Ed25519.
+    Ed25519(Ed25519PublicKey),
 }
 
 impl PublicKey {
@@ -148,6 +174,7 @@ impl PublicKey {
         match self {
             PublicKey::Rsa(k) => KeySpec::Rsa { bits: k.bits() },
             PublicKey::Ec(k) => KeySpec::Ec(k.curve),
+            PublicKey::Ed25519(_) => KeySpec::Ed25519,
         }
     }
 
@@ -170,6 +197,13 @@ impl PublicKey {
                         parameters: Some(AnyRef::from(&curve)),
                     },
                     subject_public_key: BitStringRef::from_bytes(&k.point).map_err(enc_err)?,
+                };
+                spki.to_der().map_err(enc_err)
+            }
+            PublicKey::Ed25519(k) => {
+                let spki = SubjectPublicKeyInfoRef {
+                    algorithm: AlgorithmIdentifierRef { oid: ID_ED25519, parameters: None },
+                    subject_public_key: BitStringRef::from_bytes(k.as_bytes()).map_err(enc_err)?,
                 };
                 spki.to_der().map_err(enc_err)
             }
@@ -199,6 +233,12 @@ impl PublicKey {
                 m.insert("crv".into(), k.curve.name().into());
                 m.insert("x".into(), b64(x));
                 m.insert("y".into(), b64(y));
+            }
+            PublicKey::Ed25519(k) => {
+                // RFC 8037.
+                m.insert("kty".into(), "OKP".into());
+                m.insert("crv".into(), "Ed25519".into());
+                m.insert("x".into(), b64(k.as_bytes()));
             }
         }
         if let Some(kid) = kid {

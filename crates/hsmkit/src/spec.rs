@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 use crate::error::{Error, Result};
 
-/// NIST curves.
+/// The curves of ECDSA keys: NIST's three and secp256k1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum EcCurve {
     /// NIST P-256 (secp256r1).
@@ -14,27 +14,43 @@ pub enum EcCurve {
     P384,
     /// NIST P-521 (secp521r1).
     P521,
+    /// secp256k1 (SEC 2), which key vaults call `P-256K`; JOSE `ES256K` (RFC 8812).
+    P256K,
 }
+
+/// secp256k1's named-curve OID (SEC 2: 1.3.132.0.10).
+const SECP_256_K_1: const_oid::ObjectIdentifier = const_oid::ObjectIdentifier::new_unwrap("1.3.132.0.10");
 
 impl EcCurve {
     /// Every supported curve.
-    pub const ALL: &'static [EcCurve] = &[EcCurve::P256, EcCurve::P384, EcCurve::P521];
+    pub const ALL: &'static [EcCurve] = &[EcCurve::P256, EcCurve::P384, EcCurve::P521, EcCurve::P256K];
 
-    /// The JOSE `crv` name: `P-256`, `P-384`, `P-521`.
+    /// The JOSE `crv` name: `P-256`, `P-384`, `P-521`, and the key vaults' `P-256K` for
+    /// secp256k1 (RFC 8812 writes `secp256k1`, which is accepted when parsing).
     pub fn name(self) -> &'static str {
         match self {
             EcCurve::P256 => "P-256",
             EcCurve::P384 => "P-384",
             EcCurve::P521 => "P-521",
+            EcCurve::P256K => "P-256K",
         }
     }
 
     /// Length of a field element / scalar in bytes (also half a raw signature).
     pub fn field_len(self) -> usize {
         match self {
-            EcCurve::P256 => 32,
+            EcCurve::P256 | EcCurve::P256K => 32,
             EcCurve::P384 => 48,
             EcCurve::P521 => 66,
+        }
+    }
+
+    /// The size of the group order in bits (PKCS#11 mechanism sizes use it).
+    pub fn order_bits(self) -> u32 {
+        match self {
+            EcCurve::P256 | EcCurve::P256K => 256,
+            EcCurve::P384 => 384,
+            EcCurve::P521 => 521,
         }
     }
 
@@ -45,6 +61,7 @@ impl EcCurve {
             EcCurve::P256 => rfc5912::SECP_256_R_1,
             EcCurve::P384 => rfc5912::SECP_384_R_1,
             EcCurve::P521 => rfc5912::SECP_521_R_1,
+            EcCurve::P256K => SECP_256_K_1,
         }
     }
 
@@ -71,7 +88,8 @@ impl FromStr for EcCurve {
             "P256" | "SECP256R1" | "PRIME256V1" => Ok(EcCurve::P256),
             "P384" | "SECP384R1" => Ok(EcCurve::P384),
             "P521" | "SECP521R1" => Ok(EcCurve::P521),
-            _ => Err(Error::invalid(format!("'{s}' is not a supported curve (P-256, P-384, P-521)"))),
+            "P256K" | "SECP256K1" => Ok(EcCurve::P256K),
+            _ => Err(Error::invalid(format!("'{s}' is not a supported curve (P-256, P-384, P-521, P-256K)"))),
         }
     }
 }
@@ -133,6 +151,13 @@ pub const RSA_GENERATE_BITS: &[u32] = &[2048, 3072, 4096];
 pub const RSA_MIN_BITS: u32 = 2048;
 /// The largest RSA modulus hsmkit imports.
 pub const RSA_MAX_BITS: u32 = 8192;
+/// Sizes of HMAC keys hsmkit generates (one per HS* algorithm's hash).
+pub const HMAC_GENERATE_BITS: &[u32] = &[256, 384, 512];
+/// The smallest HMAC key hsmkit takes: HS256's hash length (RFC 7518 section 3.2).
+pub const HMAC_MIN_BITS: u32 = 256;
+/// The largest HMAC key hsmkit takes: HS512's hash length (longer keys are hashed down by
+/// HMAC itself, so they add nothing).
+pub const HMAC_MAX_BITS: u32 = 512;
 
 /// The kind of key and its size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -146,6 +171,14 @@ pub enum KeySpec {
     Ec(EcCurve),
     /// AES (key wrap).
     Aes(AesSize),
+    /// Ed25519 (EdDSA, RFC 8032).
+    Ed25519,
+    /// A generic secret for HMAC (HS256/HS384/HS512) of `bits` bits, a multiple of 8
+    /// from [`HMAC_MIN_BITS`] to [`HMAC_MAX_BITS`].
+    Hmac {
+        /// Key length in bits.
+        bits: u32,
+    },
 }
 
 impl KeySpec {
@@ -167,6 +200,16 @@ impl KeySpec {
     pub const AES_192: KeySpec = KeySpec::Aes(AesSize::Aes192);
     /// AES-256.
     pub const AES_256: KeySpec = KeySpec::Aes(AesSize::Aes256);
+    /// EC secp256k1 (`P-256K`).
+    pub const P256K: KeySpec = KeySpec::Ec(EcCurve::P256K);
+    /// Ed25519.
+    pub const ED25519: KeySpec = KeySpec::Ed25519;
+    /// A 256-bit HMAC key.
+    pub const HMAC_256: KeySpec = KeySpec::Hmac { bits: 256 };
+    /// A 384-bit HMAC key.
+    pub const HMAC_384: KeySpec = KeySpec::Hmac { bits: 384 };
+    /// A 512-bit HMAC key.
+    pub const HMAC_512: KeySpec = KeySpec::Hmac { bits: 512 };
 
     /// Every spec hsmkit can generate.
     pub const GENERATABLE: &'static [KeySpec] = &[
@@ -179,6 +222,11 @@ impl KeySpec {
         KeySpec::AES_128,
         KeySpec::AES_192,
         KeySpec::AES_256,
+        KeySpec::P256K,
+        KeySpec::ED25519,
+        KeySpec::HMAC_256,
+        KeySpec::HMAC_384,
+        KeySpec::HMAC_512,
     ];
 
     /// The key type.
@@ -187,6 +235,19 @@ impl KeySpec {
             KeySpec::Rsa { .. } => KeyType::Rsa,
             KeySpec::Ec(_) => KeyType::Ec,
             KeySpec::Aes(_) => KeyType::Aes,
+            KeySpec::Ed25519 => KeyType::Ed25519,
+            KeySpec::Hmac { .. } => KeyType::Hmac,
+        }
+    }
+
+    /// Checks an HMAC key length (in bits) against hsmkit's range.
+    pub fn check_hmac_bits(bits: u32) -> Result<()> {
+        if (HMAC_MIN_BITS..=HMAC_MAX_BITS).contains(&bits) && bits.is_multiple_of(8) {
+            Ok(())
+        } else {
+            Err(Error::invalid(format!(
+                "HMAC keys are {HMAC_MIN_BITS} to {HMAC_MAX_BITS} bits in whole bytes, not {bits}"
+            )))
         }
     }
 
@@ -196,12 +257,41 @@ impl KeySpec {
             KeySpec::Rsa { bits } if !RSA_GENERATE_BITS.contains(&bits) => Err(Error::invalid(format!(
                 "RSA keys are generated with 2048, 3072 or 4096 bits, not {bits}"
             ))),
-            KeySpec::Rsa { .. } | KeySpec::Ec(_) | KeySpec::Aes(_) => Ok(()),
+            KeySpec::Hmac { bits } if !HMAC_GENERATE_BITS.contains(&bits) => {
+                Err(Error::invalid(format!("HMAC keys are generated with 256, 384 or 512 bits, not {bits}")))
+            }
+            KeySpec::Rsa { .. }
+            | KeySpec::Ec(_)
+            | KeySpec::Aes(_)
+            | KeySpec::Ed25519
+            | KeySpec::Hmac { .. } => Ok(()),
+        }
+    }
+
+    /// Builds a spec from a type name, a size in bits and a curve as the front ends take
+    /// them (CLI `--type/--size/--curve`, Python `create_key(name, type, size=, curve=)`):
+    /// a curve only for EC keys, a size only for RSA, AES and HMAC keys; without them,
+    /// the defaults of [`from_parts`](Self::from_parts).
+    pub fn from_options(key_type: &str, size: Option<u32>, curve: Option<&str>) -> Result<Self> {
+        let key_type: KeyType = key_type.parse()?;
+        let size = size.map(|s| s.to_string());
+        match (key_type, size, curve) {
+            (KeyType::Ec, None, curve) => KeySpec::from_parts("ec", curve),
+            (KeyType::Ec, Some(_), _) => Err(Error::invalid("EC keys take a curve, not a size")),
+            (KeyType::Rsa | KeyType::Aes | KeyType::Ed25519 | KeyType::Hmac, _, Some(_)) => {
+                Err(Error::invalid("a curve is for EC keys; RSA, AES and HMAC keys take a size"))
+            }
+            (KeyType::Ed25519, Some(_), None) => Err(Error::invalid("Ed25519 keys have no size")),
+            (KeyType::Rsa | KeyType::Aes | KeyType::Ed25519 | KeyType::Hmac, size, None) => {
+                KeySpec::from_parts(key_type.name(), size.as_deref())
+            }
         }
     }
 
     /// Builds a spec from a type name and an optional size or curve, as the CLI and the
-    /// bindings take them: `("rsa", Some("3072"))`, `("ec", Some("P-384"))`, `("aes", None)`.
+    /// bindings take them: `("rsa", Some("3072"))`, `("ec", Some("P-384"))`, `("aes", None)`,
+    /// `("ed25519", None)`, `("hmac", Some("384"))`. Without a size: RSA-2048, P-256,
+    /// AES-256, HMAC-256 (the defaults every front end shares).
     pub fn from_parts(key_type: &str, size_or_curve: Option<&str>) -> Result<Self> {
         let key_type: KeyType = key_type.parse()?;
         let bits = |default: u32| -> Result<u32> {
@@ -213,6 +303,18 @@ impl KeySpec {
             KeyType::Rsa => Ok(KeySpec::Rsa { bits: bits(2048)? }),
             KeyType::Ec => Ok(KeySpec::Ec(size_or_curve.unwrap_or("P-256").parse()?)),
             KeyType::Aes => Ok(KeySpec::Aes(AesSize::from_bits(bits(256)?)?)),
+            KeyType::Ed25519 => match size_or_curve {
+                None => Ok(KeySpec::Ed25519),
+                Some(s) if s.eq_ignore_ascii_case("ed25519") => Ok(KeySpec::Ed25519),
+                Some(s) => {
+                    Err(Error::invalid(format!("Ed25519 keys have no size or curve to choose ('{s}')")))
+                }
+            },
+            KeyType::Hmac => {
+                let bits = bits(256)?;
+                KeySpec::check_hmac_bits(bits)?;
+                Ok(KeySpec::Hmac { bits })
+            }
         }
     }
 }
@@ -223,13 +325,16 @@ impl fmt::Display for KeySpec {
             KeySpec::Rsa { bits } => write!(f, "RSA-{bits}"),
             KeySpec::Ec(c) => write!(f, "EC-{c}"),
             KeySpec::Aes(s) => write!(f, "AES-{}", s.bits()),
+            KeySpec::Ed25519 => f.write_str("Ed25519"),
+            KeySpec::Hmac { bits } => write!(f, "HMAC-{bits}"),
         }
     }
 }
 
 impl FromStr for KeySpec {
     type Err = Error;
-    /// Parses `RSA-2048`, `EC-P-256`, `P-256`, `AES-256` (case-insensitive).
+    /// Parses `RSA-2048`, `EC-P-256`, `P-256`, `P-256K`, `AES-256`, `Ed25519`, `HMAC-256`
+    /// (case-insensitive).
     fn from_str(s: &str) -> Result<Self> {
         let (t, rest) = match s.split_once('-') {
             Some((t, rest)) => (t, Some(rest)),
@@ -237,6 +342,10 @@ impl FromStr for KeySpec {
         };
         if t.eq_ignore_ascii_case("p") {
             return Ok(KeySpec::Ec(s.parse()?));
+        }
+        // A curve alone: `secp256k1`, `prime256v1`.
+        if let Ok(curve) = s.parse::<EcCurve>() {
+            return Ok(KeySpec::Ec(curve));
         }
         KeySpec::from_parts(t, rest)
     }
@@ -251,15 +360,29 @@ pub enum KeyType {
     Ec,
     /// AES.
     Aes,
+    /// Ed25519 (JWK `kty` `OKP`).
+    Ed25519,
+    /// A generic secret for HMAC (JWK `kty` `oct`).
+    Hmac,
 }
 
 impl KeyType {
-    /// The JWK `kty`-like name: `RSA`, `EC`, `AES`.
+    /// The name hsmkit writes: `RSA`, `EC`, `AES`, `Ed25519`, `HMAC`.
     pub fn name(self) -> &'static str {
         match self {
             KeyType::Rsa => "RSA",
             KeyType::Ec => "EC",
             KeyType::Aes => "AES",
+            KeyType::Ed25519 => "Ed25519",
+            KeyType::Hmac => "HMAC",
+        }
+    }
+
+    /// Whether keys of this type are one secret value (no public half): AES and HMAC.
+    pub fn is_secret(self) -> bool {
+        match self {
+            KeyType::Aes | KeyType::Hmac => true,
+            KeyType::Rsa | KeyType::Ec | KeyType::Ed25519 => false,
         }
     }
 }
@@ -277,7 +400,9 @@ impl FromStr for KeyType {
             "rsa" => Ok(KeyType::Rsa),
             "ec" | "ecdsa" => Ok(KeyType::Ec),
             "aes" | "oct" => Ok(KeyType::Aes),
-            _ => Err(Error::invalid(format!("'{s}' is not a key type (rsa, ec, aes)"))),
+            "ed25519" | "okp" | "eddsa" => Ok(KeyType::Ed25519),
+            "hmac" => Ok(KeyType::Hmac),
+            _ => Err(Error::invalid(format!("'{s}' is not a key type (rsa, ec, aes, ed25519, hmac)"))),
         }
     }
 }

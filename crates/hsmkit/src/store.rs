@@ -303,7 +303,7 @@ impl Store {
         let mut info = key.info().clone();
         let name = info.name.clone();
         let r = (|| {
-            if info.spec.key_type() != crate::KeyType::Aes {
+            if !info.spec.key_type().is_secret() {
                 info.binding.public_sha256 = Some(KeyBinding::fingerprint(&key.public_key()?)?);
             }
             self.meta.modify(&name, &mut |doc| {

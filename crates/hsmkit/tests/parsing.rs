@@ -21,7 +21,11 @@ fn algorithm_names_round_trip() {
     }
     // RSA-OAEP names both an encryption and a wrap algorithm; the union picks encryption.
     assert_eq!("RSA-OAEP".parse::<Algorithm>().unwrap(), Algorithm::Encryption(EncryptionAlgorithm::RsaOaep));
-    assert_eq!("HS256".parse::<Algorithm>().unwrap_err().kind(), ErrorKind::InvalidInput);
+    assert_eq!("HS1".parse::<Algorithm>().unwrap_err().kind(), ErrorKind::InvalidInput);
+    // JOSE spellings, case-insensitive as every name.
+    assert_eq!("hs384".parse::<SignatureAlgorithm>().unwrap(), SignatureAlgorithm::Hs384);
+    assert_eq!("EDDSA".parse::<SignatureAlgorithm>().unwrap(), SignatureAlgorithm::EdDsa);
+    assert_eq!("es256k".parse::<SignatureAlgorithm>().unwrap(), SignatureAlgorithm::Es256k);
 }
 
 #[test]
@@ -37,6 +41,25 @@ fn key_specs_round_trip() {
     assert!(KeySpec::from_parts("dsa", None).is_err());
     assert!("EC-P-999".parse::<KeySpec>().is_err());
     assert_eq!(EcCurve::from_oid(&EcCurve::P256.oid()).unwrap(), EcCurve::P256);
+    // secp256k1: the key vaults' P-256K, RFC 8812's secp256k1, SEC 2's OID.
+    for s in ["P-256K", "secp256k1", "EC-P-256K"] {
+        assert_eq!(s.parse::<KeySpec>().unwrap(), KeySpec::P256K, "{s}");
+    }
+    assert_eq!(EcCurve::P256K.oid().to_string(), "1.3.132.0.10");
+    assert_eq!(EcCurve::from_oid(&EcCurve::P256K.oid()).unwrap(), EcCurve::P256K);
+    assert_eq!(KeySpec::from_parts("ed25519", None).unwrap(), KeySpec::ED25519);
+    assert_eq!(KeySpec::from_parts("hmac", None).unwrap(), KeySpec::HMAC_256);
+    assert_eq!("HMAC-384".parse::<KeySpec>().unwrap(), KeySpec::HMAC_384);
+    assert!(KeySpec::from_parts("hmac", Some("128")).is_err(), "shorter than HS256's hash");
+    assert!(KeySpec::from_parts("hmac", Some("520")).is_err(), "longer than 512 bits");
+    assert!(KeySpec::from_parts("ed25519", Some("256")).is_err());
+    // The front ends' options: a curve only for EC keys, a size not for Ed25519 keys.
+    assert_eq!(KeySpec::from_options("ec", None, Some("P-256K")).unwrap(), KeySpec::P256K);
+    assert_eq!(KeySpec::from_options("hmac", Some(512), None).unwrap(), KeySpec::HMAC_512);
+    assert_eq!(KeySpec::from_options("rsa", None, None).unwrap(), KeySpec::RSA_2048);
+    assert!(KeySpec::from_options("ec", Some(256), None).is_err());
+    assert!(KeySpec::from_options("rsa", None, Some("P-256")).is_err());
+    assert!(KeySpec::from_options("ed25519", Some(256), None).is_err());
 }
 
 #[test]

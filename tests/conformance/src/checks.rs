@@ -20,7 +20,9 @@ pub fn expect_kind<T: std::fmt::Debug>(r: hsmkit::Result<T>, kind: ErrorKind) ->
 pub fn spec_for_sig(alg: SignatureAlgorithm) -> KeySpec {
     match alg.scheme() {
         SignatureScheme::Ecdsa(c) => KeySpec::Ec(c),
-        _ => KeySpec::RSA_2048,
+        SignatureScheme::Ed25519 => KeySpec::Ed25519,
+        SignatureScheme::Hmac => KeySpec::Hmac { bits: u32::try_from(alg.hash().output_len() * 8).unwrap() },
+        SignatureScheme::RsaPkcs1v15 | SignatureScheme::RsaPss => KeySpec::RSA_2048,
     }
 }
 
@@ -93,7 +95,7 @@ pub fn generate_every_spec(store: &Store) {
         assert_eq!(again.info().spec, *spec);
         assert_eq!(again.info().attributes, key.info().attributes);
         match spec {
-            KeySpec::Aes(_) => {
+            KeySpec::Aes(_) | KeySpec::Hmac { .. } => {
                 expect_kind(key.public_key(), ErrorKind::Unsupported);
             }
             _ => {
@@ -123,10 +125,20 @@ pub fn sign_verify_every_algorithm(store: &Store) {
             continue;
         }
         let sig = r.unwrap_or_else(|e| panic!("{alg}: {e}"));
-        if let SignatureScheme::Ecdsa(c) = alg.scheme() {
-            assert_eq!(sig.len(), 2 * c.field_len(), "{alg} raw signature length");
-        } else {
-            assert_eq!(sig.len(), 256, "{alg} signature length");
+        let len = match alg.scheme() {
+            SignatureScheme::Ecdsa(c) => 2 * c.field_len(),
+            SignatureScheme::Ed25519 => 64,
+            SignatureScheme::Hmac => alg.hash().output_len(),
+            SignatureScheme::RsaPkcs1v15 | SignatureScheme::RsaPss => 256,
+        };
+        assert_eq!(sig.len(), len, "{alg} signature length");
+        assert_eq!(Some(sig.len()), alg.signature_len(key.spec()), "{alg}: the core's signature_len");
+        // Deterministic schemes give the same bytes twice; ECDSA and PSS are randomised.
+        match alg.scheme() {
+            SignatureScheme::RsaPkcs1v15 | SignatureScheme::Ed25519 | SignatureScheme::Hmac => {
+                assert_eq!(key.sign(*alg, MSG).unwrap(), sig, "{alg} is deterministic");
+            }
+            SignatureScheme::RsaPss | SignatureScheme::Ecdsa(_) => {}
         }
         key.verify(*alg, MSG, &sig).unwrap_or_else(|e| panic!("{alg} verify: {e}"));
         expect_kind(key.verify(*alg, b"another message", &sig), ErrorKind::VerificationFailed);
@@ -143,6 +155,15 @@ pub fn sign_digest_matches_sign_message(store: &Store) {
     for alg in SignatureAlgorithm::ALL.iter().filter(|a| caps.sign.contains(a)) {
         let key = create(store, &format!("dig-{alg}"), spec_for_sig(*alg), &[KeyOp::Sign, KeyOp::Verify]);
         let digest = alg.hash().digest(MSG);
+        if alg.prehash().is_none() {
+            // EdDSA and HMAC sign the whole message: a digest is refused, typed.
+            expect_kind(key.sign_digest(*alg, &digest), ErrorKind::InvalidInput);
+            let sig = key.sign(*alg, MSG).unwrap();
+            expect_kind(key.verify_digest(*alg, &digest, &sig), ErrorKind::InvalidInput);
+            // One encoding: DER is the same bytes (both schemes are deterministic).
+            assert_eq!(key.sign_with(*alg, SignInput::Message(MSG), SignatureFormat::Der).unwrap(), sig);
+            continue;
+        }
         let sig = key.sign_digest(*alg, &digest).unwrap();
         key.verify(*alg, MSG, &sig)
             .unwrap_or_else(|e| panic!("{alg}: digest-signed fails message verify: {e}"));
@@ -160,7 +181,12 @@ pub fn sign_digest_matches_sign_message(store: &Store) {
 
 pub fn ecdsa_der_and_raw_encodings(store: &Store) {
     let caps = store.capabilities();
-    for alg in [SignatureAlgorithm::Es256, SignatureAlgorithm::Es384, SignatureAlgorithm::Es512] {
+    for alg in [
+        SignatureAlgorithm::Es256,
+        SignatureAlgorithm::Es384,
+        SignatureAlgorithm::Es512,
+        SignatureAlgorithm::Es256k,
+    ] {
         if !caps.sign.contains(&alg) {
             continue;
         }
@@ -182,13 +208,14 @@ pub fn ecdsa_der_and_raw_encodings(store: &Store) {
             ErrorKind::VerificationFailed,
         );
     }
-    // DER applies to ECDSA only.
+    // RSA signatures have one encoding: DER (what OpenSSL reads) is the same bytes.
     if caps.sign.contains(&SignatureAlgorithm::Rs256) {
-        let key = create(store, "enc-rsa", KeySpec::RSA_2048, &[KeyOp::Sign]);
-        expect_kind(
-            key.sign_with(SignatureAlgorithm::Rs256, SignInput::Message(MSG), SignatureFormat::Der),
-            ErrorKind::InvalidInput,
-        );
+        let key = create(store, "enc-rsa", KeySpec::RSA_2048, &[KeyOp::Sign, KeyOp::Verify]);
+        let der =
+            key.sign_with(SignatureAlgorithm::Rs256, SignInput::Message(MSG), SignatureFormat::Der).unwrap();
+        assert_eq!(der, key.sign(SignatureAlgorithm::Rs256, MSG).unwrap());
+        key.verify_with(SignatureAlgorithm::Rs256, SignInput::Message(MSG), &der, SignatureFormat::Der)
+            .unwrap();
     }
 }
 
@@ -480,13 +507,17 @@ fn signing_algs(spec: KeySpec) -> SignatureAlgorithm {
     match spec {
         KeySpec::Ec(hsmkit::EcCurve::P384) => SignatureAlgorithm::Es384,
         KeySpec::Ec(hsmkit::EcCurve::P521) => SignatureAlgorithm::Es512,
+        KeySpec::Ec(hsmkit::EcCurve::P256K) => SignatureAlgorithm::Es256k,
         KeySpec::Ec(_) => SignatureAlgorithm::Es256,
+        KeySpec::Ed25519 => SignatureAlgorithm::EdDsa,
         _ => SignatureAlgorithm::Rs256,
     }
 }
 
 pub fn public_key_export_import_round_trips(store: &Store) {
-    for spec in [KeySpec::RSA_2048, KeySpec::P256, KeySpec::P384, KeySpec::P521] {
+    for spec in
+        [KeySpec::RSA_2048, KeySpec::P256, KeySpec::P384, KeySpec::P521, KeySpec::P256K, KeySpec::ED25519]
+    {
         let alg = signing_algs(spec);
         let Some(key) = create_or_unsupported(
             store,
@@ -502,7 +533,12 @@ pub fn public_key_export_import_round_trips(store: &Store) {
         let jwk = key.public_key_jwk().unwrap();
         assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n"));
         assert_eq!(jwk["kid"], format!("{}/1", key.name()));
-        assert_eq!(jwk["kty"], if matches!(spec, KeySpec::Rsa { .. }) { "RSA" } else { "EC" });
+        let kty = match spec {
+            KeySpec::Rsa { .. } => "RSA",
+            KeySpec::Ed25519 => "OKP",
+            _ => "EC",
+        };
+        assert_eq!(jwk["kty"], kty);
         for (i, material) in [
             KeyMaterial::from_der(&der).unwrap(),
             KeyMaterial::from_pem(&pem).unwrap(),
@@ -534,7 +570,9 @@ pub fn public_key_export_import_round_trips(store: &Store) {
 pub fn private_key_import_round_trips(store: &Store) {
     let caps = store.capabilities();
     let soft = hsmkit::Store::new(hsmkit_soft::SoftBackend::new());
-    for spec in [KeySpec::RSA_2048, KeySpec::P256, KeySpec::P384, KeySpec::P521] {
+    for spec in
+        [KeySpec::RSA_2048, KeySpec::P256, KeySpec::P384, KeySpec::P521, KeySpec::P256K, KeySpec::ED25519]
+    {
         let alg = signing_algs(spec);
         // Made exportable in a software store, so its PKCS#8 and JWK forms are known.
         let source = soft
@@ -598,6 +636,51 @@ pub fn private_key_import_round_trips(store: &Store) {
         store.import_key("mismatch", KeyMaterial::EcPrivate(ec), KeyAttributes::default()),
         invalid_import(store),
     );
+}
+
+/// HMAC keys: never exportable; imported from a JWK `oct` key with sign/verify `key_ops`
+/// (an `oct` key without them is AES); the same key gives the same MAC as the software
+/// store, and a tag of another key or message does not verify.
+pub fn hmac_keys(store: &Store) {
+    let caps = store.capabilities();
+    expect_kind(
+        store.create_key(
+            "hmac-exp",
+            KeySpec::HMAC_256,
+            KeyAttributes { exportable: true, ..KeyAttributes::default() },
+        ),
+        ErrorKind::InvalidInput,
+    );
+    let raw: Vec<u8> = (7u8..55).collect(); // 384 bits
+    let jwk = serde_json::json!({"kty": "oct", "k": base64url(&raw), "key_ops": ["sign", "verify"]});
+    let material = KeyMaterial::from_jwk(&jwk).unwrap();
+    assert_eq!(material.spec().unwrap(), KeySpec::HMAC_384);
+    let aes = serde_json::json!({"kty": "oct", "k": base64url(&raw[..32])});
+    assert_eq!(KeyMaterial::from_jwk(&aes).unwrap().spec().unwrap(), KeySpec::AES_256);
+    let Some(key) = import_or_unsupported(store, "hmac-jwk", material.clone(), KeyAttributes::default())
+    else {
+        return;
+    };
+    assert_eq!(key.spec(), KeySpec::HMAC_384);
+    expect_kind(key.public_key(), ErrorKind::Unsupported);
+    let e = expect_kind(key.export(), ErrorKind::PermissionDenied);
+    assert_eq!(denied(e), Denied::NotExportable);
+    let soft = hsmkit::Store::new(hsmkit_soft::SoftBackend::new());
+    let reference = soft.import_key("ref", material, KeyAttributes::default()).unwrap();
+    for alg in [SignatureAlgorithm::Hs256, SignatureAlgorithm::Hs384] {
+        let r = key.sign(alg, MSG);
+        if !caps.sign.contains(&alg) {
+            expect_kind(r, ErrorKind::Unsupported);
+            continue;
+        }
+        let tag = r.unwrap();
+        assert_eq!(tag, reference.sign(alg, MSG).unwrap(), "{alg}: the software store's MAC");
+        key.verify(alg, MSG, &tag).unwrap();
+        expect_kind(key.verify(alg, b"another message", &tag), ErrorKind::VerificationFailed);
+        expect_kind(key.verify(alg, MSG, &tag[..tag.len() - 1]), ErrorKind::VerificationFailed);
+    }
+    // HS512 needs a key as long as its hash (RFC 7518 section 3.2).
+    expect_kind(key.sign(SignatureAlgorithm::Hs512, MSG), ErrorKind::InvalidInput);
 }
 
 pub fn aes_key_import(store: &Store) {
@@ -694,7 +777,19 @@ pub fn bad_input_is_typed_error(store: &Store) {
         KeyMaterial::from_jwk_str("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\",\"y\":\"AA\"}"),
         ErrorKind::InvalidInput,
     );
-    expect_kind(KeyMaterial::from_jwk_str("{\"kty\":\"OKP\"}"), ErrorKind::Unsupported);
+    expect_kind(
+        KeyMaterial::from_jwk_str("{\"kty\":\"OKP\",\"crv\":\"X448\",\"x\":\"AA\"}"),
+        ErrorKind::Unsupported,
+    );
+    expect_kind(
+        KeyMaterial::from_jwk_str("{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"x\":\"AA\"}"),
+        ErrorKind::InvalidInput,
+    );
+    expect_kind(
+        KeyMaterial::from_jwk_str("{\"kty\":\"oct\",\"k\":\"AAAA\",\"key_ops\":[\"sign\"]}"),
+        ErrorKind::InvalidInput,
+    );
+    expect_kind(KeyMaterial::from_jwk_str("{\"kty\":\"LWE\"}"), ErrorKind::Unsupported);
     // A point not on the curve is rejected at import.
     let mut point = vec![4u8];
     point.extend([1u8; 64]);

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             public_key_export_import_round_trips,
             private_key_import_round_trips,
             aes_key_import,
+            hmac_keys,
             public_only_key_refuses_private_operations,
             non_exportable_key_refuses_export,
             names_list_get_destroy,
@@ -74,6 +75,8 @@ macro_rules! conformance_tests {
             wycheproof_rsa_pkcs1_verify,
             wycheproof_rsa_pss_verify,
             wycheproof_ecdsa_verify,
+            wycheproof_ed25519_verify,
+            wycheproof_hmac,
             wycheproof_aes_kw,
             wycheproof_aes_kwp,
             wycheproof_aes_gcm,
@@ -87,6 +90,8 @@ macro_rules! conformance_tests {
             openssl_verifies_hsmkit_signatures,
             hsmkit_decrypts_openssl_oaep,
             hsmkit_imports_openssl_keys,
+            openssl_and_hsmkit_ed25519,
+            openssl_mac_matches_hsmkit_hmac,
         );
         $crate::conformance_tests!(@each_prop $make;
             prop_sign_verify,

@@ -63,6 +63,11 @@ impl Tally {
     }
 }
 
+/// The backend and the engine that did the cryptography: "soft/aws-lc", "pkcs11/pkcs11".
+fn label(store: &Store) -> String {
+    format!("{}/{}", store.backend_kind(), store.capabilities().engine)
+}
+
 fn sig_alg(hash: HashFunction, pss: bool) -> Option<SignatureAlgorithm> {
     use SignatureAlgorithm::*;
     Some(match (hash, pss) {
@@ -192,7 +197,7 @@ pub fn wycheproof_rsa_oaep(store: &Store) {
             }
             store.destroy_key(&kname).expect("destroy");
         }
-        tally.report(store.backend_kind(), set_name);
+        tally.report(&label(store), set_name);
         if rsa_crate && set_name != "rsa_oaep_misc" {
             assert!(seen_exception, "{set_name}: the known OAEP exception no longer occurs: remove it");
         }
@@ -237,7 +242,7 @@ pub fn wycheproof_rsa_pkcs1_verify(store: &Store) {
             }
             store.destroy_key(&kname).expect("destroy");
         }
-        tally.report(store.backend_kind(), set_name);
+        tally.report(&label(store), set_name);
     }
 }
 
@@ -278,7 +283,7 @@ pub fn wycheproof_rsa_pss_verify(store: &Store) {
             }
             store.destroy_key(&kname).expect("destroy");
         }
-        tally.report(store.backend_kind(), set_name);
+        tally.report(&label(store), set_name);
     }
 }
 
@@ -321,6 +326,18 @@ pub fn wycheproof_ecdsa_verify(store: &Store) {
             SignatureAlgorithm::Es512,
             SignatureFormat::Raw,
         ),
+        (
+            "ecdsa_secp256k1_sha256",
+            TestName::EcdsaSecp256k1Sha256,
+            SignatureAlgorithm::Es256k,
+            SignatureFormat::Der,
+        ),
+        (
+            "ecdsa_secp256k1_sha256_p1363",
+            TestName::EcdsaSecp256k1Sha256P1363,
+            SignatureAlgorithm::Es256k,
+            SignatureFormat::Raw,
+        ),
     ];
     for (set_name, name, alg, format) in sets {
         let set = TestSet::load(name).expect("vectors");
@@ -348,7 +365,97 @@ pub fn wycheproof_ecdsa_verify(store: &Store) {
             }
             store.destroy_key(&kname).expect("destroy");
         }
-        tally.report(store.backend_kind(), set_name);
+        tally.report(&label(store), set_name);
+    }
+}
+
+/// Wycheproof `ed25519`: every group's SPKI imported, every signature verified (pure
+/// Ed25519, RFC 8032).
+pub fn wycheproof_ed25519_verify(store: &Store) {
+    use wycheproof::eddsa::{TestName, TestSet};
+    let set = TestSet::load(TestName::Ed25519).expect("vectors");
+    let mut tally = Tally::default();
+    for (gi, g) in set.test_groups.iter().enumerate() {
+        let kname = format!("wp-ed25519-{gi}");
+        let Some(key) = import_for_group(
+            store,
+            &mut tally,
+            &kname,
+            KeyMaterial::from_der(&g.der).expect("SPKI"),
+            KeyAttributes::with_ops(&[KeyOp::Verify]),
+            g.tests.iter().map(|t| t.tc_id),
+        ) else {
+            continue;
+        };
+        for t in &g.tests {
+            check_verify(
+                t.tc_id,
+                &t.comment,
+                t.result,
+                key.verify(SignatureAlgorithm::EdDsa, &t.msg, &t.sig),
+            );
+            tally.count(t.result);
+        }
+        store.destroy_key(&kname).expect("destroy");
+    }
+    tally.report(&label(store), "ed25519");
+}
+
+/// Wycheproof `hmac_sha256`/`384`/`512`: each vector's key imported as an HMAC key; a
+/// valid tag must be what `sign` makes and must verify, an invalid one must not. Groups
+/// outside what an hsmkit HMAC key is are counted as not run: keys shorter than the
+/// hash or longer than 512 bits (RFC 7518 section 3.2 and hsmkit's key range), and
+/// truncated tags (JWS HS* tags are whole).
+pub fn wycheproof_hmac(store: &Store) {
+    use wycheproof::mac::{TestName, TestSet};
+    let sets = [
+        ("hmac_sha256", TestName::HmacSha256, SignatureAlgorithm::Hs256),
+        ("hmac_sha384", TestName::HmacSha384, SignatureAlgorithm::Hs384),
+        ("hmac_sha512", TestName::HmacSha512, SignatureAlgorithm::Hs512),
+    ];
+    let caps = store.capabilities();
+    for (set_name, name, alg) in sets {
+        let set = TestSet::load(name).expect("vectors");
+        let mut tally = Tally::default();
+        let hash_bits = alg.hash().output_len() * 8;
+        for g in &set.test_groups {
+            let why = if g.tag_size != hash_bits {
+                Some("truncated tag (HS* tags are whole)")
+            } else if g.key_size < hash_bits || g.key_size > 512 {
+                Some("key size outside hsmkit's HMAC keys (hash length to 512 bits)")
+            } else if !caps.sign.contains(&alg) {
+                Some("backend: algorithm not in its capabilities (asserted Unsupported)")
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                tally.not_run.extend(g.tests.iter().map(|t| (t.tc_id, why.to_owned())));
+                continue;
+            }
+            for t in &g.tests {
+                let kname = format!("wp-{set_name}-{}", t.tc_id).replace('_', "-");
+                let Some(key) = import_for_group(
+                    store,
+                    &mut tally,
+                    &kname,
+                    KeyMaterial::hmac(&t.key).expect("an HMAC key of the group's size"),
+                    KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]),
+                    std::iter::once(t.tc_id),
+                ) else {
+                    continue;
+                };
+                let tag = key.sign(alg, &t.msg).expect("sign");
+                match t.result {
+                    TestResult::Valid => assert_eq!(tag, *t.tag, "tcId {} ({})", t.tc_id, t.comment),
+                    TestResult::Invalid => assert_ne!(tag, *t.tag, "tcId {} ({})", t.tc_id, t.comment),
+                    TestResult::Acceptable => {}
+                }
+                check_verify(t.tc_id, &t.comment, t.result, key.verify(alg, &t.msg, &t.tag));
+                tally.count(t.result);
+                store.destroy_key(&kname).expect("destroy");
+            }
+        }
+        tally.report(&label(store), set_name);
     }
 }
 
@@ -412,7 +519,7 @@ fn keywrap(store: &Store, padded: bool) {
             store.destroy_key(&kname).expect("destroy");
         }
     }
-    tally.report(store.backend_kind(), set_name);
+    tally.report(&label(store), set_name);
 }
 
 pub fn wycheproof_aes_kw(store: &Store) {

@@ -46,7 +46,7 @@ impl Recipient {
                     KeyWrapAlgorithm::RsaOaep
                 }
             }
-            other => {
+            other @ (KeySpec::Ec(_) | KeySpec::Ed25519 | KeySpec::Hmac { .. }) => {
                 return Err(Error::invalid(format!(
                     "key '{}' ({other}) cannot wrap a data key: use an AES or RSA key",
                     key.name()
@@ -106,7 +106,9 @@ fn wrapped_len(r: &Recipient) -> Result<usize> {
         KeySpec::Rsa { bits } => {
             usize::try_from(bits.div_ceil(8)).map_err(|_| Error::invalid("RSA key size"))
         }
-        other => Err(Error::unsupported(format!("{other} keys do not wrap"))),
+        other @ (KeySpec::Ec(_) | KeySpec::Ed25519 | KeySpec::Hmac { .. }) => {
+            Err(Error::unsupported(format!("{other} keys do not wrap")))
+        }
     }
 }
 
