@@ -455,8 +455,10 @@ hsmkit_result hsmkit_key_info(const struct hsmkit_key *key,
                               size_t *written);
 
 /**
- * Signs `data` (`RS256`..`PS512` with RSA keys, `ES256`/`ES384`/`ES512` with EC keys).
- * Sizing (`buf` NULL) signs nothing.
+ * Signs `data` (`RS256`..`PS512` with RSA keys, `ES256`/`ES384`/`ES512`/`ES256K` with EC
+ * keys, `EdDSA` with Ed25519 keys, `HS256`/`HS384`/`HS512` with HMAC keys). EdDSA and
+ * HMAC take the message only (`HSMKIT_SIGN_PREHASHED` is `HSMKIT_ERR_INVALID_INPUT`);
+ * `HSMKIT_SIGN_DER` changes only ECDSA signatures. Sizing (`buf` NULL) signs nothing.
  *
  * # Safety
  * `key` is live; `alg` is a C string; `data` has `len` bytes; `buf`/`cap`/`written` as
@@ -661,8 +663,10 @@ hsmkit_result hsmkit_store_capabilities(const struct hsmkit_store *store,
 
 /**
  * Creates a key. `spec`: `"RSA-2048"`/`"RSA-3072"`/`"RSA-4096"`, `"EC-P-256"` (or
- * `"P-256"`), `"P-384"`, `"P-521"`, `"AES-128"`/`"AES-192"`/`"AES-256"`. `ops`: NULL for
- * the type's default, or a comma-separated list (`"sign,verify"`, `"wrapKey,unwrapKey"`).
+ * `"P-256"`), `"P-384"`, `"P-521"`, `"P-256K"` (secp256k1), `"AES-128"`/`"AES-192"`/
+ * `"AES-256"`, `"Ed25519"`, `"HMAC-256"`/`"HMAC-384"`/`"HMAC-512"` (never exportable).
+ * `ops`: NULL for the type's default, or a comma-separated list (`"sign,verify"`,
+ * `"wrapKey,unwrapKey"`).
  * `flags`: `HSMKIT_KEY_*`. The new key (version 1) is returned in `*out`.
  *
  * # Safety

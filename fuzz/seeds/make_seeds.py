@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa, utils
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa, utils
 
 root = Path(__file__).parent
 E = serialization.Encoding
@@ -31,7 +31,7 @@ def b64u(n: int, size: int) -> str:
 
 r = rsa.generate_private_key(65537, 2048)
 keys = {"rsa": r, "p256": ec.generate_private_key(ec.SECP256R1()), "p384": ec.generate_private_key(ec.SECP384R1()),
-        "p521": ec.generate_private_key(ec.SECP521R1())}
+        "p521": ec.generate_private_key(ec.SECP521R1()), "p256k": ec.generate_private_key(ec.SECP256K1())}
 for name, k in keys.items():
     write("key_import", f"{name}-pkcs8.der", k.private_bytes(E.DER, PF.PKCS8, NONE))
     write("key_import", f"{name}-pkcs8.pem", k.private_bytes(E.PEM, PF.PKCS8, NONE))
@@ -45,6 +45,15 @@ en = keys["p256"].private_numbers()
 write("key_import", "p256-private.jwk", json.dumps({
     "kty": "EC", "crv": "P-256", "x": b64u(en.public_numbers.x, 32), "y": b64u(en.public_numbers.y, 32),
     "d": b64u(en.private_value, 32)}).encode())
+ed = ed25519.Ed25519PrivateKey.generate()
+write("key_import", "ed25519-pkcs8.der", ed.private_bytes(E.DER, PF.PKCS8, NONE))
+write("key_import", "ed25519-spki.pem", ed.public_key().public_bytes(E.PEM, PubF.SubjectPublicKeyInfo))
+edx = ed.public_key().public_bytes(E.Raw, PubF.Raw)
+write("key_import", "ed25519-private.jwk", json.dumps({
+    "kty": "OKP", "crv": "Ed25519", "x": b64u(int.from_bytes(edx, "big"), 32),
+    "d": b64u(int.from_bytes(ed.private_bytes(E.Raw, PF.Raw, NONE), "big"), 32)}).encode())
+write("key_import", "hmac.jwk", json.dumps({"kty": "oct", "k": b64u(int.from_bytes(os.urandom(48), "big"), 48),
+                                            "key_ops": ["sign", "verify"]}).encode())
 write("key_import", "aes.jwk", json.dumps({"kty": "oct", "k": b64u(int.from_bytes(os.urandom(32), "big"), 32)}).encode())
 
 for i, text in enumerate([
@@ -61,11 +70,13 @@ for curve, h in [(ec.SECP256R1(), hashes.SHA256()), (ec.SECP521R1(), hashes.SHA5
     n = (curve.key_size + 7) // 8
     write("parse_text", f"raw-{curve.name}", rr.to_bytes(n, "big") + ss.to_bytes(n, "big"))
 
-# verify: [algorithm and encoding, message byte, signature...]
-for sel, n in [(0, 256), (3, 256), (6, 64), (7, 96), (8, 132)]:
+# verify: [algorithm and encoding, message byte, signature...]; 14 algorithms (see ALGS),
+# DER when (sel / 14) is odd.
+for sel, n in [(0, 256), (3, 256), (6, 64), (7, 96), (8, 132), (9, 64), (10, 64), (11, 32), (12, 48), (13, 64)]:
     write("verify", f"alg{sel}-raw", bytes([sel, 1]) + os.urandom(n))
-write("verify", "es256-der", bytes([6 + 9, 1]) + keys["p256"].sign(b"x", ec.ECDSA(hashes.SHA256())))
-write("verify", "es512-der", bytes([8 + 9, 1]) + keys["p521"].sign(b"x", ec.ECDSA(hashes.SHA512())))
+write("verify", "es256-der", bytes([6 + 14, 1]) + keys["p256"].sign(b"x", ec.ECDSA(hashes.SHA256())))
+write("verify", "es512-der", bytes([8 + 14, 1]) + keys["p521"].sign(b"x", ec.ECDSA(hashes.SHA512())))
+write("verify", "es256k-der", bytes([9 + 14, 1]) + keys["p256k"].sign(b"x", ec.ECDSA(hashes.SHA256())))
 
 # unwrap: [algorithm, wrapped...]
 for sel, n in [(0, 24), (2, 40), (3, 16), (5, 40), (6, 256), (7, 256)]:

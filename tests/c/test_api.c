@@ -364,6 +364,53 @@ static void test_sign(hsmkit_store *s) {
     CHECK(n == 256);
     hsmkit_key_free(rsa);
 
+    /* RSA signatures have one encoding: DER asks for the same bytes. */
+    uint8_t der[512];
+    size_t dn = 0;
+    rsa = NULL;
+    OK(hsmkit_store_get_key(s, "rsa", 0, &rsa));
+    OK(hsmkit_key_sign(rsa, "RS256", 0, msg, 7, sig, sizeof sig, &n));
+    OK(hsmkit_key_sign(rsa, "RS256", HSMKIT_SIGN_DER, msg, 7, der, sizeof der, &dn));
+    CHECK(n == dn && memcmp(sig, der, n) == 0);
+    hsmkit_key_free(rsa);
+
+    /* Ed25519: pure EdDSA over the message; 64 bytes; deterministic; no digest. */
+    hsmkit_key *ed = create(s, "ed", "Ed25519", NULL);
+    sign_verify(ed, "EdDSA", 0, msg, 7);
+    sign_verify(ed, "EdDSA", 0, NULL, 0);
+    OK(hsmkit_key_sign(ed, "EdDSA", 0, msg, 7, NULL, 0, &n));
+    CHECK(n == 64);
+    OK(hsmkit_key_sign(ed, "EdDSA", 0, msg, 7, sig, sizeof sig, &n));
+    OK(hsmkit_key_sign(ed, "EdDSA", 0, msg, 7, der, sizeof der, &dn));
+    CHECK(n == 64 && dn == 64 && memcmp(sig, der, 64) == 0);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(ed, "EdDSA", HSMKIT_SIGN_PREHASHED, digest, 32, sig, sizeof sig, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(ed, "ES256", 0, msg, 7, sig, sizeof sig, &n));
+    hsmkit_key_free(ed);
+
+    /* secp256k1 (the key vaults' P-256K): ES256K, raw and DER. */
+    hsmkit_key *k1 = create(s, "k1", "P-256K", NULL);
+    sign_verify(k1, "ES256K", 0, msg, 7);
+    sign_verify(k1, "ES256K", HSMKIT_SIGN_DER, msg, 7);
+    sign_verify(k1, "ES256K", HSMKIT_SIGN_PREHASHED, digest, 32);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(k1, "ES256", 0, msg, 7, sig, sizeof sig, &n));
+    hsmkit_key_free(k1);
+
+    /* HMAC: HS256/384/512 with a 512-bit key; the tag is the hash's length. */
+    hsmkit_key *mac = create(s, "mac", "HMAC-512", NULL);
+    const char *macs[] = {"HS256", "HS384", "HS512"};
+    const size_t tag_len[] = {32, 48, 64};
+    for (size_t i = 0; i < 3; i++) {
+        sign_verify(mac, macs[i], 0, msg, 7);
+        OK(hsmkit_key_sign(mac, macs[i], 0, msg, 7, NULL, 0, &n));
+        CHECK(n == tag_len[i]);
+    }
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(mac, "HS256", HSMKIT_SIGN_PREHASHED, digest, 32, sig, sizeof sig, &n));
+    hsmkit_key_free(mac);
+    /* HMAC keys never leave the backend. */
+    hsmkit_key *bad = NULL;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_create_key(s, "mac-exp", "HMAC-256", NULL, HSMKIT_KEY_EXPORTABLE, &bad));
+    CHECK(bad == NULL);
+
     hsmkit_key *aes = create(s, "aes-sign", "AES-256", NULL);
     EXPECT(HSMKIT_ERR_PERMISSION_DENIED, hsmkit_key_sign(aes, "ES256", 0, msg, 7, NULL, 0, &n));
     hsmkit_key_free(aes);

@@ -262,22 +262,23 @@ pub(crate) struct InOut {
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub(crate) enum Encoding {
-    /// RSA: the signature; ECDSA: r||s (JOSE).
+    /// ECDSA: r||s (JOSE); every other algorithm: its one encoding.
     Raw,
-    /// ECDSA as a DER SEQUENCE (what OpenSSL reads and writes); RSA signatures are the same
-    /// in both encodings.
+    /// ECDSA as a DER SEQUENCE (what OpenSSL reads and writes); RSA, EdDSA and HMAC
+    /// signatures are the same in both encodings.
     Der,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct SignArgs {
     pub(crate) name: String,
-    /// RS256/384/512, PS256/384/512, ES256/384/512.
+    /// RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA, HS256/384/512.
     #[arg(long)]
     pub(crate) alg: String,
     #[command(flatten)]
     pub(crate) io: InOut,
-    /// The input is a digest of the algorithm's hash, not the message.
+    /// The input is a digest of the algorithm's hash, not the message (RSA and ECDSA;
+    /// EdDSA and HMAC sign the message only).
     #[arg(long)]
     pub(crate) digest: bool,
     #[arg(long, value_enum, default_value = "raw")]

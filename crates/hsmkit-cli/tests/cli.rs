@@ -520,6 +520,63 @@ fn openssl_verifies_signatures_and_encrypts_for_hsmkit() {
     openssl_interop(&Env::store(), true);
 }
 
+/// The three newer families from the command line: Ed25519 (OpenSSL verifies its
+/// signatures with `pkeyutl -rawin`), secp256k1 (`dgst` with the exported key) and HMAC
+/// (the tag equals `openssl mac`, which needs the raw key: imported from a JWK here).
+fn newer_families(e: &Env) {
+    let msg = e.write("msg", b"newer key families from the command line");
+    e.ok(&["key", "create", "ed", "--type", "ed25519"]);
+    let sig = e.p("ed.sig");
+    e.ok(&["sign", "ed", "--alg", "EdDSA", "--in", &msg, "--out", &sig]);
+    assert_eq!(std::fs::read(&sig).unwrap().len(), 64);
+    e.ok(&["verify", "ed", "--alg", "EdDSA", "--in", &msg, "--signature", &sig]);
+    let pub_pem = e.p("ed.pub.pem");
+    e.ok(&["key", "public", "ed", "--out", &pub_pem]);
+    let out = openssl(&[
+        "pkeyutl", "-verify", "-pubin", "-inkey", &pub_pem, "-rawin", "-in", &msg, "-sigfile", &sig,
+    ]);
+    assert!(out.status.success(), "openssl rejects EdDSA: {}", String::from_utf8_lossy(&out.stderr));
+    e.fails(2, &["sign", "ed", "--alg", "EdDSA", "--digest", "--in", &msg]);
+    e.fails(2, &["key", "create", "ed2", "--type", "ed25519", "--size", "256"]);
+
+    e.ok(&["key", "create", "k1", "--type", "ec", "--curve", "P-256K"]);
+    let k1_pem = e.p("k1.pub.pem");
+    e.ok(&["key", "public", "k1", "--out", &k1_pem]);
+    let k1_sig = e.p("k1.sig");
+    e.ok(&["sign", "k1", "--alg", "ES256K", "--encoding", "der", "--in", &msg, "--out", &k1_sig]);
+    let out = openssl(&["dgst", "-sha256", "-verify", &k1_pem, "-signature", &k1_sig, &msg]);
+    assert!(out.status.success(), "openssl rejects ES256K: {}", String::from_utf8_lossy(&out.stderr));
+
+    let raw: Vec<u8> = (0u8..48).map(|i| i ^ 0xa5).collect();
+    let k = <base64ct::Base64UrlUnpadded as base64ct::Encoding>::encode_string(&raw);
+    let jwk =
+        e.write("mac.jwk", format!(r#"{{"kty":"oct","k":"{k}","key_ops":["sign","verify"]}}"#).as_bytes());
+    e.ok(&["key", "import", "mac", "--in", &jwk, "--format", "jwk"]);
+    let tag = e.ok(&["sign", "mac", "--alg", "HS384", "--in", &msg]);
+    let hexkey: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let out =
+        openssl(&["mac", "-digest", "SHA384", "-macopt", &format!("hexkey:{hexkey}"), "-in", &msg, "HMAC"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let expected = String::from_utf8_lossy(&out.stdout).trim().to_ascii_lowercase();
+    assert_eq!(tag.iter().map(|b| format!("{b:02x}")).collect::<String>(), expected);
+    let tag_file = e.write("mac.tag", &tag);
+    e.ok(&["verify", "mac", "--alg", "HS384", "--in", &msg, "--signature", &tag_file]);
+    e.fails(2, &["key", "create", "mac2", "--type", "hmac", "--exportable"]);
+    e.ok(&["key", "create", "mac3", "--type", "hmac", "--size", "512"]);
+    let show = e.json(&["key", "show", "mac3"]);
+    assert!(show.to_string().contains("HMAC-512"), "{show}");
+}
+
+#[test]
+fn ed25519_secp256k1_and_hmac_on_the_keystore() {
+    newer_families(&Env::store());
+}
+
+#[test]
+fn ed25519_secp256k1_and_hmac_on_softhsm() {
+    newer_families(&Env::softhsm());
+}
+
 /// `hsmkit info --json` and the human report against `caps` (the same store's
 /// `Store::capabilities()`, opened in this process after the command ran).
 fn check_info(e: &Env, backend: &str, caps: &hsmkit::Capabilities) {

@@ -103,8 +103,10 @@ fn input(data: &[u8], prehashed: bool) -> SignInput<'_> {
     if prehashed { SignInput::Digest(data) } else { SignInput::Message(data) }
 }
 
-/// Signs `data` (`RS256`..`PS512` with RSA keys, `ES256`/`ES384`/`ES512` with EC keys).
-/// Sizing (`buf` NULL) signs nothing.
+/// Signs `data` (`RS256`..`PS512` with RSA keys, `ES256`/`ES384`/`ES512`/`ES256K` with EC
+/// keys, `EdDSA` with Ed25519 keys, `HS256`/`HS384`/`HS512` with HMAC keys). EdDSA and
+/// HMAC take the message only (`HSMKIT_SIGN_PREHASHED` is `HSMKIT_ERR_INVALID_INPUT`);
+/// `HSMKIT_SIGN_DER` changes only ECDSA signatures. Sizing (`buf` NULL) signs nothing.
 ///
 /// # Safety
 /// `key` is live; `alg` is a C string; `data` has `len` bytes; `buf`/`cap`/`written` as

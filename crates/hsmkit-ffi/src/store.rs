@@ -219,8 +219,10 @@ fn new_key(out: *mut *mut hsmkit_key, key: hsmkit::Key) {
 }
 
 /// Creates a key. `spec`: `"RSA-2048"`/`"RSA-3072"`/`"RSA-4096"`, `"EC-P-256"` (or
-/// `"P-256"`), `"P-384"`, `"P-521"`, `"AES-128"`/`"AES-192"`/`"AES-256"`. `ops`: NULL for
-/// the type's default, or a comma-separated list (`"sign,verify"`, `"wrapKey,unwrapKey"`).
+/// `"P-256"`), `"P-384"`, `"P-521"`, `"P-256K"` (secp256k1), `"AES-128"`/`"AES-192"`/
+/// `"AES-256"`, `"Ed25519"`, `"HMAC-256"`/`"HMAC-384"`/`"HMAC-512"` (never exportable).
+/// `ops`: NULL for the type's default, or a comma-separated list (`"sign,verify"`,
+/// `"wrapKey,unwrapKey"`).
 /// `flags`: `HSMKIT_KEY_*`. The new key (version 1) is returned in `*out`.
 ///
 /// # Safety

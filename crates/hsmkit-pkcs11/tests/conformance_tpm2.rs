@@ -31,12 +31,25 @@ fn tpm2_unsupported_answers_are_exactly() {
         "generate AES-128",
         "generate AES-192",
         "generate AES-256",
+        // The TPM's curves are NIST's (and BN): no secp256k1 key pair, no Edwards curve;
+        // no generic-secret generation the probe could use for HMAC keys.
+        "generate EC-P-256K",
+        "generate Ed25519",
+        "generate HMAC-256",
+        "generate HMAC-384",
+        "generate HMAC-512",
         // No CKM_RSA_PKCS_PSS in its mechanism list.
         "sign PS256",
         "sign PS384",
         "sign PS512",
         // CKM_ECDSA with a P-521 key: CKR_HOST_MEMORY.
         "sign ES512",
+        // No secp256k1 keys, no CKM_EDDSA, no CKM_SHA*_HMAC that passed the probe.
+        "sign ES256K",
+        "sign EdDSA",
+        "sign HS256",
+        "sign HS384",
+        "sign HS512",
         // No CKM_AES_KEY_WRAP / _PAD (and no AES keys).
         "wrap A128KW",
         "wrap A192KW",

@@ -506,8 +506,9 @@ impl Store {
     pub fn create_key(&self, name: &str, spec: KeySpec, attributes: KeyAttributes) -> Result<Key> {
         let r = (|| {
             validate_name(name)?;
-            self.check_generate(spec)?;
+            // Input first: attributes no backend would take are InvalidInput everywhere.
             let attributes = attributes.resolve(spec.key_type())?;
+            self.check_generate(spec)?;
             self.check_free(name)?;
             let req = NewKey {
                 name,
