@@ -32,9 +32,13 @@ def test_capabilities_on_both_backends(store: hsmkit.Store) -> None:
         assert caps["import"] and caps["export"] and caps["oaep_label"]
         assert caps["notes"] == []
         assert caps["generate"] == [
-            "RSA-2048", "RSA-3072", "RSA-4096", "EC-P-256", "EC-P-384", "EC-P-521", "AES-128", "AES-192", "AES-256"
+            "RSA-2048", "RSA-3072", "RSA-4096", "EC-P-256", "EC-P-384", "EC-P-521", "AES-128", "AES-192", "AES-256",
+            "EC-P-256K", "Ed25519", "HMAC-256", "HMAC-384", "HMAC-512",
         ]
-        assert caps["sign"] == ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"]
+        assert caps["sign"] == [
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+            "ES256K", "EdDSA", "HS256", "HS384", "HS512",
+        ]
         assert caps["decrypt"] == ["RSA-OAEP", "RSA-OAEP-256"]
     else:
         assert store.backend_kind == "pkcs11"
