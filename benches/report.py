@@ -27,6 +27,12 @@ GROUPS = [
     "ECDSA P-384 verify",
     "ECDSA P-521 sign",
     "ECDSA P-521 verify",
+    "ECDSA P-256K sign",
+    "ECDSA P-256K verify",
+    "Ed25519 sign",
+    "Ed25519 verify",
+    "HMAC HS256 sign",
+    "HMAC HS256 verify",
 ]
 
 
@@ -53,6 +59,9 @@ def openssl_rates():
         if m and len(nums) >= 4:
             rates[f"ECDSA P-{m.group(1)} sign"] = nums[2]
             rates[f"ECDSA P-{m.group(1)} verify"] = nums[3]
+        if re.search(r"EdDSA \(Ed25519\)", line) and len(nums) >= 4:
+            rates["Ed25519 sign"] = nums[2]
+            rates["Ed25519 verify"] = nums[3]
     return rates
 
 

@@ -12,13 +12,13 @@ export MEASURE
 benches="${BENCHES:-ops envelope}"
 for b in $benches; do
     case $b in
-    ops) rm -rf target/criterion/RSA-* target/criterion/ECDSA* target/criterion/AES-* ;;
+    ops) rm -rf target/criterion/RSA-* target/criterion/ECDSA* target/criterion/AES-* target/criterion/Ed25519* target/criterion/HMAC* ;;
     envelope) rm -rf target/criterion/envelope* ;;
     esac
     cargo bench --locked -p hsmkit-benches --bench "$b" -- --warm-up-time 0.5 --measurement-time "$MEASURE" --noplot >/dev/null
 done
 {
-    openssl speed -seconds 2 rsa2048 rsa3072 ecdsap256 ecdsap384 ecdsap521 2>/dev/null
+    openssl speed -seconds 2 rsa2048 rsa3072 ecdsap256 ecdsap384 ecdsap521 ed25519 2>/dev/null
     for n in 1024 1048576; do openssl speed -seconds 2 -bytes "$n" -evp aes-256-gcm 2>/dev/null; done
 } >target/openssl-speed.txt
 python3 benches/report.py target/criterion target/openssl-speed.txt BENCHMARKS.md

@@ -3,7 +3,7 @@
 //! raw RustCrypto and aws-lc-rs calls; hsmkit on a SoftHSM2 token against raw cryptoki on
 //! the same token. Private-key operations also run on two threads.
 //! `benches/run.sh` runs a short version and writes the table into BENCHMARKS.md.
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 type Case<'a> = (&'a str, Box<dyn Fn() + Sync + 'a>);
 
@@ -91,6 +91,174 @@ fn raw_ec_pair(s: &Session, oid: &rsa::pkcs8::ObjectIdentifier) -> (ObjectHandle
     ];
     let (p, k) = s.generate_key_pair(&Mechanism::EccKeyPairGen, &public, &private).unwrap();
     (k, p)
+}
+
+/// Ed25519 sign and verify: hsmkit on both engines and SoftHSM2 (`CKM_EDDSA`) beside
+/// ed25519-dalek, aws-lc-rs and raw cryptoki on the same token.
+fn ed25519(c: &mut Criterion) {
+    use ed25519_dalek::Signer as _;
+    let rc = store(SoftEngine::RustCrypto);
+    let key = exportable(&rc, "k", KeySpec::ED25519, &[KeyOp::Sign, KeyOp::Verify]);
+    let der = key.export().unwrap().to_pkcs8_der().unwrap();
+    let aws = store(SoftEngine::AwsLc);
+    let akey = aws
+        .import_key("k", key.export().unwrap(), KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]))
+        .unwrap();
+    let hsmkit::KeyMaterial::Ed25519Private(seed) = key.export().unwrap() else { panic!("Ed25519 material") };
+    let raw_rc = ed25519_dalek::SigningKey::from_bytes(&seed.seed);
+    let raw_aws = sig::Ed25519KeyPair::from_pkcs8(&der).unwrap();
+    let aws_public = sig::UnparsedPublicKey::new(&sig::ED25519, raw_aws.public_key().as_ref().to_vec());
+    let sig_raw = key.sign(S::EdDsa, MSG).unwrap();
+    let token = hsmkit_pkcs11::testing::SoftHsmToken::new().unwrap();
+    let hsm = token.store().unwrap();
+    let hkey = hsm
+        .create_key("k", KeySpec::ED25519, KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]))
+        .unwrap();
+    let session = token_session(&token);
+    let ed_params = {
+        use rsa::pkcs1::der::Encode;
+        rsa::pkcs8::ObjectIdentifier::new_unwrap("1.3.101.112").to_der().unwrap()
+    };
+    let (priv_h, _) = {
+        let public = [
+            Attribute::Token(true),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::EcParams(ed_params.clone()),
+            Attribute::Verify(true),
+        ];
+        let private = [
+            Attribute::Token(true),
+            Attribute::KeyType(KeyType::EC_EDWARDS),
+            Attribute::Sign(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+        ];
+        let (p, k) = session.generate_key_pair(&Mechanism::EccEdwardsKeyPairGen, &public, &private).unwrap();
+        (k, p)
+    };
+    let eddsa = Mechanism::Eddsa(cryptoki::mechanism::eddsa::EddsaParams::new(
+        cryptoki::mechanism::eddsa::EddsaSignatureScheme::Pure,
+    ));
+    bench_pair(
+        c,
+        "Ed25519 sign",
+        vec![
+            ("hsmkit soft rustcrypto", Box::new(|| drop(black_box(key.sign(S::EdDsa, MSG).unwrap())))),
+            (
+                "raw rustcrypto",
+                Box::new(|| {
+                    black_box(raw_rc.sign(MSG));
+                }),
+            ),
+            ("hsmkit soft aws-lc", Box::new(|| drop(black_box(akey.sign(S::EdDsa, MSG).unwrap())))),
+            (
+                "raw aws-lc-rs",
+                Box::new(|| {
+                    black_box(raw_aws.sign(MSG));
+                }),
+            ),
+            ("hsmkit pkcs11 softhsm2", Box::new(|| drop(black_box(hkey.sign(S::EdDsa, MSG).unwrap())))),
+        ],
+        true,
+    );
+    // A cryptoki session is not Sync: its cases are benched on their own.
+    let mut g = c.benchmark_group("Ed25519 sign");
+    g.bench_function("raw cryptoki softhsm2", |b| {
+        b.iter(|| black_box(session.sign(&eddsa, priv_h, MSG).unwrap()))
+    });
+    g.finish();
+    let dalek_sig = ed25519_dalek::Signature::from_slice(&sig_raw).unwrap();
+    let hsig = hkey.sign(S::EdDsa, MSG).unwrap();
+    bench_pair(
+        c,
+        "Ed25519 verify",
+        vec![
+            ("hsmkit soft rustcrypto", Box::new(|| key.verify(S::EdDsa, MSG, &sig_raw).unwrap())),
+            ("raw rustcrypto", Box::new(|| raw_rc.verifying_key().verify_strict(MSG, &dalek_sig).unwrap())),
+            ("hsmkit soft aws-lc", Box::new(|| akey.verify(S::EdDsa, MSG, &sig_raw).unwrap())),
+            ("raw aws-lc-rs", Box::new(|| aws_public.verify(MSG, &sig_raw).unwrap())),
+            ("hsmkit pkcs11 softhsm2", Box::new(|| hkey.verify(S::EdDsa, MSG, &hsig).unwrap())),
+        ],
+        false,
+    );
+}
+
+/// HS256 over a 64-byte message with a 256-bit key: hsmkit on both engines and SoftHSM2
+/// (`CKM_SHA256_HMAC`, verified on the token) beside the `hmac` crate, aws-lc-rs and raw
+/// cryptoki.
+fn hmac_sha256(c: &mut Criterion) {
+    use hmac::{KeyInit, Mac};
+    let secret = [0x42u8; 32];
+    let material = hsmkit::KeyMaterial::hmac(&secret).unwrap();
+    let ops = KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]);
+    let key = store(SoftEngine::RustCrypto).import_key("k", material.clone(), ops.clone()).unwrap();
+    let akey = store(SoftEngine::AwsLc).import_key("k", material.clone(), ops.clone()).unwrap();
+    let aws_key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret);
+    let token = hsmkit_pkcs11::testing::SoftHsmToken::new().unwrap();
+    let hkey = token.store().unwrap().import_key("k", material, ops).unwrap();
+    let session = token_session(&token);
+    let raw_h = session
+        .create_object(&[
+            Attribute::Class(cryptoki::object::ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::GENERIC_SECRET),
+            Attribute::Value(secret.to_vec()),
+            Attribute::Token(true),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Sign(true),
+            Attribute::Verify(true),
+        ])
+        .unwrap();
+    let tag = key.sign(S::Hs256, MSG).unwrap();
+    let raw_mac = || {
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(&secret).unwrap();
+        m.update(MSG);
+        m
+    };
+    bench_pair(
+        c,
+        "HMAC HS256 sign",
+        vec![
+            ("hsmkit soft rustcrypto", Box::new(|| drop(black_box(key.sign(S::Hs256, MSG).unwrap())))),
+            (
+                "raw rustcrypto",
+                Box::new(|| {
+                    black_box(raw_mac().finalize().into_bytes());
+                }),
+            ),
+            ("hsmkit soft aws-lc", Box::new(|| drop(black_box(akey.sign(S::Hs256, MSG).unwrap())))),
+            (
+                "raw aws-lc-rs",
+                Box::new(|| {
+                    black_box(aws_lc_rs::hmac::sign(&aws_key, MSG));
+                }),
+            ),
+            ("hsmkit pkcs11 softhsm2", Box::new(|| drop(black_box(hkey.sign(S::Hs256, MSG).unwrap())))),
+        ],
+        false,
+    );
+    let mut g = c.benchmark_group("HMAC HS256 sign");
+    g.bench_function("raw cryptoki softhsm2", |b| {
+        b.iter(|| black_box(session.sign(&Mechanism::Sha256Hmac, raw_h, MSG).unwrap()))
+    });
+    g.finish();
+    bench_pair(
+        c,
+        "HMAC HS256 verify",
+        vec![
+            ("hsmkit soft rustcrypto", Box::new(|| key.verify(S::Hs256, MSG, &tag).unwrap())),
+            ("raw rustcrypto", Box::new(|| raw_mac().verify_slice(&tag).unwrap())),
+            ("hsmkit soft aws-lc", Box::new(|| akey.verify(S::Hs256, MSG, &tag).unwrap())),
+            ("raw aws-lc-rs", Box::new(|| aws_lc_rs::hmac::verify(&aws_key, MSG, &tag).unwrap())),
+            ("hsmkit pkcs11 softhsm2", Box::new(|| hkey.verify(S::Hs256, MSG, &tag).unwrap())),
+        ],
+        false,
+    );
+    let mut g = c.benchmark_group("HMAC HS256 verify");
+    g.bench_function("raw cryptoki softhsm2", |b| {
+        b.iter(|| session.verify(&Mechanism::Sha256Hmac, raw_h, MSG, &tag).unwrap())
+    });
+    g.finish();
 }
 
 fn rsa(c: &mut Criterion, bits: u32) {
@@ -427,6 +595,19 @@ fn ops(c: &mut Criterion) {
         &sig::ECDSA_P521_SHA512_FIXED_SIGNING,
         &sig::ECDSA_P521_SHA512_FIXED
     );
+    ecdsa!(
+        c,
+        "ECDSA P-256K",
+        P256K,
+        256,
+        S::Es256k,
+        k256,
+        Sha256,
+        &sig::ECDSA_P256K1_SHA256_FIXED_SIGNING,
+        &sig::ECDSA_P256K1_SHA256_FIXED
+    );
+    ed25519(c);
+    hmac_sha256(c);
 }
 
 criterion_group!(benches, ops);
