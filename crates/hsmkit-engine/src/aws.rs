@@ -25,6 +25,25 @@ pub(crate) fn wraps(alg: W) -> bool {
     !matches!(alg, W::A192Kw | W::A192Kwp)
 }
 
+/// Whether the aws-lc engine runs this key's operations. secp256k1 keys go to the
+/// RustCrypto form instead: AWS-LC's secp256k1 is its generic curve code, about 8 times
+/// slower than `k256` (BENCHMARKS.md, ECDSA P-256K), and both pass Wycheproof.
+pub(crate) fn serves(material: &KeyMaterial) -> bool {
+    let curve = match material {
+        KeyMaterial::EcPrivate(k) => Some(k.curve),
+        KeyMaterial::Public(PublicKey::Ec(k)) => Some(k.curve()),
+        KeyMaterial::RsaPrivate(_)
+        | KeyMaterial::Aes(_)
+        | KeyMaterial::Ed25519Private(_)
+        | KeyMaterial::Hmac(_)
+        | KeyMaterial::Public(PublicKey::Rsa(_) | PublicKey::Ed25519(_)) => None,
+    };
+    match curve {
+        Some(EcCurve::P256K) => false,
+        Some(EcCurve::P256 | EcCurve::P384 | EcCurve::P521) | None => true,
+    }
+}
+
 /// A key loaded into AWS-LC.
 pub(crate) enum AwsKey {
     Rsa {
@@ -43,7 +62,9 @@ pub(crate) enum AwsKey {
         verify: ParsedPublicKey,
     },
     Aes(Zeroizing<Vec<u8>>),
-    Hmac(Zeroizing<Vec<u8>>),
+    /// The key schedule (inner and outer hash states) of each HS* algorithm the key fits,
+    /// made once rather than per call.
+    Hmac(Vec<(A, hmac::Key)>),
 }
 
 /// AWS-LC's HMAC for an HS* algorithm.
@@ -55,6 +76,13 @@ fn hmac_alg(alg: A) -> Option<hmac::Algorithm> {
         A::Rs256 | A::Rs384 | A::Rs512 | A::Ps256 | A::Ps384 | A::Ps512 => None,
         A::Es256 | A::Es384 | A::Es512 | A::Es256k | A::EdDsa => None,
     }
+}
+
+fn hmac_key(keys: &[(A, hmac::Key)], alg: A) -> Result<&hmac::Key> {
+    keys.iter()
+        .find(|(a, _)| *a == alg)
+        .map(|(_, k)| k)
+        .ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))
 }
 
 fn rejected(what: &str) -> Error {
@@ -167,7 +195,12 @@ impl AwsKey {
                 Ok(AwsKey::Ec { pair: None, alg, verify })
             }
             KeyMaterial::Aes(k) => Ok(AwsKey::Aes(k.clone())),
-            KeyMaterial::Hmac(k) => Ok(AwsKey::Hmac(k.clone())),
+            KeyMaterial::Hmac(k) => Ok(AwsKey::Hmac(
+                [A::Hs256, A::Hs384, A::Hs512]
+                    .into_iter()
+                    .filter_map(|a| hmac_alg(a).map(|h| (a, hmac::Key::new(h, k))))
+                    .collect(),
+            )),
             KeyMaterial::Ed25519Private(k) => {
                 let pair = match &k.public {
                     Some(p) => Ed25519KeyPair::from_seed_and_public_key(&k.seed, p.as_bytes()),
@@ -235,11 +268,7 @@ impl AwsKey {
                 let pair = pair.as_ref().ok_or_else(public_only)?;
                 Ok(pair.sign(message).as_ref().to_vec())
             }
-            AwsKey::Hmac(k) => {
-                let h =
-                    hmac_alg(alg).ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
-                Ok(hmac::sign(&hmac::Key::new(h, k), message).as_ref().to_vec())
-            }
+            AwsKey::Hmac(keys) => Ok(hmac::sign(hmac_key(keys, alg)?, message).as_ref().to_vec()),
             AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) => {
                 Err(Error::invalid(format!("{alg} does not fit this key")))
             }
@@ -259,9 +288,8 @@ impl AwsKey {
     /// Verifies a signature over `message`, hashing it inside AWS-LC; an HMAC in
     /// constant time.
     pub(crate) fn verify(&self, alg: A, message: &[u8], signature: &[u8]) -> Result<()> {
-        if let AwsKey::Hmac(k) = self {
-            let h = hmac_alg(alg).ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
-            return hmac::verify(&hmac::Key::new(h, k), message, signature)
+        if let AwsKey::Hmac(keys) = self {
+            return hmac::verify(hmac_key(keys, alg)?, message, signature)
                 .map_err(|_| Error::VerificationFailed);
         }
         self.verifier(alg)?.verify_sig(message, signature).map_err(|_| Error::VerificationFailed)

@@ -83,8 +83,9 @@ impl Loaded {
     pub(crate) fn new(engine: RcKey, material: &KeyMaterial, choice: crate::Engine) -> Result<Self> {
         #[cfg(feature = "aws-lc")]
         let aws = match choice {
-            crate::Engine::AwsLc => Some(crate::aws::AwsKey::load(material)?),
-            crate::Engine::RustCrypto => None,
+            crate::Engine::AwsLc if crate::aws::serves(material) => Some(crate::aws::AwsKey::load(material)?),
+            // The RustCrypto form does the operations AWS-LC does not serve well.
+            crate::Engine::AwsLc | crate::Engine::RustCrypto => None,
         };
         #[cfg(not(feature = "aws-lc"))]
         let _ = (material, choice);
