@@ -32,20 +32,13 @@ pub(crate) fn encrypt(engine: &RcKey, alg: A, plaintext: &[u8], label: &[u8]) ->
 
 /// Decrypts. Every failure is [`Error::DecryptionFailed`]; RSA blinding is on.
 pub(crate) fn decrypt(engine: &RcKey, alg: A, ciphertext: &[u8], label: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let key = match engine {
-        RcKey::RsaPrivate(k) => k,
-        RcKey::RsaPublic(_) => {
+    // `rsa_public` names every RSA form; only the private one decrypts.
+    let key = match (engine, engine.rsa_public()) {
+        (RcKey::RsaPrivate(k), _) => k,
+        (_, Some(_)) => {
             return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
         }
-        RcKey::P256(_)
-        | RcKey::P384(_)
-        | RcKey::P521(_)
-        | RcKey::P256k(_)
-        | RcKey::Ed25519(_)
-        | RcKey::Aes(_)
-        | RcKey::Hmac(_) => {
-            return Err(Error::invalid(format!("{alg} needs an RSA key")));
-        }
+        (_, None) => return Err(Error::invalid(format!("{alg} needs an RSA key"))),
     };
     let r = match alg {
         A::RsaOaep => key.decrypt_blinded(&mut SysRng, oaep_with::<Sha1>(label), ciphertext),

@@ -197,8 +197,14 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
         (None, None) => return false,
     };
     let Ok(sig) = oneshot::sign(s, &mech, k, &data) else { return false };
+    software_public(public).is_ok_and(|ops| ops.verify(alg, message, &sig).is_ok())
+}
+
+/// The public operations of `public` in the software engine, for checking what a token
+/// made (binding checks, probes): a key with no name, version or attributes of its own.
+pub(crate) fn software_public(public: &hsmkit::PublicKey) -> Result<Box<dyn BackendKey>> {
     let info = KeyInfo {
-        name: "binding-check".into(),
+        name: "token-check".into(),
         version: 1,
         spec: public.spec(),
         attributes: KeyAttributes::default(),
@@ -207,7 +213,7 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
         updated: std::time::UNIX_EPOCH,
         binding: hsmkit::KeyBinding::default(),
     };
-    hsmkit_engine::public_key_ops(info, public).is_ok_and(|ops| ops.verify(alg, message, &sig).is_ok())
+    hsmkit_engine::public_key_ops(info, public)
 }
 
 /// The one public object labelled `name` that hsmkit did not make.

@@ -23,8 +23,8 @@ use cryptoki::mechanism::{Mechanism, MechanismType};
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use hsmkit::{
-    Algorithm, Capabilities, EcCurve, EncryptionAlgorithm, Error, KeyInfo, KeyOp, KeySpec, Result,
-    SignatureAlgorithm, SignatureScheme, WrapScheme,
+    Algorithm, Capabilities, EcCurve, EncryptionAlgorithm, Error, KeyOp, KeySpec, Result, SignatureAlgorithm,
+    SignatureScheme, WrapScheme,
 };
 
 use crate::context::Token;
@@ -143,26 +143,6 @@ fn curve_bits(c: EcCurve) -> u64 {
         EcCurve::P256 | EcCurve::P256K => 256,
         EcCurve::P384 => 384,
         EcCurve::P521 => 521,
-    }
-}
-
-/// The mechanism of an HS* algorithm's MAC, and its name.
-fn hmac_mechanism(alg: SignatureAlgorithm) -> Option<(MechanismType, &'static str)> {
-    match alg {
-        SignatureAlgorithm::Hs256 => Some((MechanismType::SHA256_HMAC, "CKM_SHA256_HMAC")),
-        SignatureAlgorithm::Hs384 => Some((MechanismType::SHA384_HMAC, "CKM_SHA384_HMAC")),
-        SignatureAlgorithm::Hs512 => Some((MechanismType::SHA512_HMAC, "CKM_SHA512_HMAC")),
-        SignatureAlgorithm::Rs256
-        | SignatureAlgorithm::Rs384
-        | SignatureAlgorithm::Rs512
-        | SignatureAlgorithm::Ps256
-        | SignatureAlgorithm::Ps384
-        | SignatureAlgorithm::Ps512
-        | SignatureAlgorithm::Es256
-        | SignatureAlgorithm::Es384
-        | SignatureAlgorithm::Es512
-        | SignatureAlgorithm::Es256k
-        | SignatureAlgorithm::EdDsa => None,
     }
 }
 
@@ -305,7 +285,7 @@ impl Probe {
             p.hmac_gen = token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(hmac_gen_probe(s)))?;
         }
         for (i, alg) in HMAC_ALGS.into_iter().enumerate() {
-            if hmac_mechanism(alg).is_some_and(|(m, _)| p.has(m)) {
+            if crate::sign::message_mechanism(alg).is_some_and(|m| p.has(m.mechanism_type())) {
                 let ok = token.with_fresh_session(|s| Ok::<_, crate::error::OpError>(hmac_probe(s, alg)))?;
                 if let Some(f) = p.hmac.get_mut(i) {
                     *f = ok;
@@ -394,12 +374,14 @@ impl Probe {
                         };
                     }
                     SignatureScheme::Hmac => {
-                        let Some((m, name)) = hmac_mechanism(a) else { return missing("an HMAC mechanism") };
+                        let Some(m) = crate::sign::message_mechanism(a).map(|m| m.mechanism_type()) else {
+                            return missing("an HMAC mechanism");
+                        };
                         let i = HMAC_ALGS.iter().position(|h| *h == a);
                         return match (self.has(m), i.and_then(|i| self.hmac.get(i)).copied().unwrap_or(false))
                         {
-                            (false, _) => missing(name),
-                            (true, false) => failed_kat(name),
+                            (false, _) => missing(&m.to_string()),
+                            (true, false) => failed_kat(&m.to_string()),
                             (true, true) => Ok(()),
                         };
                     }
@@ -698,19 +680,7 @@ fn oaep_probe(s: &Session) -> (Oaep, bool) {
         }
     };
     let ops = match crate::export::read_public(s, pub_h) {
-        Ok(Some(Ok(pk))) => {
-            let info = KeyInfo {
-                name: "probe".into(),
-                version: 1,
-                spec: pk.spec(),
-                attributes: hsmkit::KeyAttributes::default(),
-                has_private: false,
-                created: std::time::SystemTime::now(),
-                updated: std::time::SystemTime::now(),
-                binding: hsmkit::KeyBinding::default(),
-            };
-            hsmkit_engine::public_key_ops(info, &pk)
-        }
+        Ok(Some(Ok(pk))) => crate::software_public(&pk),
         other => {
             tracing::debug!(target: "hsmkit::pkcs11", "probe: cannot read the RSA public key: {other:?}");
             return (out, defaults.get());
@@ -776,22 +746,34 @@ fn oaep_probe(s: &Session) -> (Oaep, bool) {
     (out, defaults.get())
 }
 
-/// Whether `C_GenerateKey` makes a throw-away AES-128 key.
-fn aes_gen_probe(s: &Session) -> bool {
+/// Whether `C_GenerateKey` with `mech` makes a throw-away secret key of `key_type`,
+/// `bytes` long, with the usage flags `usage`.
+fn secret_gen_probe(
+    s: &Session,
+    key_type: KeyType,
+    bytes: u64,
+    mech: &Mechanism<'_>,
+    usage: &[Attribute],
+) -> bool {
     let mut temp = Temp::new(s);
-    let r = throwaway("an AES key", |store| {
+    let r = throwaway(&format!("a {key_type} key"), |store| {
         let mut t = vec![
             Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::AES),
-            Attribute::ValueLen(16u64.into()),
+            Attribute::KeyType(key_type),
+            Attribute::ValueLen(bytes.into()),
             Attribute::Sensitive(true),
-            Attribute::Extractable(false),
         ];
+        t.extend(usage.iter().cloned());
         t.extend(store.iter().cloned());
-        s.generate_key(&Mechanism::AesKeyGen, &t)
+        s.generate_key(mech, &t)
     });
-    tracing::debug!(target: "hsmkit::pkcs11", "probe: C_GenerateKey CKM_AES_KEY_GEN: {:?}", r.as_ref().map(|_| "ok"));
+    tracing::debug!(target: "hsmkit::pkcs11", "probe: C_GenerateKey {}: {:?}", mech.mechanism_type(), r.as_ref().map(|_| "ok"));
     r.map(|h| temp.keep(h)).is_ok()
+}
+
+/// Whether `C_GenerateKey` makes a throw-away AES-128 key.
+fn aes_gen_probe(s: &Session) -> bool {
+    secret_gen_probe(s, KeyType::AES, 16, &Mechanism::AesKeyGen, &[Attribute::Extractable(false)])
 }
 
 /// Whether `C_GenerateKeyPair` makes a throw-away key pair on `curve` whose public key
@@ -838,21 +820,6 @@ fn ecdsa_probe(s: &Session, curve: EcCurve, sign: bool) -> (bool, bool) {
     (true, matches!(r, Ok(sig) if sig.len() == 2 * curve.field_len()))
 }
 
-/// A public key's operations in the software engine, for checking what a probe made.
-fn software_public(pk: &hsmkit::PublicKey) -> Result<Box<dyn hsmkit::BackendKey>> {
-    let info = KeyInfo {
-        name: "probe".into(),
-        version: 1,
-        spec: pk.spec(),
-        attributes: hsmkit::KeyAttributes::default(),
-        has_private: false,
-        created: std::time::SystemTime::now(),
-        updated: std::time::SystemTime::now(),
-        binding: hsmkit::KeyBinding::default(),
-    };
-    hsmkit_engine::public_key_ops(info, pk)
-}
-
 /// Makes a throw-away Ed25519 key pair (`CKM_EC_EDWARDS_KEY_PAIR_GEN`) and, if `sign`,
 /// signs with `CKM_EDDSA`: (made with a readable public key, signature verified by the
 /// software engine under RFC 8032).
@@ -895,7 +862,7 @@ fn ed25519_probe(s: &Session, sign: bool) -> (bool, bool) {
     let message = b"hsmkit probe: pure Ed25519";
     let Some(mech) = crate::sign::message_mechanism(SignatureAlgorithm::EdDsa) else { return (true, false) };
     let sig = crate::oneshot::sign(s, &mech, private, message);
-    let verified = match (&sig, software_public(&public)) {
+    let verified = match (&sig, crate::software_public(&public)) {
         (Ok(sig), Ok(ops)) => ops.verify(SignatureAlgorithm::EdDsa, message, sig).is_ok(),
         _ => false,
     };
@@ -905,21 +872,8 @@ fn ed25519_probe(s: &Session, sign: bool) -> (bool, bool) {
 
 /// Makes a throw-away 512-bit generic secret with `CKM_GENERIC_SECRET_KEY_GEN`.
 fn hmac_gen_probe(s: &Session) -> bool {
-    let mut temp = Temp::new(s);
-    let r = throwaway("a generic secret", |store| {
-        let mut t = vec![
-            Attribute::Class(ObjectClass::SECRET_KEY),
-            Attribute::KeyType(KeyType::GENERIC_SECRET),
-            Attribute::ValueLen(64u64.into()),
-            Attribute::Sensitive(true),
-            Attribute::Sign(true),
-            Attribute::Verify(true),
-        ];
-        t.extend(store.iter().cloned());
-        s.generate_key(&Mechanism::GenericSecretKeyGen, &t)
-    });
-    tracing::debug!(target: "hsmkit::pkcs11", "probe: CKM_GENERIC_SECRET_KEY_GEN: {:?}", r.as_ref().map(|_| "ok"));
-    r.map(|h| temp.keep(h)).is_ok()
+    let usage = [Attribute::Sign(true), Attribute::Verify(true)];
+    secret_gen_probe(s, KeyType::GENERIC_SECRET, 64, &Mechanism::GenericSecretKeyGen, &usage)
 }
 
 /// The known-answer test of one HS* mechanism: a fixed 512-bit key (made for this probe),

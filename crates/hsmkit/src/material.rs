@@ -105,6 +105,13 @@ fn wipe_json(v: &mut Value) {
     }
 }
 
+/// The spec of an HMAC key of `len` bytes, if hsmkit takes that length.
+fn hmac_spec(len: usize) -> Result<KeySpec> {
+    let bits = u32::try_from(len).ok().and_then(|n| n.checked_mul(8)).unwrap_or(u32::MAX);
+    KeySpec::check_hmac_bits(bits)?;
+    Ok(KeySpec::Hmac { bits })
+}
+
 fn bad(what: &str) -> Error {
     Error::invalid(format!("malformed {what}"))
 }
@@ -122,8 +129,7 @@ impl KeyMaterial {
 
     /// An HMAC key from raw bytes (32 to 64).
     pub fn hmac(bytes: &[u8]) -> Result<Self> {
-        let bits = u32::try_from(bytes.len()).ok().and_then(|n| n.checked_mul(8)).unwrap_or(u32::MAX);
-        KeySpec::check_hmac_bits(bits)?;
+        hmac_spec(bytes.len())?;
         Ok(KeyMaterial::Hmac(Zeroizing::new(bytes.to_vec())))
     }
 
@@ -142,11 +148,7 @@ impl KeyMaterial {
             KeyMaterial::EcPrivate(k) => KeySpec::Ec(k.curve),
             KeyMaterial::Aes(k) => KeySpec::Aes(AesSize::from_len(k.len())?),
             KeyMaterial::Ed25519Private(_) => KeySpec::Ed25519,
-            KeyMaterial::Hmac(k) => {
-                let bits = u32::try_from(k.len()).ok().and_then(|n| n.checked_mul(8)).unwrap_or(u32::MAX);
-                KeySpec::check_hmac_bits(bits)?;
-                KeySpec::Hmac { bits }
-            }
+            KeyMaterial::Hmac(k) => hmac_spec(k.len())?,
             KeyMaterial::Public(p) => p.spec(),
         })
     }

@@ -98,20 +98,6 @@ impl Recipient {
     }
 }
 
-/// The length of a wrapped data key: RFC 3394/5649 add 8 bytes to a 32-byte key; OAEP
-/// gives the modulus length.
-fn wrapped_len(r: &Recipient) -> Result<usize> {
-    match r.key.spec() {
-        KeySpec::Aes(_) => Ok(DEK_LEN + 8),
-        KeySpec::Rsa { bits } => {
-            usize::try_from(bits.div_ceil(8)).map_err(|_| Error::invalid("RSA key size"))
-        }
-        other @ (KeySpec::Ec(_) | KeySpec::Ed25519 | KeySpec::Hmac { .. }) => {
-            Err(Error::unsupported(format!("{other} keys do not wrap")))
-        }
-    }
-}
-
 pub(crate) fn check_recipients<'a>(list: impl IntoIterator<Item = (&'a str, u32)>) -> Result<()> {
     let list: Vec<(&str, u32)> = list.into_iter().collect();
     if list.is_empty() || list.len() > MAX_RECIPIENTS {
@@ -213,7 +199,7 @@ impl Sealer {
                     name: r.key.name().to_string(),
                     version: r.key.version(),
                     algorithm: r.algorithm,
-                    wrapped: vec![0; wrapped_len(r)?],
+                    wrapped: vec![0; r.key.max_wrapped_len(r.algorithm, DEK_LEN)?],
                 })
             })
             .collect::<Result<Vec<_>>>()?;
