@@ -248,6 +248,15 @@ const char *hsmkit_version(void);
 const char *hsmkit_result_name(uint32_t result);
 
 /**
+ * Why the last call on this thread that failed was refused, for `HSMKIT_ERR_INVALID_INPUT`
+ * (`"malformed"`, `"length"`, `"key-mismatch"`, `"name"`, `"parameter"`) and
+ * `HSMKIT_ERR_UNSUPPORTED` (`"algorithm"`, `"key-type"`, `"mechanism"`, `"operation"`,
+ * `"encoding"`); `""` for other failures and for errors found by the C layer itself (a
+ * static string; do not free). The names are stable.
+ */
+const char *hsmkit_last_error_reason(void);
+
+/**
  * The message of the last call on this thread that failed (empty if none), NUL-terminated.
  *
  * # Safety

@@ -21,8 +21,8 @@ fuzz_target!(|data: &[u8]| {
     let parsed = [
         KeyMaterial::from_bytes(data),
         KeyMaterial::from_der(data),
-        text.map_or(Err(hsmkit::Error::invalid("not UTF-8")), KeyMaterial::from_pem),
-        text.map_or(Err(hsmkit::Error::invalid("not UTF-8")), KeyMaterial::from_jwk_str),
+        text.map_or(Err(hsmkit::Error::malformed("not UTF-8")), KeyMaterial::from_pem),
+        text.map_or(Err(hsmkit::Error::malformed("not UTF-8")), KeyMaterial::from_jwk_str),
     ];
     for m in parsed {
         let m = match m {

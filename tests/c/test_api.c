@@ -237,6 +237,7 @@ static void test_keys(hsmkit_store *s) {
     EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_create_key(s, "k", "P-256", NULL, 0xFFFFFFFFu, &k));
     CHECK(strstr(last_error(), "flags") != NULL);
     EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_create_key(s, "bad name!", "P-256", NULL, 0, &k));
+    CHECK(strcmp(hsmkit_last_error_reason(), "name") == 0);
     CHECK(k == NULL);
     /* nothing was created by the failures */
     size_t n = 0;
@@ -338,6 +339,7 @@ static void test_sign(hsmkit_store *s) {
     EXPECT(HSMKIT_ERR_VERIFICATION_FAILED, hsmkit_key_verify(ec, "ES256", 0, msg, 6, sig, n));
     EXPECT(HSMKIT_ERR_VERIFICATION_FAILED, hsmkit_key_verify(ec, "ES256", 0, msg, 7, sig, 10));
     EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(ec, "RS256", 0, msg, 7, sig, sizeof sig, &n));
+    CHECK(strcmp(hsmkit_last_error_reason(), "key-mismatch") == 0);
     EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(ec, "HS256", 0, msg, 7, sig, sizeof sig, &n));
     EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(ec, "ES256", 0x10, msg, 7, sig, sizeof sig, &n));
     EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_sign(ec, "ES256", 0xFFFFFFFFu, msg, 7, sig, sizeof sig, &n));

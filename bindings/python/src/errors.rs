@@ -1,5 +1,6 @@
 //! One `From<Error> for PyErr`: the exception classes live in Python (`hsmkit/exceptions.py`).
 
+use hsmkit::InvalidReason;
 use hsmkit::{Error, ErrorKind};
 use pyo3::PyErr;
 
@@ -62,10 +63,14 @@ impl From<PyError> for PyErr {
             ErrorKind::NotFound => py::KeyNotFound::new_err(msg),
             ErrorKind::AlreadyExists => py::KeyAlreadyExists::new_err(msg),
             ErrorKind::PermissionDenied => py::PermissionDenied::new_err(msg),
-            ErrorKind::InvalidInput => py::InvalidInput::new_err(msg),
+            ErrorKind::InvalidInput => {
+                py::InvalidInput::new_err((msg, e.invalid_reason().map(|r| r.as_str())))
+            }
             ErrorKind::VerificationFailed => py::InvalidSignature::new_err(msg),
             ErrorKind::DecryptionFailed => py::DecryptionFailed::new_err(msg),
-            ErrorKind::Unsupported => py::Unsupported::new_err(msg),
+            ErrorKind::Unsupported => {
+                py::Unsupported::new_err((msg, e.unsupported_reason().map(|r| r.as_str())))
+            }
             ErrorKind::Authentication => py::AuthenticationError::new_err(msg),
             ErrorKind::Backend => match &e {
                 Error::Backend(b) => py::BackendError::new_err((msg, b.backend, b.function.clone(), b.code)),
@@ -79,5 +84,5 @@ impl From<PyError> for PyErr {
 
 /// An `InvalidInput` for a bad Python-side argument.
 pub(crate) fn invalid(msg: impl Into<String>) -> PyError {
-    PyError::Core(Error::invalid(msg))
+    PyError::Core(Error::invalid(InvalidReason::Parameter, msg))
 }

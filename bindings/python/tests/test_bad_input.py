@@ -88,3 +88,20 @@ def test_keys_and_names(keys: hsmkit.Store) -> None:
         keys.get_key("ec").sign("ES256", "text, not bytes")  # type: ignore[arg-type]
     with pytest.raises(hsmkit.InvalidInput):
         keys.get_key("ec").sign("NOPE", b"m")
+
+
+def test_errors_say_why(keys: hsmkit.Store) -> None:
+    """InvalidInput and Unsupported carry a typed reason, as pyca's exceptions do."""
+    ec = keys.get_key("ec")
+    cases = [
+        (lambda: ec.sign("ES384", b"m"), hsmkit.InvalidInput, "key-mismatch"),
+        (lambda: ec.sign("ES256", b"short", prehashed=True), hsmkit.InvalidInput, "length"),
+        (lambda: keys.import_key("bad", b"-----BEGIN GARBAGE-----"), hsmkit.InvalidInput, "malformed"),
+        (lambda: keys.create_key("no spaces", "aes"), hsmkit.InvalidInput, "name"),
+        (lambda: keys.get_key("kek").public_key_pem(), hsmkit.Unsupported, "operation"),
+    ]
+    for call, kind, reason in cases:
+        with pytest.raises(kind) as e:
+            call()
+        assert e.value.reason == reason, (str(e.value), e.value.reason)
+        assert str(e.value)  # the message is still there

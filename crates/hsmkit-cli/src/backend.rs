@@ -1,11 +1,12 @@
-//! Picks the backend: `--pkcs11`, else `--store`, else the default keystore.
+//! Picks the store: `--pkcs11`, else `--store`, else the default keystore; asks on the
+//! terminal for what is missing. Opening is `hsmkit-open`'s, as for Python and C.
 
+use hsmkit::InvalidReason;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use hsmkit::{Error, Result, Store};
-use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
-use hsmkit_soft::{FileStorage, KdfParams, SoftBackend, SoftEngine, StoreKey};
+use hsmkit_open::{Create, Location, OpenOptions};
 use zeroize::Zeroizing;
 
 use crate::cli::Global;
@@ -13,7 +14,10 @@ use crate::cli::Global;
 /// The default keystore: `<data dir>/hsmkit/store`.
 pub(crate) fn default_store() -> Result<PathBuf> {
     dirs::data_dir().map(|d| d.join("hsmkit").join("store")).ok_or_else(|| {
-        Error::invalid("no data directory for this user: give --store PATH or set HSMKIT_STORE")
+        Error::invalid(
+            InvalidReason::Parameter,
+            "no data directory for this user: give --store PATH or set HSMKIT_STORE",
+        )
     })
 }
 
@@ -71,62 +75,74 @@ pub(crate) fn open_with(g: &Global, missing: Missing) -> Result<Store> {
 
 /// [`open_with`] without the audit log (to verify it, which must not append to it).
 pub(crate) fn open_unaudited(g: &Global, missing: Missing) -> Result<Store> {
-    Ok(match &g.pkcs11 {
+    let (location, options) = match &g.pkcs11 {
         Some(uri) => {
-            let mut uri = Pkcs11Uri::parse(uri)?;
-            if uri.pin == PinSource::Env
+            let location = Location::parse(uri)?;
+            if !matches!(location, Location::Pkcs11(_)) {
+                return Err(Error::invalid(
+                    InvalidReason::Malformed,
+                    "--pkcs11 takes a PKCS#11 URI (pkcs11:token=...)",
+                ));
+            }
+            let mut options = OpenOptions::new();
+            if location.pin_from_environment()
                 && std::env::var_os("HSMKIT_PKCS11_PIN").is_none()
                 && std::io::stdin().is_terminal()
             {
-                uri.pin = PinSource::Value(prompt("PKCS#11 user PIN")?);
+                options = options.pin(&prompt("PKCS#11 user PIN")?);
             }
-            Store::new(Pkcs11Backend::open_uri(&uri)?)
+            (location, options)
         }
         None => {
             let dir = match &g.store {
                 Some(d) => d.clone(),
                 None => default_store()?,
             };
-            let exists = FileStorage::exists(&dir);
-            match (missing, exists) {
-                (Missing::Refuse, false) => {
-                    return Err(Error::NotFound { what: format!("keystore {}", dir.display()) });
-                }
-                (Missing::CreateNew, true) => {
-                    return Err(Error::AlreadyExists { name: format!("keystore {}", dir.display()) });
-                }
-                (Missing::Create, false)
-                    if std::io::stdin().is_terminal()
+            let location = Location::Keystore(dir.clone());
+            let exists = location.exists();
+            let create = match missing {
+                Missing::Refuse => Create::Never,
+                Missing::CreateNew => Create::New,
+                Missing::Create
+                    if !exists
+                        && std::io::stdin().is_terminal()
                         && !confirm(&format!("No keystore at {}. Create one?", dir.display()))? =>
                 {
                     return Err(Error::NotFound { what: format!("keystore {}", dir.display()) });
                 }
+                Missing::Create => Create::IfMissing,
+            };
+            let options = OpenOptions::new().create(create);
+            // A refused or clashing store is reported before any passphrase is asked for.
+            match (create, exists) {
+                (Create::Never, false) | (Create::New, true) => {
+                    return hsmkit_open::open_location(location, &options);
+                }
                 _ => {}
             }
-            let unlock = if let Some(f) = &g.key_file {
-                StoreKey::key_file(f)
+            let options = if let Some(f) = &g.key_file {
+                options.key_file(f)
             } else if let Ok(p) = std::env::var("HSMKIT_PASSPHRASE") {
-                StoreKey::passphrase(&Zeroizing::new(p))
+                options.passphrase(&Zeroizing::new(p))
             } else if std::io::stdin().is_terminal() && !exists {
                 let first = prompt(&format!("new passphrase for {}", dir.display()))?;
                 if *first != *prompt("the same passphrase again")? {
-                    return Err(Error::invalid("the two passphrases differ; nothing was created"));
+                    return Err(Error::invalid(
+                        InvalidReason::Parameter,
+                        "the two passphrases differ; nothing was created",
+                    ));
                 }
-                StoreKey::passphrase(&first)
+                options.passphrase(&first)
             } else if std::io::stdin().is_terminal() {
-                StoreKey::passphrase(&prompt(&format!("passphrase for {}", dir.display()))?)
+                options.passphrase(&prompt(&format!("passphrase for {}", dir.display()))?)
             } else {
                 return Err(Error::Authentication(format!(
                     "the keystore {} needs a passphrase or key file: set HSMKIT_PASSPHRASE or HSMKIT_KEY_FILE",
                     dir.display()
                 )));
             };
-            let storage = if exists {
-                FileStorage::open(&dir, &unlock)?
-            } else {
-                FileStorage::create(&dir, &unlock, KdfParams::default())?
-            };
-            Store::new(SoftBackend::with_storage(storage).with_engine(SoftEngine::fastest()))
+            (location, options)
         }
-    })
+    };
+    hsmkit_open::open_location(location, &options)
 }

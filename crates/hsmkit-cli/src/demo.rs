@@ -1,11 +1,11 @@
 //! `hsmkit demo`: the tour, as the commands a user would type, run in-process on a
 //! throw-away keystore. Each command is printed before its output.
 
+use hsmkit::InvalidReason;
 use std::path::Path;
 
 use clap::Parser;
 use hsmkit::{Error, Result};
-use hsmkit_soft::StoreKey;
 
 use crate::cli::Cli;
 use crate::{Outcome, run as run_cli};
@@ -32,7 +32,8 @@ impl Demo<'_> {
         let argv = std::iter::once("hsmkit".to_string())
             .chain(self.global.iter().cloned())
             .chain(args.iter().map(|s| s.to_string()));
-        let cli = Cli::try_parse_from(argv).map_err(|e| Error::invalid(e.to_string()))?;
+        let cli =
+            Cli::try_parse_from(argv).map_err(|e| Error::invalid(InvalidReason::Parameter, e.to_string()))?;
         run_cli(&cli)
     }
 
@@ -70,7 +71,7 @@ pub(crate) fn run() -> Result<Outcome> {
     let tmp = tempfile::tempdir().map_err(|e| Error::io("creating a temporary directory", &e))?;
     let dir = tmp.path();
     let key_file = dir.join("store.key");
-    StoreKey::generate_key_file(&key_file)?;
+    hsmkit_open::generate_key_file(&key_file)?;
     let d = Demo {
         dir,
         global: vec![

@@ -1,5 +1,6 @@
 //! seal, unseal, rewrap: streaming, constant memory, a progress bar on a terminal.
 
+use hsmkit::InvalidReason;
 use std::io::{IsTerminal, Read};
 
 use hsmkit::envelope::{EnvelopeHeader, RewrapMode, Rewrapper};
@@ -32,7 +33,10 @@ fn input(io: &InOut, verb: &str) -> Result<(Box<dyn Read>, ProgressBar)> {
 
 fn json_needs_out(g: &Global, io: &InOut) -> Result<()> {
     if g.json && io.output.is_none() {
-        return Err(Error::invalid("--json prints a summary: give --out FILE for the data"));
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            "--json prints a summary: give --out FILE for the data",
+        ));
     }
     Ok(())
 }
@@ -86,7 +90,7 @@ pub(crate) fn rewrap(g: &Global, a: &RewrapArgs) -> Result<Outcome> {
     bar.finish_and_clear();
     let n = n?;
     if g.json {
-        let path = a.io.output.as_deref().ok_or_else(|| Error::invalid("--out"))?;
+        let path = a.io.output.as_deref().ok_or_else(|| Error::invalid(InvalidReason::Parameter, "--out"))?;
         let head = std::fs::File::open(path).map_err(|e| Error::io("reading the output back", &e))?;
         let h = EnvelopeHeader::read_from(&mut std::io::BufReader::new(head))?;
         let r: Vec<_> = h

@@ -1,5 +1,6 @@
 //! `hsmkit key ...`: the lifecycle.
 
+use hsmkit::InvalidReason;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -27,7 +28,10 @@ pub(crate) fn parse_time(s: &str) -> Result<SystemTime> {
         return Ok(SystemTime::now() + parse_iso_duration(d)?);
     }
     humantime::parse_rfc3339_weak(s).map_err(|_| {
-        Error::invalid(format!("'{s}' is not an RFC 3339 time (2027-01-31T00:00:00Z) or a duration (P90D)"))
+        Error::invalid(
+            InvalidReason::Malformed,
+            format!("'{s}' is not an RFC 3339 time (2027-01-31T00:00:00Z) or a duration (P90D)"),
+        )
     })
 }
 
@@ -39,10 +43,11 @@ fn parse_optional_time(s: &str) -> Result<Option<SystemTime>> {
 pub(crate) fn parse_pairs(pairs: &[String], what: &str) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     for p in pairs {
-        let (k, v) =
-            p.split_once('=').ok_or_else(|| Error::invalid(format!("{what} '{p}' is not KEY=VALUE")))?;
+        let (k, v) = p.split_once('=').ok_or_else(|| {
+            Error::invalid(InvalidReason::Malformed, format!("{what} '{p}' is not KEY=VALUE"))
+        })?;
         if out.insert(k.to_string(), v.to_string()).is_some() {
-            return Err(Error::invalid(format!("{what} '{k}' given twice")));
+            return Err(Error::invalid(InvalidReason::Parameter, format!("{what} '{k}' given twice")));
         }
     }
     Ok(out)
@@ -110,7 +115,10 @@ fn spec(a: &CreateArgs) -> Result<KeySpec> {
 
 fn import_material(a: &ImportArgs) -> Result<KeyMaterial> {
     let bytes = read_all(a.input.as_deref())?;
-    let text = || std::str::from_utf8(&bytes).map_err(|_| Error::invalid("the key file is not text"));
+    let text = || {
+        std::str::from_utf8(&bytes)
+            .map_err(|_| Error::invalid(InvalidReason::Malformed, "the key file is not text"))
+    };
     match a.format {
         None => KeyMaterial::from_bytes(&bytes),
         Some(ImportFormat::Pem) => KeyMaterial::from_pem(text()?),
@@ -273,6 +281,7 @@ fn update(g: &Global, store: &Store, a: &UpdateArgs) -> Result<()> {
     };
     if update == KeyUpdate::default() {
         return Err(Error::invalid(
+            InvalidReason::Parameter,
             "nothing to update: give --enabled, --ops, --not-before, --expires or --tag",
         ));
     }
@@ -292,6 +301,7 @@ fn policy(g: &Global, store: &Store, a: &PolicyArgs) -> Result<()> {
         None
     } else if p == RotationPolicy::default() {
         return Err(Error::invalid(
+            InvalidReason::Parameter,
             "give --rotate-after, --rotate-before-expiry, --expires-after or --clear",
         ));
     } else {

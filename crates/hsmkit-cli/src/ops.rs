@@ -1,5 +1,6 @@
 //! sign, verify, encrypt, decrypt, wrap, unwrap, audit verify.
 
+use hsmkit::InvalidReason;
 use std::path::Path;
 
 use hsmkit::audit::verify_audit_log;
@@ -119,15 +120,18 @@ pub(crate) fn unwrap(g: &Global, a: &CryptArgs) -> Result<Outcome> {
 
 fn no_label(a: &CryptArgs) -> Result<()> {
     if a.label.is_some() {
-        return Err(Error::invalid("--label is for encrypt/decrypt"));
+        return Err(Error::invalid(InvalidReason::Parameter, "--label is for encrypt/decrypt"));
     }
     Ok(())
 }
 
 pub(crate) fn audit_verify(g: &Global, file: Option<&Path>) -> Result<Outcome> {
-    let path = file
-        .or(g.audit_log.as_deref())
-        .ok_or_else(|| Error::invalid("which audit log? give FILE, --audit-log or HSMKIT_AUDIT_LOG"))?;
+    let path = file.or(g.audit_log.as_deref()).ok_or_else(|| {
+        Error::invalid(
+            InvalidReason::Parameter,
+            "which audit log? give FILE, --audit-log or HSMKIT_AUDIT_LOG",
+        )
+    })?;
     // The MAC keys come from the store's audit key; opening the store must not append.
     let store = backend::open_unaudited(g, backend::Missing::Refuse)?;
     let report = verify_audit_log(path, &store)?;

@@ -13,11 +13,13 @@ use aws_lc_rs::rsa::{
 use aws_lc_rs::signature::{
     self as sig, EcdsaKeyPair, Ed25519KeyPair, ParsedPublicKey, RsaKeyPair, VerificationAlgorithm,
 };
-use hsmkit::hazmat::aead::{self as gcm, Aes256GcmEngine, Aes256GcmKey};
+use hsmkit::HashAlg;
+use hsmkit::crypto::{self as gcm, Aes256GcmKey, CryptoProvider};
 use hsmkit::{
-    Denied, EcCurve, EncryptionAlgorithm, Error, KeyMaterial, KeyWrapAlgorithm as W, PublicKey, Result,
+    EcCurve, EncryptionAlgorithm, Error, KeyMaterial, KeyWrapAlgorithm as W, PublicKey, Result,
     SignatureAlgorithm as A, Zeroizing,
 };
+use hsmkit::{InvalidReason, UnsupportedReason};
 
 /// Whether AWS-LC does `alg` (aws-lc-rs has no AES-192 key wrap; the RustCrypto engine
 /// does those).
@@ -82,11 +84,11 @@ fn hmac_key(keys: &[(A, hmac::Key)], alg: A) -> Result<&hmac::Key> {
     keys.iter()
         .find(|(a, _)| *a == alg)
         .map(|(_, k)| k)
-        .ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))
+        .ok_or_else(|| Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key")))
 }
 
 fn rejected(what: &str) -> Error {
-    Error::invalid(format!("{what} rejected by aws-lc: not a valid key"))
+    Error::invalid(InvalidReason::Malformed, format!("{what} rejected by aws-lc: not a valid key"))
 }
 
 fn engine_err(what: &str) -> Error {
@@ -220,19 +222,22 @@ impl AwsKey {
     }
 
     fn digest(alg: A, digest: &[u8]) -> Result<Digest> {
-        let d = digest_alg(alg).ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+        let d = digest_alg(alg).ok_or_else(|| {
+            Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key"))
+        })?;
         Digest::import_less_safe(digest, d)
-            .map_err(|_| Error::invalid("digest length does not fit the algorithm"))
+            .map_err(|_| Error::invalid(InvalidReason::Length, "digest length does not fit the algorithm"))
     }
 
     pub(crate) fn sign_digest(&self, alg: A, digest: &[u8]) -> Result<Vec<u8>> {
         let d = Self::digest(alg, digest)?;
-        let public_only = || Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly };
+        let public_only = crate::public_only;
         match self {
             AwsKey::Rsa { pair, .. } => {
                 let pair = pair.as_ref().ok_or_else(public_only)?;
-                let enc = rsa_encoding(alg)
-                    .ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+                let enc = rsa_encoding(alg).ok_or_else(|| {
+                    Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key"))
+                })?;
                 let mut out = vec![0u8; pair.public_modulus_len()];
                 pair.sign_digest(enc, &d, &mut out).map_err(|_| engine_err("sign"))?;
                 Ok(out)
@@ -242,20 +247,21 @@ impl AwsKey {
                 Ok(pair.sign_digest(&d).map_err(|_| engine_err("sign"))?.as_ref().to_vec())
             }
             AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) | AwsKey::Hmac(_) => {
-                Err(Error::invalid(format!("{alg} does not fit this key")))
+                Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key")))
             }
         }
     }
 
     /// Signs `message`, hashing it inside AWS-LC.
     pub(crate) fn sign(&self, alg: A, message: &[u8]) -> Result<Vec<u8>> {
-        let public_only = || Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly };
+        let public_only = crate::public_only;
         let rng = aws_lc_rs::rand::SystemRandom::new();
         match self {
             AwsKey::Rsa { pair, .. } => {
                 let pair = pair.as_ref().ok_or_else(public_only)?;
-                let enc = rsa_encoding(alg)
-                    .ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))?;
+                let enc = rsa_encoding(alg).ok_or_else(|| {
+                    Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key"))
+                })?;
                 let mut out = vec![0u8; pair.public_modulus_len()];
                 pair.sign(enc, &rng, message, &mut out).map_err(|_| engine_err("sign"))?;
                 Ok(out)
@@ -270,7 +276,7 @@ impl AwsKey {
             }
             AwsKey::Hmac(keys) => Ok(hmac::sign(hmac_key(keys, alg)?, message).as_ref().to_vec()),
             AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) => {
-                Err(Error::invalid(format!("{alg} does not fit this key")))
+                Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key")))
             }
         }
     }
@@ -282,7 +288,7 @@ impl AwsKey {
             AwsKey::Ed25519 { verify, .. } if alg == A::EdDsa => Some(verify),
             AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) | AwsKey::Hmac(_) => None,
         };
-        key.ok_or_else(|| Error::invalid(format!("{alg} does not fit this key")))
+        key.ok_or_else(|| Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key")))
     }
 
     /// Verifies a signature over `message`, hashing it inside AWS-LC; an HMAC in
@@ -314,13 +320,15 @@ impl AwsKey {
         label: &[u8],
     ) -> Result<Vec<u8>> {
         let AwsKey::Rsa { encrypt, .. } = self else {
-            return Err(Error::invalid(format!("{alg} needs an RSA key")));
+            return Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} needs an RSA key")));
         };
         let mut out = vec![0u8; encrypt.ciphertext_size()];
         let label = (!label.is_empty()).then_some(label);
         let n = encrypt
             .encrypt(Self::oaep(alg)?, plaintext, &mut out, label)
-            .map_err(|_| Error::invalid(format!("{alg}: plaintext too long for this key")))?
+            .map_err(|_| {
+                Error::invalid(InvalidReason::Length, format!("{alg}: plaintext too long for this key"))
+            })?
             .len();
         out.truncate(n);
         Ok(out)
@@ -335,10 +343,10 @@ impl AwsKey {
         let key = match self {
             AwsKey::Rsa { decrypt: Some(k), .. } => k,
             AwsKey::Rsa { decrypt: None, .. } => {
-                return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
+                return Err(crate::public_only());
             }
             AwsKey::Ec { .. } | AwsKey::Ed25519 { .. } | AwsKey::Aes(_) | AwsKey::Hmac(_) => {
-                return Err(Error::invalid(format!("{alg} needs an RSA key")));
+                return Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} needs an RSA key")));
             }
         };
         let oaep = Self::oaep(alg)?;
@@ -350,16 +358,20 @@ impl AwsKey {
     }
 
     fn kek(&self, alg: W) -> Result<AesKek> {
-        let AwsKey::Aes(k) = self else { return Err(Error::invalid("AES key wrap needs an AES key")) };
+        let AwsKey::Aes(k) = self else {
+            return Err(Error::invalid(InvalidReason::KeyMismatch, "AES key wrap needs an AES key"));
+        };
         let cipher = match alg {
             W::A128Kw | W::A128Kwp => &AES_128,
             W::A256Kw | W::A256Kwp => &AES_256,
             // aws-lc-rs has no AES-192 key wrap (see `wraps`); RSA-OAEP is not a KEK.
             other @ (W::A192Kw | W::A192Kwp | W::RsaOaep | W::RsaOaep256) => {
-                return Err(Error::unsupported(format!("{other} on aws-lc")));
+                return Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{other} on aws-lc")));
             }
         };
-        AesKek::new(cipher, k).map_err(|_| Error::invalid("AES key has the wrong length for this algorithm"))
+        AesKek::new(cipher, k).map_err(|_| {
+            Error::invalid(InvalidReason::KeyMismatch, "AES key has the wrong length for this algorithm")
+        })
     }
 
     pub(crate) fn wrap_key(&self, alg: W, key: &[u8]) -> Result<Vec<u8>> {
@@ -372,7 +384,7 @@ impl AwsKey {
         let kek = self.kek(alg)?;
         let mut out = vec![0u8; key.len().div_ceil(8) * 8 + 8];
         let n = if padded { kek.wrap_with_padding(key, &mut out) } else { kek.wrap(key, &mut out) }
-            .map_err(|_| Error::invalid(format!("{alg}: input length not accepted")))?
+            .map_err(|_| Error::invalid(InvalidReason::Length, format!("{alg}: input length not accepted")))?
             .len();
         out.truncate(n);
         Ok(out)
@@ -396,24 +408,89 @@ impl AwsKey {
     }
 }
 
-/// AES-256-GCM on AWS-LC: the envelope cipher for KEKs on the aws-lc engine.
+/// The aws-lc [`CryptoProvider`]: AWS-LC's digests, HMAC, HKDF, AES-256-GCM and random
+/// source.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct AwsLcAes256Gcm;
+pub struct AwsLcProvider;
 
-pub(crate) static AES_256_GCM: AwsLcAes256Gcm = AwsLcAes256Gcm;
+/// [`AwsLcProvider`] as a `'static` provider.
+pub static AWS_LC: AwsLcProvider = AwsLcProvider;
 
 // The key schedule lives in OPENSSL_malloc memory, which AWS-LC cleanses on free.
 struct AwsGcmKey(aead::LessSafeKey);
 
-impl Aes256GcmEngine for AwsLcAes256Gcm {
+fn aws_digest(hash: HashAlg) -> &'static aws_lc_rs::digest::Algorithm {
+    match hash {
+        HashAlg::Sha1 => &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        HashAlg::Sha256 => &aws_lc_rs::digest::SHA256,
+        HashAlg::Sha384 => &aws_lc_rs::digest::SHA384,
+        HashAlg::Sha512 => &aws_lc_rs::digest::SHA512,
+    }
+}
+
+fn aws_hmac(hash: HashAlg) -> aws_lc_rs::hmac::Algorithm {
+    match hash {
+        HashAlg::Sha1 => aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        HashAlg::Sha256 => aws_lc_rs::hmac::HMAC_SHA256,
+        HashAlg::Sha384 => aws_lc_rs::hmac::HMAC_SHA384,
+        HashAlg::Sha512 => aws_lc_rs::hmac::HMAC_SHA512,
+    }
+}
+
+impl CryptoProvider for AwsLcProvider {
     fn name(&self) -> &'static str {
         "aws-lc"
     }
 
-    fn key(&self, key: &[u8; gcm::KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>> {
+    fn digest(&self, hash: HashAlg, data: &[u8]) -> Vec<u8> {
+        aws_lc_rs::digest::digest(aws_digest(hash), data).as_ref().to_vec()
+    }
+
+    fn hmac(&self, hash: HashAlg, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+        let key = aws_lc_rs::hmac::Key::new(aws_hmac(hash), key);
+        Ok(aws_lc_rs::hmac::sign(&key, data).as_ref().to_vec())
+    }
+
+    // Extract is one HMAC (RFC 5869 section 2.2); aws-lc-rs' own extract hides the
+    // pseudorandom key, and the extract/expand split is what lets the envelope extract once.
+    fn hkdf_extract(&self, hash: HashAlg, salt: &[u8], ikm: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(Zeroizing::new(self.hmac(hash, salt, ikm)?))
+    }
+
+    fn hkdf_expand(&self, hash: HashAlg, prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()> {
+        use aws_lc_rs::hkdf;
+        struct Len(usize);
+        impl hkdf::KeyType for Len {
+            fn len(&self) -> usize {
+                self.0
+            }
+        }
+        if prk.len() < hash.output_len() {
+            return Err(Error::invalid(InvalidReason::Length, "HKDF pseudorandom key shorter than the hash"));
+        }
+        let alg = match hash {
+            HashAlg::Sha1 => hkdf::HKDF_SHA1_FOR_LEGACY_USE_ONLY,
+            HashAlg::Sha256 => hkdf::HKDF_SHA256,
+            HashAlg::Sha384 => hkdf::HKDF_SHA384,
+            HashAlg::Sha512 => hkdf::HKDF_SHA512,
+        };
+        hkdf::Prk::new_less_safe(alg, prk)
+            .expand(info, Len(okm.len()))
+            .and_then(|o| o.fill(okm))
+            .map_err(|_| Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths"))
+    }
+
+    fn aes_256_gcm(&self, key: &[u8; gcm::KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>> {
         let unbound =
             aead::UnboundKey::new(&aead::AES_256_GCM, key).map_err(|_| engine_err("AES-GCM key"))?;
         Ok(Box::new(AwsGcmKey(aead::LessSafeKey::new(unbound))))
+    }
+
+    // The OS source, as on RustCrypto: AWS-LC's DRBG costs about 40 ms on its first use in
+    // a process (measured: the first rotation in a fresh process went from 2 ms to 42 ms),
+    // which every short-lived process (the CLI, the crash test's writers) would pay.
+    fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
+        crate::RUSTCRYPTO.fill_random(buf)
     }
 }
 
@@ -431,7 +508,7 @@ impl Aes256GcmKey for AwsGcmKey {
                 aead::Aad::from(aad),
                 in_out,
             )
-            .map_err(|_| Error::invalid("input too long for AES-GCM"))?;
+            .map_err(|_| Error::invalid(InvalidReason::Length, "input too long for AES-GCM"))?;
         tag.as_ref().try_into().map_err(|_| engine_err("AES-GCM tag"))
     }
 

@@ -1,7 +1,8 @@
 //! RSA-OAEP encryption and decryption.
 
 use getrandom::SysRng;
-use hsmkit::{Denied, EncryptionAlgorithm as A, Error, Result, Zeroizing};
+use hsmkit::InvalidReason;
+use hsmkit::{EncryptionAlgorithm as A, Error, Result, Zeroizing};
 use rsa::Oaep;
 use rsa::sha2::Sha256;
 use rsa::traits::PaddingScheme;
@@ -23,7 +24,9 @@ fn encrypt_with(key: &rsa::PublicKey, padding: impl PaddingScheme, plaintext: &[
 
 /// Encrypts with the public key.
 pub(crate) fn encrypt(engine: &RcKey, alg: A, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
-    let key = engine.rsa_public().ok_or_else(|| Error::invalid(format!("{alg} needs an RSA key")))?;
+    let key = engine
+        .rsa_public()
+        .ok_or_else(|| Error::invalid(InvalidReason::KeyMismatch, format!("{alg} needs an RSA key")))?;
     match alg {
         A::RsaOaep => encrypt_with(key, oaep_with::<Sha1>(label), plaintext),
         A::RsaOaep256 => encrypt_with(key, oaep_with::<Sha256>(label), plaintext),
@@ -36,9 +39,11 @@ pub(crate) fn decrypt(engine: &RcKey, alg: A, ciphertext: &[u8], label: &[u8]) -
     let key = match (engine, engine.rsa_public()) {
         (RcKey::RsaPrivate(k), _) => k,
         (_, Some(_)) => {
-            return Err(Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly });
+            return Err(crate::public_only());
         }
-        (_, None) => return Err(Error::invalid(format!("{alg} needs an RSA key"))),
+        (_, None) => {
+            return Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} needs an RSA key")));
+        }
     };
     let r = match alg {
         A::RsaOaep => key.decrypt_blinded(&mut SysRng, oaep_with::<Sha1>(label), ciphertext),

@@ -1,5 +1,6 @@
 //! Public halves of software keys.
 
+use hsmkit::UnsupportedReason;
 use hsmkit::{
     EcCurve, EcPublicKey, Ed25519PublicKey, Error, KeyMaterial, PublicKey, Result, RsaPublicKey, Zeroizing,
 };
@@ -41,8 +42,12 @@ pub(crate) fn public_key(engine: &RcKey) -> Result<PublicKey> {
         RcKey::P521(k) => ec_public!(k, P521),
         RcKey::P256k(k) => ec_public!(k, P256K),
         RcKey::Ed25519(k) => PublicKey::Ed25519(Ed25519PublicKey::new(ed25519_verifying(k).as_bytes())?),
-        RcKey::Aes(_) => return Err(Error::unsupported("AES keys have no public key")),
-        RcKey::Hmac(_) => return Err(Error::unsupported("HMAC keys have no public key")),
+        RcKey::Aes(_) => {
+            return Err(Error::unsupported(UnsupportedReason::Operation, "AES keys have no public key"));
+        }
+        RcKey::Hmac(_) => {
+            return Err(Error::unsupported(UnsupportedReason::Operation, "HMAC keys have no public key"));
+        }
     })
 }
 

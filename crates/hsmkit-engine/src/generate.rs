@@ -1,6 +1,7 @@
 //! Key generation from OS randomness.
 
 use getrandom::SysRng;
+use hsmkit::InvalidReason;
 use hsmkit::{EcCurve, Error, KeyMaterial, KeySpec, Result, Zeroizing};
 use rsa::pkcs8::EncodePrivateKey;
 
@@ -25,7 +26,8 @@ macro_rules! ec_generate {
 pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, RcKey)> {
     Ok(match spec {
         KeySpec::Rsa { bits } => {
-            let bits = usize::try_from(bits).map_err(|_| Error::invalid("RSA size"))?;
+            let bits =
+                usize::try_from(bits).map_err(|_| Error::invalid(InvalidReason::Parameter, "RSA size"))?;
             let key = rsa::PrivateKey::new(&mut SysRng, bits)
                 .map_err(|e| Error::backend(crate::KIND, "rsa::PrivateKey::new", e.to_string()))?;
             let der =
@@ -45,7 +47,8 @@ pub(crate) fn generate(spec: KeySpec) -> Result<(KeyMaterial, RcKey)> {
             (material, RcKey::Ed25519(Ec::Private(Box::new(sk))))
         }
         KeySpec::Hmac { bits } => {
-            let len = usize::try_from(bits / 8).map_err(|_| Error::invalid("HMAC key size"))?;
+            let len = usize::try_from(bits / 8)
+                .map_err(|_| Error::invalid(InvalidReason::Parameter, "HMAC key size"))?;
             let mut k = Zeroizing::new(vec![0u8; len]);
             getrandom::fill(&mut k).map_err(rng_err)?;
             (KeyMaterial::hmac(&k)?, RcKey::Hmac(k))

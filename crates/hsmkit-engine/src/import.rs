@@ -1,12 +1,13 @@
 //! Loading key material into engine objects, with every check the engines offer.
 
+use hsmkit::InvalidReason;
 use hsmkit::{EcCurve, Error, KeyMaterial, KeySpec, PublicKey, Result};
 use rsa::pkcs1::DecodeRsaPublicKey;
 
 use crate::key::{Ec, RcKey};
 
 fn rejected(what: &str) -> Error {
-    Error::invalid(format!("{what} rejected: not a valid key"))
+    Error::invalid(InvalidReason::Malformed, format!("{what} rejected: not a valid key"))
 }
 
 macro_rules! ec_private {
@@ -16,7 +17,10 @@ macro_rules! ec_private {
             let given = $crate_::ecdsa::VerifyingKey::from_sec1_bytes(point)
                 .map_err(|_| rejected("EC public point"))?;
             if &given != sk.verifying_key() {
-                return Err(Error::invalid("EC public point does not match the private key"));
+                return Err(Error::invalid(
+                    InvalidReason::Malformed,
+                    "EC public point does not match the private key",
+                ));
             }
         }
         RcKey::$variant(Ec::Private(Box::new(sk)))
@@ -82,7 +86,10 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, RcKey)> {
             if let Some(public) = &k.public
                 && public.as_bytes() != sk.verifying_key().as_bytes()
             {
-                return Err(Error::invalid("Ed25519 public key does not match the private key"));
+                return Err(Error::invalid(
+                    InvalidReason::Malformed,
+                    "Ed25519 public key does not match the private key",
+                ));
             }
             RcKey::Ed25519(Ec::Private(Box::new(sk)))
         }

@@ -129,6 +129,18 @@ impl EngineKey {
     pub fn new(info: KeyInfo, loaded: Arc<Loaded>, material: Arc<KeyMaterial>) -> Self {
         EngineKey { info, loaded, material }
     }
+
+    /// Refuses a private operation on a public key, naming the key.
+    fn private(&self) -> Result<()> {
+        if self.info.has_private {
+            Ok(())
+        } else {
+            Err(hsmkit::Error::PermissionDenied {
+                key: self.info.name.clone(),
+                reason: hsmkit::Denied::PublicOnly,
+            })
+        }
+    }
 }
 
 impl fmt::Debug for EngineKey {
@@ -147,6 +159,7 @@ impl BackendKey for EngineKey {
     }
 
     fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
+        self.private()?;
         dispatch!(self.loaded, |a| a.sign(alg, message), |e| crate::sign::sign(e, alg, message))
     }
 
@@ -157,6 +170,7 @@ impl BackendKey for EngineKey {
     }
 
     fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
+        self.private()?;
         dispatch!(self.loaded, |a| a.sign_digest(alg, digest), |e| crate::sign::sign_digest(e, alg, digest))
     }
 
@@ -178,6 +192,7 @@ impl BackendKey for EngineKey {
         ciphertext: &[u8],
         label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
+        self.private()?;
         dispatch!(self.loaded, |a| a.decrypt(alg, ciphertext, label), |e| crate::encrypt::decrypt(
             e, alg, ciphertext, label
         ))
@@ -192,6 +207,7 @@ impl BackendKey for EngineKey {
     }
 
     fn unwrap_key(&self, alg: KeyWrapAlgorithm, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        self.private()?;
         #[cfg(feature = "aws-lc")]
         if !crate::aws::wraps(alg) {
             return crate::wrap::unwrap_key(&self.loaded.engine, alg, wrapped);
@@ -203,11 +219,11 @@ impl BackendKey for EngineKey {
         Ok((*self.material).clone())
     }
 
-    fn aes_gcm(&self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
+    fn crypto(&self) -> &'static dyn hsmkit::CryptoProvider {
         #[cfg(feature = "aws-lc")]
         if self.loaded.aws.is_some() {
-            return crate::Engine::AwsLc.aes_gcm();
+            return crate::Engine::AwsLc.provider();
         }
-        crate::Engine::RustCrypto.aes_gcm()
+        crate::Engine::RustCrypto.provider()
     }
 }

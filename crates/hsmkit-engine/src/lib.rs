@@ -16,6 +16,7 @@ mod export;
 mod generate;
 mod import;
 mod key;
+mod provider;
 mod sign;
 mod wrap;
 
@@ -23,10 +24,23 @@ use std::sync::Arc;
 
 use hsmkit::{BackendKey, KeyInfo, KeyMaterial, KeySpec, PublicKey, Result};
 
+#[cfg(feature = "aws-lc")]
+pub use aws::{AWS_LC, AwsLcProvider};
 pub use key::{EngineKey, Loaded};
+pub use provider::{RUSTCRYPTO, RustCryptoProvider};
 
 /// The name engine errors carry as their backend (see [`hsmkit::Error::Backend`]).
 pub(crate) const KIND: &str = "engine";
+
+/// A private operation on a key the engine holds only the public part of. [`EngineKey`]
+/// refuses those first as [`hsmkit::Denied::PublicOnly`] with the key's name; this is what
+/// the engine itself says when called without one.
+pub(crate) fn public_only() -> hsmkit::Error {
+    hsmkit::Error::unsupported(
+        hsmkit::UnsupportedReason::Operation,
+        "a private-key operation on a public key (the engine holds no private part)",
+    )
+}
 
 /// Which library does the cryptography. The default is [`Engine::fastest`]: AWS-LC when
 /// the `aws-lc` feature is on. RSA decryption on the RustCrypto engine runs the `rsa`
@@ -50,12 +64,13 @@ impl Default for Engine {
 }
 
 impl Engine {
-    /// This engine's AES-256-GCM (the envelope cipher for its KEKs).
-    pub fn aes_gcm(self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
+    /// This engine's crypto provider: what a store on it computes with in host memory
+    /// (envelopes, the audit MAC, fingerprints, random ids).
+    pub fn provider(self) -> &'static dyn hsmkit::CryptoProvider {
         match self {
-            Engine::RustCrypto => &hsmkit::hazmat::aead::RUSTCRYPTO,
+            Engine::RustCrypto => &RUSTCRYPTO,
             #[cfg(feature = "aws-lc")]
-            Engine::AwsLc => &aws::AES_256_GCM,
+            Engine::AwsLc => &AWS_LC,
         }
     }
 

@@ -1,7 +1,8 @@
 //! Signing and verification: messages (hashed here) and, as hazmat, digests.
 
 use hmac::{KeyInit, Mac};
-use hsmkit::{Denied, Error, Result, SignatureAlgorithm as A};
+use hsmkit::InvalidReason;
+use hsmkit::{Error, Result, SignatureAlgorithm as A};
 use rsa::sha2::{Sha256, Sha384, Sha512};
 use signature::hazmat::{PrehashSigner, PrehashVerifier};
 use signature::{Signer, Verifier};
@@ -12,9 +13,7 @@ fn engine_err(e: impl std::fmt::Display) -> Error {
     Error::backend(crate::KIND, "sign", e.to_string())
 }
 
-fn public_only() -> Error {
-    Error::PermissionDenied { key: String::new(), reason: Denied::PublicOnly }
-}
+use crate::public_only;
 
 macro_rules! ec_sign {
     ($k:expr, $sig:ty, $digest:expr) => {{
@@ -40,7 +39,8 @@ macro_rules! ec_verify {
 }
 
 fn hmac_tag<M: Mac + KeyInit>(key: &[u8], message: &[u8]) -> Result<M> {
-    let mut mac = <M as KeyInit>::new_from_slice(key).map_err(|_| Error::invalid("HMAC key length"))?;
+    let mut mac = <M as KeyInit>::new_from_slice(key)
+        .map_err(|_| Error::invalid(InvalidReason::Length, "HMAC key length"))?;
     mac.update(message);
     Ok(mac)
 }
@@ -62,7 +62,7 @@ macro_rules! hmac_op {
 /// HMAC).
 pub(crate) fn sign(engine: &RcKey, alg: A, message: &[u8]) -> Result<Vec<u8>> {
     if let Some(hash) = alg.prehash() {
-        return sign_digest(engine, alg, &hash.digest(message));
+        return sign_digest(engine, alg, &crate::provider::digest(hash, message));
     }
     match (engine, alg) {
         (RcKey::Ed25519(Ec::Private(sk)), A::EdDsa) => Ok(sk.sign(message).to_bytes().to_vec()),
@@ -70,14 +70,14 @@ pub(crate) fn sign(engine: &RcKey, alg: A, message: &[u8]) -> Result<Vec<u8>> {
         (RcKey::Hmac(k), A::Hs256) => hmac_op!(sign, Sha256, k, message),
         (RcKey::Hmac(k), A::Hs384) => hmac_op!(sign, Sha384, k, message),
         (RcKey::Hmac(k), A::Hs512) => hmac_op!(sign, Sha512, k, message),
-        _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+        _ => Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key"))),
     }
 }
 
 /// Verifies a signature over `message`, as [`sign`] makes it.
 pub(crate) fn verify(engine: &RcKey, alg: A, message: &[u8], sig: &[u8]) -> Result<()> {
     if let Some(hash) = alg.prehash() {
-        return verify_digest(engine, alg, &hash.digest(message), sig);
+        return verify_digest(engine, alg, &crate::provider::digest(hash, message), sig);
     }
     match (engine, alg) {
         (RcKey::Ed25519(k), A::EdDsa) => {
@@ -92,7 +92,7 @@ pub(crate) fn verify(engine: &RcKey, alg: A, message: &[u8], sig: &[u8]) -> Resu
         (RcKey::Hmac(k), A::Hs256) => hmac_op!(verify, Sha256, k, message, sig),
         (RcKey::Hmac(k), A::Hs384) => hmac_op!(verify, Sha384, k, message, sig),
         (RcKey::Hmac(k), A::Hs512) => hmac_op!(verify, Sha512, k, message, sig),
-        _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+        _ => Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key"))),
     }
 }
 
@@ -110,7 +110,7 @@ pub(crate) fn sign_digest(engine: &RcKey, alg: A, digest: &[u8]) -> Result<Vec<u
         (RcKey::P521(k), A::Es512) => ec_sign!(k, p521::ecdsa::Signature, digest),
         (RcKey::P256k(k), A::Es256k) => ec_sign!(k, k256::ecdsa::Signature, digest),
         (RcKey::RsaPublic(_), _) => Err(public_only()),
-        _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+        _ => Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key"))),
     }
 }
 
@@ -141,10 +141,10 @@ pub(crate) fn verify_digest(engine: &RcKey, alg: A, digest: &[u8], sig: &[u8]) -
                 A::Ps384 => k.pss_verify_prehash::<Sha384>(digest, sig).map_err(bad),
                 A::Ps512 => k.pss_verify_prehash::<Sha512>(digest, sig).map_err(bad),
                 A::Es256 | A::Es384 | A::Es512 | A::Es256k | A::EdDsa | A::Hs256 | A::Hs384 | A::Hs512 => {
-                    Err(Error::invalid(format!("{alg} does not fit this key")))
+                    Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key")))
                 }
             }
         }
-        _ => Err(Error::invalid(format!("{alg} does not fit this key"))),
+        _ => Err(Error::invalid(InvalidReason::KeyMismatch, format!("{alg} does not fit this key"))),
     }
 }

@@ -4,6 +4,7 @@ use aes::cipher::BlockCipherDecrypt;
 use aes::{Aes128, Aes192, Aes256};
 use aes_kw::{KeyInit, KwAes128, KwAes192, KwAes256, KwpAes128, KwpAes192, KwpAes256};
 use hsmkit::{EncryptionAlgorithm, Error, KeyWrapAlgorithm as A, Result, WrapScheme, Zeroizing};
+use hsmkit::{InvalidReason, UnsupportedReason};
 use subtle::{ConstantTimeEq, ConstantTimeGreater, ConstantTimeLess};
 
 use crate::key::RcKey;
@@ -18,12 +19,12 @@ fn aes_key(engine: &RcKey) -> Result<&[u8]> {
         | RcKey::P521(_)
         | RcKey::P256k(_)
         | RcKey::Ed25519(_)
-        | RcKey::Hmac(_) => Err(Error::invalid("AES key wrap needs an AES key")),
+        | RcKey::Hmac(_) => Err(Error::invalid(InvalidReason::KeyMismatch, "AES key wrap needs an AES key")),
     }
 }
 
 fn bad_key(_: impl std::fmt::Debug) -> Error {
-    Error::invalid("AES key has the wrong length for this algorithm")
+    Error::invalid(InvalidReason::KeyMismatch, "AES key has the wrong length for this algorithm")
 }
 
 /// Wrapping with `aes-kw` (unwrapping is below, in constant time).
@@ -50,7 +51,7 @@ pub(crate) fn wrap_key(engine: &RcKey, alg: A, key: &[u8]) -> Result<Vec<u8>> {
         A::RsaOaep => return crate::encrypt::encrypt(engine, EncryptionAlgorithm::RsaOaep, key, &[]),
         A::RsaOaep256 => return crate::encrypt::encrypt(engine, EncryptionAlgorithm::RsaOaep256, key, &[]),
     };
-    let n = n.map_err(|e| Error::invalid(format!("{alg}: {e}")))?;
+    let n = n.map_err(|e| Error::invalid(InvalidReason::Length, format!("{alg}: {e}")))?;
     Ok(buf.get(..n).unwrap_or_default().to_vec())
 }
 
@@ -72,7 +73,7 @@ pub(crate) fn unwrap_key(engine: &RcKey, alg: A, wrapped: &[u8]) -> Result<Zeroi
         (A::A128Kw | A::A128Kwp | A::A192Kw | A::A192Kwp | A::A256Kw | A::A256Kwp, _) => {
             return Err(bad_key(()));
         }
-        (other, _) => return Err(Error::unsupported(format!("{other}"))),
+        (other, _) => return Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{other}"))),
     };
     let padded = matches!(alg.scheme(), WrapScheme::AesKwp(_));
     // The core checks these lengths too; checked again here because `w_inverse` splits

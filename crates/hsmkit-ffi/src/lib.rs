@@ -40,7 +40,7 @@ pub use result::hsmkit_result;
 pub use store::*;
 
 use crate::ffi::OutBuf;
-use crate::result::{as_ptr, last_error};
+use crate::result::{as_ptr, last_error, last_reason};
 
 /// The library version, e.g. `"0.1.0"` (a static string; do not free).
 #[unsafe(no_mangle)]
@@ -60,6 +60,16 @@ pub extern "C" fn hsmkit_result_name(result: u32) -> *const c_char {
     // A `u32`, not `hsmkit_result`: C may pass any number, and a Rust enum must never hold
     // one outside its variants.
     as_ptr(hsmkit_result::from_code(result).map_or(c"unknown", result::name))
+}
+
+/// Why the last call on this thread that failed was refused, for `HSMKIT_ERR_INVALID_INPUT`
+/// (`"malformed"`, `"length"`, `"key-mismatch"`, `"name"`, `"parameter"`) and
+/// `HSMKIT_ERR_UNSUPPORTED` (`"algorithm"`, `"key-type"`, `"mechanism"`, `"operation"`,
+/// `"encoding"`); `""` for other failures and for errors found by the C layer itself (a
+/// static string; do not free). The names are stable.
+#[unsafe(no_mangle)]
+pub extern "C" fn hsmkit_last_error_reason() -> *const c_char {
+    as_ptr(last_reason())
 }
 
 /// The message of the last call on this thread that failed (empty if none), NUL-terminated.

@@ -1,10 +1,10 @@
 //! Result codes, the thread's last error message, and the panic boundary.
 
-use std::cell::RefCell;
-use std::ffi::c_char;
+use std::cell::{Cell, RefCell};
+use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use hsmkit::{Error, ErrorKind};
+use hsmkit::{Error, ErrorKind, InvalidReason, UnsupportedReason};
 
 /// What a call did. The numbers are stable: a code is never renumbered or reused.
 #[repr(u32)]
@@ -80,11 +80,13 @@ impl hsmkit_result {
 pub(crate) struct Fail {
     pub(crate) code: hsmkit_result,
     pub(crate) message: String,
+    /// The core's typed reason, for `hsmkit_last_error_reason` (empty: none).
+    pub(crate) reason: &'static CStr,
 }
 
 impl Fail {
     pub(crate) fn new(code: hsmkit_result, message: impl Into<String>) -> Self {
-        Fail { code, message: message.into() }
+        Fail { code, message: message.into(), reason: c"" }
     }
 
     pub(crate) fn null(arg: &str) -> Self {
@@ -112,12 +114,34 @@ impl From<Error> for Fail {
             _ => HSMKIT_ERR_OTHER,
         };
         // The core's messages never hold secrets.
-        Fail::new(code, e.to_string())
+        Fail { reason: reason(&e), ..Fail::new(code, e.to_string()) }
+    }
+}
+
+/// The stable name of an error's reason (as `InvalidReason::as_str`), as a C string.
+fn reason(e: &Error) -> &'static CStr {
+    match (e.invalid_reason(), e.unsupported_reason()) {
+        (Some(InvalidReason::Malformed), _) => c"malformed",
+        (Some(InvalidReason::Length), _) => c"length",
+        (Some(InvalidReason::KeyMismatch), _) => c"key-mismatch",
+        (Some(InvalidReason::Name), _) => c"name",
+        (Some(InvalidReason::Parameter), _) => c"parameter",
+        (None, Some(UnsupportedReason::Algorithm)) => c"algorithm",
+        (None, Some(UnsupportedReason::KeyType)) => c"key-type",
+        (None, Some(UnsupportedReason::Mechanism)) => c"mechanism",
+        (None, Some(UnsupportedReason::Operation)) => c"operation",
+        (None, Some(UnsupportedReason::Encoding)) => c"encoding",
+        (None, None) => c"",
     }
 }
 
 thread_local! {
     static LAST_ERROR: RefCell<String> = const { RefCell::new(String::new()) };
+    static LAST_REASON: Cell<&'static CStr> = const { Cell::new(c"") };
+}
+
+pub(crate) fn last_reason() -> &'static CStr {
+    LAST_REASON.with(Cell::get)
 }
 
 pub(crate) fn set_last_error(message: &str) {
@@ -140,10 +164,12 @@ pub(crate) fn guard(f: impl FnOnce() -> Result<(), Fail>) -> hsmkit_result {
         Ok(Ok(())) => HSMKIT_OK,
         Ok(Err(fail)) => {
             set_last_error(&fail.message);
+            LAST_REASON.with(|r| r.set(fail.reason));
             fail.code
         }
         Err(_) => {
             set_last_error("hsmkit panicked (a bug; please report it)");
+            LAST_REASON.with(|r| r.set(c""));
             HSMKIT_ERR_PANIC
         }
     }

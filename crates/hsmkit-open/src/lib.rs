@@ -24,13 +24,14 @@
 // A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
 #![warn(clippy::wildcard_enum_match_arm)]
 
+use hsmkit::InvalidReason;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 use hsmkit::{Error, Result, Store};
 use hsmkit_pkcs11::uri::percent_decode;
 use hsmkit_pkcs11::{PinSource, Pkcs11Backend, Pkcs11Uri};
-use hsmkit_soft::{SoftBackend, SoftEngine, StoreKey};
+use hsmkit_soft::{FileStorage, KdfParams, SoftBackend, SoftEngine, StoreKey};
 use zeroize::Zeroizing;
 
 /// How to unlock and decorate the store a URI names. Secrets are redacted in `Debug`.
@@ -40,6 +41,21 @@ pub struct OpenOptions {
     key_file: Option<PathBuf>,
     pin: Option<Zeroizing<String>>,
     audit_log: Option<PathBuf>,
+    create: Create,
+}
+
+/// Whether opening a keystore may create it (as `std::fs::OpenOptions`' `create` and
+/// `create_new`). Tokens and memory stores always exist.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Create {
+    /// Open it, creating it first if the directory holds no keystore (the default).
+    #[default]
+    IfMissing,
+    /// Open it only if it exists; a missing keystore is [`Error::NotFound`], so a typo in
+    /// a path does not make a new, empty store.
+    Never,
+    /// Create it; an existing keystore is [`Error::AlreadyExists`].
+    New,
 }
 
 impl fmt::Debug for OpenOptions {
@@ -50,6 +66,7 @@ impl fmt::Debug for OpenOptions {
             .field("key_file", &self.key_file)
             .field("pin", &redacted(&self.pin))
             .field("audit_log", &self.audit_log)
+            .field("create", &self.create)
             .finish()
     }
 }
@@ -78,6 +95,12 @@ impl OpenOptions {
         self
     }
 
+    /// Whether a missing keystore is created (default [`Create::IfMissing`]).
+    pub fn create(mut self, create: Create) -> Self {
+        self.create = create;
+        self
+    }
+
     /// Appends an audit record for every operation to this log (see [`hsmkit::AuditLog`]; its records are authenticated under [`Store::audit_key`],
     /// created on first use).
     pub fn audit_log(mut self, path: impl Into<PathBuf>) -> Self {
@@ -98,12 +121,30 @@ pub enum Location {
 }
 
 impl Location {
+    /// Whether the store exists: a keystore directory that holds a keystore. Tokens and
+    /// memory stores always do (a token that is not there fails to open instead).
+    pub fn exists(&self) -> bool {
+        match self {
+            Location::Keystore(dir) => FileStorage::exists(dir),
+            Location::Pkcs11(_) | Location::Memory => true,
+        }
+    }
+
+    /// Whether this is a token whose URI gives no PIN, so that it is read from
+    /// `HSMKIT_PKCS11_PIN` unless [`OpenOptions::pin`] gives one (a front end may ask).
+    pub fn pin_from_environment(&self) -> bool {
+        match self {
+            Location::Pkcs11(uri) => uri.pin == PinSource::Env,
+            Location::Keystore(_) | Location::Memory => false,
+        }
+    }
+
     /// Parses a URI. A string with a `scheme:` before any `/` must be one of `file:`,
     /// `pkcs11:` or `memory:` (so a mistyped scheme is an error, not a directory);
     /// anything else is a path.
     pub fn parse(uri: &str) -> Result<Self> {
         if uri.is_empty() {
-            return Err(Error::invalid("empty store URI"));
+            return Err(Error::invalid(InvalidReason::Malformed, "empty store URI"));
         }
         let scheme = uri.split_once(':').map(|(s, _)| s).filter(|s| !s.contains('/') && !s.is_empty());
         match scheme {
@@ -114,12 +155,13 @@ impl Location {
             }
             Some(s) if s.eq_ignore_ascii_case("memory") => match uri.get(s.len() + 1..) {
                 Some("") | Some("//") => Ok(Location::Memory),
-                _ => Err(Error::invalid("a memory store URI is just 'memory:'")),
+                _ => Err(Error::invalid(InvalidReason::Malformed, "a memory store URI is just 'memory:'")),
             },
             Some(s) if s.eq_ignore_ascii_case("file") => {
                 let rest = uri.get(s.len() + 1..).unwrap_or_default();
                 if rest.contains(['?', '#']) {
                     return Err(Error::invalid(
+                        InvalidReason::Malformed,
                         "file store URI: no query or fragment is taken (give the passphrase or key file as an option)",
                     ));
                 }
@@ -130,22 +172,29 @@ impl Location {
                         Some(i) if r.get(..i).is_some_and(|h| h.eq_ignore_ascii_case("localhost")) => {
                             r.get(i..).unwrap_or_default()
                         }
-                        _ => return Err(Error::invalid("file store URI: only local paths (file:///path)")),
+                        _ => {
+                            return Err(Error::invalid(
+                                InvalidReason::Malformed,
+                                "file store URI: only local paths (file:///path)",
+                            ));
+                        }
                     },
                     None => rest,
                 };
-                let path =
-                    percent_decode(path).map_err(|_| Error::invalid("file store URI: bad percent-escape"))?;
+                let path = percent_decode(path).map_err(|_| {
+                    Error::invalid(InvalidReason::Malformed, "file store URI: bad percent-escape")
+                })?;
                 if path.is_empty() {
-                    return Err(Error::invalid("file store URI without a path"));
+                    return Err(Error::invalid(InvalidReason::Malformed, "file store URI without a path"));
                 }
                 Ok(Location::Keystore(PathBuf::from(path)))
             }
             // A one-letter "scheme" is a Windows drive letter. The text before the ':' is not
             // shown: it may be a secret typed in the wrong place.
-            Some(s) if s.len() > 1 => {
-                Err(Error::invalid("unknown store URI scheme (use file:, pkcs11: or memory:)"))
-            }
+            Some(s) if s.len() > 1 => Err(Error::invalid(
+                InvalidReason::Malformed,
+                "unknown store URI scheme (use file:, pkcs11: or memory:)",
+            )),
             _ => Ok(Location::Keystore(PathBuf::from(uri))),
         }
     }
@@ -159,9 +208,23 @@ pub fn open(uri: &str, options: &OpenOptions) -> Result<Store> {
 /// Opens a parsed [`Location`].
 pub fn open_location(location: Location, options: &OpenOptions) -> Result<Store> {
     let store = match location {
-        Location::Keystore(dir) => Store::new(
-            SoftBackend::open_dir(&dir, &store_key(&dir, options)?)?.with_engine(SoftEngine::fastest()),
-        ),
+        Location::Keystore(dir) => {
+            let exists = FileStorage::exists(&dir);
+            let storage = match options.create {
+                Create::IfMissing => {
+                    FileStorage::open_or_create(&dir, &store_key(&dir, options)?, KdfParams::default())?
+                }
+                Create::Never if !exists => {
+                    return Err(Error::NotFound { what: format!("keystore {}", dir.display()) });
+                }
+                Create::Never => FileStorage::open(&dir, &store_key(&dir, options)?)?,
+                Create::New if exists => {
+                    return Err(Error::AlreadyExists { name: format!("keystore {}", dir.display()) });
+                }
+                Create::New => FileStorage::create(&dir, &store_key(&dir, options)?, KdfParams::default())?,
+            };
+            Store::new(SoftBackend::with_storage(storage).with_engine(SoftEngine::fastest()))
+        }
         Location::Pkcs11(mut uri) => {
             if let Some(pin) = &options.pin {
                 uri.pin = PinSource::Value(pin.clone());
@@ -176,9 +239,17 @@ pub fn open_location(location: Location, options: &OpenOptions) -> Result<Store>
     }
 }
 
+/// Writes a new random keystore key file (64 hex digits, mode 0600) at `path`, for
+/// [`OpenOptions::key_file`]; an existing file is refused.
+pub fn generate_key_file(path: impl AsRef<Path>) -> Result<()> {
+    StoreKey::generate_key_file(path.as_ref())
+}
+
 fn store_key(dir: &Path, options: &OpenOptions) -> Result<StoreKey> {
     match (&options.passphrase, &options.key_file) {
-        (Some(_), Some(_)) => Err(Error::invalid("give a passphrase or a key file, not both")),
+        (Some(_), Some(_)) => {
+            Err(Error::invalid(InvalidReason::Parameter, "give a passphrase or a key file, not both"))
+        }
         (Some(p), None) => Ok(StoreKey::Passphrase(p.clone())),
         (None, Some(f)) => Ok(StoreKey::key_file(f)),
         (None, None) => Err(Error::Authentication(format!(

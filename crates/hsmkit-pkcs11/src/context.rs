@@ -1,6 +1,7 @@
 //! One PKCS#11 context per module per process, a token found by URI, pooled sessions,
 //! login once, and one transparent reopen-login-retry when sessions are lost.
 
+use hsmkit::InvalidReason;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::fs::{File, TryLockError};
@@ -57,10 +58,17 @@ pub(crate) fn context(module: &Path) -> Result<Pkcs11> {
         return Ok(ctx.clone());
     }
     if !module.is_file() {
-        return Err(Error::invalid(format!("PKCS#11 module {} does not exist", module.display())));
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("PKCS#11 module {} does not exist", module.display()),
+        ));
     }
-    let ctx = Pkcs11::new(module)
-        .map_err(|e| Error::invalid(format!("cannot load PKCS#11 module {}: {e}", module.display())))?;
+    let ctx = Pkcs11::new(module).map_err(|e| {
+        Error::invalid(
+            InvalidReason::Parameter,
+            format!("cannot load PKCS#11 module {}: {e}", module.display()),
+        )
+    })?;
     initialize(&ctx)?;
     map_.insert(module.to_owned(), (ctx.clone(), pid));
     Ok(ctx)
@@ -464,9 +472,10 @@ impl Token {
             1 => found.remove(0),
             0 => return Err(no_token(uri, &module, &unreadable)),
             n => {
-                return Err(Error::invalid(format!(
-                    "{n} tokens match the URI; add token=, serial= or slot-id="
-                )));
+                return Err(Error::invalid(
+                    InvalidReason::Parameter,
+                    format!("{n} tokens match the URI; add token=, serial= or slot-id="),
+                ));
             }
         };
         let (objects, host_gate, id) = object_lock(&serial, &label);

@@ -2,7 +2,7 @@
 //! and return code stay in the message for diagnostics.
 
 use cryptoki::error::{Error as CkError, RvError};
-use hsmkit::{BackendError, Error};
+use hsmkit::{BackendError, Error, InvalidReason, UnsupportedReason};
 
 pub(crate) const KIND: &str = "pkcs11";
 
@@ -99,12 +99,11 @@ pub(crate) fn map_opaque(e: CkError) -> Error {
 
 /// The token is in no slot any more.
 pub(crate) fn backend_gone(label: &str) -> BackendError {
-    BackendError {
-        backend: KIND,
-        function: "C_GetSlotList".into(),
-        code: None,
-        message: format!("token '{label}' is no longer present (CKR_TOKEN_NOT_PRESENT)"),
-    }
+    BackendError::new(
+        KIND,
+        "C_GetSlotList",
+        format!("token '{label}' is no longer present (CKR_TOKEN_NOT_PRESENT)"),
+    )
 }
 
 /// Maps a cryptoki error to the core error.
@@ -114,9 +113,9 @@ pub(crate) fn backend_gone(label: &str) -> BackendError {
 )]
 pub(crate) fn map(e: CkError) -> Error {
     match e {
-        CkError::Pkcs11(rv, function) => {
+        CkError::Pkcs11(rv, f) => {
             let code = ckr_name(rv);
-            let function = format!("{function:?}");
+            let function = format!("{f:?}");
             let function = if function.starts_with("C_") { function } else { format!("C_{function}") };
             match rv {
                 RvError::PinIncorrect | RvError::PinInvalid | RvError::PinLenRange => {
@@ -135,19 +134,20 @@ pub(crate) fn map(e: CkError) -> Error {
                 RvError::SignatureInvalid | RvError::SignatureLenRange => Error::VerificationFailed,
                 RvError::MechanismInvalid
                 | RvError::MechanismParamInvalid
-                | RvError::FunctionNotSupported => {
-                    Error::Unsupported(format!("the token does not support this ({code} in {function})"))
-                }
-                _ => Error::Backend(BackendError {
-                    backend: KIND,
-                    function,
-                    code: None,
-                    message: format!("{code}: {rv}"),
-                }),
+                | RvError::FunctionNotSupported => Error::unsupported(
+                    UnsupportedReason::Mechanism,
+                    format!("the token does not support this ({code} in {function})"),
+                ),
+                _ => Error::Backend(
+                    BackendError::new(KIND, function, format!("{code}: {rv}"))
+                        .with_source(CkError::Pkcs11(rv, f)),
+                ),
             }
         }
-        CkError::LibraryLoading(e) => Error::invalid(format!("cannot load the PKCS#11 module: {e}")),
-        other => Error::backend(KIND, "cryptoki", other.to_string()),
+        CkError::LibraryLoading(e) => {
+            Error::invalid(InvalidReason::Parameter, format!("cannot load the PKCS#11 module: {e}"))
+        }
+        other => Error::Backend(BackendError::new(KIND, "cryptoki", other.to_string()).with_source(other)),
     }
 }
 
@@ -170,5 +170,10 @@ mod tests {
         let e = map(CkError::Pkcs11(RvError::DeviceError, cryptoki::context::Function::Sign));
         assert_eq!(e.kind(), hsmkit::ErrorKind::Backend);
         assert!(e.to_string().contains("C_Sign") && e.to_string().contains("CKR_DEVICE_ERROR"), "{e}");
+        // The cryptoki error stays underneath, for callers that walk `source()`.
+        let source = std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default();
+        assert!(source.contains("Sign"), "{source}");
+        let mech = map(CkError::Pkcs11(RvError::MechanismInvalid, f));
+        assert_eq!(mech.unsupported_reason(), Some(hsmkit::UnsupportedReason::Mechanism));
     }
 }

@@ -3,6 +3,7 @@
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectHandle};
 use cryptoki::session::Session;
 use der::Decode;
+use hsmkit::UnsupportedReason;
 use hsmkit::{EcCurve, EcPublicKey, Ed25519PublicKey, Error, KeySpec, PublicKey, Result, RsaPublicKey};
 
 use crate::error::{KIND, map};
@@ -17,8 +18,9 @@ fn missing(what: &str) -> Error {
 
 /// The curve of a DER `CKA_EC_PARAMS` (named curve OID).
 pub(crate) fn curve_of(params: &[u8]) -> Result<EcCurve> {
-    let oid = const_oid::ObjectIdentifier::from_der(params)
-        .map_err(|_| Error::unsupported("EC parameters other than a named curve"))?;
+    let oid = const_oid::ObjectIdentifier::from_der(params).map_err(|_| {
+        Error::unsupported(UnsupportedReason::KeyType, "EC parameters other than a named curve")
+    })?;
     EcCurve::from_oid(&oid)
 }
 
@@ -73,7 +75,10 @@ pub(crate) fn read_public(
                     if crate::generate::is_ed25519_params(p) {
                         ed25519_point(q).map(PublicKey::Ed25519)
                     } else {
-                        Err(Error::unsupported("Edwards curves other than Ed25519"))
+                        Err(Error::unsupported(
+                            UnsupportedReason::KeyType,
+                            "Edwards curves other than Ed25519",
+                        ))
                     }
                 }
                 _ => Err(missing("CKA_EC_POINT")),
@@ -115,7 +120,9 @@ pub(crate) fn foreign_spec(s: &Session, h: ObjectHandle) -> Result<KeySpec> {
         },
         Some(Attribute::KeyType(t)) if *t == KeyType::EC_EDWARDS => match attr(&a, AttributeType::EcParams) {
             Some(Attribute::EcParams(p)) if crate::generate::is_ed25519_params(p) => Ok(KeySpec::Ed25519),
-            Some(Attribute::EcParams(_)) => Err(Error::unsupported("Edwards curves other than Ed25519")),
+            Some(Attribute::EcParams(_)) => {
+                Err(Error::unsupported(UnsupportedReason::KeyType, "Edwards curves other than Ed25519"))
+            }
             _ => Err(missing("CKA_EC_PARAMS")),
         },
         Some(Attribute::KeyType(t)) if *t == KeyType::GENERIC_SECRET => {
@@ -131,7 +138,7 @@ pub(crate) fn foreign_spec(s: &Session, h: ObjectHandle) -> Result<KeySpec> {
                 _ => Err(missing("CKA_VALUE_LEN")),
             }
         }
-        _ => Err(Error::unsupported("this token key type")),
+        _ => Err(Error::unsupported(UnsupportedReason::KeyType, "this token key type")),
     }
 }
 

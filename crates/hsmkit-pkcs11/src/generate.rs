@@ -11,6 +11,7 @@ use cryptoki::object::{Attribute, AttributeType, KeyType as CkKeyType, ObjectCla
 use cryptoki::session::Session;
 use der::Encode;
 use hsmkit::{Error, KeyOp, KeySpec, NewKey, Result};
+use hsmkit::{InvalidReason, UnsupportedReason};
 
 use crate::error::OpError;
 use crate::metadata::ck_date;
@@ -278,13 +279,15 @@ pub(crate) fn with_fallbacks<T, const N: usize>(
 }
 
 pub(crate) fn ec_params(curve: hsmkit::EcCurve) -> Result<Vec<u8>> {
-    curve.oid().to_der().map_err(|e| Error::invalid(format!("DER: {e}")))
+    curve.oid().to_der().map_err(|e| Error::invalid(InvalidReason::Malformed, format!("DER: {e}")))
 }
 
 /// `CKA_EC_PARAMS` of an Ed25519 key: the DER of `id-Ed25519` (PKCS#11 3.0 section
 /// 2.3.5 allows it beside the PrintableString "edwards25519"; tokens write either).
 pub(crate) fn ed25519_params() -> Result<Vec<u8>> {
-    const_oid::db::rfc8410::ID_ED_25519.to_der().map_err(|e| Error::invalid(format!("DER: {e}")))
+    const_oid::db::rfc8410::ID_ED_25519
+        .to_der()
+        .map_err(|e| Error::invalid(InvalidReason::Malformed, format!("DER: {e}")))
 }
 
 /// Whether `CKA_EC_PARAMS` names Ed25519, in either form PKCS#11 3.0 allows.
@@ -398,10 +401,13 @@ pub(crate) fn verify_usage(
                 _ => None,
             };
             if let Some(bad) = bad {
-                return Err(Error::unsupported(format!(
-                    "the token gave key '{name}' {bad}, which hsmkit did not ask for and does not allow \
+                return Err(Error::unsupported(
+                    UnsupportedReason::Operation,
+                    format!(
+                        "the token gave key '{name}' {bad}, which hsmkit did not ask for and does not allow \
                      (new objects are destroyed)"
-                ))
+                    ),
+                )
                 .into());
             }
         }
@@ -478,7 +484,9 @@ pub(crate) fn generate(
         KeySpec::Aes(size) => {
             let mut t = private_template(req, Kind::Aes);
             t.push(Attribute::ValueLen(
-                u64::try_from(size.byte_len()).map_err(|_| Error::invalid("size"))?.into(),
+                u64::try_from(size.byte_len())
+                    .map_err(|_| Error::invalid(InvalidReason::Parameter, "size"))?
+                    .into(),
             ));
             let (h, o) = with_fallbacks(&mut [t], |[t]| s.generate_key(&Mechanism::AesKeyGen, t))?;
             omitted = o;

@@ -3,6 +3,7 @@
 use cryptoki::object::{Attribute, ObjectHandle};
 use cryptoki::session::Session;
 use der::Encode;
+use hsmkit::InvalidReason;
 use hsmkit::{Error, KeyMaterial, NewKey, PublicKey, Result};
 
 use crate::error::OpError;
@@ -33,7 +34,8 @@ fn create(
     ts.iter_mut().for_each(|t| wipe(t));
     let (h, o) = r?;
     omitted.extend(o);
-    let class = class.ok_or_else(|| Error::invalid("a key template without CKA_CLASS"))?;
+    let class =
+        class.ok_or_else(|| Error::invalid(InvalidReason::Malformed, "a key template without CKA_CLASS"))?;
     undo.made("C_CreateObject", [(h, identity(req, class))])?;
     Ok(h)
 }
@@ -41,7 +43,7 @@ fn create(
 fn ec_point(point: &[u8]) -> Result<Vec<u8>> {
     der::asn1::OctetStringRef::new(point)
         .and_then(|o| o.to_der())
-        .map_err(|e| Error::invalid(format!("DER: {e}")))
+        .map_err(|e| Error::invalid(InvalidReason::Malformed, format!("DER: {e}")))
 }
 
 fn public_object(
@@ -101,8 +103,10 @@ pub(crate) fn import(
             (Some(private), Some(public))
         }
         KeyMaterial::EcPrivate(k) => {
-            let point =
-                k.public_point.clone().ok_or_else(|| Error::invalid("EC key without its public point"))?;
+            let point = k
+                .public_point
+                .clone()
+                .ok_or_else(|| Error::invalid(InvalidReason::Malformed, "EC key without its public point"))?;
             let mut t = private_template(req, Kind::Ec);
             t.extend([Attribute::EcParams(ec_params(k.curve)?), Attribute::Value(k.d.clone())]);
             let private = create(&mut undo, s, req, t, &mut omitted)?;
@@ -116,8 +120,9 @@ pub(crate) fn import(
             (Some(private), Some(public))
         }
         KeyMaterial::Ed25519Private(k) => {
-            let public =
-                k.public.clone().ok_or_else(|| Error::invalid("Ed25519 key without its public key"))?;
+            let public = k.public.clone().ok_or_else(|| {
+                Error::invalid(InvalidReason::Malformed, "Ed25519 key without its public key")
+            })?;
             let mut t = private_template(req, Kind::Ed25519);
             t.extend([Attribute::EcParams(ed25519_params()?), Attribute::Value(k.seed.to_vec())]);
             let private = create(&mut undo, s, req, t, &mut omitted)?;

@@ -1,5 +1,6 @@
 //! A key version on the token: cached object handles, public key in memory.
 
+use hsmkit::UnsupportedReason;
 use std::fmt;
 use std::sync::{Arc, Mutex};
 
@@ -125,9 +126,9 @@ impl TokenKey {
     }
 
     fn public_ops(&self) -> Result<&dyn BackendKey> {
-        self.public_ops
-            .as_deref()
-            .ok_or_else(|| Error::unsupported("this key has no public key on the token"))
+        self.public_ops.as_deref().ok_or_else(|| {
+            Error::unsupported(UnsupportedReason::Operation, "this key has no public key on the token")
+        })
     }
 }
 
@@ -136,10 +137,10 @@ impl BackendKey for TokenKey {
         &self.info
     }
 
-    // The data key leaves the token once unwrapped; its AES-GCM runs in software on the
-    // fastest engine built in, as the public-key operations do.
-    fn aes_gcm(&self) -> &'static dyn hsmkit::hazmat::aead::Aes256GcmEngine {
-        hsmkit_engine::Engine::fastest().aes_gcm()
+    // What the token does not hash itself is hashed in software on the fastest engine
+    // built in, as the public-key operations are.
+    fn crypto(&self) -> &'static dyn hsmkit::CryptoProvider {
+        crate::crypto()
     }
 
     fn check_algorithm(&self, op: hsmkit::KeyOp, alg: hsmkit::Algorithm) -> Result<()> {
@@ -148,11 +149,12 @@ impl BackendKey for TokenKey {
 
     fn public_key(&self) -> Result<PublicKey> {
         self.public.clone().ok_or_else(|| match self.info.spec.key_type() {
-            KeyType::Aes | KeyType::Hmac => {
-                Error::unsupported(format!("{} keys have no public key", self.info.spec))
-            }
+            KeyType::Aes | KeyType::Hmac => Error::unsupported(
+                UnsupportedReason::Operation,
+                format!("{} keys have no public key", self.info.spec),
+            ),
             KeyType::Rsa | KeyType::Ec | KeyType::Ed25519 => {
-                Error::unsupported("the token holds no public key for this key")
+                Error::unsupported(UnsupportedReason::Operation, "the token holds no public key for this key")
             }
         })
     }

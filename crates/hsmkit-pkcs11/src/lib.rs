@@ -37,6 +37,7 @@ pub mod testing;
 pub mod uri;
 mod wrap;
 
+use hsmkit::{InvalidReason, UnsupportedReason};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -149,7 +150,7 @@ fn public_of(
         },
     };
     if let Some(p) = &public {
-        info.binding.check_public(&info.name, info.version, p)?;
+        info.binding.check_public(crate::crypto(), &info.name, info.version, p)?;
     }
     Ok(public)
 }
@@ -192,12 +193,18 @@ fn proves_pair(s: &Session, k: ObjectHandle, public: &hsmkit::PublicKey) -> bool
     };
     let message = b"hsmkit: does this public key belong to this private key?";
     let (data, mech) = match (alg.prehash(), sign::message_mechanism(alg)) {
-        (Some(hash), _) => (hash.digest(message), cryptoki::mechanism::Mechanism::Ecdsa),
+        (Some(hash), _) => (crate::crypto().digest(hash, message), cryptoki::mechanism::Mechanism::Ecdsa),
         (None, Some(mech)) => (message.to_vec(), mech),
         (None, None) => return false,
     };
     let Ok(sig) = oneshot::sign(s, &mech, k, &data) else { return false };
     software_public(public).is_ok_and(|ops| ops.verify(alg, message, &sig).is_ok())
+}
+
+/// What this backend computes in host memory (digests for the token's raw mechanisms,
+/// envelope AES-GCM, fingerprints): the fastest engine built in.
+pub(crate) fn crypto() -> &'static dyn hsmkit::CryptoProvider {
+    hsmkit_engine::Engine::fastest().provider()
 }
 
 /// The public operations of `public` in the software engine, for checking what a token
@@ -258,11 +265,14 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
                 theirs |= !made_by_hsmkit(s, h)?;
             }
             if theirs {
-                return Err(Error::unsupported(format!(
-                    "key '{name}': its private or secret object is not CKA_PRIVATE, so a session without \
+                return Err(Error::unsupported(
+                    UnsupportedReason::Operation,
+                    format!(
+                        "key '{name}': its private or secret object is not CKA_PRIVATE, so a session without \
                      the PIN could have made it; hsmkit uses only private objects (make the key with \
                      CKA_PRIVATE, e.g. pkcs11-tool --private)"
-                ))
+                    ),
+                )
                 .into());
             }
         }
@@ -274,7 +284,7 @@ fn find_foreign(s: &Session, name: &str) -> OpResult<Option<KeyInfo>> {
         (None, Some(h)) => {
             let a = s.get_attributes(h, &[cryptoki::object::AttributeType::Private])?;
             if !a.iter().any(|a| matches!(a, Attribute::Private(true))) {
-                return Err(Error::unsupported(format!(
+                return Err(Error::unsupported(UnsupportedReason::Operation, format!(
                     "key '{name}': only a public key that is not CKA_PRIVATE is on the token, so a session \
                      without the PIN could have made it; import it with hsmkit (which pins it) or make it \
                      CKA_PRIVATE"
@@ -321,6 +331,7 @@ fn default_metadata_file(token: &Token) -> Result<PathBuf> {
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .ok_or_else(|| {
             Error::invalid(
+                InvalidReason::Parameter,
                 "no HOME or XDG_DATA_HOME for the token's metadata file: give metadata=file:<path>",
             )
         })?;
@@ -572,7 +583,10 @@ fn refuses_change(e: &cryptoki::error::Error) -> bool {
 
 fn refuse_exportable(req: &NewKey<'_>) -> Result<()> {
     if req.attributes.exportable {
-        return Err(Error::unsupported("exportable keys on a PKCS#11 token (keys never leave it)"));
+        return Err(Error::unsupported(
+            UnsupportedReason::Operation,
+            "exportable keys on a PKCS#11 token (keys never leave it)",
+        ));
     }
     Ok(())
 }
@@ -580,6 +594,10 @@ fn refuse_exportable(req: &NewKey<'_>) -> Result<()> {
 impl Backend for Pkcs11Backend {
     fn kind(&self) -> &'static str {
         "pkcs11"
+    }
+
+    fn crypto(&self) -> &'static dyn hsmkit::CryptoProvider {
+        crypto()
     }
 
     fn capabilities(&self) -> Capabilities {

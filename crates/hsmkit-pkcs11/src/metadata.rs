@@ -14,6 +14,7 @@
 //! keeps them all in one file, for tokens that refuse or do not persist data objects.
 //! Both only report a write done once it reads back.
 
+use hsmkit::UnsupportedReason;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -223,7 +224,7 @@ impl Authenticator {
         let signer = self
             .signer(s, true)?
             .ok_or_else(|| meta_err("C_FindObjects", "no metadata signer on the token"))?;
-        let digest = HashAlg::Sha256.digest(&Self::message(label, body));
+        let digest = crate::crypto().digest(HashAlg::Sha256, &Self::message(label, body));
         let info = HashAlg::Sha256.digest_info(&digest)?;
         Ok(crate::oneshot::sign(s, &Mechanism::RsaPkcs, signer.handle, &info)?)
     }
@@ -232,7 +233,7 @@ impl Authenticator {
     fn verify(&self, s: &Session, label: &str, body: &[u8], sig: &[u8]) -> OpResult<()> {
         let signer =
             self.signer(s, false)?.ok_or_else(|| tampered(label, "the token has no metadata signer"))?;
-        let digest = HashAlg::Sha256.digest(&Self::message(label, body));
+        let digest = crate::crypto().digest(HashAlg::Sha256, &Self::message(label, body));
         signer
             .public
             .verify_digest(SignatureAlgorithm::Rs256, &digest, sig)
@@ -416,7 +417,7 @@ fn refused_data_objects(e: &cryptoki::error::Error) -> Option<OpError> {
             | RvError::FunctionNotSupported),
             _,
         ) => Some(
-            Error::unsupported(format!(
+            Error::unsupported(UnsupportedReason::Mechanism, format!(
                 "the token refuses private token data objects (C_CreateObject of a CKO_DATA with CKA_TOKEN: \
                  {}); keep the metadata in a file with metadata=file:<path> in the URI",
                 crate::error::ckr_name(*rv)
@@ -552,6 +553,7 @@ pub(crate) fn probe_data_objects(token: &Token) -> Result<()> {
     match seen? {
         Some(v) if v == b"probe" => Ok(()),
         _ => Err(Error::unsupported(
+            UnsupportedReason::Mechanism,
             "the token does not keep private token data objects (C_CreateObject returned CKR_OK, a \
              fresh session did not find the object)",
         )),

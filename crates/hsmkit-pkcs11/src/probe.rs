@@ -13,6 +13,7 @@
 //! in a per-user JSON file (see [`cache_file`]) keyed by module path and the token's
 //! manufacturer, model, firmware and serial. `HSMKIT_PROBE_CACHE=off` turns the file off.
 
+use hsmkit::{InvalidReason, UnsupportedReason};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -344,11 +345,16 @@ impl Probe {
     /// Whether the token can do `op` with `alg`; an Unsupported error naming the
     /// mechanism if not. Public operations run in software and are always possible.
     pub(crate) fn check(&self, op: KeyOp, alg: Algorithm) -> Result<()> {
-        let missing = |name: &str| Err(Error::unsupported(format!("{alg}: the token has no {name}")));
+        let missing = |name: &str| {
+            Err(Error::unsupported(UnsupportedReason::Mechanism, format!("{alg}: the token has no {name}")))
+        };
         let failed_kat = |name: &str| {
-            Err(Error::unsupported(format!(
-                "{alg}: the token's {name} fails the standard's known-answer test, so hsmkit does not use it"
-            )))
+            Err(Error::unsupported(
+                UnsupportedReason::Algorithm,
+                format!(
+                    "{alg}: the token's {name} fails the standard's known-answer test, so hsmkit does not use it"
+                ),
+            ))
         };
         match (op, alg) {
             // An HMAC is verified with the secret key, on the token, by the MAC mechanism.
@@ -366,10 +372,13 @@ impl Probe {
                     SignatureScheme::Ed25519 => {
                         return match (self.has(MechanismType::EDDSA), self.eddsa) {
                             (false, _) => missing("CKM_EDDSA"),
-                            (true, false) => Err(Error::unsupported(format!(
-                                "{alg}: the token's CKM_EDDSA made no Ed25519 signature the standard verifies \
+                            (true, false) => Err(Error::unsupported(
+                                UnsupportedReason::Algorithm,
+                                format!(
+                                    "{alg}: the token's CKM_EDDSA made no Ed25519 signature the standard verifies \
                                  with a key it made (probed)"
-                            ))),
+                                ),
+                            )),
                             (true, true) => Ok(()),
                         };
                     }
@@ -393,9 +402,12 @@ impl Probe {
                     // Probed where the token makes EC keys (keys another tool made on a
                     // token that cannot are tried).
                     Some(c) if self.has(MechanismType::ECC_KEY_PAIR_GEN) && !curve_flag(&self.ecdsa, c) => {
-                        Err(Error::unsupported(format!(
-                            "{alg}: the token's CKM_ECDSA failed to sign with a {c} key it made (probed)"
-                        )))
+                        Err(Error::unsupported(
+                            UnsupportedReason::Algorithm,
+                            format!(
+                                "{alg}: the token's CKM_ECDSA failed to sign with a {c} key it made (probed)"
+                            ),
+                        ))
                     }
                     _ => Ok(()),
                 }
@@ -416,10 +428,13 @@ impl Probe {
                     if self.oaep_unwrap_ok(e) {
                         Ok(())
                     } else {
-                        Err(Error::unsupported(format!(
-                            "{alg}: this token has no CKM_RSA_PKCS_OAEP with {} (for unwrapping or decryption)",
-                            oaep_name(e)
-                        )))
+                        Err(Error::unsupported(
+                            UnsupportedReason::Mechanism,
+                            format!(
+                                "{alg}: this token has no CKM_RSA_PKCS_OAEP with {} (for unwrapping or decryption)",
+                                oaep_name(e)
+                            ),
+                        ))
                     }
                 }
                 // Wrapping with an RSA public key runs in software.
@@ -430,7 +445,7 @@ impl Probe {
             (KeyOp::Sign | KeyOp::Verify, Algorithm::Encryption(_) | Algorithm::KeyWrap(_))
             | (KeyOp::Encrypt | KeyOp::Decrypt, Algorithm::Signature(_) | Algorithm::KeyWrap(_))
             | (KeyOp::WrapKey | KeyOp::UnwrapKey, Algorithm::Signature(_) | Algorithm::Encryption(_)) => {
-                Err(Error::invalid(format!("{alg} is not an algorithm for {op}")))
+                Err(Error::invalid(InvalidReason::Parameter, format!("{alg} is not an algorithm for {op}")))
             }
         }
     }
@@ -441,10 +456,10 @@ impl Probe {
             return Ok(());
         }
         let label = if label.is_empty() { "" } else { " and a label" };
-        Err(Error::unsupported(format!(
-            "{alg}: this token has no CKM_RSA_PKCS_OAEP with {}{label}",
-            oaep_name(alg)
-        )))
+        Err(Error::unsupported(
+            UnsupportedReason::Mechanism,
+            format!("{alg}: this token has no CKM_RSA_PKCS_OAEP with {}{label}", oaep_name(alg)),
+        ))
     }
 
     pub(crate) fn capabilities(&self) -> Capabilities {

@@ -5,6 +5,7 @@ use cryptoki::mechanism::eddsa::{EddsaParams, EddsaSignatureScheme};
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
 use hsmkit::{Error, HashAlg, Result, SignatureAlgorithm, SignatureScheme};
+use hsmkit::{InvalidReason, UnsupportedReason};
 
 use crate::key::TokenKey;
 
@@ -13,9 +14,10 @@ fn pss_params(hash: HashAlg) -> Result<PkcsPssParams> {
         HashAlg::Sha256 => (MechanismType::SHA256, PkcsMgfType::MGF1_SHA256),
         HashAlg::Sha384 => (MechanismType::SHA384, PkcsMgfType::MGF1_SHA384),
         HashAlg::Sha512 => (MechanismType::SHA512, PkcsMgfType::MGF1_SHA512),
-        other => return Err(Error::unsupported(format!("PSS with {other:?}"))),
+        other => return Err(Error::unsupported(UnsupportedReason::Algorithm, format!("PSS with {other:?}"))),
     };
-    let s_len = u64::try_from(hash.output_len()).map_err(|_| Error::invalid("salt length"))?;
+    let s_len =
+        u64::try_from(hash.output_len()).map_err(|_| Error::invalid(InvalidReason::Length, "salt length"))?;
     Ok(PkcsPssParams { hash_alg, mgf, s_len: s_len.into() })
 }
 
@@ -27,7 +29,10 @@ pub(crate) fn sign_digest(key: &TokenKey, alg: SignatureAlgorithm, digest: &[u8]
         SignatureScheme::RsaPss => (Mechanism::RsaPkcsPss(pss_params(alg.hash())?), digest.to_vec()),
         SignatureScheme::Ecdsa(_) => (Mechanism::Ecdsa, digest.to_vec()),
         SignatureScheme::Ed25519 | SignatureScheme::Hmac => {
-            return Err(Error::invalid(format!("{alg} signs the whole message: it takes no digest")));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                format!("{alg} signs the whole message: it takes no digest"),
+            ));
         }
     };
     key.with_private(false, |s, h| crate::oneshot::sign(s, &mech, h, &data))
@@ -57,12 +62,15 @@ pub(crate) fn message_mechanism(alg: SignatureAlgorithm) -> Option<Mechanism<'st
 /// Signs `message` on the token: EdDSA and HMAC whole; the others over hsmkit's digest.
 pub(crate) fn sign(key: &TokenKey, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
     match (alg.prehash(), message_mechanism(alg)) {
-        (Some(hash), _) => sign_digest(key, alg, &hash.digest(message)),
+        (Some(hash), _) => sign_digest(key, alg, &crate::crypto().digest(hash, message)),
         (None, Some(mech)) => {
             key.probe.check(hsmkit::KeyOp::Sign, hsmkit::Algorithm::Signature(alg))?;
             key.with_private(false, |s, h| crate::oneshot::sign(s, &mech, h, message))
         }
-        (None, None) => Err(Error::unsupported(format!("{alg}: hsmkit knows no PKCS#11 mechanism for it"))),
+        (None, None) => Err(Error::unsupported(
+            UnsupportedReason::Mechanism,
+            format!("{alg}: hsmkit knows no PKCS#11 mechanism for it"),
+        )),
     }
 }
 
@@ -75,7 +83,10 @@ pub(crate) fn verify_secret(
     signature: &[u8],
 ) -> Result<()> {
     let mech = message_mechanism(alg).ok_or_else(|| {
-        Error::unsupported(format!("{alg}: no PKCS#11 mechanism verifies it with a secret key"))
+        Error::unsupported(
+            UnsupportedReason::Mechanism,
+            format!("{alg}: no PKCS#11 mechanism verifies it with a secret key"),
+        )
     })?;
     key.probe.check(hsmkit::KeyOp::Sign, hsmkit::Algorithm::Signature(alg))?;
     key.with_private(false, |s, h| crate::oneshot::verify(s, &mech, h, message, signature))

@@ -14,6 +14,7 @@
 //! `[env]`); if the file does not exist the rig writes it, with a token directory beside
 //! it. The module is `HSMKIT_PKCS11_MODULE` or the usual SoftHSM2 install paths.
 
+use hsmkit::InvalidReason;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -47,6 +48,7 @@ pub fn softhsm_module() -> Result<PathBuf> {
     }
     MODULE_CANDIDATES.iter().map(PathBuf::from).find(|p| p.is_file()).ok_or_else(|| {
         Error::invalid(
+            InvalidReason::Parameter,
             "SoftHSM2 is not installed (apt-get install softhsm2) and HSMKIT_PKCS11_MODULE is not set",
         )
     })
@@ -56,6 +58,7 @@ pub fn softhsm_module() -> Result<PathBuf> {
 fn ensure_config() -> Result<PathBuf> {
     let conf = std::env::var_os("SOFTHSM2_CONF").map(PathBuf::from).ok_or_else(|| {
         Error::invalid(
+            InvalidReason::Parameter,
             "SOFTHSM2_CONF is not set: point it at a (possibly not yet existing) file for the test tokens, \
              e.g. in .cargo/config.toml [env]",
         )
@@ -66,8 +69,9 @@ fn ensure_config() -> Result<PathBuf> {
     if !conf.is_file() {
         let dir = conf.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
         let tokens = dir.join("tokens");
-        std::fs::create_dir_all(&tokens)
-            .map_err(|e| Error::invalid(format!("cannot create {}: {e}", tokens.display())))?;
+        std::fs::create_dir_all(&tokens).map_err(|e| {
+            Error::invalid(InvalidReason::Parameter, format!("cannot create {}: {e}", tokens.display()))
+        })?;
         let text = format!(
             "# written by the hsmkit test rig\ndirectories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
             tokens.display()
@@ -75,9 +79,9 @@ fn ensure_config() -> Result<PathBuf> {
         // Write then rename, so a concurrent test process never reads half a file.
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         let tmp = dir.join(format!(".softhsm2.conf.{}.{n}", std::process::id()));
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, &conf))
-            .map_err(|e| Error::invalid(format!("cannot write {}: {e}", conf.display())))?;
+        std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &conf)).map_err(|e| {
+            Error::invalid(InvalidReason::Parameter, format!("cannot write {}: {e}", conf.display()))
+        })?;
     }
     Ok(conf)
 }
@@ -214,6 +218,9 @@ struct OwningBackend {
 impl hsmkit::Backend for OwningBackend {
     fn kind(&self) -> &'static str {
         self.backend.kind()
+    }
+    fn crypto(&self) -> &'static dyn hsmkit::CryptoProvider {
+        self.backend.crypto()
     }
     fn capabilities(&self) -> hsmkit::Capabilities {
         self.backend.capabilities()

@@ -12,6 +12,7 @@
 //! name. `Debug` of [`PinSource`] and [`Pkcs11Uri`] shows neither the PIN nor the
 //! pin-source path.
 
+use hsmkit::InvalidReason;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -75,7 +76,7 @@ pub enum MetadataChoice {
 }
 
 fn bad(msg: impl fmt::Display) -> Error {
-    Error::invalid(format!("PKCS#11 URI: {msg}"))
+    Error::invalid(InvalidReason::Malformed, format!("PKCS#11 URI: {msg}"))
 }
 
 /// RFC 3986 percent-decoding to UTF-8 (also used for `file:` URIs by `hsmkit-open`).

@@ -2,6 +2,7 @@
 //! object: wrap = create + `C_WrapKey` + destroy; unwrap = `C_UnwrapKey` into an
 //! extractable session object + read + destroy.
 
+use hsmkit::UnsupportedReason;
 use std::cell::Cell;
 
 use cryptoki::context::Function;
@@ -86,7 +87,7 @@ fn aes_mechanism(key: &TokenKey, op: hsmkit::KeyOp, alg: KeyWrapAlgorithm) -> Re
     match alg.scheme() {
         WrapScheme::AesKw(_) => Ok(Mechanism::AesKeyWrap),
         WrapScheme::AesKwp(_) => Ok(Mechanism::AesKeyWrapPad),
-        _ => Err(Error::unsupported(format!("{alg}"))),
+        _ => Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg}"))),
     }
 }
 
@@ -128,8 +129,9 @@ pub(crate) fn fit_wrapped(mut wrapped: Vec<u8>, mech: &Mechanism<'_>, data_len: 
 pub(crate) fn wrap_key(key: &TokenKey, alg: KeyWrapAlgorithm, dek: &[u8]) -> Result<Vec<u8>> {
     if let WrapScheme::RsaOaep(_) = alg.scheme() {
         // Public operation: OAEP encryption with the public key, in software.
-        let ops =
-            key.public_ops.as_deref().ok_or_else(|| Error::unsupported("the token holds no public key"))?;
+        let ops = key.public_ops.as_deref().ok_or_else(|| {
+            Error::unsupported(UnsupportedReason::Operation, "the token holds no public key")
+        })?;
         return ops.wrap_key(alg, dek);
     }
     let mech = aes_mechanism(key, hsmkit::KeyOp::WrapKey, alg)?;

@@ -32,7 +32,7 @@ macro_rules! suite {
             envelope_frozen_vectors,
         );
         hsmkit_conformance::conformance_tests!(@each_wycheproof $make;
-            wycheproof_rsa_oaep, wycheproof_aes_kw, wycheproof_aes_kwp, wycheproof_aes_gcm,
+            wycheproof_rsa_oaep, wycheproof_aes_kw, wycheproof_aes_kwp, wycheproof_aes_gcm, wycheproof_crypto_provider,
         );
         #[test]
         fn eight_threads_mixed_operations() {

@@ -197,7 +197,7 @@ fn keys_are_shared_with_pkcs11_tool() {
     let store = token.store().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let msg = b"signed by one tool, checked by the other";
-    let digest = hsmkit::HashAlg::Sha256.digest(msg);
+    let digest = store.crypto().digest(hsmkit::HashAlg::Sha256, msg);
     let digest_file = dir.path().join("digest");
     std::fs::write(&digest_file, &digest).unwrap();
 

@@ -18,6 +18,7 @@
 //! new one. Readers need no lock. Temporary files left by a crash are removed when the
 //! store is next opened.
 
+use hsmkit::InvalidReason;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
@@ -107,13 +108,18 @@ impl StoreKey {
                 }
                 Ok(key)
             }
-            StoreKey::Passphrase(_) => Err(Error::invalid("a passphrase needs key derivation")),
+            StoreKey::Passphrase(_) => {
+                Err(Error::invalid(InvalidReason::Parameter, "a passphrase needs key derivation"))
+            }
         }
     }
 }
 
 fn bad_key_file(path: &Path) -> Error {
-    Error::invalid(format!("key file {} must hold 32 bytes, raw or as 64 hex digits", path.display()))
+    Error::invalid(
+        InvalidReason::Malformed,
+        format!("key file {} must hold 32 bytes, raw or as 64 hex digits", path.display()),
+    )
 }
 
 /// Argon2id parameters for passphrase-protected keystores.
@@ -162,7 +168,8 @@ impl KdfParams {
         if !key.is_passphrase() {
             return Ok(());
         }
-        self.check().map_err(|why| Error::invalid(format!("Argon2id parameters: {why}")))
+        self.check()
+            .map_err(|why| Error::invalid(InvalidReason::Parameter, format!("Argon2id parameters: {why}")))
     }
 }
 
@@ -225,12 +232,12 @@ fn derive(key: &StoreKey, kdf: &Value, path: &Path) -> Result<Zeroizing<[u8; 32]
                 return Err(corrupt(path, &format!("KDF salt of {} bytes (8 to 64)", salt.len())));
             }
             let params = argon2::Params::new(asked.memory_kib, asked.iterations, asked.parallelism, Some(32))
-                .map_err(|e| Error::invalid(format!("Argon2 parameters: {e}")))?;
+                .map_err(|e| Error::invalid(InvalidReason::Parameter, format!("Argon2 parameters: {e}")))?;
             let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
             let mut out = Zeroizing::new([0u8; 32]);
             argon
                 .hash_password_into(pass.as_bytes(), &salt, out.as_mut_slice())
-                .map_err(|e| Error::invalid(format!("Argon2: {e}")))?;
+                .map_err(|e| Error::invalid(InvalidReason::Parameter, format!("Argon2: {e}")))?;
             Ok(out)
         }
         Some("raw") => {
@@ -565,7 +572,7 @@ fn decode_material(kind: &str, der: &[u8]) -> Result<KeyMaterial> {
         "aes" => KeyMaterial::aes(der),
         "hmac" => KeyMaterial::hmac(der),
         "spki" | "pkcs8" => KeyMaterial::from_der(der),
-        _ => Err(Error::invalid("unknown material kind")),
+        _ => Err(Error::invalid(InvalidReason::Malformed, "unknown material kind")),
     }
 }
 

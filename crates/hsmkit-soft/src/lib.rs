@@ -211,6 +211,10 @@ impl Backend for SoftBackend {
         KIND
     }
 
+    fn crypto(&self) -> &'static dyn hsmkit::CryptoProvider {
+        self.engine.provider()
+    }
+
     fn capabilities(&self) -> Capabilities {
         Capabilities { engine: self.engine.name(), metadata: self.storage.kind(), ..Capabilities::all() }
     }

@@ -8,6 +8,7 @@
 //! arm; `clippy::wildcard_enum_match_arm` is denied there), so a new algorithm does not
 //! compile until every one of them says what it does with it.
 
+use crate::error::InvalidReason;
 use std::fmt;
 use std::str::FromStr;
 
@@ -49,7 +50,10 @@ impl HashAlg {
             digest: &'a der::asn1::OctetStringRef,
         }
         if digest.len() != self.output_len() {
-            return Err(Error::invalid(format!("a {self:?} digest is {} bytes", self.output_len())));
+            return Err(Error::invalid(
+                InvalidReason::Length,
+                format!("a {self:?} digest is {} bytes", self.output_len()),
+            ));
         }
         let oid = match self {
             HashAlg::Sha1 => rfc5912::ID_SHA_1,
@@ -57,24 +61,14 @@ impl HashAlg {
             HashAlg::Sha384 => rfc5912::ID_SHA_384,
             HashAlg::Sha512 => rfc5912::ID_SHA_512,
         };
-        let enc = |e: der::Error| Error::invalid(format!("DER encoding failed: {e}"));
+        let enc =
+            |e: der::Error| Error::invalid(InvalidReason::Malformed, format!("DER encoding failed: {e}"));
         DigestInfo {
             algorithm: spki::AlgorithmIdentifierRef { oid, parameters: Some(der::asn1::AnyRef::NULL) },
             digest: der::asn1::OctetStringRef::new(digest).map_err(enc)?,
         }
         .to_der()
         .map_err(enc)
-    }
-
-    /// Hash `data`.
-    pub fn digest(self, data: &[u8]) -> Vec<u8> {
-        use sha2::Digest;
-        match self {
-            HashAlg::Sha1 => sha1::Sha1::digest(data).to_vec(),
-            HashAlg::Sha256 => sha2::Sha256::digest(data).to_vec(),
-            HashAlg::Sha384 => sha2::Sha384::digest(data).to_vec(),
-            HashAlg::Sha512 => sha2::Sha512::digest(data).to_vec(),
-        }
     }
 }
 
@@ -105,7 +99,7 @@ macro_rules! named_enum {
                     .iter()
                     .copied()
                     .find(|a| a.name().eq_ignore_ascii_case(s))
-                    .ok_or_else(|| Error::invalid(format!(
+                    .ok_or_else(|| Error::invalid(InvalidReason::Malformed, format!(
                         concat!("'{}' is not a known ", stringify!($name), " (expected one of {})"),
                         s,
                         $name::ALL.iter().map(|a| a.name()).collect::<Vec<_>>().join(", ")
@@ -347,7 +341,7 @@ impl FromStr for Algorithm {
         if let Ok(a) = s.parse() {
             return Ok(Algorithm::KeyWrap(a));
         }
-        Err(Error::invalid(format!("'{s}' is not a known algorithm")))
+        Err(Error::invalid(InvalidReason::Malformed, format!("'{s}' is not a known algorithm")))
     }
 }
 
@@ -378,7 +372,10 @@ impl FromStr for SignatureFormat {
         match s.to_ascii_lowercase().as_str() {
             "raw" | "p1363" | "jose" => Ok(SignatureFormat::Raw),
             "der" | "asn1" => Ok(SignatureFormat::Der),
-            _ => Err(Error::invalid(format!("'{s}' is not a signature format (raw, der)"))),
+            _ => Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("'{s}' is not a signature format (raw, der)"),
+            )),
         }
     }
 }

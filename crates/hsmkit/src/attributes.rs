@@ -3,6 +3,7 @@
 //! The core enforces these for every backend (see [`crate::Key`]); backends map them onto
 //! native attributes where they have them (`CKA_SIGN`, `CKA_END_DATE`, ...).
 
+use crate::error::InvalidReason;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -81,9 +82,12 @@ impl FromStr for KeyOp {
                     || (norm == "unwrap" && *op == KeyOp::UnwrapKey)
             })
             .ok_or_else(|| {
-                Error::invalid(format!(
-                    "'{s}' is not a key operation (sign, verify, encrypt, decrypt, wrapKey, unwrapKey)"
-                ))
+                Error::invalid(
+                    InvalidReason::Malformed,
+                    format!(
+                        "'{s}' is not a key operation (sign, verify, encrypt, decrypt, wrapKey, unwrapKey)"
+                    ),
+                )
             })
     }
 }
@@ -216,7 +220,10 @@ impl KeyAttributes {
         let possible = KeyOps::possible_for(key_type);
         let ops = self.ops.unwrap_or_else(|| KeyOps::default_for(key_type));
         if let Some(op) = ops.iter().find(|op| !possible.contains(*op)) {
-            return Err(Error::invalid(format!("a {key_type} key cannot '{op}'")));
+            return Err(Error::invalid(
+                InvalidReason::KeyMismatch,
+                format!("a {key_type} key cannot '{op}'"),
+            ));
         }
         // Key-role separation: a key that can unwrap must not decrypt, or the wrapped
         // form of a key could be decrypted to read the key out (Clulow's attack).
@@ -224,18 +231,19 @@ impl KeyAttributes {
         let wraps = ops.contains(KeyOp::WrapKey) || ops.contains(KeyOp::UnwrapKey);
         if crypts && wraps {
             return Err(Error::invalid(
+                InvalidReason::Parameter,
                 "a key is either for encrypt/decrypt or for wrapKey/unwrapKey, not both (key-role separation)",
             ));
         }
         // An HMAC key signs and verifies alike: whoever holds it can forge every MAC it
         // made, so it never leaves the backend (as key vaults have it).
         if self.exportable && key_type == KeyType::Hmac {
-            return Err(Error::invalid("HMAC keys are never exportable"));
+            return Err(Error::invalid(InvalidReason::Parameter, "HMAC keys are never exportable"));
         }
         if let (Some(nb), Some(exp)) = (self.not_before, self.expires)
             && exp <= nb
         {
-            return Err(Error::invalid("expires must be after not-before"));
+            return Err(Error::invalid(InvalidReason::Parameter, "expires must be after not-before"));
         }
         self.ops = Some(ops);
         Ok(self)

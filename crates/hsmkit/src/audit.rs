@@ -15,6 +15,7 @@
 //! Records hold time, key name and version, operation, algorithm and outcome — never
 //! data, plaintext or key material.
 
+use crate::error::InvalidReason;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -22,13 +23,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use crate::algorithm::{KeyWrapAlgorithm, SignatureAlgorithm};
+use crate::algorithm::{HashAlg, KeyWrapAlgorithm, SignatureAlgorithm};
 use crate::attributes::KeyOp;
+use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
 use crate::key::Key;
 use crate::lifecycle::to_hex;
@@ -58,6 +59,7 @@ const DERIVATION_INFO: &[u8] = b"hsmkit-audit/1 hmac-sha256";
 pub struct AuditKey {
     kid: String,
     mac_key: Zeroizing<[u8; 32]>,
+    crypto: &'static dyn CryptoProvider,
 }
 
 impl fmt::Debug for AuditKey {
@@ -81,27 +83,29 @@ impl AuditKey {
             // ECDSA signatures are randomised: no stable key can come from one. Ed25519's
             // are stable, but a signature is public by design, not a secret to derive from.
             KeyType::Ec | KeyType::Ed25519 => {
-                return Err(Error::invalid(format!(
-                    "the audit key '{}' is a {} key; it must be AES-256, RSA or HMAC",
-                    key.name(),
-                    key.spec().key_type()
-                )));
+                return Err(Error::invalid(
+                    InvalidReason::KeyMismatch,
+                    format!(
+                        "the audit key '{}' is a {} key; it must be AES-256, RSA or HMAC",
+                        key.name(),
+                        key.spec().key_type()
+                    ),
+                ));
             }
         };
         let attributes = &key.info().attributes;
         let extra = attributes.allowed().iter().any(|op| op != only && op != KeyOp::Verify);
         if attributes.exportable || extra {
-            return Err(Error::invalid(format!(
-                "the audit key '{}' must be non-exportable and allowed only {only}",
-                key.name()
-            )));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                format!("the audit key '{}' must be non-exportable and allowed only {only}", key.name()),
+            ));
         }
         let secret = Zeroizing::new(transform(&key)?);
         let mut mac_key = Zeroizing::new([0u8; 32]);
-        hkdf::Hkdf::<Sha256>::new(None, &secret)
-            .expand(DERIVATION_INFO, mac_key.as_mut_slice())
-            .map_err(|_| Error::backend("audit", "HKDF-Expand", "output length rejected"))?;
-        Ok(AuditKey { kid: key.info().kid(), mac_key })
+        let crypto = key.crypto();
+        crypto.hkdf(HashAlg::Sha256, &[], &secret, &[DERIVATION_INFO], mac_key.as_mut_slice())?;
+        Ok(AuditKey { kid: key.info().kid(), mac_key, crypto })
     }
 
     /// The audit key's `name/version`.
@@ -109,21 +113,18 @@ impl AuditKey {
         &self.kid
     }
 
-    fn mac(&self, bytes: &[u8]) -> Result<Hmac<Sha256>> {
-        let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(self.mac_key.as_slice())
-            .map_err(|_| Error::backend("audit", "HMAC", "key length rejected"))?;
-        m.update(bytes);
-        Ok(m)
+    fn mac(&self, bytes: &[u8]) -> Result<Vec<u8>> {
+        self.crypto.hmac(HashAlg::Sha256, self.mac_key.as_slice(), bytes)
     }
 
     fn mac_hex(&self, bytes: &[u8]) -> Result<String> {
-        Ok(to_hex(&self.mac(bytes)?.finalize().into_bytes()))
+        Ok(to_hex(&self.mac(bytes)?))
     }
 
     /// Constant-time check of a hex MAC.
     fn verify(&self, bytes: &[u8], claimed_hex: &str) -> Result<bool> {
         let Some(claimed) = unhex(claimed_hex) else { return Ok(false) };
-        Ok(self.mac(bytes)?.verify_slice(&claimed).is_ok())
+        Ok(bool::from(self.mac(bytes)?.as_slice().ct_eq(claimed.as_slice())))
     }
 }
 
@@ -144,17 +145,22 @@ pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 pub(crate) struct Ctx {
     pub(crate) clock: Clock,
     pub(crate) log: Option<Arc<AuditLog>>,
+    /// What the store computes with in host memory: the backend's provider.
+    pub(crate) crypto: &'static dyn CryptoProvider,
 }
 
-impl Default for Ctx {
-    fn default() -> Self {
-        Ctx { clock: Arc::new(SystemTime::now), log: None }
+impl Ctx {
+    pub(crate) fn new(crypto: &'static dyn CryptoProvider) -> Self {
+        Ctx { clock: Arc::new(SystemTime::now), log: None, crypto }
     }
 }
 
 impl fmt::Debug for Ctx {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Ctx").field("log", &self.log).finish_non_exhaustive()
+        f.debug_struct("Ctx")
+            .field("log", &self.log)
+            .field("crypto", &self.crypto.name())
+            .finish_non_exhaustive()
     }
 }
 

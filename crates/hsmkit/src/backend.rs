@@ -4,6 +4,7 @@
 //! signature encodings, hashing and audit live in the core ([`crate::Key`],
 //! [`crate::Store`]) so that they are the same for every backend.
 
+use crate::error::UnsupportedReason;
 use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -12,8 +13,8 @@ use zeroize::Zeroizing;
 
 use crate::algorithm::{Algorithm, EncryptionAlgorithm, KeyWrapAlgorithm, SignatureAlgorithm};
 use crate::attributes::{KeyAttributes, KeyOp};
+use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
-use crate::hazmat::aead::Aes256GcmEngine;
 use crate::lifecycle::StoreSettings;
 use crate::material::KeyMaterial;
 use crate::metadata::MetadataStore;
@@ -55,15 +56,23 @@ pub struct KeyBinding {
 
 impl KeyBinding {
     /// The fingerprint [`KeyBinding::public_sha256`] pins.
-    pub fn fingerprint(public: &PublicKey) -> Result<[u8; 32]> {
-        use sha2::Digest;
-        Ok(sha2::Sha256::digest(public.to_spki_der()?).into())
+    pub fn fingerprint(crypto: &dyn CryptoProvider, public: &PublicKey) -> Result<[u8; 32]> {
+        let digest = crypto.digest(crate::HashAlg::Sha256, &public.to_spki_der()?);
+        <[u8; 32]>::try_from(digest.as_slice()).map_err(|_| {
+            Error::backend(crypto.name(), "SHA-256", format!("{} bytes returned, not 32", digest.len()))
+        })
     }
 
     /// Checks `public` against the pinned fingerprint (a version without one passes).
-    pub fn check_public(&self, name: &str, version: u32, public: &PublicKey) -> Result<()> {
+    pub fn check_public(
+        &self,
+        crypto: &dyn CryptoProvider,
+        name: &str,
+        version: u32,
+        public: &PublicKey,
+    ) -> Result<()> {
         match self.public_sha256 {
-            Some(pinned) if pinned != Self::fingerprint(public)? => Err(Error::backend(
+            Some(pinned) if pinned != Self::fingerprint(crypto, public)? => Err(Error::backend(
                 "store",
                 "public-key binding",
                 format!(
@@ -94,6 +103,10 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
     /// The key's metadata.
     fn info(&self) -> &KeyInfo;
 
+    /// The provider that hashes for the default [`sign`](Self::sign) and
+    /// [`verify`](Self::verify): the backend's engine.
+    fn crypto(&self) -> &'static dyn CryptoProvider;
+
     /// Whether this key's backend can do `op` with `alg`, before any input is looked at,
     /// so that an unsupported algorithm is [`Error::Unsupported`] whatever the input.
     fn check_algorithm(&self, op: KeyOp, alg: Algorithm) -> Result<()> {
@@ -103,7 +116,7 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
 
     /// The public key (RSA and EC keys).
     fn public_key(&self) -> Result<PublicKey> {
-        Err(Error::unsupported("this key has no public key"))
+        Err(Error::unsupported(UnsupportedReason::Operation, "this key has no public key"))
     }
 
     /// Signs `message`; ECDSA signatures come back as raw `r || s`.
@@ -115,8 +128,8 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
     /// overrides it.
     fn sign(&self, alg: SignatureAlgorithm, message: &[u8]) -> Result<Vec<u8>> {
         match alg.prehash() {
-            Some(hash) => self.sign_digest(alg, &hash.digest(message)),
-            None => Err(Error::unsupported(format!("{alg} signing"))),
+            Some(hash) => self.sign_digest(alg, &self.crypto().digest(hash, message)),
+            None => Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} signing"))),
         }
     }
 
@@ -125,8 +138,8 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
     /// signature.
     fn verify(&self, alg: SignatureAlgorithm, message: &[u8], signature: &[u8]) -> Result<()> {
         match alg.prehash() {
-            Some(hash) => self.verify_digest(alg, &hash.digest(message), signature),
-            None => Err(Error::unsupported(format!("{alg} verification"))),
+            Some(hash) => self.verify_digest(alg, &self.crypto().digest(hash, message), signature),
+            None => Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} verification"))),
         }
     }
 
@@ -134,20 +147,20 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
     /// [`prehash`](SignatureAlgorithm::prehash); ECDSA signatures come back as raw `r || s`.
     fn sign_digest(&self, alg: SignatureAlgorithm, digest: &[u8]) -> Result<Vec<u8>> {
         let _ = digest;
-        Err(Error::unsupported(format!("{alg} signing")))
+        Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} signing")))
     }
 
     /// Hazmat: verifies a signature over a digest; ECDSA signatures are raw `r || s`.
     /// Returns [`Error::VerificationFailed`] for a bad signature.
     fn verify_digest(&self, alg: SignatureAlgorithm, digest: &[u8], signature: &[u8]) -> Result<()> {
         let _ = (digest, signature);
-        Err(Error::unsupported(format!("{alg} verification")))
+        Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} verification")))
     }
 
     /// Encrypts with the public key.
     fn encrypt(&self, alg: EncryptionAlgorithm, plaintext: &[u8], label: &[u8]) -> Result<Vec<u8>> {
         let _ = (plaintext, label);
-        Err(Error::unsupported(format!("{alg} encryption")))
+        Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} encryption")))
     }
 
     /// Decrypts. Every failure to decrypt is [`Error::DecryptionFailed`].
@@ -158,32 +171,25 @@ pub trait BackendKey: Send + Sync + fmt::Debug {
         label: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>> {
         let _ = (ciphertext, label);
-        Err(Error::unsupported(format!("{alg} decryption")))
+        Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} decryption")))
     }
 
     /// Wraps key bytes.
     fn wrap_key(&self, alg: KeyWrapAlgorithm, key: &[u8]) -> Result<Vec<u8>> {
         let _ = key;
-        Err(Error::unsupported(format!("{alg} wrapping")))
+        Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} wrapping")))
     }
 
     /// Unwraps key bytes. Every failure to unwrap is [`Error::DecryptionFailed`].
     fn unwrap_key(&self, alg: KeyWrapAlgorithm, wrapped: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         let _ = wrapped;
-        Err(Error::unsupported(format!("{alg} unwrapping")))
+        Err(Error::unsupported(UnsupportedReason::Algorithm, format!("{alg} unwrapping")))
     }
 
     /// The private or secret material, for keys created exportable on backends that allow
     /// it (the software backend).
     fn export(&self) -> Result<KeyMaterial> {
-        Err(Error::unsupported("export of key material from this backend"))
-    }
-
-    /// The AES-256-GCM that envelopes whose data key this key wraps are sealed and opened
-    /// with: the engine's own, so a fast engine seals fast. Every engine gives the same
-    /// bytes.
-    fn aes_gcm(&self) -> &'static dyn Aes256GcmEngine {
-        &crate::hazmat::aead::RUSTCRYPTO
+        Err(Error::unsupported(UnsupportedReason::Operation, "export of key material from this backend"))
     }
 }
 
@@ -305,6 +311,10 @@ pub type SettingsEdit<'a> = &'a mut dyn FnMut(&mut StoreSettings) -> Result<()>;
 pub trait Backend: Send + Sync + fmt::Debug {
     /// A short name: `soft`, `pkcs11`.
     fn kind(&self) -> &'static str;
+
+    /// The crypto provider a [`Store`](crate::Store) over this backend computes with in
+    /// host memory (envelopes, the audit MAC, fingerprints, random ids).
+    fn crypto(&self) -> &'static dyn CryptoProvider;
 
     /// What this backend can do.
     fn capabilities(&self) -> Capabilities;

@@ -1,5 +1,6 @@
 //! ECDSA signature encodings: fixed-width `r || s` and DER.
 
+use crate::error::InvalidReason;
 use der::asn1::UintRef;
 use der::{Decode, Encode, Sequence};
 
@@ -16,14 +17,17 @@ struct EcdsaSigValue<'a> {
 /// Converts a raw `r || s` signature to DER.
 pub fn raw_to_der(curve: EcCurve, raw: &[u8]) -> Result<Vec<u8>> {
     if raw.len() != 2 * curve.field_len() {
-        return Err(Error::invalid(format!("a raw {curve} signature is {} bytes", 2 * curve.field_len())));
+        return Err(Error::invalid(
+            InvalidReason::Length,
+            format!("a raw {curve} signature is {} bytes", 2 * curve.field_len()),
+        ));
     }
     let (r, s) = raw.split_at(curve.field_len());
     let v = EcdsaSigValue {
-        r: UintRef::new(r).map_err(|_| Error::invalid("bad r"))?,
-        s: UintRef::new(s).map_err(|_| Error::invalid("bad s"))?,
+        r: UintRef::new(r).map_err(|_| Error::invalid(InvalidReason::Malformed, "bad r"))?,
+        s: UintRef::new(s).map_err(|_| Error::invalid(InvalidReason::Malformed, "bad s"))?,
     };
-    v.to_der().map_err(|e| Error::invalid(format!("DER encoding failed: {e}")))
+    v.to_der().map_err(|e| Error::invalid(InvalidReason::Malformed, format!("DER encoding failed: {e}")))
 }
 
 /// Converts a strict-DER signature to raw `r || s`. Anything but canonical DER with

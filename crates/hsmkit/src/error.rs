@@ -69,6 +69,90 @@ impl fmt::Display for Denied {
     }
 }
 
+/// Why input was refused, for callers that branch on more than [`ErrorKind::InvalidInput`]
+/// (as pyca's `_Reasons`). The message says the rest. Exhaustive, so that the bindings
+/// that name each reason must handle a new one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum InvalidReason {
+    /// Bytes or text that do not parse: DER, PEM, JWK, JSON, a URI, an envelope header.
+    Malformed,
+    /// A length that is wrong for the key or algorithm: a digest, a signature, a
+    /// plaintext, a key size.
+    Length,
+    /// The algorithm or operation does not fit the key (ES384 with a P-256 key, a
+    /// signature with an AES key, key material of another type).
+    KeyMismatch,
+    /// A key name that is not allowed.
+    Name,
+    /// An option, attribute, setting or parameter out of its range, or two in conflict.
+    Parameter,
+}
+
+impl InvalidReason {
+    /// A stable lowercase name (`malformed`, `length`, `key-mismatch`, `name`, `parameter`),
+    /// as the Python and C bindings give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvalidReason::Malformed => "malformed",
+            InvalidReason::Length => "length",
+            InvalidReason::KeyMismatch => "key-mismatch",
+            InvalidReason::Name => "name",
+            InvalidReason::Parameter => "parameter",
+        }
+    }
+}
+
+/// What is unsupported (as pyca's `_Reasons`). The message names it: the algorithm, the
+/// key type, the PKCS#11 mechanism. Exhaustive, as [`InvalidReason`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum UnsupportedReason {
+    /// An algorithm, for this operation, on this backend, key or build.
+    Algorithm,
+    /// A key type, size or curve (generate, import, a token's own keys).
+    KeyType,
+    /// A PKCS#11 mechanism (or function) the token lacks or refuses.
+    Mechanism,
+    /// An operation this key or backend cannot do at all: export from a token, the public
+    /// key of a secret key, creating or rotating a key hsmkit does not manage.
+    Operation,
+    /// An encoding hsmkit does not read: encrypted PKCS#8, a compressed EC point, a JWK
+    /// `kty` it does not know.
+    Encoding,
+}
+
+impl UnsupportedReason {
+    /// A stable lowercase name (`algorithm`, `key-type`, `mechanism`, `operation`,
+    /// `encoding`), as the Python and C bindings give it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnsupportedReason::Algorithm => "algorithm",
+            UnsupportedReason::KeyType => "key-type",
+            UnsupportedReason::Mechanism => "mechanism",
+            UnsupportedReason::Operation => "operation",
+            UnsupportedReason::Encoding => "encoding",
+        }
+    }
+}
+
+/// The native error under a [`BackendError`] (a `cryptoki` error, an I/O error), kept for
+/// [`std::error::Error::source`]. Compared by its text.
+#[derive(Clone)]
+pub struct Source(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl fmt::Debug for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for Source {}
+
 /// A failure reported by a backend, with enough context to diagnose it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendError {
@@ -80,6 +164,22 @@ pub struct BackendError {
     pub code: Option<u64>,
     /// A human-readable description. Never contains secrets.
     pub message: String,
+    /// The native error, when there is one (see [`BackendError::with_source`]).
+    pub source: Option<Source>,
+}
+
+impl BackendError {
+    /// A backend error without a native code or source.
+    pub fn new(backend: &'static str, function: impl Into<String>, message: impl Into<String>) -> Self {
+        BackendError { backend, function: function.into(), code: None, message: message.into(), source: None }
+    }
+
+    /// This error with the native error under it (never one that holds secrets).
+    #[must_use]
+    pub fn with_source(mut self, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        self.source = Some(Source(std::sync::Arc::new(source)));
+        self
+    }
 }
 
 /// The error type of every hsmkit operation.
@@ -104,14 +204,24 @@ pub enum Error {
         reason: Denied,
     },
     /// Malformed input, or input that does not fit the key or algorithm.
-    InvalidInput(String),
+    InvalidInput {
+        /// Why, for branching.
+        reason: InvalidReason,
+        /// What is wrong, for people.
+        message: String,
+    },
     /// The signature is not valid for this key and message.
     VerificationFailed,
     /// Decryption or unwrap failed. Carries nothing on purpose: a bad ciphertext, a wrong
     /// label and a bad padding must be indistinguishable.
     DecryptionFailed,
     /// Not supported by this backend, key or build.
-    Unsupported(String),
+    Unsupported {
+        /// What kind of thing is unsupported, for branching.
+        reason: UnsupportedReason,
+        /// Which one, for people (the algorithm, key type or mechanism).
+        message: String,
+    },
     /// Authentication (PIN, passphrase) failed.
     Authentication(String),
     /// The backend failed.
@@ -132,34 +242,44 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::AlreadyExists { .. } => ErrorKind::AlreadyExists,
             Error::PermissionDenied { .. } => ErrorKind::PermissionDenied,
-            Error::InvalidInput(_) => ErrorKind::InvalidInput,
+            Error::InvalidInput { .. } => ErrorKind::InvalidInput,
             Error::VerificationFailed => ErrorKind::VerificationFailed,
             Error::DecryptionFailed => ErrorKind::DecryptionFailed,
-            Error::Unsupported(_) => ErrorKind::Unsupported,
+            Error::Unsupported { .. } => ErrorKind::Unsupported,
             Error::Authentication(_) => ErrorKind::Authentication,
             Error::Backend(_) => ErrorKind::Backend,
             Error::Io { .. } => ErrorKind::Io,
         }
     }
 
-    /// A convenience: an [`Error::InvalidInput`] with a message.
-    pub fn invalid(msg: impl Into<String>) -> Self {
-        Error::InvalidInput(msg.into())
+    /// An [`Error::InvalidInput`].
+    pub fn invalid(reason: InvalidReason, msg: impl Into<String>) -> Self {
+        Error::InvalidInput { reason, message: msg.into() }
     }
 
-    /// A convenience for backends: an [`Error::Unsupported`] with a message.
-    pub fn unsupported(msg: impl Into<String>) -> Self {
-        Error::Unsupported(msg.into())
+    /// An [`Error::InvalidInput`] for input that does not parse.
+    pub fn malformed(msg: impl Into<String>) -> Self {
+        Self::invalid(InvalidReason::Malformed, msg)
+    }
+
+    /// An [`Error::Unsupported`].
+    pub fn unsupported(reason: UnsupportedReason, msg: impl Into<String>) -> Self {
+        Error::Unsupported { reason, message: msg.into() }
+    }
+
+    /// The reason of an [`Error::InvalidInput`].
+    pub fn invalid_reason(&self) -> Option<InvalidReason> {
+        if let Error::InvalidInput { reason, .. } = self { Some(*reason) } else { None }
+    }
+
+    /// The reason of an [`Error::Unsupported`].
+    pub fn unsupported_reason(&self) -> Option<UnsupportedReason> {
+        if let Error::Unsupported { reason, .. } = self { Some(*reason) } else { None }
     }
 
     /// A convenience for backends: a [`Error::Backend`] without a native code.
     pub fn backend(backend: &'static str, function: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Backend(BackendError {
-            backend,
-            function: function.into(),
-            code: None,
-            message: message.into(),
-        })
+        Error::Backend(BackendError::new(backend, function, message))
     }
 }
 
@@ -171,10 +291,10 @@ impl fmt::Display for Error {
             Error::PermissionDenied { key, reason } => {
                 write!(f, "permission denied on key '{key}': {reason}")
             }
-            Error::InvalidInput(m) => write!(f, "invalid input: {m}"),
+            Error::InvalidInput { message, .. } => write!(f, "invalid input: {message}"),
             Error::VerificationFailed => f.write_str("signature verification failed"),
             Error::DecryptionFailed => f.write_str("decryption failed"),
-            Error::Unsupported(m) => write!(f, "unsupported: {m}"),
+            Error::Unsupported { message, .. } => write!(f, "unsupported: {message}"),
             Error::Authentication(m) => write!(f, "authentication failed: {m}"),
             Error::Backend(b) => {
                 write!(f, "{} backend error in {}: {}", b.backend, b.function, b.message)?;
@@ -188,7 +308,16 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        if let Error::Backend(BackendError { source: Some(Source(e)), .. }) = self {
+            let e: &(dyn std::error::Error + 'static) = &**e;
+            Some(e)
+        } else {
+            None
+        }
+    }
+}
 
 impl Error {
     /// An [`Error::Io`] saying what was being done.

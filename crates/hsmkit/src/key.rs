@@ -1,5 +1,6 @@
 //! [`Key`]: an open key version, with the checks every backend gets.
 
+use crate::error::InvalidReason;
 use std::fmt;
 use std::sync::Arc;
 
@@ -54,7 +55,8 @@ impl fmt::Debug for Key {
 impl Key {
     /// Wraps a backend key. Backends call this; users get keys from a [`crate::Store`].
     pub fn from_backend(inner: Box<dyn BackendKey>) -> Self {
-        Self::with_ctx(inner, Ctx::default())
+        let ctx = Ctx::new(inner.crypto());
+        Self::with_ctx(inner, ctx)
     }
 
     pub(crate) fn with_ctx(inner: Box<dyn BackendKey>, ctx: Ctx) -> Self {
@@ -72,10 +74,15 @@ impl Key {
         self.ctx.emit(&info.name, Some(info.version), op, Some(alg), r);
     }
 
-    /// The AES-256-GCM engine that seals and opens envelopes this key is a KEK of (the
-    /// key's backend engine; see [`hazmat::aead`](crate::hazmat::aead)).
-    pub fn envelope_aead(&self) -> &'static dyn crate::hazmat::aead::Aes256GcmEngine {
-        self.inner.aes_gcm()
+    /// The provider of the store this key came from: what envelopes this key is a KEK of
+    /// are sealed and opened with (see [`crypto`](crate::crypto)).
+    pub fn crypto(&self) -> &'static dyn crate::crypto::CryptoProvider {
+        self.ctx.crypto
+    }
+
+    /// The RFC 7638 JWK thumbprint (SHA-256, base64url) of the public key.
+    pub fn jwk_thumbprint(&self) -> Result<String> {
+        self.public_key()?.jwk_thumbprint(self.crypto())
     }
 
     /// Metadata.
@@ -112,11 +119,10 @@ impl Key {
         if ok {
             Ok(())
         } else {
-            Err(Error::invalid(format!(
-                "algorithm {alg} does not fit key '{}' ({})",
-                self.name(),
-                self.spec()
-            )))
+            Err(Error::invalid(
+                InvalidReason::KeyMismatch,
+                format!("algorithm {alg} does not fit key '{}' ({})", self.name(), self.spec()),
+            ))
         }
     }
 
@@ -236,7 +242,10 @@ impl Key {
     /// exact length; DER's bound), for callers that size buffers first (the C ABI).
     pub fn max_signature_len(&self, alg: SignatureAlgorithm, format: SignatureFormat) -> Result<usize> {
         let raw = alg.signature_len(self.spec()).ok_or_else(|| {
-            Error::invalid(format!("algorithm {alg} does not fit key '{}' ({})", self.name(), self.spec()))
+            Error::invalid(
+                InvalidReason::KeyMismatch,
+                format!("algorithm {alg} does not fit key '{}' ({})", self.name(), self.spec()),
+            )
         })?;
         match (alg.scheme(), format) {
             // SEQUENCE header (3) and two INTEGERs (2-byte header and a sign byte each).
@@ -253,7 +262,7 @@ impl Key {
 
     /// The longest output of [`wrap_key`](Self::wrap_key) for a key of `key_len` bytes.
     pub fn max_wrapped_len(&self, alg: KeyWrapAlgorithm, key_len: usize) -> Result<usize> {
-        let too_long = || Error::invalid("key too long to wrap");
+        let too_long = || Error::invalid(InvalidReason::Length, "key too long to wrap");
         match alg.scheme() {
             // RFC 3394 adds one 8-byte block; RFC 5649 pads to 8 bytes and adds one.
             WrapScheme::AesKw(_) => key_len.checked_add(8).ok_or_else(too_long),
@@ -266,11 +275,13 @@ impl Key {
 
     fn rsa_modulus_len(&self) -> Result<usize> {
         match self.spec() {
-            KeySpec::Rsa { bits } => {
-                usize::try_from(bits.div_ceil(8)).map_err(|_| Error::invalid("modulus too large"))
-            }
+            KeySpec::Rsa { bits } => usize::try_from(bits.div_ceil(8))
+                .map_err(|_| Error::invalid(InvalidReason::Length, "modulus too large")),
             KeySpec::Ec(_) | KeySpec::Aes(_) | KeySpec::Ed25519 | KeySpec::Hmac { .. } => {
-                Err(Error::invalid(format!("key '{}' is not an RSA key", self.name())))
+                Err(Error::invalid(
+                    InvalidReason::KeyMismatch,
+                    format!("key '{}' is not an RSA key", self.name()),
+                ))
             }
         }
     }
@@ -292,7 +303,10 @@ impl Key {
             let k = self.rsa_modulus_len()?;
             let max = alg.max_plaintext_len(k);
             if plaintext.len() > max {
-                return Err(Error::invalid(format!("{alg} with this key takes at most {max} bytes")));
+                return Err(Error::invalid(
+                    InvalidReason::Length,
+                    format!("{alg} with this key takes at most {max} bytes"),
+                ));
             }
             self.inner.encrypt(alg, plaintext, label)
         })();
@@ -332,20 +346,27 @@ impl Key {
             match alg.scheme() {
                 WrapScheme::AesKw(_) => {
                     if key.len() < 16 || !key.len().is_multiple_of(8) {
-                        return Err(Error::invalid(format!(
-                            "{alg} wraps keys of 16 bytes or more, in multiples of 8"
-                        )));
+                        return Err(Error::invalid(
+                            InvalidReason::Length,
+                            format!("{alg} wraps keys of 16 bytes or more, in multiples of 8"),
+                        ));
                     }
                 }
                 WrapScheme::AesKwp(_) => {
                     if key.is_empty() || u32::try_from(key.len()).is_err() {
-                        return Err(Error::invalid(format!("{alg} wraps 1 to 2^32-1 bytes")));
+                        return Err(Error::invalid(
+                            InvalidReason::Length,
+                            format!("{alg} wraps 1 to 2^32-1 bytes"),
+                        ));
                     }
                 }
                 WrapScheme::RsaOaep(enc) => {
                     let max = enc.max_plaintext_len(self.rsa_modulus_len()?);
                     if key.is_empty() || key.len() > max {
-                        return Err(Error::invalid(format!("{alg} with this key wraps 1 to {max} bytes")));
+                        return Err(Error::invalid(
+                            InvalidReason::Length,
+                            format!("{alg} with this key wraps 1 to {max} bytes"),
+                        ));
                     }
                 }
             }
@@ -397,12 +418,14 @@ impl Key {
 fn checked_digest(alg: SignatureAlgorithm, digest: &[u8]) -> Result<&[u8]> {
     match alg.prehash() {
         Some(hash) if digest.len() == hash.output_len() => Ok(digest),
-        Some(hash) => Err(Error::invalid(format!(
-            "{alg} takes a {}-byte digest, not {} bytes",
-            hash.output_len(),
-            digest.len()
-        ))),
-        None => Err(Error::invalid(format!("{alg} signs the whole message: it takes no digest"))),
+        Some(hash) => Err(Error::invalid(
+            InvalidReason::Length,
+            format!("{alg} takes a {}-byte digest, not {} bytes", hash.output_len(), digest.len()),
+        )),
+        None => Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("{alg} signs the whole message: it takes no digest"),
+        )),
     }
 }
 
@@ -417,13 +440,13 @@ fn encode_signature(alg: SignatureAlgorithm, raw: Vec<u8>, format: SignatureForm
 /// the one opaque error.
 fn opaque<T>(r: Result<T>) -> Result<T> {
     r.map_err(|e| match e {
-        Error::Unsupported(_)
+        Error::Unsupported { .. }
         | Error::Backend(_)
         | Error::Authentication(_)
         | Error::PermissionDenied { .. } => e,
         Error::NotFound { .. }
         | Error::AlreadyExists { .. }
-        | Error::InvalidInput(_)
+        | Error::InvalidInput { .. }
         | Error::VerificationFailed
         | Error::DecryptionFailed
         | Error::Io { .. } => Error::DecryptionFailed,

@@ -26,10 +26,10 @@ mod algorithm;
 mod attributes;
 pub mod audit;
 mod backend;
+pub mod crypto;
 pub mod ecdsa_sig;
 pub mod envelope;
 mod error;
-pub mod hazmat;
 mod key;
 mod lifecycle;
 mod material;
@@ -46,7 +46,8 @@ pub use algorithm::{
 pub use attributes::{KeyAttributes, KeyOp, KeyOps};
 pub use audit::{AuditLog, Clock};
 pub use backend::{Backend, BackendKey, Capabilities, KeyBinding, KeyInfo, NewKey, SettingsEdit};
-pub use error::{BackendError, Denied, Error, ErrorKind, Result};
+pub use crypto::CryptoProvider;
+pub use error::{BackendError, Denied, Error, ErrorKind, InvalidReason, Result, Source, UnsupportedReason};
 pub use key::{Key, SignInput};
 pub use lifecycle::{
     Deletion, KeyDescription, KeyState, KeyUpdate, RotationPolicy, StoreSettings, format_iso_duration,

@@ -3,6 +3,7 @@
 //! Every backend stores the same documents (see [`KeyDescription::to_json`]), so that the
 //! lifecycle rules, which live in [`crate::Store`], are the same everywhere.
 
+use crate::error::InvalidReason;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -53,8 +54,12 @@ impl RotationPolicy {
 /// Parses an ISO 8601 duration of days or less: `P90D`, `P2W`, `P1Y` (365 days),
 /// `P1M` (30 days), `PT12H`, `P1DT30M`, as key vaults write rotation policies.
 pub fn parse_iso_duration(s: &str) -> Result<Duration> {
-    let bad =
-        || Error::invalid(format!("'{}' is not an ISO 8601 duration like P90D or PT12H", s.escape_debug()));
+    let bad = || {
+        Error::invalid(
+            InvalidReason::Malformed,
+            format!("'{}' is not an ISO 8601 duration like P90D or PT12H", s.escape_debug()),
+        )
+    };
     let rest = s.strip_prefix('P').or_else(|| s.strip_prefix('p')).ok_or_else(bad)?;
     let (date, time) = match rest.split_once(['T', 't']) {
         Some((d, t)) if !t.is_empty() => (d, Some(t)),

@@ -1,6 +1,7 @@
 //! Key material for import (and export of exportable keys): parsed from PKCS#8, SPKI,
 //! PKCS#1, SEC1, PEM and JWK into a backend-neutral form that every backend can load.
 
+use crate::error::{InvalidReason, UnsupportedReason};
 use std::fmt;
 
 use base64ct::{Base64UrlUnpadded, Encoding};
@@ -113,7 +114,7 @@ fn hmac_spec(len: usize) -> Result<KeySpec> {
 }
 
 fn bad(what: &str) -> Error {
-    Error::invalid(format!("malformed {what}"))
+    Error::invalid(InvalidReason::Malformed, format!("malformed {what}"))
 }
 
 fn uint(u: &UintRef<'_>) -> Vec<u8> {
@@ -135,8 +136,12 @@ impl KeyMaterial {
 
     /// An Ed25519 private key from its 32-byte seed and, optionally, its public key.
     pub fn ed25519_private(seed: &[u8], public: Option<&[u8]>) -> Result<Self> {
-        let seed = <[u8; 32]>::try_from(seed)
-            .map_err(|_| Error::invalid(format!("an Ed25519 private key is 32 bytes, not {}", seed.len())))?;
+        let seed = <[u8; 32]>::try_from(seed).map_err(|_| {
+            Error::invalid(
+                InvalidReason::Length,
+                format!("an Ed25519 private key is 32 bytes, not {}", seed.len()),
+            )
+        })?;
         let public = public.map(Ed25519PublicKey::new).transpose()?;
         Ok(KeyMaterial::Ed25519Private(Ed25519PrivateComponents { seed, public }))
     }
@@ -179,10 +184,13 @@ impl KeyMaterial {
             let curve = k
                 .parameters
                 .and_then(|p| p.named_curve())
-                .ok_or_else(|| Error::invalid("SEC1 key without a named curve"))?;
+                .ok_or_else(|| Error::invalid(InvalidReason::Malformed, "SEC1 key without a named curve"))?;
             return Self::from_sec1(EcCurve::from_oid(&curve)?, &k);
         }
-        Err(Error::invalid("not a PKCS#8, SPKI, PKCS#1 or SEC1 DER key (encrypted PKCS#8 is not supported)"))
+        Err(Error::invalid(
+            InvalidReason::Malformed,
+            "not a PKCS#8, SPKI, PKCS#1 or SEC1 DER key (encrypted PKCS#8 is not supported)",
+        ))
     }
 
     /// Parses PEM: `PRIVATE KEY`, `PUBLIC KEY`, `RSA PRIVATE KEY`, `RSA PUBLIC KEY`,
@@ -200,17 +208,25 @@ impl KeyMaterial {
             match label {
                 "EC PARAMETERS" => continue,
                 "ENCRYPTED PRIVATE KEY" => {
-                    return Err(Error::unsupported("encrypted PKCS#8 import; decrypt it first"));
+                    return Err(Error::unsupported(
+                        UnsupportedReason::Encoding,
+                        "encrypted PKCS#8 import; decrypt it first",
+                    ));
                 }
                 "PRIVATE KEY" | "PUBLIC KEY" | "RSA PRIVATE KEY" | "RSA PUBLIC KEY" | "EC PRIVATE KEY" => {
                     let (_, der) = pem_rfc7468::decode_vec(this.as_bytes()).map_err(|_| bad("PEM"))?;
                     let der = Zeroizing::new(der);
                     return Self::from_der(&der);
                 }
-                other => return Err(Error::invalid(format!("PEM block '{other}' is not a key"))),
+                other => {
+                    return Err(Error::invalid(
+                        InvalidReason::Malformed,
+                        format!("PEM block '{other}' is not a key"),
+                    ));
+                }
             }
         }
-        Err(Error::invalid("no PEM key block found"))
+        Err(Error::invalid(InvalidReason::Malformed, "no PEM key block found"))
     }
 
     /// Parses PEM, DER or JWK (JSON), whichever `data` is.
@@ -238,13 +254,15 @@ impl KeyMaterial {
                 .algorithm
                 .parameters
                 .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-                .ok_or_else(|| Error::invalid("EC PKCS#8 key without a named curve"))?;
+                .ok_or_else(|| {
+                    Error::invalid(InvalidReason::Malformed, "EC PKCS#8 key without a named curve")
+                })?;
             let curve = EcCurve::from_oid(&oid)?;
             let k = sec1::EcPrivateKey::from_der(inner).map_err(|_| bad("SEC1 key in PKCS#8"))?;
             if let Some(inner_curve) = k.parameters.and_then(|p| p.named_curve())
                 && inner_curve != oid
             {
-                return Err(Error::invalid("PKCS#8 and SEC1 curves disagree"));
+                return Err(Error::invalid(InvalidReason::Malformed, "PKCS#8 and SEC1 curves disagree"));
             }
             return Self::from_sec1(curve, &k);
         }
@@ -252,6 +270,7 @@ impl KeyMaterial {
             // RFC 8410: parameters absent; the key is CurvePrivateKey ::= OCTET STRING.
             if pki.algorithm.parameters.is_some() {
                 return Err(Error::invalid(
+                    InvalidReason::Malformed,
                     "Ed25519 PKCS#8 key with algorithm parameters (RFC 8410: absent)",
                 ));
             }
@@ -259,7 +278,10 @@ impl KeyMaterial {
             let public = pki.public_key.and_then(|p| p.as_bytes());
             return Self::ed25519_private(seed.as_bytes(), public);
         }
-        Err(Error::unsupported(format!("private key algorithm {}", pki.algorithm.oid)))
+        Err(Error::unsupported(
+            UnsupportedReason::KeyType,
+            format!("private key algorithm {}", pki.algorithm.oid),
+        ))
     }
 
     fn from_spki(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<Self> {
@@ -276,23 +298,29 @@ impl KeyMaterial {
                 .algorithm
                 .parameters
                 .and_then(|p| p.decode_as::<const_oid::ObjectIdentifier>().ok())
-                .ok_or_else(|| Error::invalid("EC public key without a named curve"))?;
+                .ok_or_else(|| {
+                    Error::invalid(InvalidReason::Malformed, "EC public key without a named curve")
+                })?;
             return Ok(KeyMaterial::Public(PublicKey::Ec(EcPublicKey::new(EcCurve::from_oid(&oid)?, bits)?)));
         }
         if spki.algorithm.oid == ID_ED25519 {
             if spki.algorithm.parameters.is_some() {
                 return Err(Error::invalid(
+                    InvalidReason::Malformed,
                     "Ed25519 public key with algorithm parameters (RFC 8410: absent)",
                 ));
             }
             return Ok(KeyMaterial::Public(PublicKey::Ed25519(Ed25519PublicKey::new(bits)?)));
         }
-        Err(Error::unsupported(format!("public key algorithm {}", spki.algorithm.oid)))
+        Err(Error::unsupported(
+            UnsupportedReason::KeyType,
+            format!("public key algorithm {}", spki.algorithm.oid),
+        ))
     }
 
     fn from_pkcs1_private(k: &pkcs1::RsaPrivateKeyRef<'_>) -> Result<Self> {
         if k.other_prime_infos.is_some() {
-            return Err(Error::unsupported("multi-prime RSA keys"));
+            return Err(Error::unsupported(UnsupportedReason::KeyType, "multi-prime RSA keys"));
         }
         Ok(KeyMaterial::RsaPrivate(RsaPrivateComponents {
             n: uint(&k.modulus),
@@ -315,7 +343,10 @@ impl KeyMaterial {
         let fl = curve.field_len();
         let d = strip_zeros(d);
         if d.is_empty() || d.len() > fl {
-            return Err(Error::invalid(format!("EC private scalar does not fit {curve}")));
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("EC private scalar does not fit {curve}"),
+            ));
         }
         let mut scalar = vec![0u8; fl];
         crate::public::copy_right_aligned(&mut scalar, d);
@@ -343,14 +374,23 @@ impl KeyMaterial {
         let field = |name: &str| -> Result<Option<Zeroizing<Vec<u8>>>> {
             match obj.get(name) {
                 None => Ok(None),
-                Some(Value::String(s)) => Base64UrlUnpadded::decode_vec(s)
-                    .map(|v| Some(Zeroizing::new(v)))
-                    .map_err(|_| Error::invalid(format!("JWK member '{name}' is not base64url"))),
-                Some(_) => Err(Error::invalid(format!("JWK member '{name}' is not a string"))),
+                Some(Value::String(s)) => {
+                    Base64UrlUnpadded::decode_vec(s).map(|v| Some(Zeroizing::new(v))).map_err(|_| {
+                        Error::invalid(
+                            InvalidReason::Malformed,
+                            format!("JWK member '{name}' is not base64url"),
+                        )
+                    })
+                }
+                Some(_) => Err(Error::invalid(
+                    InvalidReason::Malformed,
+                    format!("JWK member '{name}' is not a string"),
+                )),
             }
         };
         let need = |name: &str| -> Result<Zeroizing<Vec<u8>>> {
-            field(name)?.ok_or_else(|| Error::invalid(format!("JWK lacks '{name}'")))
+            field(name)?
+                .ok_or_else(|| Error::invalid(InvalidReason::Malformed, format!("JWK lacks '{name}'")))
         };
         match obj.get("kty").and_then(Value::as_str) {
             Some("RSA") => {
@@ -379,20 +419,26 @@ impl KeyMaterial {
                 let crv: EcCurve = obj
                     .get("crv")
                     .and_then(Value::as_str)
-                    .ok_or_else(|| Error::invalid("JWK lacks 'crv'"))?
+                    .ok_or_else(|| Error::invalid(InvalidReason::Malformed, "JWK lacks 'crv'"))?
                     .parse()?;
                 let fl = crv.field_len();
                 let (x, y) = (need("x")?, need("y")?);
                 // RFC 7518 6.2.1.2: coordinates are exactly the field length.
                 if x.len() != fl || y.len() != fl {
-                    return Err(Error::invalid(format!("JWK x/y must be {fl} bytes for {crv}")));
+                    return Err(Error::invalid(
+                        InvalidReason::Malformed,
+                        format!("JWK x/y must be {fl} bytes for {crv}"),
+                    ));
                 }
                 let public = EcPublicKey::from_affine(crv, &x, &y)?;
                 match field("d")? {
                     None => Ok(KeyMaterial::Public(PublicKey::Ec(public))),
                     Some(d) => {
                         if d.len() != fl {
-                            return Err(Error::invalid(format!("JWK d must be {fl} bytes for {crv}")));
+                            return Err(Error::invalid(
+                                InvalidReason::Malformed,
+                                format!("JWK d must be {fl} bytes for {crv}"),
+                            ));
                         }
                         Self::ec_private(crv, &d, Some(public.point()))
                     }
@@ -401,8 +447,13 @@ impl KeyMaterial {
             Some("OKP") => {
                 match obj.get("crv").and_then(Value::as_str) {
                     Some("Ed25519") => {}
-                    Some(other) => return Err(Error::unsupported(format!("JWK OKP curve '{other}'"))),
-                    None => return Err(Error::invalid("JWK lacks 'crv'")),
+                    Some(other) => {
+                        return Err(Error::unsupported(
+                            UnsupportedReason::KeyType,
+                            format!("JWK OKP curve '{other}'"),
+                        ));
+                    }
+                    None => return Err(Error::invalid(InvalidReason::Malformed, "JWK lacks 'crv'")),
                 }
                 let x = need("x")?;
                 match field("d")? {
@@ -414,22 +465,28 @@ impl KeyMaterial {
                 let ops: Vec<&str> = match obj.get("key_ops") {
                     None => Vec::new(),
                     Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
-                    Some(_) => return Err(Error::invalid("JWK member 'key_ops' is not an array")),
+                    Some(_) => {
+                        return Err(Error::invalid(
+                            InvalidReason::Malformed,
+                            "JWK member 'key_ops' is not an array",
+                        ));
+                    }
                 };
                 let hs_alg = obj.get("alg").and_then(Value::as_str).is_some_and(|a| a.starts_with("HS"));
                 let mac_ops = ops.iter().any(|o| matches!(*o, "sign" | "verify"));
                 if hs_alg || mac_ops { KeyMaterial::hmac(&need("k")?) } else { KeyMaterial::aes(&need("k")?) }
             }
-            Some(other) => Err(Error::unsupported(format!("JWK kty '{other}'"))),
-            None => Err(Error::invalid("JWK lacks 'kty'")),
+            Some(other) => Err(Error::unsupported(UnsupportedReason::KeyType, format!("JWK kty '{other}'"))),
+            None => Err(Error::invalid(InvalidReason::Malformed, "JWK lacks 'kty'")),
         }
     }
 
     /// Encodes a private key as PKCS#8 DER (for exportable keys).
     pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
-        let e = |e: der::Error| Error::invalid(format!("DER encoding failed: {e}"));
+        let e = |e: der::Error| Error::invalid(InvalidReason::Malformed, format!("DER encoding failed: {e}"));
         fn u(b: &[u8]) -> Result<UintRef<'_>> {
-            UintRef::new(b).map_err(|e| Error::invalid(format!("DER encoding failed: {e}")))
+            UintRef::new(b)
+                .map_err(|e| Error::invalid(InvalidReason::Malformed, format!("DER encoding failed: {e}")))
         }
         match self {
             KeyMaterial::RsaPrivate(k) => {
@@ -480,9 +537,10 @@ impl KeyMaterial {
                 );
                 Ok(Zeroizing::new(pki.to_der().map_err(e)?))
             }
-            KeyMaterial::Public(_) | KeyMaterial::Aes(_) | KeyMaterial::Hmac(_) => {
-                Err(Error::invalid("only RSA, EC and Ed25519 private keys have a PKCS#8 form"))
-            }
+            KeyMaterial::Public(_) | KeyMaterial::Aes(_) | KeyMaterial::Hmac(_) => Err(Error::invalid(
+                InvalidReason::KeyMismatch,
+                "only RSA, EC and Ed25519 private keys have a PKCS#8 form",
+            )),
         }
     }
 
@@ -491,6 +549,6 @@ impl KeyMaterial {
         let der = self.to_pkcs8_der()?;
         pem_rfc7468::encode_string("PRIVATE KEY", pem_rfc7468::LineEnding::LF, &der)
             .map(Zeroizing::new)
-            .map_err(|e| Error::invalid(format!("PEM encoding failed: {e}")))
+            .map_err(|e| Error::invalid(InvalidReason::Malformed, format!("PEM encoding failed: {e}")))
     }
 }

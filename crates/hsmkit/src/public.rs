@@ -1,5 +1,6 @@
 //! Public keys and their export formats: SPKI DER, PEM, JWK (RFC 7517/7518).
 
+use crate::error::{InvalidReason, UnsupportedReason};
 use base64ct::{Base64UrlUnpadded, Encoding};
 use der::Encode;
 use der::asn1::{AnyRef, BitStringRef, UintRef};
@@ -32,7 +33,10 @@ impl RsaPublicKey {
     pub fn new(n: &[u8], e: &[u8]) -> Result<Self> {
         let (n, e) = (strip_zeros(n), strip_zeros(e));
         if n.is_empty() || e.is_empty() {
-            return Err(Error::invalid("RSA modulus and exponent must be non-zero"));
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                "RSA modulus and exponent must be non-zero",
+            ));
         }
         Ok(RsaPublicKey { n: n.to_vec(), e: e.to_vec() })
     }
@@ -82,7 +86,7 @@ impl EcPublicKey {
             _ => false,
         };
         if !ok {
-            return Err(Error::invalid(format!("not a SEC1 point on {curve}")));
+            return Err(Error::invalid(InvalidReason::Malformed, format!("not a SEC1 point on {curve}")));
         }
         Ok(EcPublicKey { curve, point: point.to_vec() })
     }
@@ -92,7 +96,7 @@ impl EcPublicKey {
         let fl = curve.field_len();
         let (x, y) = (strip_zeros(x), strip_zeros(y));
         if x.len() > fl || y.len() > fl {
-            return Err(Error::invalid(format!("coordinate too long for {curve}")));
+            return Err(Error::invalid(InvalidReason::Malformed, format!("coordinate too long for {curve}")));
         }
         let mut point = vec![0u8; 1 + 2 * fl];
         if let Some(p) = point.first_mut() {
@@ -118,7 +122,10 @@ impl EcPublicKey {
         let fl = self.curve.field_len();
         match self.point.split_first() {
             Some((4, xy)) if xy.len() == 2 * fl => Ok(xy.split_at(fl)),
-            _ => Err(Error::unsupported("compressed EC point: coordinates need the backend")),
+            _ => Err(Error::unsupported(
+                UnsupportedReason::Encoding,
+                "compressed EC point: coordinates need the backend",
+            )),
         }
     }
 }
@@ -134,9 +141,12 @@ impl Ed25519PublicKey {
 
     /// A key from its 32-byte encoding.
     pub fn new(bytes: &[u8]) -> Result<Self> {
-        <[u8; 32]>::try_from(bytes)
-            .map(Ed25519PublicKey)
-            .map_err(|_| Error::invalid(format!("an Ed25519 public key is 32 bytes, not {}", bytes.len())))
+        <[u8; 32]>::try_from(bytes).map(Ed25519PublicKey).map_err(|_| {
+            Error::invalid(
+                InvalidReason::Length,
+                format!("an Ed25519 public key is 32 bytes, not {}", bytes.len()),
+            )
+        })
     }
 
     /// The 32-byte encoding.
@@ -154,7 +164,7 @@ pub(crate) fn copy_right_aligned(dst: &mut [u8], src: &[u8]) {
 }
 
 fn enc_err(e: der::Error) -> Error {
-    Error::invalid(format!("DER encoding failed: {e}"))
+    Error::invalid(InvalidReason::Malformed, format!("DER encoding failed: {e}"))
 }
 
 /// A public key.
@@ -214,7 +224,7 @@ impl PublicKey {
     pub fn to_pem(&self) -> Result<String> {
         let der = self.to_spki_der()?;
         pem_rfc7468::encode_string("PUBLIC KEY", pem_rfc7468::LineEnding::LF, &der)
-            .map_err(|e| Error::invalid(format!("PEM encoding failed: {e}")))
+            .map_err(|e| Error::invalid(InvalidReason::Malformed, format!("PEM encoding failed: {e}")))
     }
 
     /// JWK (RFC 7517/7518) as a JSON object, with `kid` when given.
@@ -248,11 +258,12 @@ impl PublicKey {
     }
 
     /// The RFC 7638 JWK thumbprint (SHA-256), base64url.
-    pub fn jwk_thumbprint(&self) -> Result<String> {
+    pub fn jwk_thumbprint(&self, crypto: &dyn crate::crypto::CryptoProvider) -> Result<String> {
         // RFC 7638: required members only, lexicographic order, no whitespace. serde_json
         // maps are ordered (BTreeMap) without the preserve_order feature.
         let jwk = self.to_jwk(None)?;
-        let canon = serde_json::to_vec(&jwk).map_err(|e| Error::invalid(e.to_string()))?;
-        Ok(Base64UrlUnpadded::encode_string(&crate::HashAlg::Sha256.digest(&canon)))
+        let canon =
+            serde_json::to_vec(&jwk).map_err(|e| Error::invalid(InvalidReason::Malformed, e.to_string()))?;
+        Ok(Base64UrlUnpadded::encode_string(&crypto.digest(crate::HashAlg::Sha256, &canon)))
     }
 }

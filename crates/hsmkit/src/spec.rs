@@ -1,5 +1,6 @@
 //! Key specifications: type and size.
 
+use crate::error::{InvalidReason, UnsupportedReason};
 use std::fmt;
 use std::str::FromStr;
 
@@ -71,7 +72,7 @@ impl EcCurve {
             .iter()
             .copied()
             .find(|c| c.oid() == *oid)
-            .ok_or_else(|| Error::unsupported(format!("elliptic curve {oid}")))
+            .ok_or_else(|| Error::unsupported(UnsupportedReason::KeyType, format!("elliptic curve {oid}")))
     }
 }
 
@@ -89,7 +90,10 @@ impl FromStr for EcCurve {
             "P384" | "SECP384R1" => Ok(EcCurve::P384),
             "P521" | "SECP521R1" => Ok(EcCurve::P521),
             "P256K" | "SECP256K1" => Ok(EcCurve::P256K),
-            _ => Err(Error::invalid(format!("'{s}' is not a supported curve (P-256, P-384, P-521, P-256K)"))),
+            _ => Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("'{s}' is not a supported curve (P-256, P-384, P-521, P-256K)"),
+            )),
         }
     }
 }
@@ -130,7 +134,10 @@ impl AesSize {
             16 => Ok(AesSize::Aes128),
             24 => Ok(AesSize::Aes192),
             32 => Ok(AesSize::Aes256),
-            n => Err(Error::invalid(format!("an AES key is 16, 24 or 32 bytes, not {n}"))),
+            n => Err(Error::invalid(
+                InvalidReason::Length,
+                format!("an AES key is 16, 24 or 32 bytes, not {n}"),
+            )),
         }
     }
 
@@ -140,7 +147,10 @@ impl AesSize {
             128 => Ok(AesSize::Aes128),
             192 => Ok(AesSize::Aes192),
             256 => Ok(AesSize::Aes256),
-            n => Err(Error::invalid(format!("AES keys are 128, 192 or 256 bits, not {n}"))),
+            n => Err(Error::invalid(
+                InvalidReason::Length,
+                format!("AES keys are 128, 192 or 256 bits, not {n}"),
+            )),
         }
     }
 }
@@ -245,21 +255,24 @@ impl KeySpec {
         if (HMAC_MIN_BITS..=HMAC_MAX_BITS).contains(&bits) && bits.is_multiple_of(8) {
             Ok(())
         } else {
-            Err(Error::invalid(format!(
-                "HMAC keys are {HMAC_MIN_BITS} to {HMAC_MAX_BITS} bits in whole bytes, not {bits}"
-            )))
+            Err(Error::invalid(
+                InvalidReason::Length,
+                format!("HMAC keys are {HMAC_MIN_BITS} to {HMAC_MAX_BITS} bits in whole bytes, not {bits}"),
+            ))
         }
     }
 
     /// Checks that hsmkit generates keys of this spec.
     pub fn check_generatable(self) -> Result<()> {
         match self {
-            KeySpec::Rsa { bits } if !RSA_GENERATE_BITS.contains(&bits) => Err(Error::invalid(format!(
-                "RSA keys are generated with 2048, 3072 or 4096 bits, not {bits}"
-            ))),
-            KeySpec::Hmac { bits } if !HMAC_GENERATE_BITS.contains(&bits) => {
-                Err(Error::invalid(format!("HMAC keys are generated with 256, 384 or 512 bits, not {bits}")))
-            }
+            KeySpec::Rsa { bits } if !RSA_GENERATE_BITS.contains(&bits) => Err(Error::invalid(
+                InvalidReason::Length,
+                format!("RSA keys are generated with 2048, 3072 or 4096 bits, not {bits}"),
+            )),
+            KeySpec::Hmac { bits } if !HMAC_GENERATE_BITS.contains(&bits) => Err(Error::invalid(
+                InvalidReason::Length,
+                format!("HMAC keys are generated with 256, 384 or 512 bits, not {bits}"),
+            )),
             KeySpec::Rsa { .. }
             | KeySpec::Ec(_)
             | KeySpec::Aes(_)
@@ -277,11 +290,18 @@ impl KeySpec {
         let size = size.map(|s| s.to_string());
         match (key_type, size, curve) {
             (KeyType::Ec, None, curve) => KeySpec::from_parts("ec", curve),
-            (KeyType::Ec, Some(_), _) => Err(Error::invalid("EC keys take a curve, not a size")),
-            (KeyType::Rsa | KeyType::Aes | KeyType::Ed25519 | KeyType::Hmac, _, Some(_)) => {
-                Err(Error::invalid("a curve is for EC keys; RSA, AES and HMAC keys take a size"))
+            (KeyType::Ec, Some(_), _) => {
+                Err(Error::invalid(InvalidReason::Parameter, "EC keys take a curve, not a size"))
             }
-            (KeyType::Ed25519, Some(_), None) => Err(Error::invalid("Ed25519 keys have no size")),
+            (KeyType::Rsa | KeyType::Aes | KeyType::Ed25519 | KeyType::Hmac, _, Some(_)) => {
+                Err(Error::invalid(
+                    InvalidReason::Parameter,
+                    "a curve is for EC keys; RSA, AES and HMAC keys take a size",
+                ))
+            }
+            (KeyType::Ed25519, Some(_), None) => {
+                Err(Error::invalid(InvalidReason::Parameter, "Ed25519 keys have no size"))
+            }
             (KeyType::Rsa | KeyType::Aes | KeyType::Ed25519 | KeyType::Hmac, size, None) => {
                 KeySpec::from_parts(key_type.name(), size.as_deref())
             }
@@ -296,7 +316,9 @@ impl KeySpec {
         let key_type: KeyType = key_type.parse()?;
         let bits = |default: u32| -> Result<u32> {
             size_or_curve.map_or(Ok(default), |s| {
-                s.parse::<u32>().map_err(|_| Error::invalid(format!("'{s}' is not a key size in bits")))
+                s.parse::<u32>().map_err(|_| {
+                    Error::invalid(InvalidReason::Malformed, format!("'{s}' is not a key size in bits"))
+                })
             })
         };
         match key_type {
@@ -306,9 +328,10 @@ impl KeySpec {
             KeyType::Ed25519 => match size_or_curve {
                 None => Ok(KeySpec::Ed25519),
                 Some(s) if s.eq_ignore_ascii_case("ed25519") => Ok(KeySpec::Ed25519),
-                Some(s) => {
-                    Err(Error::invalid(format!("Ed25519 keys have no size or curve to choose ('{s}')")))
-                }
+                Some(s) => Err(Error::invalid(
+                    InvalidReason::Parameter,
+                    format!("Ed25519 keys have no size or curve to choose ('{s}')"),
+                )),
             },
             KeyType::Hmac => {
                 let bits = bits(256)?;
@@ -402,7 +425,10 @@ impl FromStr for KeyType {
             "aes" | "oct" => Ok(KeyType::Aes),
             "ed25519" | "okp" | "eddsa" => Ok(KeyType::Ed25519),
             "hmac" => Ok(KeyType::Hmac),
-            _ => Err(Error::invalid(format!("'{s}' is not a key type (rsa, ec, aes, ed25519, hmac)"))),
+            _ => Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("'{s}' is not a key type (rsa, ec, aes, ed25519, hmac)"),
+            )),
         }
     }
 }

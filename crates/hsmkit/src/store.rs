@@ -1,5 +1,6 @@
 //! [`Store`]: the front door. Keys by name over any [`Backend`].
 
+use crate::error::{InvalidReason, UnsupportedReason};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -27,9 +28,10 @@ pub fn validate_name(name: &str) -> Result<()> {
             Some(c) => format!("it contains {:?}", c),
             None => format!("it has {} bytes", name.len()),
         };
-        return Err(Error::invalid(format!(
-            "a key name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 and '-' ({why})"
-        )));
+        return Err(Error::invalid(
+            InvalidReason::Name,
+            format!("a key name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 and '-' ({why})"),
+        ));
     }
     Ok(())
 }
@@ -159,17 +161,15 @@ impl crate::BackendKey for Recorded {
     fn export(&self) -> Result<KeyMaterial> {
         self.inner.export()
     }
-    fn aes_gcm(&self) -> &'static dyn crate::hazmat::aead::Aes256GcmEngine {
-        self.inner.aes_gcm()
+    fn crypto(&self) -> &'static dyn crate::crypto::CryptoProvider {
+        self.inner.crypto()
     }
 }
 
 /// A fresh random id for a new version's backend objects.
-fn new_object_id() -> Result<[u8; 16]> {
+fn new_object_id(crypto: &dyn crate::crypto::CryptoProvider) -> Result<[u8; 16]> {
     let mut id = [0u8; 16];
-    getrandom::fill(&mut id).map_err(|e| {
-        Error::backend("store", "getrandom", format!("OS random number generator failed: {e}"))
-    })?;
+    crypto.fill_random(&mut id)?;
     Ok(id)
 }
 
@@ -194,12 +194,13 @@ impl Store {
     /// A store over a shared backend, with the backend's own metadata store.
     pub fn from_arc(backend: Arc<dyn Backend>) -> Self {
         let meta = backend.metadata();
-        Store { backend, meta, ctx: Ctx::default(), writers: Arc::default() }
+        Self::with_metadata(backend, meta)
     }
 
     /// A store over `backend` whose metadata lives in `meta`.
     pub fn with_metadata(backend: Arc<dyn Backend>, meta: Arc<dyn MetadataStore>) -> Self {
-        Store { backend, meta, ctx: Ctx::default(), writers: Arc::default() }
+        let ctx = Ctx::new(backend.crypto());
+        Store { backend, meta, ctx, writers: Arc::default() }
     }
 
     /// This store with another clock: attribute checks, rotation, retention and audit
@@ -255,6 +256,7 @@ impl Store {
                     (KeySpec::RSA_2048, KeyOp::Sign)
                 } else {
                     return Err(Error::unsupported(
+                        UnsupportedReason::KeyType,
                         "an audit key: the backend generates neither AES-256 with A256KW nor RSA-2048 with RS256",
                     ));
                 };
@@ -273,6 +275,11 @@ impl Store {
     /// The backend's kind (`soft`, `pkcs11`).
     pub fn backend_kind(&self) -> &'static str {
         self.backend.kind()
+    }
+
+    /// The crypto provider this store computes with in host memory (the backend's).
+    pub fn crypto(&self) -> &'static dyn crate::crypto::CryptoProvider {
+        self.ctx.crypto
     }
 
     /// What the backend can do, and what holds the metadata.
@@ -304,7 +311,8 @@ impl Store {
         let name = info.name.clone();
         let r = (|| {
             if !info.spec.key_type().is_secret() {
-                info.binding.public_sha256 = Some(KeyBinding::fingerprint(&key.public_key()?)?);
+                info.binding.public_sha256 =
+                    Some(KeyBinding::fingerprint(self.ctx.crypto, &key.public_key()?)?);
             }
             self.meta.modify(&name, &mut |doc| {
                 check(doc.as_ref())?;
@@ -365,10 +373,10 @@ impl Store {
     fn check_generate(&self, spec: KeySpec) -> Result<()> {
         spec.check_generatable()?;
         if !self.backend.capabilities().generate.contains(&spec) {
-            return Err(Error::unsupported(format!(
-                "{} backend cannot generate {spec} keys",
-                self.backend.kind()
-            )));
+            return Err(Error::unsupported(
+                UnsupportedReason::KeyType,
+                format!("{} backend cannot generate {spec} keys", self.backend.kind()),
+            ));
         }
         Ok(())
     }
@@ -379,17 +387,19 @@ impl Store {
         if let KeySpec::Rsa { bits } = spec
             && !(crate::spec::RSA_MIN_BITS..=crate::spec::RSA_MAX_BITS).contains(&bits)
         {
-            return Err(Error::invalid(format!("RSA keys of {bits} bits are not accepted (2048-8192)")));
+            return Err(Error::invalid(
+                InvalidReason::Length,
+                format!("RSA keys of {bits} bits are not accepted (2048-8192)"),
+            ));
         }
         let caps = self.backend.capabilities();
         if !caps.import {
             // The backend's note on why (for a token: what its C_CreateObject refused).
             let why = caps.notes.iter().find_map(|n| n.strip_prefix("import: ")).map(|n| format!(": {n}"));
-            return Err(Error::unsupported(format!(
-                "{} backend cannot import keys{}",
-                self.backend.kind(),
-                why.unwrap_or_default()
-            )));
+            return Err(Error::unsupported(
+                UnsupportedReason::Operation,
+                format!("{} backend cannot import keys{}", self.backend.kind(), why.unwrap_or_default()),
+            ));
         }
         let mut attributes = attributes.resolve(spec.key_type())?;
         if material.is_public_only() {
@@ -414,9 +424,10 @@ impl Store {
     fn managed(&self, name: &str, doc: Option<KeyDescription>, what: &str) -> Result<KeyDescription> {
         match doc {
             Some(d) => Ok(d),
-            None if self.backend.unmanaged(name)?.is_some() => Err(Error::unsupported(format!(
-                "{what} key '{name}': it was not made by hsmkit and has no lifecycle metadata"
-            ))),
+            None if self.backend.unmanaged(name)?.is_some() => Err(Error::unsupported(
+                UnsupportedReason::Operation,
+                format!("{what} key '{name}': it was not made by hsmkit and has no lifecycle metadata"),
+            )),
             None => Err(Error::NotFound { what: format!("key '{name}'") }),
         }
     }
@@ -515,7 +526,7 @@ impl Store {
                 version: 1,
                 attributes: &attributes,
                 created: self.ctx.now(),
-                object_id: new_object_id()?,
+                object_id: new_object_id(self.ctx.crypto)?,
             };
             let key = self.backend.generate(&req, spec)?;
             self.record(key, &|d| free(name, d))
@@ -535,7 +546,7 @@ impl Store {
                 version: 1,
                 attributes: &attributes,
                 created: self.ctx.now(),
-                object_id: new_object_id()?,
+                object_id: new_object_id(self.ctx.crypto)?,
             };
             let key = self.backend.import(&req, material)?;
             self.record(key, &|d| free(name, d))
@@ -556,19 +567,24 @@ impl Store {
         for _ in 0..32 {
             let d = self.live(name)?;
             if self.meta.read(name)?.is_none() {
-                return Err(Error::unsupported(format!(
-                    "adding a version to key '{name}': it was not made by hsmkit and has no lifecycle metadata"
-                )));
+                return Err(Error::unsupported(
+                    UnsupportedReason::Operation,
+                    format!(
+                        "adding a version to key '{name}': it was not made by hsmkit and has no lifecycle metadata"
+                    ),
+                ));
             }
-            let version =
-                d.max_version().checked_add(1).ok_or_else(|| Error::invalid("too many versions"))?;
+            let version = d
+                .max_version()
+                .checked_add(1)
+                .ok_or_else(|| Error::invalid(InvalidReason::Parameter, "too many versions"))?;
             let attributes = attributes(&d)?;
             let req = NewKey {
                 name,
                 version,
                 attributes: &attributes,
                 created: self.ctx.now(),
-                object_id: new_object_id()?,
+                object_id: new_object_id(self.ctx.crypto)?,
             };
             let key = make(&req)?;
             // Another process may have taken the number meanwhile: then try the next.
@@ -598,9 +614,10 @@ impl Store {
             let d = self.live(name)?;
             let current = d.current().ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
             if !current.has_private {
-                return Err(Error::invalid(format!(
-                    "key '{name}' holds a public key only: import a new version instead of rotating"
-                )));
+                return Err(Error::invalid(
+                    InvalidReason::KeyMismatch,
+                    format!("key '{name}' holds a public key only: import a new version instead of rotating"),
+                ));
             }
             let spec = current.spec;
             self.check_generate(spec)?;
@@ -714,9 +731,10 @@ impl Store {
                 if !info.has_private
                     && let Some(op) = a.allowed().iter().find(|op| op.is_private())
                 {
-                    return Err(Error::invalid(format!(
-                        "key '{name}' holds a public key only: it cannot '{op}'"
-                    )));
+                    return Err(Error::invalid(
+                        InvalidReason::KeyMismatch,
+                        format!("key '{name}' holds a public key only: it cannot '{op}'"),
+                    ));
                 }
                 info.attributes = a;
                 info.updated = now;
@@ -786,8 +804,9 @@ impl Store {
                 if st.deleted.is_some() {
                     return Err(Error::NotFound { what: format!("key '{name}' (already deleted)") });
                 }
-                let scheduled_purge =
-                    now.checked_add(retention).ok_or_else(|| Error::invalid("retention"))?;
+                let scheduled_purge = now
+                    .checked_add(retention)
+                    .ok_or_else(|| Error::invalid(InvalidReason::Parameter, "retention"))?;
                 st.deleted = Some(Deletion { deleted_on: now, scheduled_purge });
                 Ok(())
             })?;
@@ -885,7 +904,7 @@ impl Store {
     pub fn set_retention(&self, retention: Duration) -> Result<StoreSettings> {
         let r = (|| {
             if !(MIN_RETENTION..=MAX_RETENTION).contains(&retention) {
-                return Err(Error::invalid("retention must be 7 to 90 days"));
+                return Err(Error::invalid(InvalidReason::Parameter, "retention must be 7 to 90 days"));
             }
             self.meta.modify_settings(&mut |s| {
                 s.retention = retention;

@@ -26,6 +26,9 @@ impl Backend for Counting {
     fn kind(&self) -> &'static str {
         self.inner.kind()
     }
+    fn crypto(&self) -> &'static dyn hsmkit::CryptoProvider {
+        self.inner.crypto()
+    }
     fn capabilities(&self) -> Capabilities {
         self.inner.capabilities()
     }

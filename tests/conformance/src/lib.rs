@@ -80,6 +80,7 @@ macro_rules! conformance_tests {
             wycheproof_aes_kw,
             wycheproof_aes_kwp,
             wycheproof_aes_gcm,
+            wycheproof_crypto_provider,
         );
         #[test]
         fn eight_threads_mixed_operations() {

@@ -530,25 +530,15 @@ pub fn wycheproof_aes_kwp(store: &Store) {
     keywrap(store, true);
 }
 
-/// AES-256-GCM, the envelope cipher, on the engine a KEK of this backend uses
-/// ([`hsmkit::Key::envelope_aead`]). The interface takes 256-bit keys, 96-bit nonces and
+/// AES-256-GCM, the envelope cipher, on the store's crypto provider
+/// ([`hsmkit::Store::crypto`]). The interface takes 256-bit keys, 96-bit nonces and
 /// 128-bit tags (what the envelope format uses); groups with other sizes are counted as
 /// not run.
 pub fn wycheproof_aes_gcm(store: &Store) {
-    use hsmkit::hazmat::aead::{KEY_LEN, NONCE_LEN, TAG_LEN};
+    use hsmkit::crypto::{KEY_LEN, NONCE_LEN, TAG_LEN};
     use wycheproof::aead::{TestName, TestSet};
-    // An AES KEK where the backend makes them, else an RSA one (tpm2-pkcs11): the
-    // engine is the backend's either way.
-    let spec = if store.capabilities().generate.contains(&hsmkit::KeySpec::AES_256) {
-        hsmkit::KeySpec::AES_256
-    } else {
-        hsmkit::KeySpec::RSA_2048
-    };
-    let kek = store
-        .create_key("wp-gcm-kek", spec, KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]))
-        .expect("kek");
-    let engine = kek.envelope_aead();
-    // A software store's KEKs use its own engine; a token's data keys use a software one.
+    let engine = store.crypto();
+    // A software store computes with its own engine; a token's host side with a software one.
     let caps = store.capabilities();
     if caps.engine != "pkcs11" {
         assert_eq!(engine.name(), caps.engine, "a store's envelopes run on its engine");
@@ -561,7 +551,7 @@ pub fn wycheproof_aes_gcm(store: &Store) {
                 tally.not_run.push((t.tc_id, format!("{}/{}/{} bits", g.key_size, g.nonce_size, g.tag_size)));
                 continue;
             }
-            let key = engine.key(t.key[..].try_into().expect("key")).expect("key");
+            let key = engine.aes_256_gcm(t.key[..].try_into().expect("key")).expect("key");
             let nonce: [u8; NONCE_LEN] = t.nonce[..].try_into().expect("nonce");
             let tag: [u8; TAG_LEN] = t.tag[..].try_into().expect("tag");
             let mut buf = t.ct.to_vec();
@@ -593,5 +583,110 @@ pub fn wycheproof_aes_gcm(store: &Store) {
     }
     tally.report(&format!("{} {}", store.backend_kind(), engine.name()), "aes_gcm");
     assert!(tally.valid > 0 && tally.invalid > 0, "both kinds ran");
-    store.destroy_key("wp-gcm-kek").expect("destroy");
+}
+
+/// The rest of the store's crypto provider: HKDF (Wycheproof `hkdf_sha*`, through
+/// extract/expand and the one-call form), HMAC (Wycheproof `hmac_sha*`, every key size,
+/// whole tags) and the digests (FIPS 180-4 examples).
+pub fn wycheproof_crypto_provider(store: &Store) {
+    use hsmkit::HashAlg;
+    let crypto = store.crypto();
+    let label = format!("{} {}", store.backend_kind(), crypto.name());
+    {
+        use wycheproof::hkdf::{TestName, TestSet};
+        let sets = [
+            ("hkdf_sha1", TestName::HkdfSha1, HashAlg::Sha1),
+            ("hkdf_sha256", TestName::HkdfSha256, HashAlg::Sha256),
+            ("hkdf_sha384", TestName::HkdfSha384, HashAlg::Sha384),
+            ("hkdf_sha512", TestName::HkdfSha512, HashAlg::Sha512),
+        ];
+        for (set_name, name, hash) in sets {
+            let set = TestSet::load(name).expect("vectors");
+            let mut tally = Tally::default();
+            for t in set.test_groups.iter().flat_map(|g| &g.tests) {
+                let mut okm = vec![0u8; t.size];
+                let one = crypto.hkdf(hash, &t.salt, &t.ikm, &[&t.info], &mut okm);
+                // The same through the split form, with `info` in two parts.
+                let mut okm2 = vec![0u8; t.size];
+                let (a, b) = t.info.split_at(t.info.len() / 2);
+                let two = crypto
+                    .hkdf_extract(hash, &t.salt, &t.ikm)
+                    .and_then(|prk| crypto.hkdf_expand(hash, &prk, &[a, b], &mut okm2));
+                match t.result {
+                    TestResult::Valid => {
+                        one.unwrap_or_else(|e| panic!("{set_name} tcId {} ({}): {e:?}", t.tc_id, t.comment));
+                        two.unwrap_or_else(|e| panic!("{set_name} tcId {} split: {e:?}", t.tc_id));
+                        assert_eq!(
+                            (&okm[..], &okm2[..]),
+                            (&t.okm[..], &t.okm[..]),
+                            "{set_name} tcId {}",
+                            t.tc_id
+                        );
+                    }
+                    TestResult::Invalid | TestResult::Acceptable => {
+                        // The invalid vectors ask for more than 255 hash lengths.
+                        crate::checks::expect_kind(one, ErrorKind::InvalidInput);
+                        crate::checks::expect_kind(two, ErrorKind::InvalidInput);
+                    }
+                }
+                tally.count(t.result);
+            }
+            tally.report(&label, set_name);
+            assert!(tally.valid > 0 && tally.invalid > 0, "{set_name}: both kinds ran");
+        }
+    }
+    {
+        use wycheproof::mac::{TestName, TestSet};
+        let sets = [
+            ("hmac_sha1", TestName::HmacSha1, HashAlg::Sha1),
+            ("hmac_sha256", TestName::HmacSha256, HashAlg::Sha256),
+            ("hmac_sha384", TestName::HmacSha384, HashAlg::Sha384),
+            ("hmac_sha512", TestName::HmacSha512, HashAlg::Sha512),
+        ];
+        for (set_name, name, hash) in sets {
+            let set = TestSet::load(name).expect("vectors");
+            let mut tally = Tally::default();
+            for g in &set.test_groups {
+                for t in &g.tests {
+                    if g.tag_size != hash.output_len() * 8 {
+                        tally.not_run.push((t.tc_id, "truncated tag (the provider gives whole tags)".into()));
+                        continue;
+                    }
+                    let tag = crypto.hmac(hash, &t.key, &t.msg).expect("hmac");
+                    match t.result {
+                        TestResult::Valid => {
+                            assert_eq!(tag, *t.tag, "{set_name} tcId {} ({})", t.tc_id, t.comment)
+                        }
+                        TestResult::Invalid | TestResult::Acceptable => {
+                            assert_ne!(tag, *t.tag, "{set_name} tcId {} ({})", t.tc_id, t.comment)
+                        }
+                    }
+                    tally.count(t.result);
+                }
+            }
+            tally.report(&label, set_name);
+            assert!(tally.valid > 0 && tally.invalid > 0, "{set_name}: both kinds ran");
+        }
+    }
+    // FIPS 180-4 / NIST example values for "abc".
+    let abc = [
+        (HashAlg::Sha1, "a9993e364706816aba3e25717850c26c9cd0d89d"),
+        (HashAlg::Sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"),
+        (
+            HashAlg::Sha384,
+            "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7",
+        ),
+        (
+            HashAlg::Sha512,
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f",
+        ),
+    ];
+    for (hash, want) in abc {
+        assert_eq!(hex::encode(crypto.digest(hash, b"abc")), want, "{hash:?} on {label}");
+    }
+    // Randomness: right length, and two draws differ.
+    let (mut a, mut b) = ([0u8; 32], [0u8; 32]);
+    crypto.fill_random(&mut a).expect("random");
+    crypto.fill_random(&mut b).expect("random");
+    assert_ne!(a, b, "two 256-bit draws from {label} are equal");
 }

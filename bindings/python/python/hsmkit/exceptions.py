@@ -28,6 +28,19 @@ class HsmkitError(Exception):
     """Base class of every hsmkit error."""
 
 
+class _Reasoned(HsmkitError):
+    """An error with a typed ``reason`` (a stable lowercase name), as pyca's ``_Reasons``."""
+
+    reason: Optional[str]
+
+    def __init__(self, message: str = "", reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class KeyNotFound(HsmkitError):
     """No key (or key version, or deleted key) by that name."""
 
@@ -41,8 +54,16 @@ class PermissionDenied(HsmkitError):
     operation not allowed, public only, not exportable, purge protected)."""
 
 
-class InvalidInput(HsmkitError, ValueError):
-    """Malformed input, or input that does not fit the key or algorithm."""
+class InvalidInput(_Reasoned, ValueError):
+    """Malformed input, or input that does not fit the key or algorithm.
+
+    ``reason`` says which, for code that branches (as pyca's ``_Reasons``):
+    ``"malformed"`` (does not parse: PEM, DER, JWK, an envelope header), ``"length"`` (a
+    digest, signature, plaintext or key of the wrong size), ``"key-mismatch"`` (the
+    algorithm or operation does not fit the key), ``"name"`` (a key name not allowed) or
+    ``"parameter"`` (an option or attribute out of range). ``None`` for errors raised
+    before hsmkit saw the input.
+    """
 
 
 class InvalidSignature(HsmkitError):
@@ -53,8 +74,14 @@ class DecryptionFailed(HsmkitError):
     """Decryption, unwrap or envelope opening failed. Deliberately uninformative."""
 
 
-class Unsupported(HsmkitError):
-    """The backend (or this build) cannot do what was asked."""
+class Unsupported(_Reasoned):
+    """The backend (or this build) cannot do what was asked.
+
+    ``reason`` says what kind of thing (as pyca's ``_Reasons``): ``"algorithm"``,
+    ``"key-type"`` (a key type, size or curve), ``"mechanism"`` (a PKCS#11 mechanism the
+    token lacks), ``"operation"`` (export from a token, the public key of a secret key ...)
+    or ``"encoding"`` (encrypted PKCS#8, a compressed point). The message names it.
+    """
 
 
 class AuthenticationError(HsmkitError):

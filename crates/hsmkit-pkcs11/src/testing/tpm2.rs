@@ -41,6 +41,7 @@
 //! Where the token cannot be started (packages missing and not installable, a daemon that
 //! does not come up) [`Tpm2Token::new`] returns an error: tests do not skip.
 
+use hsmkit::InvalidReason;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -85,10 +86,10 @@ fn script() -> Result<PathBuf> {
     if p.is_file() {
         Ok(p)
     } else {
-        Err(Error::invalid(format!(
-            "{} not found: set HSMKIT_TPM2_SCRIPT to tests/tpm2/token.sh",
-            p.display()
-        )))
+        Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("{} not found: set HSMKIT_TPM2_SCRIPT to tests/tpm2/token.sh", p.display()),
+        ))
     }
 }
 
@@ -107,7 +108,12 @@ fn module_path() -> Result<PathBuf> {
     .iter()
     .map(PathBuf::from)
     .find(|p| p.is_file())
-    .ok_or_else(|| Error::invalid("libtpm2_pkcs11.so not found (apt-get install libtpm2-pkcs11-1)"))
+    .ok_or_else(|| {
+        Error::invalid(
+            InvalidReason::Parameter,
+            "libtpm2_pkcs11.so not found (apt-get install libtpm2-pkcs11-1)",
+        )
+    })
 }
 
 /// The instance this process's environment names, if any.
@@ -115,10 +121,16 @@ fn from_env() -> Option<Result<Instance>> {
     let store = PathBuf::from(std::env::var_os("TPM2_PKCS11_STORE")?);
     Some((|| {
         if !store.is_dir() {
-            return Err(Error::invalid(format!("TPM2_PKCS11_STORE {} is not a directory", store.display())));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                format!("TPM2_PKCS11_STORE {} is not a directory", store.display()),
+            ));
         }
         if std::env::var_os("TPM2_PKCS11_TCTI").is_none() {
-            return Err(Error::invalid("TPM2_PKCS11_STORE is set but TPM2_PKCS11_TCTI is not"));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                "TPM2_PKCS11_STORE is set but TPM2_PKCS11_TCTI is not",
+            ));
         }
         Ok(Instance { module: module_path()?, store })
     })())

@@ -1,6 +1,7 @@
 //! Data-key caching: one wrapped data key reused for many small envelopes, within limits
 //! (the AWS Encryption SDK's caching materials manager, for one sealer).
 
+use crate::error::InvalidReason;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,10 +27,13 @@ impl CacheLimits {
     /// Limits, checked: every one positive, messages at most [`CacheLimits::MAX_MESSAGES`].
     pub fn new(max_age: Duration, max_messages: u64, max_bytes: u64) -> Result<Self> {
         if max_age.is_zero() || max_messages == 0 || max_bytes == 0 {
-            return Err(Error::invalid("data-key cache limits must be positive"));
+            return Err(Error::invalid(InvalidReason::Parameter, "data-key cache limits must be positive"));
         }
         if max_messages > Self::MAX_MESSAGES {
-            return Err(Error::invalid("a data key may seal at most 2^32 messages"));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                "a data key may seal at most 2^32 messages",
+            ));
         }
         Ok(CacheLimits { max_age, max_messages, max_bytes })
     }

@@ -1,5 +1,6 @@
 //! The envelope header: encoding and a bounded parser (docs/envelope-format.md).
 
+use crate::error::InvalidReason;
 use std::collections::BTreeMap;
 use std::io::Read;
 
@@ -94,15 +95,21 @@ impl EnvelopeHeader {
     pub fn read_from<R: Read + ?Sized>(r: &mut R) -> Result<Self> {
         // Field by field, so that a short input still gets the most precise error.
         if read_array::<_, 4>(r)? != MAGIC {
-            return Err(Error::invalid("not an hsmkit envelope (bad magic)"));
+            return Err(Error::invalid(InvalidReason::Malformed, "not an hsmkit envelope (bad magic)"));
         }
         let [version] = read_array::<_, 1>(r)?;
         if version != FORMAT_VERSION {
-            return Err(Error::invalid(format!("envelope format version {version} is not supported")));
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("envelope format version {version} is not supported"),
+            ));
         }
         let [suite] = read_array::<_, 1>(r)?;
         if suite != SUITE {
-            return Err(Error::invalid(format!("envelope suite {suite} is not supported")));
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("envelope suite {suite} is not supported"),
+            ));
         }
         let message_id: [u8; MESSAGE_ID_LEN] = read_array(r)?;
         let chunk_size = u32::from_be_bytes(read_array(r)?);
@@ -110,9 +117,10 @@ impl EnvelopeHeader {
 
         let count = usize::from(u16::from_be_bytes(read_array(r)?));
         if count > MAX_CONTEXT_ENTRIES {
-            return Err(Error::invalid(format!(
-                "envelope has {count} context entries (at most {MAX_CONTEXT_ENTRIES})"
-            )));
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("envelope has {count} context entries (at most {MAX_CONTEXT_ENTRIES})"),
+            ));
         }
         let mut context = EncryptionContext::new();
         let mut total = 0usize;
@@ -122,10 +130,13 @@ impl EnvelopeHeader {
             let value = read_string(r, 0, MAX_CONTEXT_VALUE_LEN, "context value")?;
             total = total.saturating_add(key.len()).saturating_add(value.len());
             if total > MAX_CONTEXT_BYTES {
-                return Err(Error::invalid("envelope context is too large"));
+                return Err(Error::invalid(InvalidReason::Malformed, "envelope context is too large"));
             }
             if last.as_ref().is_some_and(|l| l.as_bytes() >= key.as_bytes()) {
-                return Err(Error::invalid("envelope context is not in canonical order"));
+                return Err(Error::invalid(
+                    InvalidReason::Malformed,
+                    "envelope context is not in canonical order",
+                ));
             }
             last = Some(key.clone());
             context.insert(key, value);
@@ -134,7 +145,10 @@ impl EnvelopeHeader {
         let [count] = read_array::<_, 1>(r)?;
         let count = usize::from(count);
         if count == 0 || count > MAX_RECIPIENTS {
-            return Err(Error::invalid(format!("envelope has {count} recipients (1 to {MAX_RECIPIENTS})")));
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("envelope has {count} recipients (1 to {MAX_RECIPIENTS})"),
+            ));
         }
         let mut recipients: Vec<RecipientInfo> = Vec::with_capacity(count);
         for _ in 0..count {
@@ -143,17 +157,20 @@ impl EnvelopeHeader {
             validate_name(&name)?;
             let version = u32::from_be_bytes(read_array(r)?);
             if version == 0 {
-                return Err(Error::invalid("recipient version 0"));
+                return Err(Error::invalid(InvalidReason::Malformed, "recipient version 0"));
             }
             let [alg] = read_array::<_, 1>(r)?;
             let algorithm = wrap_algorithm(alg)?;
             let len = usize::from(u16::from_be_bytes(read_array(r)?));
             if len == 0 || len > MAX_WRAPPED_LEN {
-                return Err(Error::invalid(format!("wrapped key of {len} bytes")));
+                return Err(Error::invalid(InvalidReason::Malformed, format!("wrapped key of {len} bytes")));
             }
             let wrapped = read_vec(r, len)?;
             if recipients.iter().any(|o| o.name == name && o.version == version) {
-                return Err(Error::invalid(format!("recipient {name} v{version} appears twice")));
+                return Err(Error::invalid(
+                    InvalidReason::Malformed,
+                    format!("recipient {name} v{version} appears twice"),
+                ));
             }
             recipients.push(RecipientInfo { name, version, algorithm, wrapped });
         }
@@ -232,32 +249,45 @@ fn put_u16(out: &mut Vec<u8>, n: usize) {
 /// Checks a context against the bounds before it goes into a header.
 pub(crate) fn check_context(context: &EncryptionContext) -> Result<()> {
     if context.len() > MAX_CONTEXT_ENTRIES {
-        return Err(Error::invalid(format!("at most {MAX_CONTEXT_ENTRIES} encryption-context entries")));
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("at most {MAX_CONTEXT_ENTRIES} encryption-context entries"),
+        ));
     }
     let mut total = 0usize;
     for (k, v) in context {
         if k.is_empty() || k.len() > MAX_CONTEXT_KEY_LEN {
-            return Err(Error::invalid(format!(
-                "encryption-context keys are 1 to {MAX_CONTEXT_KEY_LEN} bytes"
-            )));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                format!("encryption-context keys are 1 to {MAX_CONTEXT_KEY_LEN} bytes"),
+            ));
         }
         if v.len() > MAX_CONTEXT_VALUE_LEN {
-            return Err(Error::invalid(format!(
-                "encryption-context value for '{}' is over {MAX_CONTEXT_VALUE_LEN} bytes",
-                k.escape_debug()
-            )));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                format!(
+                    "encryption-context value for '{}' is over {MAX_CONTEXT_VALUE_LEN} bytes",
+                    k.escape_debug()
+                ),
+            ));
         }
         total = total.saturating_add(k.len()).saturating_add(v.len());
     }
     if total > MAX_CONTEXT_BYTES {
-        return Err(Error::invalid(format!("encryption context is over {MAX_CONTEXT_BYTES} bytes")));
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("encryption context is over {MAX_CONTEXT_BYTES} bytes"),
+        ));
     }
     Ok(())
 }
 
 pub(crate) fn check_chunk_size(n: u32) -> Result<()> {
     if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&n) {
-        return Err(Error::invalid(format!("chunk size {n} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}")));
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("chunk size {n} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}"),
+        ));
     }
     Ok(())
 }
@@ -288,12 +318,17 @@ fn wrap_algorithm(id: u8) -> Result<KeyWrapAlgorithm> {
         0x06 => A256Kwp,
         0x11 => RsaOaep,
         0x12 => RsaOaep256,
-        _ => return Err(Error::invalid(format!("unknown wrap algorithm 0x{id:02x}"))),
+        _ => {
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("unknown wrap algorithm 0x{id:02x}"),
+            ));
+        }
     })
 }
 
 fn truncated() -> Error {
-    Error::invalid("envelope header is truncated")
+    Error::invalid(InvalidReason::Malformed, "envelope header is truncated")
 }
 
 fn read_into<R: Read + ?Sized>(r: &mut R, buf: &mut [u8]) -> Result<()> {
@@ -332,9 +367,13 @@ fn read_str_body<R: Read + ?Sized>(
     what: &str,
 ) -> Result<String> {
     if len < min || len > max {
-        return Err(Error::invalid(format!("{what} of {len} bytes ({min} to {max})")));
+        return Err(Error::invalid(
+            InvalidReason::Malformed,
+            format!("{what} of {len} bytes ({min} to {max})"),
+        ));
     }
-    String::from_utf8(read_vec(r, len)?).map_err(|_| Error::invalid(format!("{what} is not UTF-8")))
+    String::from_utf8(read_vec(r, len)?)
+        .map_err(|_| Error::invalid(InvalidReason::Malformed, format!("{what} is not UTF-8")))
 }
 
 #[cfg(test)]

@@ -1,14 +1,13 @@
 //! The key schedule: a data key and a message id give the commitment, the header key and
 //! the body key (docs/envelope-format.md, "Key schedule").
 
-use hkdf::Hkdf;
-use sha2::Sha512;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::format::{COMMITMENT_LEN, EnvelopeHeader, MESSAGE_ID_LEN, SUITE, TAG_LEN};
+use crate::algorithm::HashAlg;
+use crate::crypto::{Aes256GcmKey, CryptoProvider, NONCE_LEN};
 use crate::error::{Error, Result};
-use crate::hazmat::aead::{Aes256GcmEngine, Aes256GcmKey, NONCE_LEN};
 
 /// Length of a data key.
 pub(crate) const DEK_LEN: usize = 32;
@@ -18,9 +17,9 @@ pub(crate) const DEK_LEN: usize = 32;
 pub(crate) struct Dek(pub(crate) Zeroizing<[u8; DEK_LEN]>);
 
 impl Dek {
-    pub(crate) fn random() -> Result<Self> {
+    pub(crate) fn random(crypto: &dyn CryptoProvider) -> Result<Self> {
         let mut k = Zeroizing::new([0u8; DEK_LEN]);
-        fill_random(k.as_mut_slice())?;
+        crypto.fill_random(k.as_mut_slice())?;
         Ok(Dek(k))
     }
 
@@ -35,12 +34,7 @@ impl Dek {
     }
 }
 
-pub(crate) fn fill_random(buf: &mut [u8]) -> Result<()> {
-    getrandom::fill(buf)
-        .map_err(|e| Error::backend("soft", "getrandom", format!("OS random source failed: {e}")))
-}
-
-/// The per-envelope keys, on the AES-GCM of the KEK's engine.
+/// The per-envelope keys, on the AES-GCM of the store's provider.
 pub(crate) struct MessageKeys {
     pub(crate) commitment: [u8; COMMITMENT_LEN],
     header: Box<dyn Aes256GcmKey>,
@@ -49,22 +43,20 @@ pub(crate) struct MessageKeys {
 
 impl MessageKeys {
     pub(crate) fn derive(
-        engine: &dyn Aes256GcmEngine,
+        crypto: &dyn CryptoProvider,
         dek: &Dek,
         message_id: &[u8; MESSAGE_ID_LEN],
     ) -> Result<Self> {
-        let hk = Hkdf::<Sha512>::new(Some(message_id), dek.0.as_slice());
-        let expand = |label: &[u8], out: &mut [u8]| {
-            hk.expand_multi_info(&[label, &[SUITE]], out)
-                .map_err(|_| Error::backend("soft", "HKDF-Expand", "output length rejected"))
-        };
+        let prk = crypto.hkdf_extract(HashAlg::Sha512, message_id, dek.0.as_slice())?;
+        let expand =
+            |label: &[u8], out: &mut [u8]| crypto.hkdf_expand(HashAlg::Sha512, &prk, &[label, &[SUITE]], out);
         let mut commitment = [0u8; COMMITMENT_LEN];
         expand(b"hsmkit-envelope/1 commitment", &mut commitment)?;
         let mut k = Zeroizing::new([0u8; 32]);
         expand(b"hsmkit-envelope/1 header", k.as_mut_slice())?;
-        let header = engine.key(&k)?;
+        let header = crypto.aes_256_gcm(&k)?;
         expand(b"hsmkit-envelope/1 body", k.as_mut_slice())?;
-        let body = engine.key(&k)?;
+        let body = crypto.aes_256_gcm(&k)?;
         Ok(MessageKeys { commitment, header, body })
     }
 

@@ -170,7 +170,7 @@ pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Res
         let attempt = keyring.key_version(&r.name, r.version).and_then(|key| {
             let dek = key.unwrap_key(r.algorithm, &r.wrapped).map_err(opaque)?;
             let dek = Dek::from_unwrapped(&dek)?;
-            let keys = MessageKeys::derive(key.envelope_aead(), &dek, &header.message_id)?;
+            let keys = MessageKeys::derive(key.crypto(), &dek, &header.message_id)?;
             keys.check_header(header)?;
             Ok((dek, keys))
         });

@@ -1,5 +1,6 @@
 //! Sealing: one-shot, streaming writer, reader-to-writer and file to file.
 
+use crate::error::{InvalidReason, UnsupportedReason};
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -11,7 +12,7 @@ use super::format::{
     COMMITMENT_LEN, DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, MAX_RECIPIENTS, MESSAGE_ID_LEN,
     RecipientInfo, TAG_LEN, check_chunk_size, check_context,
 };
-use super::keys::{DEK_LEN, Dek, MessageKeys, chunk_nonce, fill_random};
+use super::keys::{DEK_LEN, Dek, MessageKeys, chunk_nonce};
 use super::write_atomically;
 use crate::algorithm::{Algorithm, KeyWrapAlgorithm};
 use crate::attributes::KeyOp;
@@ -47,10 +48,10 @@ impl Recipient {
                 }
             }
             other @ (KeySpec::Ec(_) | KeySpec::Ed25519 | KeySpec::Hmac { .. }) => {
-                return Err(Error::invalid(format!(
-                    "key '{}' ({other}) cannot wrap a data key: use an AES or RSA key",
-                    key.name()
-                )));
+                return Err(Error::invalid(
+                    InvalidReason::KeyMismatch,
+                    format!("key '{}' ({other}) cannot wrap a data key: use an AES or RSA key", key.name()),
+                ));
             }
         };
         Self::with_algorithm(key, algorithm)
@@ -59,16 +60,15 @@ impl Recipient {
     /// `key` with a chosen wrap algorithm.
     pub fn with_algorithm(key: Key, algorithm: KeyWrapAlgorithm) -> Result<Self> {
         if !algorithm.fits(key.spec()) {
-            return Err(Error::invalid(format!(
-                "algorithm {algorithm} does not fit key '{}' ({})",
-                key.name(),
-                key.spec()
-            )));
+            return Err(Error::invalid(
+                InvalidReason::KeyMismatch,
+                format!("algorithm {algorithm} does not fit key '{}' ({})", key.name(), key.spec()),
+            ));
         }
         // An envelope its recipient's backend cannot unwrap could never be opened there:
         // refuse to write it (wrapping itself may be a public operation that would work).
         key.check_supported(KeyOp::UnwrapKey, Algorithm::KeyWrap(algorithm)).map_err(|e| {
-            Error::unsupported(format!(
+            Error::unsupported(UnsupportedReason::Algorithm, format!(
                 "sealing to key '{}': its backend cannot unwrap {algorithm}, so the envelope could never be \
                  opened ({e})",
                 key.name()
@@ -101,11 +101,17 @@ impl Recipient {
 pub(crate) fn check_recipients<'a>(list: impl IntoIterator<Item = (&'a str, u32)>) -> Result<()> {
     let list: Vec<(&str, u32)> = list.into_iter().collect();
     if list.is_empty() || list.len() > MAX_RECIPIENTS {
-        return Err(Error::invalid(format!("an envelope has 1 to {MAX_RECIPIENTS} recipients")));
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("an envelope has 1 to {MAX_RECIPIENTS} recipients"),
+        ));
     }
     for (i, a) in list.iter().enumerate() {
         if list.iter().skip(i + 1).any(|b| a == b) {
-            return Err(Error::invalid(format!("recipient {} v{} is named twice", a.0, a.1)));
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                format!("recipient {} v{} is named twice", a.0, a.1),
+            ));
         }
     }
     Ok(())
@@ -136,6 +142,7 @@ pub struct Sealer {
     context: EncryptionContext,
     chunk_size: u32,
     cache: Option<DataKeyCache>,
+    crypto: &'static dyn crate::crypto::CryptoProvider,
 }
 
 impl Sealer {
@@ -143,7 +150,13 @@ impl Sealer {
     pub fn new(recipients: impl IntoIterator<Item = Recipient>) -> Result<Self> {
         let recipients: Vec<Recipient> = recipients.into_iter().collect();
         check_recipients(recipients.iter().map(|r| (r.key.name(), r.key.version())))?;
+        // The first recipient's store computes the envelope (every provider gives the same
+        // bytes); check_recipients refused an empty list.
+        let crypto = recipients.first().map(|r| r.key.crypto()).ok_or_else(|| {
+            Error::invalid(InvalidReason::Parameter, "an envelope needs at least one recipient")
+        })?;
         Ok(Sealer {
+            crypto,
             recipients,
             context: EncryptionContext::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
@@ -216,7 +229,7 @@ impl Sealer {
             .encoded_len()
             .checked_add(plaintext_len)
             .and_then(|n| n.checked_add(chunks.checked_mul(TAG_LEN)?))
-            .ok_or_else(|| Error::invalid("plaintext too large"))
+            .ok_or_else(|| Error::invalid(InvalidReason::Length, "plaintext too large"))
     }
 
     /// Seals `plaintext` into a new envelope.
@@ -227,7 +240,7 @@ impl Sealer {
             None => self.fresh_materials()?,
         };
         let mut message_id = [0u8; MESSAGE_ID_LEN];
-        fill_random(&mut message_id)?;
+        self.crypto.fill_random(&mut message_id)?;
         self.seal_with(&dek, message_id, recipients, plaintext)
     }
 
@@ -242,8 +255,9 @@ impl Sealer {
         let (keys, header) = self.header_for(dek, message_id, recipients)?;
         let chunk = self.chunk_usize();
         let n = plaintext.len().div_ceil(chunk).max(1);
-        let last_index = u32::try_from(n - 1)
-            .map_err(|_| Error::invalid("plaintext too large for one envelope (2^32 chunks)"))?;
+        let last_index = u32::try_from(n - 1).map_err(|_| {
+            Error::invalid(InvalidReason::Length, "plaintext too large for one envelope (2^32 chunks)")
+        })?;
         let mut out = header.encode();
         out.reserve_exact(plaintext.len().saturating_add(n.saturating_mul(TAG_LEN)));
         let mut pieces = plaintext.chunks(chunk);
@@ -263,7 +277,7 @@ impl Sealer {
     pub fn writer<W: Write>(&self, output: W) -> Result<SealWriter<W>> {
         let (dek, recipients) = self.fresh_materials()?;
         let mut message_id = [0u8; MESSAGE_ID_LEN];
-        fill_random(&mut message_id)?;
+        self.crypto.fill_random(&mut message_id)?;
         self.writer_with(output, &dek, message_id, recipients)
     }
 
@@ -273,12 +287,7 @@ impl Sealer {
         message_id: [u8; MESSAGE_ID_LEN],
         recipients: Vec<RecipientInfo>,
     ) -> Result<(MessageKeys, EnvelopeHeader)> {
-        // The first recipient's engine runs the AES-GCM (all produce the same bytes).
-        let engine: &dyn crate::hazmat::aead::Aes256GcmEngine = match self.recipients.first() {
-            Some(r) => r.key.envelope_aead(),
-            None => &crate::hazmat::aead::RUSTCRYPTO,
-        };
-        let keys = MessageKeys::derive(engine, dek, &message_id)?;
+        let keys = MessageKeys::derive(self.crypto, dek, &message_id)?;
         let mut header = EnvelopeHeader {
             message_id,
             chunk_size: self.chunk_size,
@@ -336,7 +345,7 @@ impl Sealer {
     }
 
     pub(crate) fn fresh_materials(&self) -> Result<(Dek, Vec<RecipientInfo>)> {
-        let dek = Dek::random()?;
+        let dek = Dek::random(self.crypto)?;
         let infos = self.recipients.iter().map(|r| r.wrap(&dek)).collect::<Result<Vec<_>>>()?;
         Ok((dek, infos))
     }
@@ -365,13 +374,19 @@ impl<W: Write> SealWriter<W> {
     /// Encrypts and writes the buffered chunk.
     fn emit(&mut self, last: bool) -> Result<()> {
         if self.failed {
-            return Err(Error::invalid("the envelope writer failed earlier"));
+            return Err(Error::invalid(InvalidReason::Parameter, "the envelope writer failed earlier"));
         }
-        let out = self.output.as_mut().ok_or_else(|| Error::invalid("the envelope writer is finished"))?;
+        let out = self
+            .output
+            .as_mut()
+            .ok_or_else(|| Error::invalid(InvalidReason::Parameter, "the envelope writer is finished"))?;
         // A non-final chunk needs an index after it for the final one.
         if !last && self.index == u32::MAX {
             self.failed = true;
-            return Err(Error::invalid("plaintext too large for one envelope (2^32 chunks)"));
+            return Err(Error::invalid(
+                InvalidReason::Length,
+                "plaintext too large for one envelope (2^32 chunks)",
+            ));
         }
         let tag =
             self.keys.body.seal_in_place(&chunk_nonce(self.index, last), b"", self.buf.as_mut_slice())?;
@@ -427,7 +442,10 @@ impl<W: Write> SealWriter<W> {
     /// Writes the final chunk and flushes; returns the output.
     pub fn finish(mut self) -> Result<W> {
         self.emit(true)?;
-        let mut out = self.output.take().ok_or_else(|| Error::invalid("the envelope writer is finished"))?;
+        let mut out = self
+            .output
+            .take()
+            .ok_or_else(|| Error::invalid(InvalidReason::Parameter, "the envelope writer is finished"))?;
         out.flush().map_err(|e| Error::io("writing the envelope", &e))?;
         Ok(out)
     }

@@ -1,0 +1,138 @@
+//! The RustCrypto [`CryptoProvider`]: what the core computes in host memory, in pure Rust.
+
+use aes_gcm::aead::inout::InOutBuf;
+use aes_gcm::aead::{AeadInOut, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
+use hmac::Mac;
+use hsmkit::InvalidReason;
+use hsmkit::crypto::{Aes256GcmKey, CryptoProvider, KEY_LEN, NONCE_LEN, TAG_LEN};
+use hsmkit::{Error, HashAlg, Result, Zeroizing};
+use sha2::Digest;
+
+/// The RustCrypto provider (`sha1`, `sha2`, `hmac`, `hkdf`, `aes-gcm`, `getrandom`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RustCryptoProvider;
+
+/// [`RustCryptoProvider`] as a `'static` provider.
+pub static RUSTCRYPTO: RustCryptoProvider = RustCryptoProvider;
+
+/// The digest of `data`, on RustCrypto (what the engine's own prehash runs).
+pub(crate) fn digest(hash: HashAlg, data: &[u8]) -> Vec<u8> {
+    match hash {
+        HashAlg::Sha1 => sha1::Sha1::digest(data).to_vec(),
+        HashAlg::Sha256 => sha2::Sha256::digest(data).to_vec(),
+        HashAlg::Sha384 => sha2::Sha384::digest(data).to_vec(),
+        HashAlg::Sha512 => sha2::Sha512::digest(data).to_vec(),
+    }
+}
+
+fn mac<M: Mac + hmac::KeyInit>(key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+    let mut m = <M as hmac::KeyInit>::new_from_slice(key)
+        .map_err(|_| Error::invalid(InvalidReason::Length, "HMAC key length"))?;
+    m.update(data);
+    Ok(m.finalize().into_bytes().to_vec())
+}
+
+// One arm per hash: the `hkdf` types are generic over HMAC internals this crate need not name.
+macro_rules! hkdf_extract {
+    ($h:ty, $salt:expr, $ikm:expr) => {{
+        let (prk, _) = hkdf::Hkdf::<$h>::extract(Some($salt), $ikm);
+        Zeroizing::new(prk.to_vec())
+    }};
+}
+
+macro_rules! hkdf_expand {
+    ($h:ty, $prk:expr, $info:expr, $okm:expr) => {
+        hkdf::Hkdf::<$h>::from_prk($prk)
+            .map_err(|_| {
+                Error::invalid(InvalidReason::Length, "HKDF pseudorandom key shorter than the hash")
+            })?
+            .expand_multi_info($info, $okm)
+            .map_err(|_| Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths"))
+    };
+}
+
+impl CryptoProvider for RustCryptoProvider {
+    fn name(&self) -> &'static str {
+        "rustcrypto"
+    }
+
+    fn digest(&self, hash: HashAlg, data: &[u8]) -> Vec<u8> {
+        digest(hash, data)
+    }
+
+    fn hmac(&self, hash: HashAlg, key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
+        match hash {
+            HashAlg::Sha1 => mac::<hmac::Hmac<sha1::Sha1>>(key, data),
+            HashAlg::Sha256 => mac::<hmac::Hmac<sha2::Sha256>>(key, data),
+            HashAlg::Sha384 => mac::<hmac::Hmac<sha2::Sha384>>(key, data),
+            HashAlg::Sha512 => mac::<hmac::Hmac<sha2::Sha512>>(key, data),
+        }
+    }
+
+    fn hkdf_extract(&self, hash: HashAlg, salt: &[u8], ikm: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        Ok(match hash {
+            HashAlg::Sha1 => hkdf_extract!(sha1::Sha1, salt, ikm),
+            HashAlg::Sha256 => hkdf_extract!(sha2::Sha256, salt, ikm),
+            HashAlg::Sha384 => hkdf_extract!(sha2::Sha384, salt, ikm),
+            HashAlg::Sha512 => hkdf_extract!(sha2::Sha512, salt, ikm),
+        })
+    }
+
+    fn hkdf_expand(&self, hash: HashAlg, prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()> {
+        match hash {
+            HashAlg::Sha1 => hkdf_expand!(sha1::Sha1, prk, info, okm),
+            HashAlg::Sha256 => hkdf_expand!(sha2::Sha256, prk, info, okm),
+            HashAlg::Sha384 => hkdf_expand!(sha2::Sha384, prk, info, okm),
+            HashAlg::Sha512 => hkdf_expand!(sha2::Sha512, prk, info, okm),
+        }
+    }
+
+    fn aes_256_gcm(&self, key: &[u8; KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>> {
+        Ok(Box::new(RustCryptoGcmKey(Aes256Gcm::new(key.into()))))
+    }
+
+    fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
+        getrandom::fill(buf)
+            .map_err(|e| Error::backend(crate::KIND, "getrandom", format!("OS random source failed: {e}")))
+    }
+}
+
+// `aes-gcm` is built with its `zeroize` feature: the key schedule is wiped on drop.
+struct RustCryptoGcmKey(Aes256Gcm);
+
+impl Aes256GcmKey for RustCryptoGcmKey {
+    fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> Result<[u8; TAG_LEN]> {
+        self.0
+            .encrypt_inout_detached(&Nonce::from(*nonce), aad, in_out.into())
+            .map(Into::into)
+            .map_err(|_| Error::invalid(InvalidReason::Length, "input too long for AES-GCM"))
+    }
+
+    fn open_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        self.0
+            .decrypt_inout_detached(&Nonce::from(*nonce), aad, in_out.into(), tag.into())
+            .map_err(|_| Error::DecryptionFailed)
+    }
+
+    fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<()> {
+        // Out of place: one pass, no copy first.
+        let buf = InOutBuf::new(ciphertext, out).map_err(|_| Error::DecryptionFailed)?;
+        self.0
+            .decrypt_inout_detached(&Nonce::from(*nonce), aad, buf, tag.into())
+            .map_err(|_| Error::DecryptionFailed)
+    }
+}

@@ -1,0 +1,97 @@
+//! The crypto provider seam: what the core computes itself, and who computes it.
+//!
+//! The core has no cryptographic implementation of its own. What it computes in host
+//! memory (fingerprints, the audit MAC, the envelope's key schedule and AES-256-GCM,
+//! random ids and data keys) goes through a [`CryptoProvider`] that an engine crate gives
+//! (`hsmkit-engine`), as rustls' providers do. Raw AES-GCM leaves nonce uniqueness to the
+//! caller: applications use [`envelope`](crate::envelope), not [`Aes256GcmKey`].
+//!
+//! Errors are opaque: a failed open is [`Error::DecryptionFailed`], nothing more.
+
+use std::fmt;
+
+use zeroize::Zeroizing;
+
+use crate::algorithm::HashAlg;
+use crate::error::{Error, Result};
+
+/// AES-256-GCM nonce length.
+pub const NONCE_LEN: usize = 12;
+/// AES-256-GCM tag length.
+pub const TAG_LEN: usize = 16;
+/// AES-256 key length.
+pub const KEY_LEN: usize = 32;
+
+/// The primitives the core runs itself, given by a crypto engine (rustls'
+/// `CryptoProvider`): hashing (public-key fingerprints, JWK thumbprints, the default
+/// prehash), HMAC and HKDF (the audit log, the envelope key schedule), AES-256-GCM (envelope
+/// headers and bodies) and randomness (data keys, message ids, object ids).
+///
+/// A [`Backend`](crate::Backend) names its provider and a [`Store`](crate::Store) uses it for
+/// everything it computes in host memory. `hsmkit-engine` has two: RustCrypto and aws-lc.
+/// Every provider must give byte-identical output for the same input (randomness aside):
+/// envelopes, audit logs and bindings written with one are read with the other, and the
+/// conformance suite checks it.
+pub trait CryptoProvider: Send + Sync + fmt::Debug {
+    /// The engine's name, as in [`Capabilities::engine`](crate::Capabilities::engine).
+    fn name(&self) -> &'static str;
+
+    /// The digest of `data` (`hash.output_len()` bytes).
+    fn digest(&self, hash: HashAlg, data: &[u8]) -> Vec<u8>;
+
+    /// HMAC of `data` under `key` (`hash.output_len()` bytes).
+    fn hmac(&self, hash: HashAlg, key: &[u8], data: &[u8]) -> Result<Vec<u8>>;
+
+    /// HKDF-Extract (RFC 5869): the pseudorandom key from `ikm` under `salt` (empty: no
+    /// salt, that is `hash.output_len()` zero bytes).
+    fn hkdf_extract(&self, hash: HashAlg, salt: &[u8], ikm: &[u8]) -> Result<Zeroizing<Vec<u8>>>;
+
+    /// HKDF-Expand (RFC 5869) of `prk` with the concatenation of `info` into `okm`. An
+    /// `okm` longer than 255 hash lengths, or a `prk` shorter than one, is
+    /// [`Error::InvalidInput`].
+    fn hkdf_expand(&self, hash: HashAlg, prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()>;
+
+    /// HKDF: [`hkdf_extract`](Self::hkdf_extract) then [`hkdf_expand`](Self::hkdf_expand).
+    fn hkdf(&self, hash: HashAlg, salt: &[u8], ikm: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()> {
+        let prk = self.hkdf_extract(hash, salt, ikm)?;
+        self.hkdf_expand(hash, &prk, info, okm)
+    }
+
+    /// An AES-256-GCM key ready for use. The caller zeroizes `key`; the provider keeps its
+    /// own copy (its key schedule) and must wipe it on drop.
+    fn aes_256_gcm(&self, key: &[u8; KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>>;
+
+    /// Fills `buf` from a cryptographically secure random source.
+    fn fill_random(&self, buf: &mut [u8]) -> Result<()>;
+}
+
+/// One AES-256-GCM key. Nonces are the caller's business (the envelope derives a fresh
+/// key per message and numbers its chunks).
+pub trait Aes256GcmKey: Send + Sync {
+    /// Encrypts `in_out` in place and returns the tag.
+    fn seal_in_place(&self, nonce: &[u8; NONCE_LEN], aad: &[u8], in_out: &mut [u8]) -> Result<[u8; TAG_LEN]>;
+
+    /// Decrypts `in_out` in place if `tag` verifies. On failure `in_out` holds no
+    /// plaintext the caller may use (it must be discarded).
+    fn open_in_place(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()>;
+
+    /// Decrypts `ciphertext` into `out` (same length) if `tag` verifies.
+    fn open_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8; TAG_LEN],
+        out: &mut [u8],
+    ) -> Result<()> {
+        let out = out.get_mut(..).filter(|o| o.len() == ciphertext.len()).ok_or(Error::DecryptionFailed)?;
+        out.copy_from_slice(ciphertext);
+        self.open_in_place(nonce, aad, out, tag)
+    }
+}
