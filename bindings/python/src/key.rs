@@ -13,7 +13,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::convert::{bytes_arg, json_to_py, ops_list, opt_datetime, to_datetime};
-use crate::errors::{PyResult, invalid};
+use crate::errors::PyResult;
 
 /// `"raw"` (r||s, JOSE) or `"der"` (X9.62, what OpenSSL and pyca read) for ECDSA; RSA,
 /// EdDSA and HMAC signatures are the same bytes either way (the core's [`SignatureFormat`]).
@@ -21,7 +21,7 @@ fn encoding(e: &str) -> PyResult<SignatureFormat> {
     match e {
         "raw" => Ok(SignatureFormat::Raw),
         "der" => Ok(SignatureFormat::Der),
-        _ => Err(invalid(format!("encoding must be 'raw' or 'der', not '{e}'"))),
+        _ => Err(hsmkit::Error::malformed(format!("encoding must be 'raw' or 'der', not '{e}'")).into()),
     }
 }
 

@@ -105,3 +105,8 @@ def test_errors_say_why(keys: hsmkit.Store) -> None:
             call()
         assert e.value.reason == reason, (str(e.value), e.value.reason)
         assert str(e.value)  # the message is still there
+    # The reason survives pickling (multiprocessing sends exceptions that way).
+    import pickle
+
+    again = pickle.loads(pickle.dumps(hsmkit.InvalidInput("m", "length")))
+    assert (str(again), again.reason) == ("m", "length")

@@ -457,27 +457,33 @@ impl CryptoProvider for AwsLcProvider {
         Ok(Zeroizing::new(self.hmac(hash, salt, ikm)?))
     }
 
+    // RFC 5869 section 2.3 over AWS-LC's HMAC: aws-lc-rs' `Prk::new_less_safe` panics on a
+    // pseudorandom key over 64 bytes, which the RFC allows.
     fn hkdf_expand(&self, hash: HashAlg, prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()> {
-        use aws_lc_rs::hkdf;
-        struct Len(usize);
-        impl hkdf::KeyType for Len {
-            fn len(&self) -> usize {
-                self.0
-            }
-        }
-        if prk.len() < hash.output_len() {
+        let n = hash.output_len();
+        if prk.len() < n {
             return Err(Error::invalid(InvalidReason::Length, "HKDF pseudorandom key shorter than the hash"));
         }
-        let alg = match hash {
-            HashAlg::Sha1 => hkdf::HKDF_SHA1_FOR_LEGACY_USE_ONLY,
-            HashAlg::Sha256 => hkdf::HKDF_SHA256,
-            HashAlg::Sha384 => hkdf::HKDF_SHA384,
-            HashAlg::Sha512 => hkdf::HKDF_SHA512,
-        };
-        hkdf::Prk::new_less_safe(alg, prk)
-            .expand(info, Len(okm.len()))
-            .and_then(|o| o.fill(okm))
-            .map_err(|_| Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths"))
+        if okm.len() > n.saturating_mul(255) {
+            return Err(Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths"));
+        }
+        let key = hmac::Key::new(aws_hmac(hash), prk);
+        let mut t: Option<hmac::Tag> = None;
+        for (counter, block) in (1u8..=255).zip(okm.chunks_mut(n)) {
+            let mut ctx = hmac::Context::with_key(&key);
+            if let Some(prev) = &t {
+                ctx.update(prev.as_ref());
+            }
+            for part in info {
+                ctx.update(part);
+            }
+            ctx.update(&[counter]);
+            let tag = ctx.sign();
+            let take = tag.as_ref().get(..block.len()).ok_or_else(|| engine_err("HKDF-Expand"))?;
+            block.copy_from_slice(take);
+            t = Some(tag);
+        }
+        Ok(())
     }
 
     fn aes_256_gcm(&self, key: &[u8; gcm::KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>> {

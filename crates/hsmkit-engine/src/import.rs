@@ -18,7 +18,7 @@ macro_rules! ec_private {
                 .map_err(|_| rejected("EC public point"))?;
             if &given != sk.verifying_key() {
                 return Err(Error::invalid(
-                    InvalidReason::Malformed,
+                    InvalidReason::KeyMismatch,
                     "EC public point does not match the private key",
                 ));
             }
@@ -87,7 +87,7 @@ pub(crate) fn import(material: &KeyMaterial) -> Result<(KeySpec, RcKey)> {
                 && public.as_bytes() != sk.verifying_key().as_bytes()
             {
                 return Err(Error::invalid(
-                    InvalidReason::Malformed,
+                    InvalidReason::KeyMismatch,
                     "Ed25519 public key does not match the private key",
                 ));
             }

@@ -79,6 +79,11 @@ fn bad(msg: impl fmt::Display) -> Error {
     Error::invalid(InvalidReason::Malformed, format!("PKCS#11 URI: {msg}"))
 }
 
+/// A URI that parses but asks for something contradictory or incomplete.
+fn conflict(msg: impl fmt::Display) -> Error {
+    Error::invalid(InvalidReason::Parameter, format!("PKCS#11 URI: {msg}"))
+}
+
 /// RFC 3986 percent-decoding to UTF-8 (also used for `file:` URIs by `hsmkit-open`).
 /// The error does not quote the input (it may be a PIN).
 pub fn percent_decode(s: &str) -> Result<String> {
@@ -200,7 +205,7 @@ impl Pkcs11Uri {
                 }
                 // From here on `k` is a known name, safe to show; `v` never is.
                 if !seen.insert((sep_name, k.to_owned())) {
-                    return Err(bad(format!("'{k}' given twice")));
+                    return Err(conflict(format!("'{k}' given twice")));
                 }
                 let v = Zeroizing::new(decode(v).map_err(|why| bad(format!("the value of '{k}': {why}")))?);
                 match (sep_name, k) {
@@ -239,7 +244,7 @@ impl Pkcs11Uri {
         if seen.contains(&("query", "pin-value".to_owned()))
             && seen.contains(&("query", "pin-source".to_owned()))
         {
-            return Err(bad("give pin-value or pin-source, not both"));
+            return Err(conflict("give pin-value or pin-source, not both"));
         }
         Ok(u)
     }
@@ -249,9 +254,9 @@ impl Pkcs11Uri {
         if let Some(p) = &self.module_path {
             return Ok(p.clone());
         }
-        std::env::var_os("HSMKIT_PKCS11_MODULE")
-            .map(PathBuf::from)
-            .ok_or_else(|| bad("no module: add ?module-path=/path/to/module.so or set HSMKIT_PKCS11_MODULE"))
+        std::env::var_os("HSMKIT_PKCS11_MODULE").map(PathBuf::from).ok_or_else(|| {
+            conflict("no module: add ?module-path=/path/to/module.so or set HSMKIT_PKCS11_MODULE")
+        })
     }
 
     /// Resolves the user PIN.

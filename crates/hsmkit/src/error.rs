@@ -153,7 +153,9 @@ impl PartialEq for Source {
 
 impl Eq for Source {}
 
-/// A failure reported by a backend, with enough context to diagnose it.
+/// A failure reported by a backend, with enough context to diagnose it. Made with
+/// [`BackendError::new`] (fields may be added).
+#[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BackendError {
     /// Which backend ("soft", "pkcs11").

@@ -34,7 +34,8 @@ class _Reasoned(HsmkitError):
     reason: Optional[str]
 
     def __init__(self, message: str = "", reason: Optional[str] = None) -> None:
-        super().__init__(message)
+        # Both in args, so that pickling (multiprocessing) and copy keep the reason.
+        super().__init__(message, reason)
         self.reason = reason
 
     def __str__(self) -> str:
@@ -61,8 +62,8 @@ class InvalidInput(_Reasoned, ValueError):
     ``"malformed"`` (does not parse: PEM, DER, JWK, an envelope header), ``"length"`` (a
     digest, signature, plaintext or key of the wrong size), ``"key-mismatch"`` (the
     algorithm or operation does not fit the key), ``"name"`` (a key name not allowed) or
-    ``"parameter"`` (an option or attribute out of range). ``None`` for errors raised
-    before hsmkit saw the input.
+    ``"parameter"`` (an option or attribute out of range; also a bad argument the binding
+    itself refuses). ``None`` only when raised by hand without one.
     """
 
 

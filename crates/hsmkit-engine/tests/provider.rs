@@ -1,0 +1,74 @@
+//! The two crypto providers against RFC 5869's vectors and against each other, where
+//! Wycheproof does not reach (pseudorandom keys longer than a hash, which the RFC allows).
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use hsmkit::{CryptoProvider, HashAlg};
+
+fn providers() -> Vec<&'static dyn CryptoProvider> {
+    #[allow(unused_mut)]
+    let mut v: Vec<&'static dyn CryptoProvider> = vec![&hsmkit_engine::RUSTCRYPTO];
+    #[cfg(feature = "aws-lc")]
+    v.push(&hsmkit_engine::AWS_LC);
+    v
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+#[test]
+fn rfc5869_test_case_1() {
+    let ikm = [0x0b; 22];
+    let salt = unhex("000102030405060708090a0b0c");
+    let info = unhex("f0f1f2f3f4f5f6f7f8f9");
+    let prk = "077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5";
+    let okm = "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865";
+    for p in providers() {
+        assert_eq!(hex::encode(&*p.hkdf_extract(HashAlg::Sha256, &salt, &ikm).unwrap()), prk, "{}", p.name());
+        let mut out = [0u8; 42];
+        p.hkdf(HashAlg::Sha256, &salt, &ikm, &[&info[..4], &info[4..]], &mut out).unwrap();
+        assert_eq!(hex::encode(out), okm, "{}", p.name());
+    }
+}
+
+#[test]
+fn providers_agree_on_long_pseudorandom_keys_and_every_length() {
+    let ps = providers();
+    for hash in [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+        let n = hash.output_len();
+        for prk_len in [n, 64, 65, 129, 200] {
+            let prk: Vec<u8> = (0..prk_len).map(|i| u8::try_from(i % 251).unwrap()).collect();
+            for okm_len in [0, 1, n, n + 1, 255 * n] {
+                let outs: Vec<Vec<u8>> = ps
+                    .iter()
+                    .map(|p| {
+                        let mut okm = vec![0u8; okm_len];
+                        p.hkdf_expand(hash, &prk, &[b"info", b""], &mut okm).unwrap();
+                        okm
+                    })
+                    .collect();
+                assert!(outs.windows(2).all(|w| w[0] == w[1]), "{hash:?} prk {prk_len} okm {okm_len}");
+            }
+            for p in &ps {
+                let mut too_long = vec![0u8; 255 * n + 1];
+                let e = p.hkdf_expand(hash, &prk, &[], &mut too_long).unwrap_err();
+                assert_eq!(e.invalid_reason(), Some(hsmkit::InvalidReason::Length), "{}", p.name());
+            }
+        }
+        let short = vec![0u8; n - 1];
+        for p in &ps {
+            assert!(p.hkdf_expand(hash, &short, &[], &mut [0u8; 8]).is_err(), "{}", p.name());
+            let tags: Vec<Vec<u8>> =
+                [&b""[..], &[7u8; 200][..]].iter().map(|k| p.hmac(hash, k, b"message").unwrap()).collect();
+            assert_eq!(
+                tags,
+                ps[0]
+                    .hmac(hash, b"", b"message")
+                    .into_iter()
+                    .chain(ps[0].hmac(hash, &[7u8; 200], b"message"))
+                    .collect::<Vec<_>>()
+            );
+            assert_eq!(p.digest(hash, b"abc"), ps[0].digest(hash, b"abc"));
+        }
+    }
+}
