@@ -9,6 +9,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 MEASURE="${MEASURE:-2}"
 export MEASURE
+# glibc hands big freed blocks back to the kernel, and the first touch of such memory is
+# slow on these machines: a one-shot call that returns a new 256 MiB buffer would measure
+# page faults. Keep freed memory in the process (no mmap'd blocks, no trimming), for the
+# references and hsmkit alike.
+export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184
 benches="${BENCHES:-ops envelope}"
 for b in $benches; do
     case $b in

@@ -14,7 +14,7 @@ use aws_lc_rs::signature::{
     self as sig, EcdsaKeyPair, Ed25519KeyPair, ParsedPublicKey, RsaKeyPair, VerificationAlgorithm,
 };
 use hsmkit::HashAlg;
-use hsmkit::crypto::{self as gcm, Aes256GcmKey, CryptoProvider};
+use hsmkit::crypto::{self as gcm, Aes256GcmKey, CryptoProvider, HkdfOutput};
 use hsmkit::{
     EcCurve, EncryptionAlgorithm, Error, KeyMaterial, KeyWrapAlgorithm as W, PublicKey, Result,
     SignatureAlgorithm as A, Zeroizing,
@@ -460,28 +460,35 @@ impl CryptoProvider for AwsLcProvider {
     // RFC 5869 section 2.3 over AWS-LC's HMAC: aws-lc-rs' `Prk::new_less_safe` panics on a
     // pseudorandom key over 64 bytes, which the RFC allows.
     fn hkdf_expand(&self, hash: HashAlg, prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()> {
+        self.hkdf_expand_each(hash, prk, &mut [HkdfOutput { info, okm }])
+    }
+
+    // The HMAC is keyed once (its inner and outer states computed once) for every output.
+    fn hkdf_expand_each(&self, hash: HashAlg, prk: &[u8], outputs: &mut [HkdfOutput<'_>]) -> Result<()> {
         let n = hash.output_len();
         if prk.len() < n {
             return Err(Error::invalid(InvalidReason::Length, "HKDF pseudorandom key shorter than the hash"));
         }
-        if okm.len() > n.saturating_mul(255) {
+        if outputs.iter().any(|o| o.okm.len() > n.saturating_mul(255)) {
             return Err(Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths"));
         }
         let key = hmac::Key::new(aws_hmac(hash), prk);
-        let mut t: Option<hmac::Tag> = None;
-        for (counter, block) in (1u8..=255).zip(okm.chunks_mut(n)) {
-            let mut ctx = hmac::Context::with_key(&key);
-            if let Some(prev) = &t {
-                ctx.update(prev.as_ref());
+        for o in outputs.iter_mut() {
+            let mut t: Option<hmac::Tag> = None;
+            for (counter, block) in (1u8..=255).zip(o.okm.chunks_mut(n)) {
+                let mut ctx = hmac::Context::with_key(&key);
+                if let Some(prev) = &t {
+                    ctx.update(prev.as_ref());
+                }
+                for part in o.info {
+                    ctx.update(part);
+                }
+                ctx.update(&[counter]);
+                let tag = ctx.sign();
+                let take = tag.as_ref().get(..block.len()).ok_or_else(|| engine_err("HKDF-Expand"))?;
+                block.copy_from_slice(take);
+                t = Some(tag);
             }
-            for part in info {
-                ctx.update(part);
-            }
-            ctx.update(&[counter]);
-            let tag = ctx.sign();
-            let take = tag.as_ref().get(..block.len()).ok_or_else(|| engine_err("HKDF-Expand"))?;
-            block.copy_from_slice(take);
-            t = Some(tag);
         }
         Ok(())
     }

@@ -5,7 +5,7 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::Mac;
 use hsmkit::InvalidReason;
-use hsmkit::crypto::{Aes256GcmKey, CryptoProvider, KEY_LEN, NONCE_LEN, TAG_LEN};
+use hsmkit::crypto::{Aes256GcmKey, CryptoProvider, HkdfOutput, KEY_LEN, NONCE_LEN, TAG_LEN};
 use hsmkit::{Error, HashAlg, Result, Zeroizing};
 use sha2::Digest;
 
@@ -52,6 +52,21 @@ macro_rules! hkdf_expand {
     };
 }
 
+// One `Hkdf` (its HMAC keyed once) for every output.
+macro_rules! hkdf_expand_each {
+    ($h:ty, $prk:expr, $outputs:expr) => {{
+        let hkdf = hkdf::Hkdf::<$h>::from_prk($prk).map_err(|_| {
+            Error::invalid(InvalidReason::Length, "HKDF pseudorandom key shorter than the hash")
+        })?;
+        for o in $outputs.iter_mut() {
+            hkdf.expand_multi_info(o.info, o.okm).map_err(|_| {
+                Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths")
+            })?;
+        }
+        Ok(())
+    }};
+}
+
 impl CryptoProvider for RustCryptoProvider {
     fn name(&self) -> &'static str {
         "rustcrypto"
@@ -85,6 +100,15 @@ impl CryptoProvider for RustCryptoProvider {
             HashAlg::Sha256 => hkdf_expand!(sha2::Sha256, prk, info, okm),
             HashAlg::Sha384 => hkdf_expand!(sha2::Sha384, prk, info, okm),
             HashAlg::Sha512 => hkdf_expand!(sha2::Sha512, prk, info, okm),
+        }
+    }
+
+    fn hkdf_expand_each(&self, hash: HashAlg, prk: &[u8], outputs: &mut [HkdfOutput<'_>]) -> Result<()> {
+        match hash {
+            HashAlg::Sha1 => hkdf_expand_each!(sha1::Sha1, prk, outputs),
+            HashAlg::Sha256 => hkdf_expand_each!(sha2::Sha256, prk, outputs),
+            HashAlg::Sha384 => hkdf_expand_each!(sha2::Sha384, prk, outputs),
+            HashAlg::Sha512 => hkdf_expand_each!(sha2::Sha512, prk, outputs),
         }
     }
 

@@ -72,3 +72,56 @@ fn providers_agree_on_long_pseudorandom_keys_and_every_length() {
         }
     }
 }
+
+/// `hkdf_expand_each` (one keyed HMAC for several outputs) gives the bytes one
+/// `hkdf_expand` per output gives, on both providers, and both agree.
+#[test]
+fn expand_each_equals_one_expand_per_output() {
+    use hsmkit::crypto::HkdfOutput;
+    let ps = providers();
+    for hash in [HashAlg::Sha1, HashAlg::Sha256, HashAlg::Sha384, HashAlg::Sha512] {
+        let prk: Vec<u8> = (0..hash.output_len() + 7).map(|i| u8::try_from(i % 251).unwrap()).collect();
+        let mut reference: Option<Vec<Vec<u8>>> = None;
+        for p in &ps {
+            let (mut a, mut b, mut c) = (vec![0u8; 32], vec![0u8; 0], vec![0u8; hash.output_len() * 3 + 1]);
+            p.hkdf_expand_each(
+                hash,
+                &prk,
+                &mut [
+                    HkdfOutput { info: &[b"one", &[1]], okm: &mut a },
+                    HkdfOutput { info: &[], okm: &mut b },
+                    HkdfOutput { info: &[b"three"], okm: &mut c },
+                ],
+            )
+            .unwrap();
+            let one = |info: &[&[u8]], len: usize| {
+                let mut out = vec![0u8; len];
+                p.hkdf_expand(hash, &prk, info, &mut out).unwrap();
+                out
+            };
+            assert_eq!(a, one(&[b"one", &[1]], 32), "{} {hash:?}", p.name());
+            assert_eq!(c, one(&[b"three"], hash.output_len() * 3 + 1), "{} {hash:?}", p.name());
+            let got = vec![a, b, c];
+            match &reference {
+                None => reference = Some(got),
+                Some(r) => assert_eq!(&got, r, "{} {hash:?}", p.name()),
+            }
+        }
+        // Too long an output, or too short a key, is refused before anything is written.
+        for p in &ps {
+            let mut long = vec![0u8; hash.output_len() * 255 + 1];
+            let e =
+                p.hkdf_expand_each(hash, &prk, &mut [HkdfOutput { info: &[], okm: &mut long }]).unwrap_err();
+            assert_eq!(e.kind(), hsmkit::ErrorKind::InvalidInput);
+            let mut ok = [0u8; 8];
+            let e = p
+                .hkdf_expand_each(
+                    hash,
+                    &prk[..hash.output_len() - 1],
+                    &mut [HkdfOutput { info: &[], okm: &mut ok }],
+                )
+                .unwrap_err();
+            assert_eq!(e.kind(), hsmkit::ErrorKind::InvalidInput);
+        }
+    }
+}

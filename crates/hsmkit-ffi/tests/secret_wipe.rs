@@ -164,6 +164,13 @@ fn data_keys_are_wiped() {
     let found = freed_copies(&canary, || {
         let opener = store.opener();
         opener.open(&env).unwrap();
+        // The opener's data-key cache wipes the keys it held when dropped.
+        let limits =
+            hsmkit::envelope::CacheLimits::new(std::time::Duration::from_secs(60), 10, 1 << 30).unwrap();
+        let cached = store.opener().with_data_key_cache(limits);
+        cached.open(&env).unwrap();
+        cached.open(&env).unwrap();
+        drop(cached);
         let mut out = Vec::new();
         opener.open_stream(&env[..], &mut out).unwrap();
         hsmkit::envelope::Rewrapper::new(
@@ -176,6 +183,40 @@ fn data_keys_are_wiped() {
         .unwrap();
     });
     assert_eq!(found, 0, "freed blocks held the data key");
+}
+
+/// Plaintext an envelope opens to, and the chunk buffers of streaming seal and open, are
+/// wiped before they are freed (a bulk `fill` now, no longer `zeroize`'s byte loop); a
+/// `Vec` holding the same bytes is found (the control).
+#[test]
+fn plaintext_buffers_are_wiped() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let store = hsmkit_open::open("memory:", &OpenOptions::new()).unwrap();
+    store.create_key("kek", KeySpec::AES_256, KeyAttributes::default()).unwrap();
+    let sealer = store.sealer(&["kek"]).unwrap().with_chunk_size(4096).unwrap();
+    let secret = b"CANARY-plaintext-0123456789abcdef";
+    let plain = secret.repeat(500);
+    let env = sealer.seal(&plain).unwrap();
+    let control = freed_copies(secret, || drop(std::hint::black_box(secret.to_vec())));
+    assert!(control > 0, "the scanner missed a plain Vec");
+    let found = freed_copies(secret, || {
+        let opened = store.opener().open(&env).unwrap();
+        assert_eq!(&opened[..], &plain[..]);
+        // Truncated bytes stay in the allocation: the wipe covers spare capacity too.
+        let mut s = hsmkit::SecretVec::with_capacity(64);
+        s.extend_from_slice(secret);
+        s.truncate(1);
+        drop(s);
+        let mut sealed = Vec::new();
+        sealer.seal_stream(&plain[..], &mut sealed).unwrap();
+        let mut w = sealer.writer(Vec::new()).unwrap();
+        std::io::Write::write_all(&mut w, &plain).unwrap();
+        sealed = w.finish().unwrap();
+        let mut out = hsmkit::SecretVec::new();
+        store.opener().open_stream(&sealed[..], &mut out).unwrap();
+        assert_eq!(&out[..], &plain[..]);
+    });
+    assert_eq!(found, 0, "freed blocks held plaintext");
 }
 
 #[test]

@@ -51,6 +51,17 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
     /// [`Error::InvalidInput`].
     fn hkdf_expand(&self, hash: HashAlg, prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()>;
 
+    /// HKDF-Expand of one `prk` into several outputs, each with its own `info` (the
+    /// envelope derives three keys per message). Same bytes as one
+    /// [`hkdf_expand`](Self::hkdf_expand) per output; a provider overrides it to key the
+    /// HMAC once instead of once per output.
+    fn hkdf_expand_each(&self, hash: HashAlg, prk: &[u8], outputs: &mut [HkdfOutput<'_>]) -> Result<()> {
+        for o in outputs {
+            self.hkdf_expand(hash, prk, o.info, o.okm)?;
+        }
+        Ok(())
+    }
+
     /// HKDF: [`hkdf_extract`](Self::hkdf_extract) then [`hkdf_expand`](Self::hkdf_expand).
     fn hkdf(&self, hash: HashAlg, salt: &[u8], ikm: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()> {
         let prk = self.hkdf_extract(hash, salt, ikm)?;
@@ -63,6 +74,21 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
 
     /// Fills `buf` from a cryptographically secure random source.
     fn fill_random(&self, buf: &mut [u8]) -> Result<()>;
+}
+
+/// One output of [`CryptoProvider::hkdf_expand_each`]: its `info` (concatenated) and
+/// where the bytes go.
+pub struct HkdfOutput<'a> {
+    /// The info parts, concatenated.
+    pub info: &'a [&'a [u8]],
+    /// The output key material, filled.
+    pub okm: &'a mut [u8],
+}
+
+impl fmt::Debug for HkdfOutput<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HkdfOutput").field("okm_len", &self.okm.len()).finish_non_exhaustive()
+    }
 }
 
 /// One AES-256-GCM key. Nonces are the caller's business (the envelope derives a fresh

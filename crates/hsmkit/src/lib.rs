@@ -36,6 +36,7 @@ mod material;
 pub mod metadata;
 mod public;
 pub mod report;
+mod secret;
 mod spec;
 mod store;
 
@@ -56,6 +57,7 @@ pub use lifecycle::{
 pub use material::{EcPrivateComponents, Ed25519PrivateComponents, KeyMaterial, RsaPrivateComponents};
 pub use metadata::{DescriptionEdit, MemoryMetadata, MetadataStore};
 pub use public::{EcPublicKey, Ed25519PublicKey, PublicKey, RsaPublicKey};
+pub use secret::SecretVec;
 pub use spec::{
     AesSize, EcCurve, HMAC_GENERATE_BITS, HMAC_MAX_BITS, HMAC_MIN_BITS, KeySpec, KeyType, RSA_GENERATE_BITS,
     RSA_MAX_BITS, RSA_MIN_BITS,

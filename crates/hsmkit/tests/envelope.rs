@@ -625,6 +625,49 @@ fn data_key_cache_reuses_within_limits() {
     );
 }
 
+/// The opener's data-key cache: an envelope whose recipient entry was unwrapped before
+/// opens without the KEK (here disabled meanwhile, as documented) within the limits;
+/// the header is still checked; clones share the cache; the context still binds.
+#[test]
+fn opener_data_key_cache_skips_the_kek_within_limits_and_still_checks_headers() {
+    let store = new_store();
+    let kek = aes_kek(&store, "kek");
+    let sealer = small_sealer(kek)
+        .with_data_key_cache(CacheLimits::new(Duration::from_secs(600), 3, 1 << 20).unwrap());
+    // Envelopes 0-2 share one data key, 3-4 the next.
+    let envs: Vec<Vec<u8>> =
+        (0..5).map(|i| sealer.seal(format!("message {i}").as_bytes()).unwrap()).collect();
+    let opener =
+        store.opener().with_data_key_cache(CacheLimits::new(Duration::from_secs(600), 3, 1 << 20).unwrap());
+    let opens = |o: &Opener<'_>, i: usize| o.open(&envs[i]).map(|p| p.into_vec());
+    assert_eq!(opens(&opener, 0).unwrap(), b"message 0");
+    store.update_key("kek", 1, &KeyUpdate::enabled(false)).unwrap();
+    assert_eq!(store.unseal(&envs[1], &ctx(&[])).unwrap_err().kind(), ErrorKind::PermissionDenied, "control");
+    assert_eq!(opens(&opener, 1).unwrap(), b"message 1", "from the cache");
+    // Another message id under the same recipient entry: the derived keys differ, the
+    // commitment fails, whatever the cache holds.
+    let mut forged = envs[2].clone();
+    forged[6] ^= 1;
+    assert_eq!(opener.open(&forged).unwrap_err().kind(), ErrorKind::DecryptionFailed);
+    // Three uses (the forgery counted): the entry is gone, the KEK is asked, and refuses.
+    assert_eq!(opens(&opener, 2).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(opens(&opener, 3).unwrap_err().kind(), ErrorKind::PermissionDenied, "never cached");
+    store.update_key("kek", 1, &KeyUpdate::enabled(true)).unwrap();
+    assert_eq!(opens(&opener, 3).unwrap(), b"message 3");
+    store.update_key("kek", 1, &KeyUpdate::enabled(false)).unwrap();
+    assert_eq!(opens(&opener.clone(), 4).unwrap(), b"message 4", "clones share the cache");
+    let wrong = opener.clone().with_context(ctx(&[("tenant", "b")]));
+    assert_eq!(wrong.open(&envs[4]).unwrap_err().kind(), ErrorKind::DecryptionFailed);
+    // Bytes: a message larger than max_bytes is never cached.
+    store.update_key("kek", 1, &KeyUpdate::enabled(true)).unwrap();
+    let big = small_sealer(store.get_key("kek").unwrap()).seal(&[7; 300]).unwrap();
+    let small_limit =
+        store.opener().with_data_key_cache(CacheLimits::new(Duration::from_secs(600), 10, 100).unwrap());
+    assert_eq!(small_limit.open(&big).unwrap().len(), 300);
+    store.update_key("kek", 1, &KeyUpdate::enabled(false)).unwrap();
+    assert_eq!(small_limit.open(&big).unwrap_err().kind(), ErrorKind::PermissionDenied);
+}
+
 // ---------------------------------------------------------------- files and I/O
 
 #[test]

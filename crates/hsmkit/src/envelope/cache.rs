@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::format::RecipientInfo;
 use super::keys::Dek;
+use crate::crypto::CryptoProvider;
 use crate::error::{Error, Result};
 
 /// When a cached data key must be replaced: whichever limit is reached first.
@@ -102,5 +103,101 @@ impl DataKeyCache {
             bytes: len,
         });
         Ok((dek, recipients))
+    }
+}
+
+/// Most unwrapped data keys one opener keeps.
+const OPEN_CACHE_ENTRIES: usize = 64;
+
+struct Unwrapped {
+    recipient: RecipientInfo,
+    dek: Dek,
+    crypto: &'static dyn CryptoProvider,
+    created: Instant,
+    messages: u64,
+    bytes: u64,
+}
+
+/// The unwrapped data keys of one opener (shared by its clones): an envelope whose
+/// recipient entry (KEK name, version, algorithm and wrapped bytes) matches one already
+/// unwrapped skips the KEK, as the AWS Encryption SDK's caching materials manager does
+/// for decryption. The header's commitment and tag are still checked with the cached
+/// key, so a cached entry opens nothing the KEK would not.
+#[derive(Clone)]
+pub(crate) struct UnwrapCache {
+    limits: CacheLimits,
+    entries: Arc<Mutex<Vec<Unwrapped>>>,
+}
+
+impl std::fmt::Debug for UnwrapCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnwrapCache").field("limits", &self.limits).finish_non_exhaustive()
+    }
+}
+
+impl UnwrapCache {
+    pub(crate) fn new(limits: CacheLimits) -> Self {
+        UnwrapCache { limits, entries: Arc::new(Mutex::new(Vec::new())) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Unwrapped>> {
+        // A poisoned lock only means another thread panicked mid-update: start afresh.
+        self.entries.lock().unwrap_or_else(|p| {
+            let mut g = p.into_inner();
+            g.clear();
+            g
+        })
+    }
+
+    /// The data key unwrapped earlier from exactly this entry, counted against the
+    /// limits for a message of `len` bytes; `None` if absent or used up.
+    pub(crate) fn get(
+        &self,
+        recipient: &RecipientInfo,
+        len: u64,
+    ) -> Option<(Dek, &'static dyn CryptoProvider)> {
+        let mut entries = self.lock();
+        let limits = self.limits;
+        entries.retain(|e| {
+            e.created.elapsed() < limits.max_age
+                && e.messages < limits.max_messages
+                && e.bytes < limits.max_bytes
+        });
+        let e = entries.iter_mut().find(|e| e.recipient == *recipient)?;
+        if e.bytes.saturating_add(len) > limits.max_bytes {
+            return None;
+        }
+        e.messages += 1;
+        e.bytes = e.bytes.saturating_add(len);
+        Some((e.dek.clone(), e.crypto))
+    }
+
+    /// Remembers `dek` as the key `recipient` unwraps to (after its header verified).
+    pub(crate) fn put(
+        &self,
+        recipient: &RecipientInfo,
+        dek: &Dek,
+        crypto: &'static dyn CryptoProvider,
+        len: u64,
+    ) {
+        if len > self.limits.max_bytes {
+            return;
+        }
+        let mut entries = self.lock();
+        entries.retain(|e| e.recipient != *recipient);
+        if entries.len() >= OPEN_CACHE_ENTRIES {
+            // The oldest goes first.
+            if let Some(i) = entries.iter().enumerate().min_by_key(|(_, e)| e.created).map(|(i, _)| i) {
+                entries.swap_remove(i);
+            }
+        }
+        entries.push(Unwrapped {
+            recipient: recipient.clone(),
+            dek: dek.clone(),
+            crypto,
+            created: Instant::now(),
+            messages: 1,
+            bytes: len,
+        });
     }
 }

@@ -6,7 +6,7 @@ use zeroize::Zeroizing;
 
 use super::format::{COMMITMENT_LEN, EnvelopeHeader, MESSAGE_ID_LEN, SUITE, TAG_LEN};
 use crate::algorithm::HashAlg;
-use crate::crypto::{Aes256GcmKey, CryptoProvider, NONCE_LEN};
+use crate::crypto::{Aes256GcmKey, CryptoProvider, HkdfOutput, NONCE_LEN};
 use crate::error::{Error, Result};
 
 /// Length of a data key.
@@ -48,15 +48,21 @@ impl MessageKeys {
         message_id: &[u8; MESSAGE_ID_LEN],
     ) -> Result<Self> {
         let prk = crypto.hkdf_extract(HashAlg::Sha512, message_id, dek.0.as_slice())?;
-        let expand =
-            |label: &[u8], out: &mut [u8]| crypto.hkdf_expand(HashAlg::Sha512, &prk, &[label, &[SUITE]], out);
         let mut commitment = [0u8; COMMITMENT_LEN];
-        expand(b"hsmkit-envelope/1 commitment", &mut commitment)?;
-        let mut k = Zeroizing::new([0u8; 32]);
-        expand(b"hsmkit-envelope/1 header", k.as_mut_slice())?;
-        let header = crypto.aes_256_gcm(&k)?;
-        expand(b"hsmkit-envelope/1 body", k.as_mut_slice())?;
-        let body = crypto.aes_256_gcm(&k)?;
+        let mut header_key = Zeroizing::new([0u8; 32]);
+        let mut body_key = Zeroizing::new([0u8; 32]);
+        // One keyed HMAC for the three labels (docs/envelope-format.md, "Key schedule").
+        crypto.hkdf_expand_each(
+            HashAlg::Sha512,
+            &prk,
+            &mut [
+                HkdfOutput { info: &[b"hsmkit-envelope/1 commitment", &[SUITE]], okm: &mut commitment },
+                HkdfOutput { info: &[b"hsmkit-envelope/1 header", &[SUITE]], okm: header_key.as_mut_slice() },
+                HkdfOutput { info: &[b"hsmkit-envelope/1 body", &[SUITE]], okm: body_key.as_mut_slice() },
+            ],
+        )?;
+        let header = crypto.aes_256_gcm(&header_key)?;
+        let body = crypto.aes_256_gcm(&body_key)?;
         Ok(MessageKeys { commitment, header, body })
     }
 

@@ -48,7 +48,6 @@ pub use seal::{Recipient, SealWriter, Sealer, hazmat};
 
 use crate::error::{Error, Result};
 use crate::store::Store;
-use zeroize::Zeroizing;
 
 /// Writes `dst` through a temporary file in the same directory, renamed over `dst` only
 /// if `write` succeeds; on failure the temporary file is removed.
@@ -91,7 +90,7 @@ impl Store {
 
     /// Opens an envelope with whichever of its KEKs this store holds; `context` must be
     /// the one it was sealed with.
-    pub fn unseal(&self, envelope: &[u8], context: &EncryptionContext) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn unseal(&self, envelope: &[u8], context: &EncryptionContext) -> Result<crate::SecretVec> {
         self.opener().with_context(context.clone()).open(envelope)
     }
 

@@ -5,13 +5,14 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use zeroize::Zeroizing;
-
+use super::cache::{CacheLimits, UnwrapCache};
 use super::format::{EncryptionContext, EnvelopeHeader, TAG_LEN};
 use super::keys::{Dek, MessageKeys, chunk_nonce};
 use super::write_atomically;
+use crate::crypto::CryptoProvider;
 use crate::error::{Error, ErrorKind, Result};
 use crate::key::Key;
+use crate::secret::SecretVec;
 use crate::store::Store;
 
 /// Where an opener finds KEKs by name and version. `Sync`, so that one [`Opener`] can
@@ -53,6 +54,7 @@ impl Keyring for Key {
 pub struct Opener<'a> {
     keyring: &'a dyn Keyring,
     context: EncryptionContext,
+    cache: Option<UnwrapCache>,
 }
 
 impl fmt::Debug for Opener<'_> {
@@ -64,7 +66,19 @@ impl fmt::Debug for Opener<'_> {
 impl<'a> Opener<'a> {
     /// An opener expecting an empty encryption context.
     pub fn new(keyring: &'a dyn Keyring) -> Self {
-        Opener { keyring, context: EncryptionContext::new() }
+        Opener { keyring, context: EncryptionContext::new(), cache: None }
+    }
+
+    /// Keeps the data keys this opener unwraps (at most 64, each within `limits`), so
+    /// that opening many small envelopes sealed under one cached data key (see
+    /// [`Sealer::with_data_key_cache`](super::Sealer::with_data_key_cache)) does not wait
+    /// on the backend each time. Applies to one-shot [`open`](Self::open); clones share
+    /// the cache. A recipient entry must match byte for byte, and the header's
+    /// commitment and tag are still checked. A cached key keeps opening its envelopes
+    /// until a limit is reached even if its KEK is disabled meanwhile.
+    pub fn with_data_key_cache(mut self, limits: CacheLimits) -> Self {
+        self.cache = Some(UnwrapCache::new(limits));
+        self
     }
 
     /// The encryption context the envelope must carry, exactly.
@@ -74,10 +88,9 @@ impl<'a> Opener<'a> {
     }
 
     /// Opens a whole envelope. Nothing is returned unless every chunk verified.
-    pub fn open(&self, envelope: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+    pub fn open(&self, envelope: &[u8]) -> Result<SecretVec> {
         let mut input = envelope;
         let header = EnvelopeHeader::read_from(&mut input).map_err(opaque)?;
-        let keys = self.unlock(&header)?;
         // Straight from the envelope into the output, chunk by chunk.
         let size = usize::try_from(header.chunk_size).map_err(|_| Error::DecryptionFailed)? + TAG_LEN;
         let n = input.len().div_ceil(size).max(1);
@@ -90,8 +103,11 @@ impl<'a> Opener<'a> {
             return Err(Error::DecryptionFailed); // an empty final chunk after others
         }
         let last_index = u32::try_from(n - 1).map_err(|_| Error::DecryptionFailed)?;
-        let mut out = Zeroizing::new(vec![0u8; input.len() - n * TAG_LEN]);
-        let mut plain = out.chunks_mut(size - TAG_LEN);
+        let plaintext_len = input.len() - n * TAG_LEN;
+        let keys = self.unlock_cached(&header, u64::try_from(plaintext_len).unwrap_or(u64::MAX))?;
+        // One allocation at the final size; each chunk is zeroed and decrypted into it
+        // while it is in cache (out of place where the provider can).
+        let mut out = SecretVec::with_capacity(plaintext_len);
         for (index, chunk) in (0..=last_index).zip(input.chunks(size)) {
             let (ct, tag) = chunk
                 .len()
@@ -99,8 +115,9 @@ impl<'a> Opener<'a> {
                 .and_then(|m| chunk.split_at_checked(m))
                 .ok_or(Error::DecryptionFailed)?;
             let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
-            let dst =
-                if ct.is_empty() { &mut [][..] } else { plain.next().ok_or(Error::DecryptionFailed)? };
+            let start = out.len();
+            out.resize(start + ct.len());
+            let dst = out.get_mut(start..).ok_or(Error::DecryptionFailed)?;
             keys.body.open_to(&chunk_nonce(index, index == last_index), b"", ct, &tag, dst)?;
         }
         Ok(out)
@@ -117,7 +134,7 @@ impl<'a> Opener<'a> {
         Ok(OpenReader {
             input,
             keys,
-            buf: Zeroizing::new(vec![0u8; chunk + TAG_LEN + 1]),
+            buf: SecretVec::new(),
             filled: 0,
             consumed: 0,
             out: 0..0,
@@ -158,21 +175,43 @@ impl<'a> Opener<'a> {
         if header.context != self.context {
             return Err(Error::DecryptionFailed);
         }
-        Ok(unlock_with(self.keyring, header)?.1)
+        Ok(unlock_with(self.keyring, header)?.keys)
+    }
+
+    /// [`unlock`](Self::unlock) through the data-key cache, if any, for a body of `len`
+    /// bytes.
+    fn unlock_cached(&self, header: &EnvelopeHeader, len: u64) -> Result<MessageKeys> {
+        let Some(cache) = &self.cache else { return self.unlock(header) };
+        if header.context != self.context {
+            return Err(Error::DecryptionFailed);
+        }
+        for r in &header.recipients {
+            if let Some((dek, crypto)) = cache.get(r, len) {
+                let keys = MessageKeys::derive(crypto, &dek, &header.message_id)?;
+                keys.check_header(header)?;
+                return Ok(keys);
+            }
+        }
+        let unlocked = unlock_with(self.keyring, header)?;
+        if let Some(r) = header.recipients.get(unlocked.recipient) {
+            cache.put(r, &unlocked.dek, unlocked.crypto, len);
+        }
+        Ok(unlocked.keys)
     }
 }
 
 /// Tries each recipient in order. NotFound only if the keyring has none of them; else the
 /// first refusal (PermissionDenied, DecryptionFailed ...) if none opens.
-pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Result<(Dek, MessageKeys)> {
+pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Result<Unlocked> {
     let mut first_error: Option<Error> = None;
-    for r in &header.recipients {
+    for (index, r) in header.recipients.iter().enumerate() {
         let attempt = keyring.key_version(&r.name, r.version).and_then(|key| {
             let dek = key.unwrap_key(r.algorithm, &r.wrapped).map_err(opaque)?;
             let dek = Dek::from_unwrapped(&dek)?;
-            let keys = MessageKeys::derive(key.crypto(), &dek, &header.message_id)?;
+            let crypto = key.crypto();
+            let keys = MessageKeys::derive(crypto, &dek, &header.message_id)?;
             keys.check_header(header)?;
-            Ok((dek, keys))
+            Ok(Unlocked { dek, keys, recipient: index, crypto })
         });
         match attempt {
             Ok(found) => return Ok(found),
@@ -187,6 +226,15 @@ pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Res
             header.recipients.iter().map(|r| format!("{} v{}", r.name, r.version)).collect();
         Error::NotFound { what: format!("a key for any of the envelope's recipients ({})", names.join(", ")) }
     }))
+}
+
+/// What opened an envelope's header: the data key, the message keys, which recipient
+/// entry, and the provider of that recipient's store.
+pub(crate) struct Unlocked {
+    pub(crate) dek: Dek,
+    pub(crate) keys: MessageKeys,
+    pub(crate) recipient: usize,
+    pub(crate) crypto: &'static dyn CryptoProvider,
 }
 
 /// Malformed input is a failed decryption on the open path, whatever the detail.
@@ -209,7 +257,7 @@ pub(crate) fn opaque(e: Error) -> Error {
 pub struct OpenReader<R> {
     input: R,
     keys: MessageKeys,
-    buf: Zeroizing<Vec<u8>>,
+    buf: SecretVec,
     filled: usize,
     consumed: usize,
     out: std::ops::Range<usize>,
@@ -259,6 +307,11 @@ impl<R: Read> OpenReader<R> {
         self.filled -= self.consumed;
         self.consumed = 0;
         let want = self.chunk + TAG_LEN + 1;
+        if self.buf.len() < want {
+            // Allocated on first use, at its final size: no growth, no stray copies.
+            self.buf = SecretVec::with_capacity(want);
+            self.buf.resize(want);
+        }
         while self.filled < want {
             let free = self.buf.get_mut(self.filled..want).ok_or(Error::DecryptionFailed)?;
             match self.input.read(free) {

@@ -82,7 +82,8 @@ impl<'a> Rewrapper<'a> {
         if header.context != self.context {
             return Err(Error::DecryptionFailed);
         }
-        let (dek, keys) = unlock_with(self.keyring, header).map_err(opaque)?;
+        let unlocked = unlock_with(self.keyring, header).map_err(opaque)?;
+        let (dek, keys) = (unlocked.dek, unlocked.keys);
         let mut recipients: Vec<RecipientInfo> = match self.mode {
             RewrapMode::Replace => Vec::new(),
             RewrapMode::Add => header.recipients.clone(),

@@ -18,6 +18,7 @@ use crate::algorithm::{Algorithm, KeyWrapAlgorithm};
 use crate::attributes::KeyOp;
 use crate::error::{Error, Result};
 use crate::key::Key;
+use crate::secret::SecretVec;
 use crate::spec::KeySpec;
 
 /// A KEK and the algorithm that wraps the data key with it.
@@ -263,11 +264,18 @@ impl Sealer {
         let mut pieces = plaintext.chunks(chunk);
         for index in 0..=last_index {
             let piece = pieces.next().unwrap_or_default();
+            // Copied into place and encrypted there while the chunk is in cache.
             let start = out.len();
             out.extend_from_slice(piece);
             let body = out.get_mut(start..).unwrap_or_default();
-            let tag = keys.body.seal_in_place(&chunk_nonce(index, index == last_index), b"", body)?;
-            out.extend_from_slice(&tag);
+            match keys.body.seal_in_place(&chunk_nonce(index, index == last_index), b"", body) {
+                Ok(tag) => out.extend_from_slice(&tag),
+                Err(e) => {
+                    // The chunk may still be plaintext: wipe before the buffer is freed.
+                    crate::secret::wipe(&mut out);
+                    return Err(e);
+                }
+            }
         }
         Ok(out)
     }
@@ -312,7 +320,8 @@ impl Sealer {
         Ok(SealWriter {
             output: Some(output),
             keys,
-            buf: Zeroizing::new(Vec::with_capacity(self.chunk_usize() + TAG_LEN)),
+            buf: SecretVec::new(),
+            filled: 0,
             chunk_size: self.chunk_usize(),
             index: 0,
             plaintext_len: 0,
@@ -357,7 +366,10 @@ impl Sealer {
 pub struct SealWriter<W: Write> {
     output: Option<W>,
     keys: MessageKeys,
-    buf: Zeroizing<Vec<u8>>,
+    // Allocated on first use at chunk + tag bytes and kept at that length, so that no
+    // chunk pays for zeroing it again; `filled` bytes of it are plaintext.
+    buf: SecretVec,
+    filled: usize,
     chunk_size: usize,
     index: u32,
     plaintext_len: u64,
@@ -376,6 +388,7 @@ impl<W: Write> SealWriter<W> {
         if self.failed {
             return Err(Error::invalid(InvalidReason::Parameter, "the envelope writer failed earlier"));
         }
+        self.ensure_buf();
         let out = self
             .output
             .as_mut()
@@ -388,29 +401,51 @@ impl<W: Write> SealWriter<W> {
                 "plaintext too large for one envelope (2^32 chunks)",
             ));
         }
-        let tag =
-            self.keys.body.seal_in_place(&chunk_nonce(self.index, last), b"", self.buf.as_mut_slice())?;
-        self.buf.extend_from_slice(&tag);
-        if let Err(e) = out.write_all(&self.buf) {
+        // `filled` is at most the chunk size and the buffer one tag longer.
+        let filled = self.filled;
+        let sealed = self
+            .buf
+            .get_mut(..filled + TAG_LEN)
+            .ok_or_else(|| Error::invalid(InvalidReason::Length, "chunk larger than its buffer"))?;
+        let tag = self.keys.body.seal_in_place(
+            &chunk_nonce(self.index, last),
+            b"",
+            sealed.get_mut(..filled).unwrap_or_default(),
+        )?;
+        sealed.get_mut(filled..).unwrap_or_default().copy_from_slice(&tag);
+        if let Err(e) = out.write_all(sealed) {
             self.failed = true;
             return Err(Error::io("writing the envelope", &e));
         }
-        self.buf.clear();
+        self.filled = 0;
         self.index = self.index.wrapping_add(1);
         Ok(())
     }
 
+    /// The chunk buffer at its working length (zeroed once, on first use).
+    fn ensure_buf(&mut self) {
+        let want = self.chunk_size.saturating_add(TAG_LEN);
+        if self.buf.len() != want {
+            self.buf = SecretVec::with_capacity(want);
+            self.buf.resize(want);
+        }
+    }
+
     /// Reads `input` to its end straight into the chunk buffer (no extra copy).
     fn read_all_from<R: Read>(&mut self, mut input: R) -> Result<()> {
+        self.ensure_buf();
         loop {
-            if self.buf.len() == self.chunk_size {
+            if self.filled == self.chunk_size {
                 // Full: it is the last chunk only if the input ends here.
                 let mut one = [0u8; 1];
                 match input.read(&mut one) {
                     Ok(0) => return Ok(()),
                     Ok(_) => {
                         self.emit(false)?;
-                        self.buf.push(one[0]);
+                        if let Some(first) = self.buf.first_mut() {
+                            *first = one[0];
+                        }
+                        self.filled = 1;
                         self.plaintext_len = self.plaintext_len.saturating_add(1);
                         continue;
                     }
@@ -418,20 +453,13 @@ impl<W: Write> SealWriter<W> {
                     Err(e) => return Err(Error::io("reading the plaintext", &e)),
                 }
             }
-            let filled = self.buf.len();
-            // Within capacity (chunk + tag): no reallocation, no stray plaintext copies.
-            self.buf.resize(self.chunk_size, 0);
-            let got = input.read(self.buf.get_mut(filled..).unwrap_or_default());
-            let n = match &got {
-                Ok(n) => *n,
-                Err(_) => 0,
-            };
-            self.buf.truncate(filled + n);
-            match got {
+            let room = self.buf.get_mut(self.filled..self.chunk_size).unwrap_or_default();
+            match input.read(room) {
                 Ok(0) => return Ok(()),
-                Ok(_) => {
+                Ok(n) => {
+                    self.filled += n;
                     self.plaintext_len =
-                        self.plaintext_len.saturating_add(u64::try_from(n).unwrap_or(u64::MAX))
+                        self.plaintext_len.saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(Error::io("reading the plaintext", &e)),
@@ -462,12 +490,14 @@ impl<W: Write> Write for SealWriter<W> {
             return Ok(0);
         }
         // A full buffer is emitted only once more data arrives: the last chunk may be full.
-        if self.buf.len() == self.chunk_size {
+        if self.filled == self.chunk_size {
             self.emit(false)?;
         }
-        let room = self.chunk_size.saturating_sub(self.buf.len());
-        let take = room.min(data.len());
-        self.buf.extend_from_slice(data.get(..take).unwrap_or_default());
+        self.ensure_buf();
+        let room = self.buf.get_mut(self.filled..self.chunk_size).unwrap_or_default();
+        let take = room.len().min(data.len());
+        room.get_mut(..take).unwrap_or_default().copy_from_slice(data.get(..take).unwrap_or_default());
+        self.filled += take;
         self.plaintext_len = self.plaintext_len.saturating_add(u64::try_from(take).unwrap_or(u64::MAX));
         Ok(take)
     }
