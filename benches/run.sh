@@ -43,4 +43,9 @@ else:
 md.write_text(text)
 PY
 fi
+# hsmkit's envelope from Python against Tink and the AWS Encryption SDK (issue 24).
+if [ -x target/py-venv/bin/python ]; then
+    target/py-venv/bin/python -m pip install --quiet tink aws-encryption-sdk
+    target/py-venv/bin/python benches/python_peers.py BENCHMARKS.md >/dev/null
+fi
 echo "BENCHMARKS.md updated"

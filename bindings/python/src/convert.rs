@@ -10,6 +10,33 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PySlice, PyString};
 
 use crate::errors::{PyResult, invalid};
 
+/// A bytes-like argument for a call that runs without the GIL: a `bytes` object is
+/// immutable, so it is read in place (no copy, nothing held while the GIL is released);
+/// any other buffer is copied by [`bytes_arg`], as a mutable one could change meanwhile.
+pub(crate) enum DataArg<'py> {
+    Borrowed(&'py [u8]),
+    Copied(Zeroizing<Vec<u8>>),
+}
+
+impl<'py> DataArg<'py> {
+    pub(crate) fn new(obj: &'py Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
+        match obj.cast::<PyBytes>() {
+            Ok(b) => Ok(DataArg::Borrowed(b.as_bytes())),
+            Err(_) => bytes_arg(obj, what).map(DataArg::Copied),
+        }
+    }
+}
+
+impl std::ops::Deref for DataArg<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            DataArg::Borrowed(b) => b,
+            DataArg::Copied(v) => v,
+        }
+    }
+}
+
 /// A copy of any bytes-like argument (bytes, bytearray, memoryview, array ...), taken
 /// while the GIL is held so that the caller may mutate its buffer once the GIL is
 /// released. Zeroised on drop: it may be a plaintext or a key.

@@ -12,10 +12,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::convert::{
-    bytes_arg, context, from_datetime, from_duration, json_to_py, ops_arg, opt_datetime, path_arg,
+    DataArg, bytes_arg, context, from_datetime, from_duration, json_to_py, ops_arg, opt_datetime, path_arg,
     py_to_json, str_map, to_timedelta, type_name,
 };
-use crate::errors::{PyResult, invalid};
+use crate::errors::{PyError, PyResult, invalid};
 use crate::key::{Key, KeyProperties, StoreId};
 
 /// Opens a store: `file:///path` (or a plain path) for the encrypted software keystore,
@@ -432,10 +432,22 @@ impl Store {
         recipients: Option<Vec<String>>,
         chunk_size: Option<u32>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let data = bytes_arg(data, "data")?;
+        let data = DataArg::new(data, "data")?;
         let sealer = self.sealer(kek, recipients, aad, chunk_size)?;
-        let blob = py.detach(|| sealer.seal(&data))?;
-        Ok(PyBytes::new(py, &blob))
+        // Sealed straight into the `bytes` object with the GIL released: no Rust-side
+        // copy of the envelope to make under the GIL.
+        let len = py.detach(|| sealer.sealed_len(data.len()))?;
+        let mut written = 0usize;
+        let out = PyBytes::new_with(py, len, |buf| {
+            written =
+                py.detach(|| sealer.seal_into(&data, buf)).map_err(|e| PyErr::from(PyError::from(e)))?;
+            Ok(())
+        })?;
+        if written == len {
+            return Ok(out);
+        }
+        // A wrapped key shorter than its bound: the envelope is a prefix.
+        Ok(PyBytes::new(py, out.as_bytes().get(..written).unwrap_or_default()))
     }
 
     /// Opens an envelope with whichever of its KEKs this store holds.
@@ -446,10 +458,15 @@ impl Store {
         blob: &Bound<'py, PyAny>,
         aad: Option<BTreeMap<String, String>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let blob = bytes_arg(blob, "blob")?;
-        let ctx = context(aad);
-        let pt = py.detach(|| self.store.opener().with_context(ctx).open(&blob))?;
-        Ok(PyBytes::new(py, &pt))
+        let blob = DataArg::new(blob, "blob")?;
+        let opener = self.store.opener().with_context(context(aad));
+        // Opened straight into the `bytes` object with the GIL released; on failure
+        // `open_into` zeroes it before it is freed.
+        let len = opener.plaintext_len(&blob)?;
+        Ok(PyBytes::new_with(py, len, |buf| {
+            py.detach(|| opener.open_into(&blob, buf)).map_err(|e| PyErr::from(PyError::from(e)))?;
+            Ok(())
+        })?)
     }
 
     /// Seals the file `src` into `dst`, streaming in constant memory; `dst` appears only

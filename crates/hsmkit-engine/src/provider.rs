@@ -104,6 +104,10 @@ impl CryptoProvider for RustCryptoProvider {
     }
 
     fn hkdf_expand_each(&self, hash: HashAlg, prk: &[u8], outputs: &mut [HkdfOutput<'_>]) -> Result<()> {
+        // Every length first, so that a refused call writes nothing.
+        if outputs.iter().any(|o| o.okm.len() > hash.output_len().saturating_mul(255)) {
+            return Err(Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths"));
+        }
         match hash {
             HashAlg::Sha1 => hkdf_expand_each!(sha1::Sha1, prk, outputs),
             HashAlg::Sha256 => hkdf_expand_each!(sha2::Sha256, prk, outputs),

@@ -185,6 +185,37 @@ fn data_keys_are_wiped() {
     assert_eq!(found, 0, "freed blocks held the data key");
 }
 
+/// The opener's data-key cache moves its entries (growth, eviction): no move may leave a
+/// copy of a data key in freed memory. Six keys grow the cache twice; a used-up first
+/// entry makes the eviction shift the others down, which leaves the last key's old slot
+/// (the canary) past the end unless only pointers move.
+#[test]
+fn the_opener_cache_leaves_no_data_key_behind() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let store = hsmkit_open::open("memory:", &OpenOptions::new()).unwrap();
+    let kek = store.create_key("kek", KeySpec::AES_256, KeyAttributes::default()).unwrap();
+    let sealer = Sealer::for_key(kek.clone()).unwrap();
+    let envs: Vec<Vec<u8>> = (0..6).map(|i| sealer.seal(&[i; 100]).unwrap()).collect();
+    let header = EnvelopeHeader::read_from(&mut &envs[5][..]).unwrap();
+    let r = &header.recipients()[0];
+    let dek = kek.unwrap_key(r.algorithm, r.wrapped_key()).unwrap();
+    let mut canary = [0u8; CANARY_LEN];
+    canary.copy_from_slice(&dek[..CANARY_LEN]);
+    drop(dek);
+    let found = freed_copies(&canary, || {
+        let limits =
+            hsmkit::envelope::CacheLimits::new(std::time::Duration::from_secs(60), 2, 1 << 30).unwrap();
+        let opener = store.opener().with_data_key_cache(limits);
+        for env in &envs {
+            opener.open(env).unwrap();
+        }
+        opener.open(&envs[0]).unwrap(); // the first entry's second and last use
+        opener.open(&envs[2]).unwrap(); // evicts it: the entries after it move down
+        drop(opener);
+    });
+    assert_eq!(found, 0, "freed blocks held a cached data key");
+}
+
 /// Plaintext an envelope opens to, and the chunk buffers of streaming seal and open, are
 /// wiped before they are freed (a bulk `fill` now, no longer `zeroize`'s byte loop); a
 /// `Vec` holding the same bytes is found (the control).
@@ -215,6 +246,15 @@ fn plaintext_buffers_are_wiped() {
         let mut out = hsmkit::SecretVec::new();
         store.opener().open_stream(&sealed[..], &mut out).unwrap();
         assert_eq!(&out[..], &plain[..]);
+        // File to file: no buffered reader or writer frees plaintext.
+        let dir = tempfile::tempdir().unwrap();
+        let (src, env_file, back) = (dir.path().join("p"), dir.path().join("e"), dir.path().join("o"));
+        std::fs::write(&src, &plain).unwrap();
+        sealer.seal_file(&src, &env_file).unwrap();
+        store.opener().open_file(&env_file, &back).unwrap();
+        let mut reread = hsmkit::SecretVec::with_capacity(plain.len());
+        std::io::copy(&mut std::fs::File::open(&back).unwrap(), &mut reread).unwrap();
+        assert!(reread[..] == plain[..]);
     });
     assert_eq!(found, 0, "freed blocks held plaintext");
 }

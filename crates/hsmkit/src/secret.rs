@@ -4,9 +4,11 @@
 //! not vectorise: on a 1 MiB plaintext that costs more than decrypting it with AES-NI. A
 //! [`SecretVec`] instead zeroes its whole allocation (length and spare capacity) with
 //! `fill`, then hands the pointer to [`std::hint::black_box`] and places a compiler
-//! fence, so that the stores cannot be dropped as dead before the memory is freed. It
-//! never reallocates behind the caller's back: growth moves the bytes to a new allocation
-//! and wipes the old one first.
+//! fence. `black_box` is documented as best effort, not a guarantee: it keeps today's
+//! compilers from dropping the stores as dead, and the allocator-scanning tests
+//! (`crates/hsmkit-ffi/tests/secret_wipe.rs`) check the result. It never reallocates
+//! behind the caller's back: growth moves the bytes to a new allocation and wipes the old
+//! one first.
 
 use std::fmt;
 use std::mem::MaybeUninit;
@@ -15,7 +17,8 @@ use std::sync::atomic::{Ordering, compiler_fence};
 
 /// Bytes that are wiped (length and spare capacity) when dropped: the plaintext an
 /// envelope opens to, and the buffers the envelope streams through. Derefs to `[u8]`;
-/// [`into_vec`](Self::into_vec) hands the bytes over unwiped, as the caller's own.
+/// [`into_unwiped_vec`](Self::into_unwiped_vec) hands the bytes over, as the caller's
+/// own. No `PartialEq`: compare secrets in constant time, if at all.
 #[derive(Default)]
 pub struct SecretVec(Vec<u8>);
 
@@ -45,8 +48,9 @@ impl SecretVec {
         self.0.capacity()
     }
 
-    /// Takes the bytes out, unwiped: from here on they are the caller's to wipe or not.
-    pub fn into_vec(mut self) -> Vec<u8> {
+    /// Takes the bytes out, unwiped: from here on they (and any spare capacity a
+    /// [`truncate`](Self::truncate) left) are the caller's to wipe or not.
+    pub fn into_unwiped_vec(mut self) -> Vec<u8> {
         std::mem::take(&mut self.0)
     }
 
@@ -92,6 +96,13 @@ pub(crate) fn wipe(v: &mut Vec<u8>) {
     // The zeroes must reach memory although nothing reads them before the free:
     // black_box makes the buffer observable, the fence keeps the stores before the free.
     std::hint::black_box(v.as_mut_ptr());
+    compiler_fence(Ordering::SeqCst);
+}
+
+/// Zeroes `buf` (a caller's buffer that must not keep plaintext after a failure).
+pub(crate) fn wipe_slice(buf: &mut [u8]) {
+    buf.fill(0);
+    std::hint::black_box(buf.as_mut_ptr());
     compiler_fence(Ordering::SeqCst);
 }
 
@@ -146,14 +157,6 @@ impl AsMut<[u8]> for SecretVec {
     }
 }
 
-impl PartialEq for SecretVec {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
-    }
-}
-
-impl Eq for SecretVec {}
-
 impl fmt::Debug for SecretVec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretVec({} bytes, redacted)", self.0.len())
@@ -191,7 +194,7 @@ mod tests {
         s.extend_from_slice(b"!");
         assert_eq!(&s[..], b"attack at dawn!");
         assert!(!format!("{s:?}").contains("attack"));
-        assert_eq!(s.clone().into_vec(), b"attack at dawn!");
+        assert_eq!(s.clone().into_unwiped_vec(), b"attack at dawn!");
         s.resize(3);
         assert_eq!(&s[..], b"att");
     }

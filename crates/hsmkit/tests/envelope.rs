@@ -625,6 +625,48 @@ fn data_key_cache_reuses_within_limits() {
     );
 }
 
+/// `seal_into` / `open_into` (the Python binding's path): the same envelopes as `seal` /
+/// `open` at every chunk boundary, for AES and RSA KEKs; a short or wrong-sized buffer is
+/// a typed error; a failed open leaves the buffer zeroed, with no verified prefix in it.
+#[test]
+fn seal_into_and_open_into_write_caller_buffers() {
+    let store = new_store();
+    for kek in [aes_kek(&store, "aes"), rsa_kek(&store, "rsa")] {
+        let sealer = small_sealer(kek.clone());
+        let opener = Opener::new(&kek);
+        for len in [0, 1, CS - 1, CS, CS + 1, 3 * CS, 3 * CS + 7] {
+            let pt = data(len);
+            let mut out = vec![0xEE; sealer.sealed_len(len).unwrap()];
+            let n = sealer.seal_into(&pt, &mut out).unwrap();
+            assert_eq!(n, out.len(), "sealed_len is exact ({}, {len})", kek.name());
+            assert_eq!(opener.plaintext_len(&out).unwrap(), len);
+            assert_eq!(&opener.open(&out).unwrap()[..], &pt[..]);
+            let mut back = vec![0xEE; len];
+            assert_eq!(opener.open_into(&out, &mut back).unwrap(), len);
+            assert_eq!(back, pt);
+            let mut short = vec![0; n - 1];
+            let e = sealer.seal_into(&pt, &mut short).unwrap_err();
+            assert_eq!(e.invalid_reason(), Some(hsmkit::InvalidReason::Length));
+            let mut wrong = vec![0; len + 1];
+            let e = opener.open_into(&out, &mut wrong).unwrap_err();
+            assert_eq!(e.invalid_reason(), Some(hsmkit::InvalidReason::Length));
+        }
+        // The last chunk tampered: the first two chunks verified and were written, and
+        // are wiped again before the error returns.
+        let pt = data(3 * CS);
+        let mut env = sealer.seal(&pt).unwrap();
+        let last = env.len() - 1;
+        env[last] ^= 1;
+        let mut out = vec![0xEE; 3 * CS];
+        assert_eq!(opener.open_into(&env, &mut out).unwrap_err().kind(), ErrorKind::DecryptionFailed);
+        assert!(out.iter().all(|b| *b == 0), "a verified prefix was left in the buffer");
+    }
+    assert_eq!(
+        Opener::new(&store).plaintext_len(b"not an envelope").unwrap_err().kind(),
+        ErrorKind::DecryptionFailed
+    );
+}
+
 /// The opener's data-key cache: an envelope whose recipient entry was unwrapped before
 /// opens without the KEK (here disabled meanwhile, as documented) within the limits;
 /// the header is still checked; clones share the cache; the context still binds.
@@ -639,17 +681,22 @@ fn opener_data_key_cache_skips_the_kek_within_limits_and_still_checks_headers() 
         (0..5).map(|i| sealer.seal(format!("message {i}").as_bytes()).unwrap()).collect();
     let opener =
         store.opener().with_data_key_cache(CacheLimits::new(Duration::from_secs(600), 3, 1 << 20).unwrap());
-    let opens = |o: &Opener<'_>, i: usize| o.open(&envs[i]).map(|p| p.into_vec());
+    let opens = |o: &Opener<'_>, i: usize| o.open(&envs[i]).map(|p| p.into_unwiped_vec());
     assert_eq!(opens(&opener, 0).unwrap(), b"message 0");
     store.update_key("kek", 1, &KeyUpdate::enabled(false)).unwrap();
     assert_eq!(store.unseal(&envs[1], &ctx(&[])).unwrap_err().kind(), ErrorKind::PermissionDenied, "control");
     assert_eq!(opens(&opener, 1).unwrap(), b"message 1", "from the cache");
     // Another message id under the same recipient entry: the derived keys differ, the
     // commitment fails, whatever the cache holds.
+    // With the cache the header fails and the KEK is asked, which (disabled) refuses, as
+    // it would uncached: the cache changes no answer.
     let mut forged = envs[2].clone();
     forged[6] ^= 1;
-    assert_eq!(opener.open(&forged).unwrap_err().kind(), ErrorKind::DecryptionFailed);
-    // Three uses (the forgery counted): the entry is gone, the KEK is asked, and refuses.
+    assert_eq!(opener.open(&forged).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    assert_eq!(store.unseal(&forged, &ctx(&[])).unwrap_err().kind(), ErrorKind::PermissionDenied);
+    // The forgery was not counted: the third use opens; a fourth finds the entry gone,
+    // asks the KEK, and is refused.
+    assert_eq!(opens(&opener, 2).unwrap(), b"message 2");
     assert_eq!(opens(&opener, 2).unwrap_err().kind(), ErrorKind::PermissionDenied);
     assert_eq!(opens(&opener, 3).unwrap_err().kind(), ErrorKind::PermissionDenied, "never cached");
     store.update_key("kek", 1, &KeyUpdate::enabled(true)).unwrap();

@@ -15,9 +15,9 @@ use crate::error::{Error, Result};
 pub struct CacheLimits {
     /// Oldest a cached data key may be.
     pub max_age: Duration,
-    /// Most envelopes sealed under one data key (at most 2^32).
+    /// Most envelopes sealed (or opened) under one cached data key (at most 2^32).
     pub max_messages: u64,
-    /// Most plaintext bytes sealed under one data key.
+    /// Most plaintext bytes sealed (or opened) under one cached data key.
     pub max_bytes: u64,
 }
 
@@ -111,7 +111,9 @@ const OPEN_CACHE_ENTRIES: usize = 64;
 
 struct Unwrapped {
     recipient: RecipientInfo,
-    dek: Dek,
+    // Boxed: the entries move (retain, growth) and only a pointer may move with them, or a
+    // copy of the key would be left in the old slot.
+    dek: Box<Dek>,
     crypto: &'static dyn CryptoProvider,
     created: Instant,
     messages: u64,
@@ -121,8 +123,10 @@ struct Unwrapped {
 /// The unwrapped data keys of one opener (shared by its clones): an envelope whose
 /// recipient entry (KEK name, version, algorithm and wrapped bytes) matches one already
 /// unwrapped skips the KEK, as the AWS Encryption SDK's caching materials manager does
-/// for decryption. The header's commitment and tag are still checked with the cached
-/// key, so a cached entry opens nothing the KEK would not.
+/// for decryption. The header's commitment and tag are still checked with the cached key;
+/// a hit whose header fails falls back to the KEK, so the cache changes no answer the
+/// KEK would give while it still allows the unwrap (see `Opener::with_data_key_cache` for
+/// what a hit skips).
 #[derive(Clone)]
 pub(crate) struct UnwrapCache {
     limits: CacheLimits,
@@ -137,7 +141,7 @@ impl std::fmt::Debug for UnwrapCache {
 
 impl UnwrapCache {
     pub(crate) fn new(limits: CacheLimits) -> Self {
-        UnwrapCache { limits, entries: Arc::new(Mutex::new(Vec::new())) }
+        UnwrapCache { limits, entries: Arc::new(Mutex::new(Vec::with_capacity(OPEN_CACHE_ENTRIES))) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Unwrapped>> {
@@ -149,8 +153,8 @@ impl UnwrapCache {
         })
     }
 
-    /// The data key unwrapped earlier from exactly this entry, counted against the
-    /// limits for a message of `len` bytes; `None` if absent or used up.
+    /// The data key unwrapped earlier from exactly this entry, if it is still within the
+    /// limits for a message of `len` bytes. Not counted until [`used`](Self::used).
     pub(crate) fn get(
         &self,
         recipient: &RecipientInfo,
@@ -163,13 +167,21 @@ impl UnwrapCache {
                 && e.messages < limits.max_messages
                 && e.bytes < limits.max_bytes
         });
-        let e = entries.iter_mut().find(|e| e.recipient == *recipient)?;
+        let e = entries.iter().find(|e| e.recipient == *recipient)?;
         if e.bytes.saturating_add(len) > limits.max_bytes {
             return None;
         }
-        e.messages += 1;
-        e.bytes = e.bytes.saturating_add(len);
-        Some((e.dek.clone(), e.crypto))
+        Some((Dek::clone(&e.dek), e.crypto))
+    }
+
+    /// Counts a message of `len` bytes opened with the entry's key (after its header
+    /// verified).
+    pub(crate) fn used(&self, recipient: &RecipientInfo, len: u64) {
+        let mut entries = self.lock();
+        if let Some(e) = entries.iter_mut().find(|e| e.recipient == *recipient) {
+            e.messages = e.messages.saturating_add(1);
+            e.bytes = e.bytes.saturating_add(len);
+        }
     }
 
     /// Remembers `dek` as the key `recipient` unwraps to (after its header verified).
@@ -193,7 +205,7 @@ impl UnwrapCache {
         }
         entries.push(Unwrapped {
             recipient: recipient.clone(),
-            dek: dek.clone(),
+            dek: Box::new(dek.clone()),
             crypto,
             created: Instant::now(),
             messages: 1,

@@ -49,6 +49,49 @@ pub use seal::{Recipient, SealWriter, Sealer, hazmat};
 use crate::error::{Error, Result};
 use crate::store::Store;
 
+/// Bytes per read and write when sealing and opening files: few system calls, whole pages.
+pub(crate) const FILE_IO_BUFFER: usize = 1 << 20;
+
+/// A buffered writer whose buffer (plaintext) is wiped when dropped. Writes at least as
+/// large as the buffer go straight through.
+pub(crate) struct WipingBufWriter<W: Write> {
+    inner: W,
+    buf: crate::SecretVec,
+    cap: usize,
+}
+
+impl<W: Write> WipingBufWriter<W> {
+    pub(crate) fn new(inner: W, cap: usize) -> Self {
+        WipingBufWriter { inner, buf: crate::SecretVec::with_capacity(cap), cap }
+    }
+
+    fn flush_buf(&mut self) -> std::io::Result<()> {
+        if !self.buf.is_empty() {
+            self.inner.write_all(&self.buf)?;
+            self.buf.truncate(0);
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for WipingBufWriter<W> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.cap {
+            self.flush_buf()?;
+        }
+        if data.len() >= self.cap {
+            return self.inner.write(data);
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_buf()?;
+        self.inner.flush()
+    }
+}
+
 /// Writes `dst` through a temporary file in the same directory, renamed over `dst` only
 /// if `write` succeeds; on failure the temporary file is removed.
 pub(crate) fn write_atomically<T>(

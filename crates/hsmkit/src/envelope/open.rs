@@ -8,9 +8,9 @@ use std::path::Path;
 use super::cache::{CacheLimits, UnwrapCache};
 use super::format::{EncryptionContext, EnvelopeHeader, TAG_LEN};
 use super::keys::{Dek, MessageKeys, chunk_nonce};
-use super::write_atomically;
+use super::{FILE_IO_BUFFER, WipingBufWriter, write_atomically};
 use crate::crypto::CryptoProvider;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, InvalidReason, Result};
 use crate::key::Key;
 use crate::secret::SecretVec;
 use crate::store::Store;
@@ -72,10 +72,16 @@ impl<'a> Opener<'a> {
     /// Keeps the data keys this opener unwraps (at most 64, each within `limits`), so
     /// that opening many small envelopes sealed under one cached data key (see
     /// [`Sealer::with_data_key_cache`](super::Sealer::with_data_key_cache)) does not wait
-    /// on the backend each time. Applies to one-shot [`open`](Self::open); clones share
-    /// the cache. A recipient entry must match byte for byte, and the header's
-    /// commitment and tag are still checked. A cached key keeps opening its envelopes
-    /// until a limit is reached even if its KEK is disabled meanwhile.
+    /// on the backend each time. Applies to one-shot [`open`](Self::open) and
+    /// [`open_into`](Self::open_into); clones share the cache. A recipient entry must
+    /// match byte for byte, and the header's commitment and tag are still checked.
+    ///
+    /// Until a limit is reached, a cached key opens its envelopes **without asking the
+    /// KEK**: even if the KEK is disabled, loses `unwrapKey`, expires, is deleted or
+    /// purged, or its name and version come to mean another key. Hits are also faster
+    /// than misses, which tells a caller that times `open` whether an entry was used
+    /// recently. Give a cached opener only to callers entitled to everything it opened:
+    /// never share one across tenants or principals.
     pub fn with_data_key_cache(mut self, limits: CacheLimits) -> Self {
         self.cache = Some(UnwrapCache::new(limits));
         self
@@ -89,38 +95,55 @@ impl<'a> Opener<'a> {
 
     /// Opens a whole envelope. Nothing is returned unless every chunk verified.
     pub fn open(&self, envelope: &[u8]) -> Result<SecretVec> {
-        let mut input = envelope;
-        let header = EnvelopeHeader::read_from(&mut input).map_err(opaque)?;
-        // Straight from the envelope into the output, chunk by chunk.
-        let size = usize::try_from(header.chunk_size).map_err(|_| Error::DecryptionFailed)? + TAG_LEN;
-        let n = input.len().div_ceil(size).max(1);
-        let last = input
-            .len()
-            .checked_sub((n - 1) * size)
-            .filter(|l| *l >= TAG_LEN)
-            .ok_or(Error::DecryptionFailed)?;
-        if n > 1 && last == TAG_LEN {
-            return Err(Error::DecryptionFailed); // an empty final chunk after others
-        }
-        let last_index = u32::try_from(n - 1).map_err(|_| Error::DecryptionFailed)?;
-        let plaintext_len = input.len() - n * TAG_LEN;
-        let keys = self.unlock_cached(&header, u64::try_from(plaintext_len).unwrap_or(u64::MAX))?;
+        let layout = Layout::of(envelope)?;
         // One allocation at the final size; each chunk is zeroed and decrypted into it
         // while it is in cache (out of place where the provider can).
-        let mut out = SecretVec::with_capacity(plaintext_len);
-        for (index, chunk) in (0..=last_index).zip(input.chunks(size)) {
+        let mut out = SecretVec::with_capacity(layout.plaintext_len);
+        self.open_chunks(&layout, &mut out)?;
+        Ok(out)
+    }
+
+    /// The plaintext length of `envelope`, from its length and header alone (nothing is
+    /// unwrapped or verified): the size of the buffer [`open_into`](Self::open_into)
+    /// needs. A malformed envelope is [`Error::DecryptionFailed`].
+    pub fn plaintext_len(&self, envelope: &[u8]) -> Result<usize> {
+        Ok(Layout::of(envelope)?.plaintext_len)
+    }
+
+    /// Opens a whole envelope into `out`, which must be exactly
+    /// [`plaintext_len`](Self::plaintext_len) bytes; returns that length. On any error
+    /// `out` is zeroed: no verified prefix of the plaintext is left in it.
+    pub fn open_into(&self, envelope: &[u8], out: &mut [u8]) -> Result<usize> {
+        let layout = Layout::of(envelope)?;
+        if out.len() != layout.plaintext_len {
+            return Err(Error::invalid(
+                InvalidReason::Length,
+                format!("the output must be {} bytes, not {}", layout.plaintext_len, out.len()),
+            ));
+        }
+        let result = self.open_chunks(&layout, &mut SliceOut { buf: &mut *out, pos: 0 });
+        if let Err(e) = result {
+            crate::secret::wipe_slice(out);
+            return Err(e);
+        }
+        Ok(layout.plaintext_len)
+    }
+
+    /// Unlocks the header and decrypts each chunk into the slice `next(len)` gives.
+    fn open_chunks(&self, layout: &Layout<'_>, out: &mut dyn ChunkOut) -> Result<()> {
+        let keys =
+            self.unlock_cached(&layout.header, u64::try_from(layout.plaintext_len).unwrap_or(u64::MAX))?;
+        for (index, chunk) in (0..=layout.last_index).zip(layout.body.chunks(layout.chunk)) {
             let (ct, tag) = chunk
                 .len()
                 .checked_sub(TAG_LEN)
                 .and_then(|m| chunk.split_at_checked(m))
                 .ok_or(Error::DecryptionFailed)?;
             let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
-            let start = out.len();
-            out.resize(start + ct.len());
-            let dst = out.get_mut(start..).ok_or(Error::DecryptionFailed)?;
-            keys.body.open_to(&chunk_nonce(index, index == last_index), b"", ct, &tag, dst)?;
+            let dst = out.next(ct.len())?;
+            keys.body.open_to(&chunk_nonce(index, index == layout.last_index), b"", ct, &tag, dst)?;
         }
-        Ok(out)
+        Ok(())
     }
 
     /// A reader that yields the plaintext of the envelope read from `input`. It reads
@@ -166,7 +189,14 @@ impl<'a> Opener<'a> {
     pub fn open_file(&self, src: &Path, dst: &Path) -> Result<u64> {
         let input =
             std::fs::File::open(src).map_err(|e| Error::io(&format!("opening {}", src.display()), &e))?;
-        write_atomically(dst, |out| self.open_stream(std::io::BufReader::with_capacity(1 << 16, input), out))
+        // Ciphertext in 1 MiB reads; plaintext out in 1 MiB writes through a buffer that
+        // is wiped, not std's `BufWriter`.
+        write_atomically(dst, |out| {
+            let mut out = WipingBufWriter::new(out, FILE_IO_BUFFER);
+            let n = self.open_stream(std::io::BufReader::with_capacity(FILE_IO_BUFFER, input), &mut out)?;
+            out.flush().map_err(|e| Error::io("writing the plaintext", &e))?;
+            Ok(n)
+        })
     }
 
     /// Finds a recipient whose KEK the keyring holds, unwraps the data key and checks the
@@ -188,8 +218,13 @@ impl<'a> Opener<'a> {
         for r in &header.recipients {
             if let Some((dek, crypto)) = cache.get(r, len) {
                 let keys = MessageKeys::derive(crypto, &dek, &header.message_id)?;
-                keys.check_header(header)?;
-                return Ok(keys);
+                // A header that fails with the cached key falls through to the next
+                // recipient and then to the KEKs, as it would without the cache: a
+                // copied recipient entry must not turn away an envelope another opens.
+                if keys.check_header(header).is_ok() {
+                    cache.used(r, len);
+                    return Ok(keys);
+                }
             }
         }
         let unlocked = unlock_with(self.keyring, header)?;
@@ -197,6 +232,64 @@ impl<'a> Opener<'a> {
             cache.put(r, &unlocked.dek, unlocked.crypto, len);
         }
         Ok(unlocked.keys)
+    }
+}
+
+/// Where one-shot open puts each chunk's plaintext.
+trait ChunkOut {
+    /// The next `len` bytes of the output.
+    fn next(&mut self, len: usize) -> Result<&mut [u8]>;
+}
+
+// Grown a chunk at a time, so that each chunk is zeroed while it is in cache.
+impl ChunkOut for SecretVec {
+    fn next(&mut self, len: usize) -> Result<&mut [u8]> {
+        let start = self.len();
+        self.resize(start + len);
+        self.get_mut(start..).ok_or(Error::DecryptionFailed)
+    }
+}
+
+struct SliceOut<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl ChunkOut for SliceOut<'_> {
+    fn next(&mut self, len: usize) -> Result<&mut [u8]> {
+        let start = self.pos;
+        self.pos = start.saturating_add(len);
+        self.buf.get_mut(start..self.pos).ok_or(Error::DecryptionFailed)
+    }
+}
+
+/// Where a whole envelope's chunks are, from its length and header.
+struct Layout<'e> {
+    header: EnvelopeHeader,
+    body: &'e [u8],
+    /// Sealed chunk length: plaintext chunk size plus the tag.
+    chunk: usize,
+    last_index: u32,
+    plaintext_len: usize,
+}
+
+impl<'e> Layout<'e> {
+    fn of(envelope: &'e [u8]) -> Result<Self> {
+        let mut body = envelope;
+        let header = EnvelopeHeader::read_from(&mut body).map_err(opaque)?;
+        let chunk = usize::try_from(header.chunk_size).map_err(|_| Error::DecryptionFailed)? + TAG_LEN;
+        let n = body.len().div_ceil(chunk).max(1);
+        let last = body
+            .len()
+            .checked_sub((n - 1) * chunk)
+            .filter(|l| *l >= TAG_LEN)
+            .ok_or(Error::DecryptionFailed)?;
+        if n > 1 && last == TAG_LEN {
+            return Err(Error::DecryptionFailed); // an empty final chunk after others
+        }
+        let last_index = u32::try_from(n - 1).map_err(|_| Error::DecryptionFailed)?;
+        let plaintext_len = body.len() - n * TAG_LEN;
+        Ok(Layout { header, body, chunk, last_index, plaintext_len })
     }
 }
 

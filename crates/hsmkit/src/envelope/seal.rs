@@ -13,7 +13,7 @@ use super::format::{
     RecipientInfo, TAG_LEN, check_chunk_size, check_context,
 };
 use super::keys::{DEK_LEN, Dek, MessageKeys, chunk_nonce};
-use super::write_atomically;
+use super::{FILE_IO_BUFFER, write_atomically};
 use crate::algorithm::{Algorithm, KeyWrapAlgorithm};
 use crate::attributes::KeyOp;
 use crate::error::{Error, Result};
@@ -280,6 +280,57 @@ impl Sealer {
         Ok(out)
     }
 
+    /// Seals `plaintext` into `out`, which must hold at least
+    /// [`sealed_len`](Self::sealed_len) bytes; returns the envelope's length (the first
+    /// bytes of `out`). For callers that own the output's memory (the Python binding
+    /// writes straight into a `bytes` object). Uses the data-key cache, like
+    /// [`seal`](Self::seal).
+    pub fn seal_into(&self, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
+        let len = u64::try_from(plaintext.len()).unwrap_or(u64::MAX);
+        let (dek, recipients) = match &self.cache {
+            Some(cache) => cache.materials(len, || self.fresh_materials())?,
+            None => self.fresh_materials()?,
+        };
+        let mut message_id = [0u8; MESSAGE_ID_LEN];
+        self.crypto.fill_random(&mut message_id)?;
+        let (keys, header) = self.header_for(&dek, message_id, recipients)?;
+        let chunk = self.chunk_usize();
+        let n = plaintext.len().div_ceil(chunk).max(1);
+        let last_index = u32::try_from(n - 1).map_err(|_| {
+            Error::invalid(InvalidReason::Length, "plaintext too large for one envelope (2^32 chunks)")
+        })?;
+        let head = header.encode();
+        let total = head
+            .len()
+            .checked_add(plaintext.len())
+            .and_then(|t| t.checked_add(n.checked_mul(TAG_LEN)?))
+            .ok_or_else(|| Error::invalid(InvalidReason::Length, "plaintext too large"))?;
+        let have = out.len();
+        let out = out.get_mut(..total).ok_or_else(|| {
+            Error::invalid(InvalidReason::Length, format!("the output needs {total} bytes, not {have}"))
+        })?;
+        let too_small = || Error::invalid(InvalidReason::Length, "output shorter than the envelope");
+        out.get_mut(..head.len()).ok_or_else(too_small)?.copy_from_slice(&head);
+        let mut pos = head.len();
+        let mut pieces = plaintext.chunks(chunk);
+        for index in 0..=last_index {
+            let piece = pieces.next().unwrap_or_default();
+            let end = pos + piece.len();
+            // Copied into place and encrypted there while the chunk is in cache.
+            let body = out.get_mut(pos..end).ok_or_else(too_small)?;
+            body.copy_from_slice(piece);
+            match keys.body.seal_in_place(&chunk_nonce(index, index == last_index), b"", body) {
+                Ok(tag) => out.get_mut(end..end + TAG_LEN).ok_or_else(too_small)?.copy_from_slice(&tag),
+                Err(e) => {
+                    crate::secret::wipe_slice(out);
+                    return Err(e);
+                }
+            }
+            pos = end + TAG_LEN;
+        }
+        Ok(total)
+    }
+
     /// A writer that seals everything written to it into `output`; call
     /// [`SealWriter::finish`] at the end. The header is written at once.
     pub fn writer<W: Write>(&self, output: W) -> Result<SealWriter<W>> {
@@ -346,7 +397,14 @@ impl Sealer {
     pub fn seal_file(&self, src: &Path, dst: &Path) -> Result<u64> {
         let input =
             std::fs::File::open(src).map_err(|e| Error::io(&format!("opening {}", src.display()), &e))?;
-        write_atomically(dst, |out| self.seal_stream(std::io::BufReader::with_capacity(1 << 16, input), out))
+        // Read straight into the wiped chunk buffer (a `BufReader` would leave plaintext in
+        // a buffer freed unwiped); the ciphertext goes out in 1 MiB writes.
+        write_atomically(dst, |out| {
+            let mut out = std::io::BufWriter::with_capacity(FILE_IO_BUFFER, out);
+            let n = self.seal_stream(input, &mut out)?;
+            out.flush().map_err(|e| Error::io("writing the envelope", &e))?;
+            Ok(n)
+        })
     }
 
     fn chunk_usize(&self) -> usize {
@@ -454,8 +512,15 @@ impl<W: Write> SealWriter<W> {
                 }
             }
             let room = self.buf.get_mut(self.filled..self.chunk_size).unwrap_or_default();
+            let room_len = room.len();
             match input.read(room) {
                 Ok(0) => return Ok(()),
+                Ok(n) if n > room_len => {
+                    return Err(Error::io(
+                        "reading the plaintext",
+                        &std::io::Error::other("the reader claimed more bytes than it was given room for"),
+                    ));
+                }
                 Ok(n) => {
                     self.filled += n;
                     self.plaintext_len =
