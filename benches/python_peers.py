@@ -42,7 +42,7 @@ from aws_encryption_sdk.key_providers.raw import RawMasterKey
 from tink import aead, streaming_aead
 
 REPS = int(os.environ.get("PEER_REPS", "7"))
-FILE_REPS = int(os.environ.get("PEER_FILE_REPS", "5"))
+FILE_REPS = int(os.environ.get("PEER_FILE_REPS", "7"))
 ONE_SHOT = [("1 KiB", 1 << 10), ("64 KiB", 64 << 10), ("1 MiB", 1 << 20)]
 FILE_SIZE = 256 << 20
 

@@ -446,7 +446,8 @@ impl Store {
         if written == len {
             return Ok(out);
         }
-        // A wrapped key shorter than its bound: the envelope is a prefix.
+        // A wrapped key shorter than its bound (not for AES or RSA KEKs): the envelope is
+        // a prefix.
         Ok(PyBytes::new(py, out.as_bytes().get(..written).unwrap_or_default()))
     }
 
@@ -460,11 +461,12 @@ impl Store {
     ) -> PyResult<Bound<'py, PyBytes>> {
         let blob = DataArg::new(blob, "blob")?;
         let opener = self.store.opener().with_context(context(aad));
-        // Opened straight into the `bytes` object with the GIL released; on failure
-        // `open_into` zeroes it before it is freed.
-        let len = opener.plaintext_len(&blob)?;
-        Ok(PyBytes::new_with(py, len, |buf| {
-            py.detach(|| opener.open_into(&blob, buf)).map_err(|e| PyErr::from(PyError::from(e)))?;
+        // The header is unlocked and checked first, so that a forged or foreign envelope
+        // costs no allocation; then it is opened straight into the `bytes` object with the
+        // GIL released (on failure `open_into` zeroes it before it is freed).
+        let prepared = py.detach(|| opener.prepare(&blob))?;
+        Ok(PyBytes::new_with(py, prepared.plaintext_len(), |buf| {
+            py.detach(|| prepared.open_into(buf)).map_err(|e| PyErr::from(PyError::from(e)))?;
             Ok(())
         })?)
     }

@@ -186,9 +186,9 @@ fn data_keys_are_wiped() {
 }
 
 /// The opener's data-key cache moves its entries (growth, eviction): no move may leave a
-/// copy of a data key in freed memory. Six keys grow the cache twice; a used-up first
-/// entry makes the eviction shift the others down, which leaves the last key's old slot
-/// (the canary) past the end unless only pointers move.
+/// copy of a data key in freed memory. A used-up first entry of six makes the eviction
+/// shift the others down, which leaves the last key's old slot (the canary) past the end
+/// unless only pointers move.
 #[test]
 fn the_opener_cache_leaves_no_data_key_behind() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());

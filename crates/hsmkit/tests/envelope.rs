@@ -647,10 +647,22 @@ fn seal_into_and_open_into_write_caller_buffers() {
             let mut short = vec![0; n - 1];
             let e = sealer.seal_into(&pt, &mut short).unwrap_err();
             assert_eq!(e.invalid_reason(), Some(hsmkit::InvalidReason::Length));
-            let mut wrong = vec![0; len + 1];
+            let mut wrong = vec![0xEE; len + 1];
             let e = opener.open_into(&out, &mut wrong).unwrap_err();
             assert_eq!(e.invalid_reason(), Some(hsmkit::InvalidReason::Length));
+            assert!(wrong.iter().all(|b| *b == 0), "what the buffer held is wiped on every error");
+            // A longer buffer: the envelope is its prefix, the rest untouched.
+            let mut long = vec![0xEE; n + 9];
+            assert_eq!(sealer.seal_into(&pt, &mut long).unwrap(), n);
+            assert!(long[n..].iter().all(|b| *b == 0xEE));
+            assert_eq!(&opener.open(&long[..n]).unwrap()[..], &pt[..]);
         }
+        let mut held = vec![0xEE; 10];
+        assert_eq!(
+            opener.open_into(b"not an envelope", &mut held).unwrap_err().kind(),
+            ErrorKind::DecryptionFailed
+        );
+        assert!(held.iter().all(|b| *b == 0), "a malformed envelope wipes the buffer too");
         // The last chunk tampered: the first two chunks verified and were written, and
         // are wiped again before the error returns.
         let pt = data(3 * CS);

@@ -111,8 +111,8 @@ const OPEN_CACHE_ENTRIES: usize = 64;
 
 struct Unwrapped {
     recipient: RecipientInfo,
-    // Boxed: the entries move (retain, growth) and only a pointer may move with them, or a
-    // copy of the key would be left in the old slot.
+    // Boxed: the entries move (retain shifts them) and only a pointer may move with them,
+    // or a copy of the key would be left in the old slot.
     dek: Box<Dek>,
     crypto: &'static dyn CryptoProvider,
     created: Instant,
@@ -154,7 +154,9 @@ impl UnwrapCache {
     }
 
     /// The data key unwrapped earlier from exactly this entry, if it is still within the
-    /// limits for a message of `len` bytes. Not counted until [`used`](Self::used).
+    /// limits for a message of `len` bytes. The use is counted at once (so that threads
+    /// racing for the last use cannot all get it); [`refund`](Self::refund) takes it back
+    /// if the header then fails.
     pub(crate) fn get(
         &self,
         recipient: &RecipientInfo,
@@ -167,20 +169,22 @@ impl UnwrapCache {
                 && e.messages < limits.max_messages
                 && e.bytes < limits.max_bytes
         });
-        let e = entries.iter().find(|e| e.recipient == *recipient)?;
+        let e = entries.iter_mut().find(|e| e.recipient == *recipient)?;
         if e.bytes.saturating_add(len) > limits.max_bytes {
             return None;
         }
+        e.messages = e.messages.saturating_add(1);
+        e.bytes = e.bytes.saturating_add(len);
         Some((Dek::clone(&e.dek), e.crypto))
     }
 
-    /// Counts a message of `len` bytes opened with the entry's key (after its header
-    /// verified).
-    pub(crate) fn used(&self, recipient: &RecipientInfo, len: u64) {
+    /// Takes back a use [`get`](Self::get) counted for a message whose header then failed
+    /// (a forgery must not use up a key's budget).
+    pub(crate) fn refund(&self, recipient: &RecipientInfo, len: u64) {
         let mut entries = self.lock();
         if let Some(e) = entries.iter_mut().find(|e| e.recipient == *recipient) {
-            e.messages = e.messages.saturating_add(1);
-            e.bytes = e.bytes.saturating_add(len);
+            e.messages = e.messages.saturating_sub(1);
+            e.bytes = e.bytes.saturating_sub(len);
         }
     }
 

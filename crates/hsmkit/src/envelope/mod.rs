@@ -42,7 +42,7 @@ pub use format::{
     MAX_CONTEXT_BYTES, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_VALUE_LEN, MAX_RECIPIENTS,
     MAX_WRAPPED_LEN, MIN_CHUNK_SIZE, RecipientInfo, SUITE,
 };
-pub use open::{Keyring, OpenReader, Opener};
+pub use open::{Keyring, OpenReader, Opener, PreparedOpen};
 pub use rewrap::{RewrapMode, Rewrapper};
 pub use seal::{Recipient, SealWriter, Sealer, hazmat};
 
@@ -65,12 +65,16 @@ impl<W: Write> WipingBufWriter<W> {
         WipingBufWriter { inner, buf: crate::SecretVec::with_capacity(cap), cap }
     }
 
+    // On a failed write the buffer is dropped all the same: a retry must not write the
+    // bytes that did go out twice. (No flush on drop: `open_file` flushes explicitly and
+    // discards the file on any error.)
     fn flush_buf(&mut self) -> std::io::Result<()> {
-        if !self.buf.is_empty() {
-            self.inner.write_all(&self.buf)?;
-            self.buf.truncate(0);
+        if self.buf.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let result = self.inner.write_all(&self.buf);
+        self.buf.truncate(0);
+        result
     }
 }
 

@@ -95,55 +95,43 @@ impl<'a> Opener<'a> {
 
     /// Opens a whole envelope. Nothing is returned unless every chunk verified.
     pub fn open(&self, envelope: &[u8]) -> Result<SecretVec> {
-        let layout = Layout::of(envelope)?;
+        let prepared = self.prepare(envelope)?;
         // One allocation at the final size; each chunk is zeroed and decrypted into it
         // while it is in cache (out of place where the provider can).
-        let mut out = SecretVec::with_capacity(layout.plaintext_len);
-        self.open_chunks(&layout, &mut out)?;
+        let mut out = SecretVec::with_capacity(prepared.layout.plaintext_len);
+        prepared.decrypt(&mut out)?;
         Ok(out)
     }
 
     /// The plaintext length of `envelope`, from its length and header alone (nothing is
-    /// unwrapped or verified): the size of the buffer [`open_into`](Self::open_into)
-    /// needs. A malformed envelope is [`Error::DecryptionFailed`].
+    /// unwrapped or verified). A malformed envelope is [`Error::DecryptionFailed`].
     pub fn plaintext_len(&self, envelope: &[u8]) -> Result<usize> {
         Ok(Layout::of(envelope)?.plaintext_len)
     }
 
     /// Opens a whole envelope into `out`, which must be exactly
     /// [`plaintext_len`](Self::plaintext_len) bytes; returns that length. On any error
-    /// `out` is zeroed: no verified prefix of the plaintext is left in it.
+    /// `out` is zeroed: no verified prefix of the plaintext, and nothing it held before,
+    /// is left in it.
     pub fn open_into(&self, envelope: &[u8], out: &mut [u8]) -> Result<usize> {
-        let layout = Layout::of(envelope)?;
-        if out.len() != layout.plaintext_len {
-            return Err(Error::invalid(
-                InvalidReason::Length,
-                format!("the output must be {} bytes, not {}", layout.plaintext_len, out.len()),
-            ));
+        match self.prepare(envelope) {
+            Ok(prepared) => prepared.open_into(out),
+            Err(e) => {
+                crate::secret::wipe_slice(out);
+                Err(e)
+            }
         }
-        let result = self.open_chunks(&layout, &mut SliceOut { buf: &mut *out, pos: 0 });
-        if let Err(e) = result {
-            crate::secret::wipe_slice(out);
-            return Err(e);
-        }
-        Ok(layout.plaintext_len)
     }
 
-    /// Unlocks the header and decrypts each chunk into the slice `next(len)` gives.
-    fn open_chunks(&self, layout: &Layout<'_>, out: &mut dyn ChunkOut) -> Result<()> {
+    /// The first half of a one-shot open: parses the header, unwraps the data key and
+    /// checks the commitment and header tag, so that a caller can learn the plaintext's
+    /// length, and that the envelope is for it, before it allocates the output (the
+    /// Python binding creates the result `bytes` only then). Nothing is decrypted yet.
+    pub fn prepare<'e>(&self, envelope: &'e [u8]) -> Result<PreparedOpen<'e>> {
+        let layout = Layout::of(envelope)?;
         let keys =
             self.unlock_cached(&layout.header, u64::try_from(layout.plaintext_len).unwrap_or(u64::MAX))?;
-        for (index, chunk) in (0..=layout.last_index).zip(layout.body.chunks(layout.chunk)) {
-            let (ct, tag) = chunk
-                .len()
-                .checked_sub(TAG_LEN)
-                .and_then(|m| chunk.split_at_checked(m))
-                .ok_or(Error::DecryptionFailed)?;
-            let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
-            let dst = out.next(ct.len())?;
-            keys.body.open_to(&chunk_nonce(index, index == layout.last_index), b"", ct, &tag, dst)?;
-        }
-        Ok(())
+        Ok(PreparedOpen { layout, keys })
     }
 
     /// A reader that yields the plaintext of the envelope read from `input`. It reads
@@ -222,9 +210,9 @@ impl<'a> Opener<'a> {
                 // recipient and then to the KEKs, as it would without the cache: a
                 // copied recipient entry must not turn away an envelope another opens.
                 if keys.check_header(header).is_ok() {
-                    cache.used(r, len);
                     return Ok(keys);
                 }
+                cache.refund(r, len);
             }
         }
         let unlocked = unlock_with(self.keyring, header)?;
@@ -232,6 +220,64 @@ impl<'a> Opener<'a> {
             cache.put(r, &unlocked.dek, unlocked.crypto, len);
         }
         Ok(unlocked.keys)
+    }
+}
+
+/// An envelope whose header verified under its data key, ready to decrypt
+/// ([`Opener::prepare`]). Its chunks are still checked one by one as they are decrypted.
+pub struct PreparedOpen<'e> {
+    layout: Layout<'e>,
+    keys: MessageKeys,
+}
+
+impl fmt::Debug for PreparedOpen<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedOpen")
+            .field("plaintext_len", &self.layout.plaintext_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedOpen<'_> {
+    /// The plaintext's length.
+    pub fn plaintext_len(&self) -> usize {
+        self.layout.plaintext_len
+    }
+
+    /// Decrypts into `out`, which must be exactly [`plaintext_len`](Self::plaintext_len)
+    /// bytes; returns that length. On any error `out` is zeroed.
+    pub fn open_into(&self, out: &mut [u8]) -> Result<usize> {
+        let result = if out.len() == self.layout.plaintext_len {
+            self.decrypt(&mut SliceOut { buf: &mut *out, pos: 0 })
+        } else {
+            Err(Error::invalid(
+                InvalidReason::Length,
+                format!("the output must be {} bytes, not {}", self.layout.plaintext_len, out.len()),
+            ))
+        };
+        match result {
+            Ok(()) => Ok(self.layout.plaintext_len),
+            Err(e) => {
+                crate::secret::wipe_slice(out);
+                Err(e)
+            }
+        }
+    }
+
+    /// Decrypts each chunk into the slice `out.next(len)` gives.
+    fn decrypt(&self, out: &mut dyn ChunkOut) -> Result<()> {
+        let layout = &self.layout;
+        for (index, chunk) in (0..=layout.last_index).zip(layout.body.chunks(layout.chunk)) {
+            let (ct, tag) = chunk
+                .len()
+                .checked_sub(TAG_LEN)
+                .and_then(|m| chunk.split_at_checked(m))
+                .ok_or(Error::DecryptionFailed)?;
+            let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Error::DecryptionFailed)?;
+            let dst = out.next(ct.len())?;
+            self.keys.body.open_to(&chunk_nonce(index, index == layout.last_index), b"", ct, &tag, dst)?;
+        }
+        Ok(())
     }
 }
 

@@ -201,9 +201,11 @@ impl Sealer {
         &self.recipients
     }
 
-    /// The exact length of the envelope [`seal`](Self::seal) makes of `plaintext_len`
-    /// bytes, without wrapping anything (for callers that size a buffer first, as the C
-    /// ABI's two-call pattern does).
+    /// The length of the envelope [`seal`](Self::seal) makes of `plaintext_len` bytes,
+    /// without wrapping anything (for callers that size a buffer first, as the C ABI's
+    /// two-call pattern does). It counts each recipient's wrapped key at the backend's
+    /// bound (`Key::max_wrapped_len`), which AES key wrap and RSA-OAEP always meet: exact
+    /// for those, an upper bound in general.
     pub fn sealed_len(&self, plaintext_len: usize) -> Result<usize> {
         let recipients = self
             .recipients
@@ -282,10 +284,18 @@ impl Sealer {
 
     /// Seals `plaintext` into `out`, which must hold at least
     /// [`sealed_len`](Self::sealed_len) bytes; returns the envelope's length (the first
-    /// bytes of `out`). For callers that own the output's memory (the Python binding
+    /// bytes of `out`; the rest is left as it was). For callers that own the output's memory (the Python binding
     /// writes straight into a `bytes` object). Uses the data-key cache, like
     /// [`seal`](Self::seal).
     pub fn seal_into(&self, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
+        // Checked before any key is wrapped (or a cached one counted).
+        let bound = self.sealed_len(plaintext.len())?;
+        if out.len() < bound {
+            return Err(Error::invalid(
+                InvalidReason::Length,
+                format!("the output needs {bound} bytes, not {}", out.len()),
+            ));
+        }
         let len = u64::try_from(plaintext.len()).unwrap_or(u64::MAX);
         let (dek, recipients) = match &self.cache {
             Some(cache) => cache.materials(len, || self.fresh_materials())?,
