@@ -625,6 +625,24 @@ fn data_key_cache_reuses_within_limits() {
     );
 }
 
+/// One-shot and streaming open give the same answer for a malformed body: the key is
+/// looked for first (fuzz: a header naming a key the store lacks, body too short).
+#[test]
+fn a_malformed_body_gets_the_same_answer_one_shot_and_streaming() {
+    let (a, b) = (new_store(), new_store());
+    let env = small_sealer(aes_kek(&a, "elsewhere")).seal(&data(3 * CS)).unwrap();
+    let (header_len, _) = chunks(&env);
+    for cut in [header_len, header_len + 5, env.len() - 1] {
+        let bad = &env[..cut];
+        for (store, want) in [(&b, ErrorKind::NotFound), (&a, ErrorKind::DecryptionFailed)] {
+            let one_shot = Opener::new(store).open(bad).unwrap_err().kind();
+            let mut sink = Vec::new();
+            let streamed = Opener::new(store).open_stream(bad, &mut sink).unwrap_err().kind();
+            assert_eq!((one_shot, streamed), (want, want), "cut at {cut}");
+        }
+    }
+}
+
 /// `seal_into` / `open_into` (the Python binding's path): the same envelopes as `seal` /
 /// `open` at every chunk boundary, for AES and RSA KEKs; a short or wrong-sized buffer is
 /// a typed error; a failed open leaves the buffer zeroed, with no verified prefix in it.

@@ -128,10 +128,15 @@ impl<'a> Opener<'a> {
     /// length, and that the envelope is for it, before it allocates the output (the
     /// Python binding creates the result `bytes` only then). Nothing is decrypted yet.
     pub fn prepare<'e>(&self, envelope: &'e [u8]) -> Result<PreparedOpen<'e>> {
-        let layout = Layout::of(envelope)?;
-        let keys =
-            self.unlock_cached(&layout.header, u64::try_from(layout.plaintext_len).unwrap_or(u64::MAX))?;
-        Ok(PreparedOpen { layout, keys })
+        let (header, body) = Layout::header(envelope)?;
+        let shape = Layout::shape(&header, body);
+        // The key first, then the body's shape, as the streaming reader finds them: a
+        // malformed body is DecryptionFailed only where a KEK was found, NotFound (or
+        // PermissionDenied) otherwise, the same answer both ways.
+        let len = shape.as_ref().map_or(0, |s| s.2);
+        let keys = self.unlock_cached(&header, u64::try_from(len).unwrap_or(u64::MAX))?;
+        let (chunk, last_index, plaintext_len) = shape?;
+        Ok(PreparedOpen { layout: Layout { body, chunk, last_index, plaintext_len }, keys })
     }
 
     /// A reader that yields the plaintext of the envelope read from `input`. It reads
@@ -311,7 +316,6 @@ impl ChunkOut for SliceOut<'_> {
 
 /// Where a whole envelope's chunks are, from its length and header.
 struct Layout<'e> {
-    header: EnvelopeHeader,
     body: &'e [u8],
     /// Sealed chunk length: plaintext chunk size plus the tag.
     chunk: usize,
@@ -321,8 +325,20 @@ struct Layout<'e> {
 
 impl<'e> Layout<'e> {
     fn of(envelope: &'e [u8]) -> Result<Self> {
+        let (header, body) = Self::header(envelope)?;
+        let (chunk, last_index, plaintext_len) = Self::shape(&header, body)?;
+        Ok(Layout { body, chunk, last_index, plaintext_len })
+    }
+
+    /// The parsed header and the body after it.
+    fn header(envelope: &'e [u8]) -> Result<(EnvelopeHeader, &'e [u8])> {
         let mut body = envelope;
         let header = EnvelopeHeader::read_from(&mut body).map_err(opaque)?;
+        Ok((header, body))
+    }
+
+    /// Sealed chunk length, last chunk index and plaintext length of `body`.
+    fn shape(header: &EnvelopeHeader, body: &[u8]) -> Result<(usize, u32, usize)> {
         let chunk = usize::try_from(header.chunk_size).map_err(|_| Error::DecryptionFailed)? + TAG_LEN;
         let n = body.len().div_ceil(chunk).max(1);
         let last = body
@@ -334,8 +350,7 @@ impl<'e> Layout<'e> {
             return Err(Error::DecryptionFailed); // an empty final chunk after others
         }
         let last_index = u32::try_from(n - 1).map_err(|_| Error::DecryptionFailed)?;
-        let plaintext_len = body.len() - n * TAG_LEN;
-        Ok(Layout { header, body, chunk, last_index, plaintext_len })
+        Ok((chunk, last_index, body.len() - n * TAG_LEN))
     }
 }
 
