@@ -41,17 +41,6 @@ macro_rules! hkdf_extract {
     }};
 }
 
-macro_rules! hkdf_expand {
-    ($h:ty, $prk:expr, $info:expr, $okm:expr) => {
-        hkdf::Hkdf::<$h>::from_prk($prk)
-            .map_err(|_| {
-                Error::invalid(InvalidReason::Length, "HKDF pseudorandom key shorter than the hash")
-            })?
-            .expand_multi_info($info, $okm)
-            .map_err(|_| Error::invalid(InvalidReason::Length, "HKDF output longer than 255 hash lengths"))
-    };
-}
-
 // One `Hkdf` (its HMAC keyed once) for every output.
 macro_rules! hkdf_expand_each {
     ($h:ty, $prk:expr, $outputs:expr) => {{
@@ -95,12 +84,7 @@ impl CryptoProvider for RustCryptoProvider {
     }
 
     fn hkdf_expand(&self, hash: HashAlg, prk: &[u8], info: &[&[u8]], okm: &mut [u8]) -> Result<()> {
-        match hash {
-            HashAlg::Sha1 => hkdf_expand!(sha1::Sha1, prk, info, okm),
-            HashAlg::Sha256 => hkdf_expand!(sha2::Sha256, prk, info, okm),
-            HashAlg::Sha384 => hkdf_expand!(sha2::Sha384, prk, info, okm),
-            HashAlg::Sha512 => hkdf_expand!(sha2::Sha512, prk, info, okm),
-        }
+        self.hkdf_expand_each(hash, prk, &mut [HkdfOutput { info, okm }])
     }
 
     fn hkdf_expand_each(&self, hash: HashAlg, prk: &[u8], outputs: &mut [HkdfOutput<'_>]) -> Result<()> {

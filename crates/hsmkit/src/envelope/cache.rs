@@ -2,7 +2,7 @@
 //! (the AWS Encryption SDK's caching materials manager, for one sealer).
 
 use crate::error::InvalidReason;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::format::RecipientInfo;
@@ -48,6 +48,16 @@ struct Entry {
     bytes: u64,
 }
 
+/// A cache's lock. A poisoned lock only means another thread panicked mid-update: the
+/// cache starts afresh (empty) rather than trust what that thread left.
+fn lock_afresh<T: Default>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| {
+        let mut g = p.into_inner();
+        *g = T::default();
+        g
+    })
+}
+
 /// The cache of one sealer (shared by its clones).
 #[derive(Clone)]
 pub(crate) struct DataKeyCache {
@@ -77,12 +87,7 @@ impl DataKeyCache {
         if len > self.limits.max_bytes {
             return fresh();
         }
-        // A poisoned lock only means another thread panicked mid-update: start afresh.
-        let mut slot = self.entry.lock().unwrap_or_else(|p| {
-            let mut g = p.into_inner();
-            *g = None;
-            g
-        });
+        let mut slot = lock_afresh(&self.entry);
         if let Some(e) = slot.as_mut() {
             let usable = e.created.elapsed() < self.limits.max_age
                 && e.messages < self.limits.max_messages
@@ -144,13 +149,8 @@ impl UnwrapCache {
         UnwrapCache { limits, entries: Arc::new(Mutex::new(Vec::with_capacity(OPEN_CACHE_ENTRIES))) }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Unwrapped>> {
-        // A poisoned lock only means another thread panicked mid-update: start afresh.
-        self.entries.lock().unwrap_or_else(|p| {
-            let mut g = p.into_inner();
-            g.clear();
-            g
-        })
+    fn lock(&self) -> MutexGuard<'_, Vec<Unwrapped>> {
+        lock_afresh(&self.entries)
     }
 
     /// The data key unwrapped earlier from exactly this entry, if it is still within the

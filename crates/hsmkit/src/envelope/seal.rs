@@ -237,14 +237,21 @@ impl Sealer {
 
     /// Seals `plaintext` into a new envelope.
     pub fn seal(&self, plaintext: &[u8]) -> Result<Vec<u8>> {
-        let len = u64::try_from(plaintext.len()).unwrap_or(u64::MAX);
+        let (dek, recipients, message_id) = self.one_shot_materials(plaintext.len())?;
+        self.seal_with(&dek, message_id, recipients, plaintext)
+    }
+
+    /// A one-shot seal's data key (cached, if the sealer caches), recipient entries and a
+    /// fresh message id.
+    fn one_shot_materials(&self, len: usize) -> Result<(Dek, Vec<RecipientInfo>, [u8; MESSAGE_ID_LEN])> {
+        let len = u64::try_from(len).unwrap_or(u64::MAX);
         let (dek, recipients) = match &self.cache {
             Some(cache) => cache.materials(len, || self.fresh_materials())?,
             None => self.fresh_materials()?,
         };
         let mut message_id = [0u8; MESSAGE_ID_LEN];
         self.crypto.fill_random(&mut message_id)?;
-        self.seal_with(&dek, message_id, recipients, plaintext)
+        Ok((dek, recipients, message_id))
     }
 
     pub(crate) fn seal_with(
@@ -296,13 +303,7 @@ impl Sealer {
                 format!("the output needs {bound} bytes, not {}", out.len()),
             ));
         }
-        let len = u64::try_from(plaintext.len()).unwrap_or(u64::MAX);
-        let (dek, recipients) = match &self.cache {
-            Some(cache) => cache.materials(len, || self.fresh_materials())?,
-            None => self.fresh_materials()?,
-        };
-        let mut message_id = [0u8; MESSAGE_ID_LEN];
-        self.crypto.fill_random(&mut message_id)?;
+        let (dek, recipients, message_id) = self.one_shot_materials(plaintext.len())?;
         let (keys, header) = self.header_for(&dek, message_id, recipients)?;
         let chunk = self.chunk_usize();
         let n = plaintext.len().div_ceil(chunk).max(1);
