@@ -2,12 +2,12 @@
 """An independent reader of the hsmkit envelope format, written from
 docs/envelope-format.md with pyca/cryptography only (no hsmkit code).
 
-It opens every frozen vector in tests/vectors/envelope/v1.json with every recipient's
-KEK, checks the commitment and header tag, and compares the plaintext; then checks that
-a flipped byte anywhere and a dropped final chunk are rejected. Exit status 0 only if all
-of that holds.
+It opens every frozen vector in tests/vectors/envelope/v1.json (suite 1) and
+v1-suite2.json (suite 2) with every recipient's KEK, checks the commitment and header
+tag, and compares the plaintext; then checks that a flipped byte anywhere and a dropped
+final chunk are rejected. Exit status 0 only if all of that holds.
 
-    python3 tests/interop/envelope_pyca.py [VECTORS.json]
+    python3 tests/interop/envelope_pyca.py [VECTORS.json ...]
 """
 import json
 import struct
@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.hmac import HMAC
 from cryptography.hazmat.primitives.keywrap import aes_key_unwrap, aes_key_unwrap_with_padding
 
-SUITE = 1
+# Suite byte -> the key schedule's hash (docs/envelope-format.md, "Suites").
+SUITES = {1: hashes.SHA512, 2: hashes.SHA256}
 
 
 class Reject(Exception):
@@ -49,14 +50,14 @@ class Reader:
         return struct.unpack(">I", self.take(4))[0]
 
 
-def hkdf_sha512(salt, ikm, info, length):
+def hkdf(hash_cls, salt, ikm, info, length):
     # RFC 5869 written out, so that the schedule is checked step by step.
-    h = HMAC(salt, hashes.SHA512())
+    h = HMAC(salt, hash_cls())
     h.update(ikm)
     prk = h.finalize()
     out, t, i = b"", b"", 1
     while len(out) < length:
-        h = HMAC(prk, hashes.SHA512())
+        h = HMAC(prk, hash_cls())
         h.update(t + info + bytes([i]))
         t = h.finalize()
         out += t
@@ -66,8 +67,11 @@ def hkdf_sha512(salt, ikm, info, length):
 
 def parse_header(data):
     r = Reader(data)
-    if r.take(4) != b"HKEV" or r.u8() != 1 or r.u8() != SUITE:
-        raise Reject("magic/version/suite")
+    if r.take(4) != b"HKEV" or r.u8() != 1:
+        raise Reject("magic/version")
+    suite = r.u8()
+    if suite not in SUITES:
+        raise Reject("suite")
     message_id = r.take(32)
     chunk_size = r.u32()
     if not 256 <= chunk_size <= 1 << 24:
@@ -91,6 +95,7 @@ def parse_header(data):
     authenticated = data[: r.pos]
     tag = r.take(16)
     return dict(
+        suite=suite,
         message_id=message_id,
         chunk_size=chunk_size,
         context=context,
@@ -128,11 +133,11 @@ def open_envelope(data, keks, context):
         break
     else:
         raise Reject("no recipient")
-    s = bytes([SUITE])
+    s, hash_cls = bytes([h["suite"]]), SUITES[h["suite"]]
     mid = h["message_id"]
-    commitment = hkdf_sha512(mid, dek, b"hsmkit-envelope/1 commitment" + s, 32)
-    header_key = hkdf_sha512(mid, dek, b"hsmkit-envelope/1 header" + s, 32)
-    body_key = hkdf_sha512(mid, dek, b"hsmkit-envelope/1 body" + s, 32)
+    commitment = hkdf(hash_cls, mid, dek, b"hsmkit-envelope/1 commitment" + s, 32)
+    header_key = hkdf(hash_cls, mid, dek, b"hsmkit-envelope/1 header" + s, 32)
+    body_key = hkdf(hash_cls, mid, dek, b"hsmkit-envelope/1 body" + s, 32)
     if commitment != h["commitment"]:
         raise Reject("commitment")
     try:
@@ -157,8 +162,15 @@ def open_envelope(data, keks, context):
 
 
 def main():
-    path = Path(sys.argv[1] if len(sys.argv) > 1 else Path(__file__).parents[1] / "vectors/envelope/v1.json")
+    here = Path(__file__).parents[1] / "vectors/envelope"
+    paths = [Path(p) for p in sys.argv[1:]] or [here / "v1.json", here / "v1-suite2.json"]
+    for path in paths:
+        check_file(path)
+
+
+def check_file(path):
     doc = json.loads(path.read_text())
+    want_suite = doc.get("suite", 1)
     keks = {}
     for k in doc["keks"]:
         if k["type"] == "aes":
@@ -169,6 +181,7 @@ def main():
     for v in doc["vectors"]:
         env = bytes.fromhex(v["envelope_hex"])
         want = bytes.fromhex(v["plaintext_hex"])
+        assert parse_header(env)["suite"] == want_suite, "%s: suite" % v["name"]
         for r in v["recipients"]:
             one = {(r["name"], r["version"]): keks[(r["name"], r["version"])]}
             got = open_envelope(env, one, v["context"])
@@ -187,7 +200,11 @@ def main():
                 rejected += 1
                 continue
             raise AssertionError("%s: a tampered envelope opened" % v["name"])
-    print("pyca/cryptography opened %d vector/recipient pairs and rejected %d tampered envelopes" % (opened, rejected))
+    print(
+        "%s (suite %d): pyca/cryptography opened %d vector/recipient pairs and rejected %d tampered envelopes"
+        % (path.name, want_suite, opened, rejected)
+    )
+    assert opened == 7 and rejected > 0
 
 
 if __name__ == "__main__":

@@ -121,6 +121,25 @@ impl Aes256GcmKey for RustCryptoGcmKey {
             .map_err(|_| Error::invalid(InvalidReason::Length, "input too long for AES-GCM"))
     }
 
+    fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out_and_tag: &mut [u8],
+    ) -> Result<()> {
+        // Out of place: one pass, no copy first.
+        let (out, tag_out) = hsmkit::crypto::split_for_tag(plaintext.len(), out_and_tag)?;
+        let buf = InOutBuf::new(plaintext, out)
+            .map_err(|_| Error::invalid(InvalidReason::Length, "AES-GCM output length"))?;
+        let tag = self
+            .0
+            .encrypt_inout_detached(&Nonce::from(*nonce), aad, buf)
+            .map_err(|_| Error::invalid(InvalidReason::Length, "input too long for AES-GCM"))?;
+        tag_out.copy_from_slice(&tag);
+        Ok(())
+    }
+
     fn open_in_place(
         &self,
         nonce: &[u8; NONCE_LEN],

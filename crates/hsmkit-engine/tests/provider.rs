@@ -125,3 +125,38 @@ fn expand_each_equals_one_expand_per_output() {
         }
     }
 }
+
+/// `seal_to` (out of place: AWS-LC's scatter seal, RustCrypto's in-out buffer) gives the
+/// ciphertext and tag that `seal_in_place` gives, on both providers; the output must be
+/// exactly the plaintext and a tag.
+#[test]
+fn seal_to_equals_seal_in_place() {
+    let key = [0x42u8; 32];
+    let nonce = [7u8; 12];
+    for len in [0usize, 1, 15, 16, 17, 1000, 65_536 + 3] {
+        let pt: Vec<u8> = (0..len).map(|i| u8::try_from(i % 253).unwrap()).collect();
+        let mut reference: Option<Vec<u8>> = None;
+        for p in providers() {
+            let k = p.aes_256_gcm(&key).unwrap();
+            let mut in_place = pt.clone();
+            let tag = k.seal_in_place(&nonce, b"aad", &mut in_place).unwrap();
+            in_place.extend_from_slice(&tag);
+            let mut out = vec![0u8; len + 16];
+            k.seal_to(&nonce, b"aad", &pt, &mut out).unwrap();
+            assert_eq!(out, in_place, "{} {len}", p.name());
+            let (ct, tag) = out.split_at_mut(len);
+            k.open_in_place(&nonce, b"aad", ct, &(*tag).try_into().unwrap()).unwrap();
+            assert_eq!(ct, &pt[..], "{} {len}", p.name());
+            match &reference {
+                None => reference = Some(in_place),
+                Some(r) => assert_eq!(&in_place, r, "{} {len}", p.name()),
+            }
+            for wrong in [len + 15, len + 17] {
+                let mut out = vec![0u8; wrong];
+                let e = k.seal_to(&nonce, b"aad", &pt, &mut out).unwrap_err();
+                assert_eq!(e.kind(), hsmkit::ErrorKind::InvalidInput, "{} {len}", p.name());
+                assert!(out.iter().all(|&b| b == 0), "nothing written on a length error");
+            }
+        }
+    }
+}

@@ -13,7 +13,7 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 use crate::algorithm::HashAlg;
-use crate::error::{Error, Result};
+use crate::error::{Error, InvalidReason, Result};
 
 /// AES-256-GCM nonce length.
 pub const NONCE_LEN: usize = 12;
@@ -107,6 +107,31 @@ pub trait Aes256GcmKey: Send + Sync {
         tag: &[u8; TAG_LEN],
     ) -> Result<()>;
 
+    /// Encrypts `plaintext` into `out_and_tag` (its length plus [`TAG_LEN`]): the
+    /// ciphertext, then the tag. Engines override this to encrypt out of place, in one
+    /// pass; the default copies and encrypts in place.
+    fn seal_to(
+        &self,
+        nonce: &[u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out_and_tag: &mut [u8],
+    ) -> Result<()> {
+        let (out, tag_out) = split_for_tag(plaintext.len(), out_and_tag)?;
+        out.copy_from_slice(plaintext);
+        match self.seal_in_place(nonce, aad, out) {
+            Ok(tag) => {
+                tag_out.copy_from_slice(&tag);
+                Ok(())
+            }
+            Err(e) => {
+                // `out` may still hold plaintext.
+                crate::secret::wipe_slice(out);
+                Err(e)
+            }
+        }
+    }
+
     /// Decrypts `ciphertext` into `out` (same length) if `tag` verifies.
     fn open_to(
         &self,
@@ -120,4 +145,16 @@ pub trait Aes256GcmKey: Send + Sync {
         out.copy_from_slice(ciphertext);
         self.open_in_place(nonce, aad, out, tag)
     }
+}
+
+/// `out_and_tag` cut into the ciphertext (`len` bytes) and the tag, or an error if it is
+/// not exactly `len` + [`TAG_LEN`] bytes (for engines' [`Aes256GcmKey::seal_to`]).
+pub fn split_for_tag(len: usize, out_and_tag: &mut [u8]) -> Result<(&mut [u8], &mut [u8; TAG_LEN])> {
+    let bad =
+        || Error::invalid(InvalidReason::Length, "the output must be the plaintext's length plus the tag");
+    if len.checked_add(TAG_LEN) != Some(out_and_tag.len()) {
+        return Err(bad());
+    }
+    let (out, tag) = out_and_tag.split_at_mut_checked(len).ok_or_else(bad)?;
+    Ok((out, tag.try_into().map_err(|_| bad())?))
 }

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use hsmkit::envelope::{
-    CacheLimits, EncryptionContext, EnvelopeHeader, Opener, Recipient, RewrapMode, Rewrapper, Sealer, hazmat,
+    CacheLimits, EncryptionContext, EnvelopeHeader, Opener, Recipient, RewrapMode, Rewrapper, Sealer, Suite,
+    hazmat,
 };
 use hsmkit::{
     ErrorKind, Key, KeyAttributes, KeyMaterial, KeyOp, KeySpec, KeyUpdate, KeyWrapAlgorithm as W, Store,
@@ -67,7 +68,15 @@ fn assert_fails(store: &Store, env: &[u8], what: &str) {
 
 #[test]
 fn frozen_vectors_open_and_reproduce() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/vectors/envelope/v1.json");
+    for (file, suite) in
+        [("v1.json", Suite::Aes256GcmHkdfSha512), ("v1-suite2.json", Suite::Aes256GcmHkdfSha256)]
+    {
+        frozen_vectors_in(file, suite);
+    }
+}
+
+fn frozen_vectors_in(file: &str, suite: Suite) {
+    let path = format!("{}/../../tests/vectors/envelope/{file}", env!("CARGO_MANIFEST_DIR"));
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let store = new_store();
     let ops = KeyAttributes::with_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]);
@@ -89,6 +98,7 @@ fn frozen_vectors_open_and_reproduce() {
     for v in vectors {
         let name = v["name"].as_str().unwrap();
         let env = hex::decode(v["envelope_hex"].as_str().unwrap()).unwrap();
+        assert_eq!(EnvelopeHeader::parse(&env).unwrap().suite(), suite, "{file} {name}");
         let want = hex::decode(v["plaintext_hex"].as_str().unwrap()).unwrap();
         let context: EncryptionContext = serde_json::from_value(v["context"].clone()).unwrap();
         let mut recipients = Vec::new();
@@ -111,16 +121,47 @@ fn frozen_vectors_open_and_reproduce() {
                 .with_context(context)
                 .unwrap()
                 .with_chunk_size(u32::try_from(v["chunk_size"].as_u64().unwrap()).unwrap())
-                .unwrap();
+                .unwrap()
+                .with_suite(suite);
             let dek: [u8; 32] = hex::decode(v["data_key_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
             let id: [u8; 32] =
                 hex::decode(v["message_id_hex"].as_str().unwrap()).unwrap().try_into().unwrap();
             let again = hazmat::seal_with_fixed_secrets(&sealer, &dek, &id, &want).unwrap();
-            assert_eq!(hex::encode(again), hex::encode(&env), "{name}: sealing again differs");
+            assert_eq!(hex::encode(again), hex::encode(&env), "{file} {name}: sealing again differs");
             reproduced += 1;
         }
     }
     assert_eq!(reproduced, 4);
+}
+
+#[test]
+fn both_suites_seal_open_and_rewrap_and_the_suite_byte_is_bound() {
+    let store = new_store();
+    let kek = aes_kek(&store, "kek");
+    let pt = data(3 * CS + 11);
+    assert_eq!(small_sealer(kek.clone()).suite(), Suite::DEFAULT);
+    for (suite, id, other) in [(Suite::Aes256GcmHkdfSha512, 1u8, 2u8), (Suite::Aes256GcmHkdfSha256, 2, 1)] {
+        let env = small_sealer(kek.clone()).with_suite(suite).seal(&pt).unwrap();
+        assert_eq!((env[5], EnvelopeHeader::parse(&env).unwrap().suite()), (id, suite));
+        assert_eq!(&Opener::new(&store).open(&env).unwrap()[..], &pt[..]);
+        // The other suite's byte: another key schedule, and the header tag covers it.
+        let mut swapped = env.clone();
+        swapped[5] = other;
+        assert_fails(&store, &swapped, "suite byte swapped");
+        // Rewrap keeps the suite (the body's keys depend on it).
+        let rewrapped = Rewrapper::new(&store, [Recipient::new(kek.clone()).unwrap()], RewrapMode::Replace)
+            .unwrap()
+            .rewrap(&env)
+            .unwrap();
+        assert_eq!(EnvelopeHeader::parse(&rewrapped).unwrap().suite(), suite);
+        assert_eq!(&Opener::new(&store).open(&rewrapped).unwrap()[..], &pt[..]);
+    }
+    // A suite this build does not know: the one opaque error, and a precise parse error.
+    let mut unknown = small_sealer(kek).seal(&pt).unwrap();
+    unknown[5] = 3;
+    assert_fails(&store, &unknown, "suite 3");
+    let e = EnvelopeHeader::parse(&unknown).unwrap_err();
+    assert!(e.to_string().contains("suite 3 is not supported"), "{e}");
 }
 
 // ---------------------------------------------------------------- round trips

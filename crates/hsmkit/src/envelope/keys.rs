@@ -4,8 +4,7 @@
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-use super::format::{COMMITMENT_LEN, EnvelopeHeader, MESSAGE_ID_LEN, SUITE, TAG_LEN};
-use crate::algorithm::HashAlg;
+use super::format::{COMMITMENT_LEN, EnvelopeHeader, MESSAGE_ID_LEN, Suite, TAG_LEN};
 use crate::crypto::{Aes256GcmKey, CryptoProvider, HkdfOutput, NONCE_LEN};
 use crate::error::{Error, Result};
 
@@ -44,21 +43,24 @@ pub(crate) struct MessageKeys {
 impl MessageKeys {
     pub(crate) fn derive(
         crypto: &dyn CryptoProvider,
+        suite: Suite,
         dek: &Dek,
         message_id: &[u8; MESSAGE_ID_LEN],
     ) -> Result<Self> {
-        let prk = crypto.hkdf_extract(HashAlg::Sha512, message_id, dek.0.as_slice())?;
+        let hash = suite.kdf_hash();
+        let id = [suite.id()];
+        let prk = crypto.hkdf_extract(hash, message_id, dek.0.as_slice())?;
         let mut commitment = [0u8; COMMITMENT_LEN];
         let mut header_key = Zeroizing::new([0u8; 32]);
         let mut body_key = Zeroizing::new([0u8; 32]);
         // One keyed HMAC for the three labels (docs/envelope-format.md, "Key schedule").
         crypto.hkdf_expand_each(
-            HashAlg::Sha512,
+            hash,
             &prk,
             &mut [
-                HkdfOutput { info: &[b"hsmkit-envelope/1 commitment", &[SUITE]], okm: &mut commitment },
-                HkdfOutput { info: &[b"hsmkit-envelope/1 header", &[SUITE]], okm: header_key.as_mut_slice() },
-                HkdfOutput { info: &[b"hsmkit-envelope/1 body", &[SUITE]], okm: body_key.as_mut_slice() },
+                HkdfOutput { info: &[b"hsmkit-envelope/1 commitment", &id], okm: &mut commitment },
+                HkdfOutput { info: &[b"hsmkit-envelope/1 header", &id], okm: header_key.as_mut_slice() },
+                HkdfOutput { info: &[b"hsmkit-envelope/1 body", &id], okm: body_key.as_mut_slice() },
             ],
         )?;
         let header = crypto.aes_256_gcm(&header_key)?;

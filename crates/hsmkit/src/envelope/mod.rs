@@ -4,7 +4,7 @@
 //! The format is specified in `docs/envelope-format.md`: a versioned header naming each
 //! KEK (name + version) and holding its wrapped data key, the encryption context, a key
 //! commitment and a header tag; then chunks of AES-256-GCM under keys derived with
-//! HKDF-SHA-512 from the data key and a random message id, each bound to its index and a
+//! HKDF (SHA-256 in the default suite) from the data key and a random message id, each bound to its index and a
 //! final flag. Truncation, reordering, duplication, splicing and every bit flip fail with
 //! the one [`Error::DecryptionFailed`].
 //!
@@ -40,7 +40,7 @@ pub use cache::CacheLimits;
 pub use format::{
     DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE,
     MAX_CONTEXT_BYTES, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_VALUE_LEN, MAX_RECIPIENTS,
-    MAX_WRAPPED_LEN, MIN_CHUNK_SIZE, RecipientInfo, SUITE,
+    MAX_WRAPPED_LEN, MIN_CHUNK_SIZE, RecipientInfo, Suite,
 };
 pub use open::{Keyring, OpenReader, Opener, PreparedOpen};
 pub use rewrap::{RewrapMode, Rewrapper};

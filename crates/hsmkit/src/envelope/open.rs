@@ -210,7 +210,7 @@ impl<'a> Opener<'a> {
         }
         for r in &header.recipients {
             if let Some((dek, crypto)) = cache.get(r, len) {
-                let keys = MessageKeys::derive(crypto, &dek, &header.message_id)?;
+                let keys = MessageKeys::derive(crypto, header.suite, &dek, &header.message_id)?;
                 // A header that fails with the cached key falls through to the next
                 // recipient and then to the KEKs, as it would without the cache: a
                 // copied recipient entry must not turn away an envelope another opens.
@@ -363,7 +363,7 @@ pub(crate) fn unlock_with(keyring: &dyn Keyring, header: &EnvelopeHeader) -> Res
             let dek = key.unwrap_key(r.algorithm, &r.wrapped).map_err(opaque)?;
             let dek = Dek::from_unwrapped(&dek)?;
             let crypto = key.crypto();
-            let keys = MessageKeys::derive(crypto, &dek, &header.message_id)?;
+            let keys = MessageKeys::derive(crypto, header.suite, &dek, &header.message_id)?;
             keys.check_header(header)?;
             Ok(Unlocked { dek, keys, recipient: index, crypto })
         });

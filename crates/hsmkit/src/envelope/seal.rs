@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use super::cache::{CacheLimits, DataKeyCache};
 use super::format::{
     COMMITMENT_LEN, DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, MAX_RECIPIENTS, MESSAGE_ID_LEN,
-    RecipientInfo, TAG_LEN, check_chunk_size, check_context,
+    RecipientInfo, Suite, TAG_LEN, check_chunk_size, check_context,
 };
 use super::keys::{DEK_LEN, Dek, MessageKeys, chunk_nonce};
 use super::{FILE_IO_BUFFER, write_atomically};
@@ -142,6 +142,7 @@ pub struct Sealer {
     recipients: Vec<Recipient>,
     context: EncryptionContext,
     chunk_size: u32,
+    suite: Suite,
     cache: Option<DataKeyCache>,
     crypto: &'static dyn crate::crypto::CryptoProvider,
 }
@@ -161,6 +162,7 @@ impl Sealer {
             recipients,
             context: EncryptionContext::new(),
             chunk_size: DEFAULT_CHUNK_SIZE,
+            suite: Suite::DEFAULT,
             cache: None,
         })
     }
@@ -184,6 +186,18 @@ impl Sealer {
         check_chunk_size(chunk_size)?;
         self.chunk_size = chunk_size;
         Ok(self)
+    }
+
+    /// Writes envelopes of this suite (default [`Suite::DEFAULT`]); for readers that
+    /// know only an older one (hsmkit before suite 2 reads only suite 1).
+    pub fn with_suite(mut self, suite: Suite) -> Self {
+        self.suite = suite;
+        self
+    }
+
+    /// The suite this sealer writes.
+    pub fn suite(&self) -> Suite {
+        self.suite
     }
 
     /// Reuses one data key for many one-shot [`Sealer::seal`] calls within `limits`, so
@@ -220,6 +234,7 @@ impl Sealer {
             })
             .collect::<Result<Vec<_>>>()?;
         let header = EnvelopeHeader {
+            suite: self.suite,
             message_id: [0; MESSAGE_ID_LEN],
             chunk_size: self.chunk_size,
             context: self.context.clone(),
@@ -261,38 +276,22 @@ impl Sealer {
         recipients: Vec<RecipientInfo>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>> {
-        // Straight into the output: no chunk buffer, one pass over the data.
         let (keys, header) = self.header_for(dek, message_id, recipients)?;
-        let chunk = self.chunk_usize();
-        let n = plaintext.len().div_ceil(chunk).max(1);
-        let last_index = u32::try_from(n - 1).map_err(|_| {
-            Error::invalid(InvalidReason::Length, "plaintext too large for one envelope (2^32 chunks)")
-        })?;
-        let mut out = header.encode();
-        out.reserve_exact(plaintext.len().saturating_add(n.saturating_mul(TAG_LEN)));
-        let mut pieces = plaintext.chunks(chunk);
-        for index in 0..=last_index {
-            let piece = pieces.next().unwrap_or_default();
-            // Copied into place and encrypted there while the chunk is in cache.
-            let start = out.len();
-            out.extend_from_slice(piece);
-            let body = out.get_mut(start..).unwrap_or_default();
-            match keys.body.seal_in_place(&chunk_nonce(index, index == last_index), b"", body) {
-                Ok(tag) => out.extend_from_slice(&tag),
-                Err(e) => {
-                    // The chunk may still be plaintext: wipe before the buffer is freed.
-                    crate::secret::wipe(&mut out);
-                    return Err(e);
-                }
-            }
-        }
+        let head = header.encode();
+        let total = self.envelope_len(head.len(), plaintext.len())?;
+        // Allocated once at its final size; zeroed because safe Rust cannot hand the
+        // engine uninitialised memory (a `calloc`, free for fresh pages). The engine then
+        // encrypts each chunk straight into it: one pass over the data.
+        let mut out = vec![0u8; total];
+        self.write_envelope(&keys, &head, plaintext, &mut out)?;
         Ok(out)
     }
 
     /// Seals `plaintext` into `out`, which must hold at least
     /// [`sealed_len`](Self::sealed_len) bytes; returns the envelope's length (the first
-    /// bytes of `out`; the rest is left as it was). For callers that own the output's memory (the Python binding
-    /// writes straight into a `bytes` object). Uses the data-key cache, like
+    /// bytes of `out`; the rest is left as it was). For callers that own the output's
+    /// memory (the Python binding writes straight into a `bytes` object; a caller that
+    /// reuses one buffer pays no allocation and no zeroing). Uses the data-key cache, like
     /// [`seal`](Self::seal).
     pub fn seal_into(&self, plaintext: &[u8], out: &mut [u8]) -> Result<usize> {
         // Checked before any key is wrapped (or a cached one counted).
@@ -305,41 +304,51 @@ impl Sealer {
         }
         let (dek, recipients, message_id) = self.one_shot_materials(plaintext.len())?;
         let (keys, header) = self.header_for(&dek, message_id, recipients)?;
+        let head = header.encode();
+        let total = self.envelope_len(head.len(), plaintext.len())?;
+        let have = out.len();
+        let out = out.get_mut(..total).ok_or_else(|| {
+            Error::invalid(InvalidReason::Length, format!("the output needs {total} bytes, not {have}"))
+        })?;
+        self.write_envelope(&keys, &head, plaintext, out)?;
+        Ok(total)
+    }
+
+    /// The length of an envelope with this header length and plaintext length.
+    fn envelope_len(&self, head_len: usize, plaintext_len: usize) -> Result<usize> {
+        let chunks = plaintext_len.div_ceil(self.chunk_usize()).max(1);
+        head_len
+            .checked_add(plaintext_len)
+            .and_then(|t| t.checked_add(chunks.checked_mul(TAG_LEN)?))
+            .ok_or_else(|| Error::invalid(InvalidReason::Length, "plaintext too large"))
+    }
+
+    /// Writes the header and then each chunk, encrypted by the engine straight from
+    /// `plaintext` into `out` (exactly [`envelope_len`](Self::envelope_len) bytes).
+    fn write_envelope(
+        &self,
+        keys: &MessageKeys,
+        head: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<()> {
         let chunk = self.chunk_usize();
         let n = plaintext.len().div_ceil(chunk).max(1);
         let last_index = u32::try_from(n - 1).map_err(|_| {
             Error::invalid(InvalidReason::Length, "plaintext too large for one envelope (2^32 chunks)")
         })?;
-        let head = header.encode();
-        let total = head
-            .len()
-            .checked_add(plaintext.len())
-            .and_then(|t| t.checked_add(n.checked_mul(TAG_LEN)?))
-            .ok_or_else(|| Error::invalid(InvalidReason::Length, "plaintext too large"))?;
-        let have = out.len();
-        let out = out.get_mut(..total).ok_or_else(|| {
-            Error::invalid(InvalidReason::Length, format!("the output needs {total} bytes, not {have}"))
-        })?;
         let too_small = || Error::invalid(InvalidReason::Length, "output shorter than the envelope");
-        out.get_mut(..head.len()).ok_or_else(too_small)?.copy_from_slice(&head);
-        let mut pos = head.len();
+        let (out_head, mut rest) = out.split_at_mut_checked(head.len()).ok_or_else(too_small)?;
+        out_head.copy_from_slice(head);
         let mut pieces = plaintext.chunks(chunk);
         for index in 0..=last_index {
             let piece = pieces.next().unwrap_or_default();
-            let end = pos + piece.len();
-            // Copied into place and encrypted there while the chunk is in cache.
-            let body = out.get_mut(pos..end).ok_or_else(too_small)?;
-            body.copy_from_slice(piece);
-            match keys.body.seal_in_place(&chunk_nonce(index, index == last_index), b"", body) {
-                Ok(tag) => out.get_mut(end..end + TAG_LEN).ok_or_else(too_small)?.copy_from_slice(&tag),
-                Err(e) => {
-                    crate::secret::wipe_slice(out);
-                    return Err(e);
-                }
-            }
-            pos = end + TAG_LEN;
+            let (sealed, after) = rest.split_at_mut_checked(piece.len() + TAG_LEN).ok_or_else(too_small)?;
+            // Nothing of the plaintext reaches `out` unencrypted, even on failure.
+            keys.body.seal_to(&chunk_nonce(index, index == last_index), b"", piece, sealed)?;
+            rest = after;
         }
-        Ok(total)
+        Ok(())
     }
 
     /// A writer that seals everything written to it into `output`; call
@@ -357,8 +366,9 @@ impl Sealer {
         message_id: [u8; MESSAGE_ID_LEN],
         recipients: Vec<RecipientInfo>,
     ) -> Result<(MessageKeys, EnvelopeHeader)> {
-        let keys = MessageKeys::derive(self.crypto, dek, &message_id)?;
+        let keys = MessageKeys::derive(self.crypto, self.suite, dek, &message_id)?;
         let mut header = EnvelopeHeader {
+            suite: self.suite,
             message_id,
             chunk_size: self.chunk_size,
             context: self.context.clone(),
@@ -454,6 +464,12 @@ impl<W: Write> fmt::Debug for SealWriter<W> {
 impl<W: Write> SealWriter<W> {
     /// Encrypts and writes the buffered chunk.
     fn emit(&mut self, last: bool) -> Result<()> {
+        self.emit_from(last, None)
+    }
+
+    /// Encrypts and writes the buffered chunk, or `direct` (a whole chunk of the caller's,
+    /// with nothing buffered), which the engine encrypts straight into the buffer.
+    fn emit_from(&mut self, last: bool, direct: Option<&[u8]>) -> Result<()> {
         if self.failed {
             return Err(Error::invalid(InvalidReason::Parameter, "the envelope writer failed earlier"));
         }
@@ -470,18 +486,25 @@ impl<W: Write> SealWriter<W> {
                 "plaintext too large for one envelope (2^32 chunks)",
             ));
         }
-        // `filled` is at most the chunk size and the buffer one tag longer.
-        let filled = self.filled;
+        // `filled` (or the direct chunk) is at most the chunk size and the buffer one tag
+        // longer.
+        let filled = direct.map_or(self.filled, <[u8]>::len);
         let sealed = self
             .buf
             .get_mut(..filled + TAG_LEN)
             .ok_or_else(|| Error::invalid(InvalidReason::Length, "chunk larger than its buffer"))?;
-        let tag = self.keys.body.seal_in_place(
-            &chunk_nonce(self.index, last),
-            b"",
-            sealed.get_mut(..filled).unwrap_or_default(),
-        )?;
-        sealed.get_mut(filled..).unwrap_or_default().copy_from_slice(&tag);
+        let nonce = chunk_nonce(self.index, last);
+        match direct {
+            Some(piece) => self.keys.body.seal_to(&nonce, b"", piece, sealed)?,
+            None => {
+                let tag = self.keys.body.seal_in_place(
+                    &nonce,
+                    b"",
+                    sealed.get_mut(..filled).unwrap_or_default(),
+                )?;
+                sealed.get_mut(filled..).unwrap_or_default().copy_from_slice(&tag);
+            }
+        }
         if let Err(e) = out.write_all(sealed) {
             self.failed = true;
             return Err(Error::io("writing the envelope", &e));
@@ -570,6 +593,16 @@ impl<W: Write> Write for SealWriter<W> {
             self.emit(false)?;
         }
         self.ensure_buf();
+        // More than a whole chunk and nothing buffered: that chunk is not the last, and
+        // the engine encrypts it from `data` without copying it in first.
+        if self.filled == 0
+            && let Some(piece) = data.get(..self.chunk_size).filter(|_| data.len() > self.chunk_size)
+        {
+            self.emit_from(false, Some(piece))?;
+            self.plaintext_len =
+                self.plaintext_len.saturating_add(u64::try_from(piece.len()).unwrap_or(u64::MAX));
+            return Ok(piece.len());
+        }
         let room = self.buf.get_mut(self.filled..self.chunk_size).unwrap_or_default();
         let take = room.len().min(data.len());
         room.get_mut(..take).unwrap_or_default().copy_from_slice(data.get(..take).unwrap_or_default());
