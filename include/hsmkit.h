@@ -282,6 +282,18 @@ hsmkit_result hsmkit_sealer_new(const struct hsmkit_store *store,
                                 struct hsmkit_sealer **out);
 
 /**
+ * A copy of `sealer` that writes envelopes of suite `suite` (docs/envelope-format.md:
+ * 1 = HKDF-SHA-512, for readers older than suite 2; 2 = HKDF-SHA-256, the default) into
+ * `*out`; free both. An unknown suite is `HSMKIT_INVALID_INPUT`.
+ *
+ * # Safety
+ * `sealer` is live; `out` is writable.
+ */
+hsmkit_result hsmkit_sealer_with_suite(const struct hsmkit_sealer *sealer,
+                                       uint8_t suite,
+                                       struct hsmkit_sealer **out);
+
+/**
  * Frees a sealer. NULL is a no-op.
  *
  * # Safety

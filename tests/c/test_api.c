@@ -741,6 +741,21 @@ static void test_envelope(hsmkit_store *s) {
     EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_sealer_seal(NULL, data, len, env, need, &n));
     EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_sealer_seal(sealer, NULL, len, env, need, &n));
 
+    /* suite 2 by default; a copy of the sealer writes suite 1 for older readers */
+    CHECK(env[5] == 2);
+    hsmkit_sealer *sealer1 = NULL;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_sealer_with_suite(sealer, 3, &sealer1));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_sealer_with_suite(NULL, 1, &sealer1));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_sealer_with_suite(sealer, 1, NULL));
+    CHECK(sealer1 == NULL);
+    OK(hsmkit_sealer_with_suite(sealer, 1, &sealer1));
+    OK(hsmkit_sealer_seal(sealer1, data, len, env, need, &n));
+    CHECK(n == need && env[5] == 1);
+    OK(hsmkit_store_unseal(s, ctx, 2, env, n, back, len, &m));
+    CHECK(m == len && memcmp(back, data, len) == 0);
+    hsmkit_sealer_free(sealer1);
+    OK(hsmkit_sealer_seal(sealer, data, len, env, need, &n));
+
     /* streams: sealed by callbacks, opened by callbacks and one-shot alike */
     uint8_t *sout = malloc(need + 1000);
     stream st = {data, len, 0, sout, 0, need + 1000, -1};

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use hsmkit::envelope::{RewrapMode, Rewrapper, Sealer};
+use hsmkit::envelope::{RewrapMode, Rewrapper, Sealer, Suite};
 use hsmkit::{
     KeyAttributes, KeyDescription, KeyMaterial, KeySpec, KeyUpdate, RotationPolicy, Store as CoreStore,
     Zeroizing,
@@ -155,11 +155,21 @@ impl Store {
         recipients: Option<Vec<String>>,
         aad: Option<BTreeMap<String, String>>,
         chunk_size: Option<u32>,
+        suite: Option<u8>,
     ) -> PyResult<Sealer> {
         let names = kek_names(kek, recipients)?;
         let mut sealer = kek.py().detach(|| self.store.sealer(&names))?.with_context(context(aad))?;
         if let Some(n) = chunk_size {
             sealer = sealer.with_chunk_size(n)?;
+        }
+        if let Some(id) = suite {
+            let suite = Suite::from_id(id).ok_or_else(|| {
+                PyErr::from(PyError::from(hsmkit::Error::invalid(
+                    hsmkit::InvalidReason::Parameter,
+                    format!("envelope suite {id} is not known (1 or 2)"),
+                )))
+            })?;
+            sealer = sealer.with_suite(suite);
         }
         Ok(sealer)
     }
@@ -421,8 +431,10 @@ impl Store {
 
     /// Seals `data` in an envelope (docs/envelope-format.md) for the KEK `kek` (a name, or
     /// a list of names) and any `recipients`; `aad` is an encryption context that
-    /// `unseal` must be given again.
-    #[pyo3(signature = (kek, data, *, aad = None, recipients = None, chunk_size = None))]
+    /// `unseal` must be given again. `suite` 1 writes the format's first suite, for readers
+    /// older than suite 2 (the default).
+    #[pyo3(signature = (kek, data, *, aad = None, recipients = None, chunk_size = None, suite = None))]
+    #[allow(clippy::too_many_arguments)]
     fn seal<'py>(
         &self,
         py: Python<'py>,
@@ -431,9 +443,10 @@ impl Store {
         aad: Option<BTreeMap<String, String>>,
         recipients: Option<Vec<String>>,
         chunk_size: Option<u32>,
+        suite: Option<u8>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let data = DataArg::new(data, "data")?;
-        let sealer = self.sealer(kek, recipients, aad, chunk_size)?;
+        let sealer = self.sealer(kek, recipients, aad, chunk_size, suite)?;
         // Sealed straight into the `bytes` object with the GIL released: no Rust-side
         // copy of the envelope to make under the GIL.
         let len = py.detach(|| sealer.sealed_len(data.len()))?;
@@ -473,7 +486,7 @@ impl Store {
 
     /// Seals the file `src` into `dst`, streaming in constant memory; `dst` appears only
     /// when complete. Returns the plaintext length.
-    #[pyo3(signature = (src, dst, kek, *, aad = None, recipients = None, chunk_size = None))]
+    #[pyo3(signature = (src, dst, kek, *, aad = None, recipients = None, chunk_size = None, suite = None))]
     #[allow(clippy::too_many_arguments)]
     fn seal_file(
         &self,
@@ -484,9 +497,10 @@ impl Store {
         aad: Option<BTreeMap<String, String>>,
         recipients: Option<Vec<String>>,
         chunk_size: Option<u32>,
+        suite: Option<u8>,
     ) -> PyResult<u64> {
         let (src, dst) = (path_arg(src)?, path_arg(dst)?);
-        let sealer = self.sealer(kek, recipients, aad, chunk_size)?;
+        let sealer = self.sealer(kek, recipients, aad, chunk_size, suite)?;
         Ok(py.detach(|| sealer.seal_file(&src, &dst))?)
     }
 

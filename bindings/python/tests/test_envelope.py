@@ -37,6 +37,25 @@ def test_seal_unseal(kek_store: hsmkit.Store) -> None:
             s.unseal(junk)
 
 
+def test_suites(kek_store: hsmkit.Store, tmp_path: Path) -> None:
+    s = kek_store
+    # Suite 2 (HKDF-SHA-256) by default; suite 1 on request for older readers.
+    assert s.seal("kek", b"x")[5] == 2
+    one = s.seal("kek", b"x" * 1000, suite=1)
+    assert one[5] == 1 and s.unseal(one) == b"x" * 1000
+    s.seal_file(_write(tmp_path / "a", b"y" * 70_000), tmp_path / "a.hkev", "kek", suite=1)
+    assert (tmp_path / "a.hkev").read_bytes()[5] == 1
+    assert s.unseal_file(tmp_path / "a.hkev", tmp_path / "a.out") == 70_000
+    for bad in [0, 3]:
+        with pytest.raises(hsmkit.InvalidInput):
+            s.seal("kek", b"x", suite=bad)
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 def test_several_recipients_and_rewrap(kek_store: hsmkit.Store) -> None:
     s = kek_store
     blob = s.seal("kek", b"data", recipients=["kek2", "rsa-kek"])

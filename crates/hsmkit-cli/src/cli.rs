@@ -334,6 +334,10 @@ pub(crate) struct SealArgs {
     /// Plaintext bytes per chunk (256 to 16777216; default 65536).
     #[arg(long)]
     pub(crate) chunk_size: Option<u32>,
+    /// Envelope suite: 2 (HKDF-SHA-256, the default) or 1 (HKDF-SHA-512, for readers
+    /// older than suite 2).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub(crate) suite: Option<u8>,
     #[command(flatten)]
     pub(crate) io: InOut,
 }

@@ -3,7 +3,7 @@
 use hsmkit::InvalidReason;
 use std::io::{IsTerminal, Read};
 
-use hsmkit::envelope::{EnvelopeHeader, RewrapMode, Rewrapper};
+use hsmkit::envelope::{EnvelopeHeader, RewrapMode, Rewrapper, Suite};
 use hsmkit::{Error, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -49,6 +49,12 @@ pub(crate) fn seal(g: &Global, a: &SealArgs) -> Result<Outcome> {
     if let Some(n) = a.chunk_size {
         sealer = sealer.with_chunk_size(n)?;
     }
+    if let Some(id) = a.suite {
+        let suite = Suite::from_id(id).ok_or_else(|| {
+            Error::invalid(InvalidReason::Parameter, format!("envelope suite {id} is not known (1 or 2)"))
+        })?;
+        sealer = sealer.with_suite(suite);
+    }
     let (inp, bar) = input(&a.io, "sealing")?;
     let n = write_with(a.io.output.as_deref(), |w| sealer.seal_stream(inp, w));
     bar.finish_and_clear();
@@ -59,7 +65,9 @@ pub(crate) fn seal(g: &Global, a: &SealArgs) -> Result<Outcome> {
             .iter()
             .map(|r| json!({"kid": r.key().info().kid(), "alg": r.algorithm().name()}))
             .collect();
-        print_json(&json!({"plaintext_bytes": n, "recipients": r, "written": a.io.output}))?;
+        print_json(
+            &json!({"plaintext_bytes": n, "suite": sealer.suite().id(), "recipients": r, "written": a.io.output}),
+        )?;
     }
     Ok(Outcome::Ok)
 }
@@ -98,7 +106,9 @@ pub(crate) fn rewrap(g: &Global, a: &RewrapArgs) -> Result<Outcome> {
             .iter()
             .map(|r| json!({"kid": format!("{}/{}", r.name, r.version), "alg": r.algorithm.name()}))
             .collect();
-        print_json(&json!({"body_bytes": n, "recipients": r, "written": a.io.output}))?;
+        print_json(
+            &json!({"body_bytes": n, "suite": h.suite().id(), "recipients": r, "written": a.io.output}),
+        )?;
     }
     Ok(Outcome::Ok)
 }

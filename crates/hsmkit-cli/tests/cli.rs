@@ -311,6 +311,13 @@ fn seal_unseal_rewrap_files() {
         e.json(&["seal", "kek", "--to", "escrow", "--aad", "t=1", "--in", &src, "--out", &e.p("big.hkev")]);
     assert_eq!(j["plaintext_bytes"], 3 << 20);
     assert_eq!(j["recipients"][1]["alg"], "RSA-OAEP-256");
+    assert_eq!((j["suite"].as_u64(), std::fs::read(e.path("big.hkev")).unwrap()[5]), (Some(2), 2));
+    // Suite 1 on request, for older readers; anything else is a usage error.
+    let j = e.json(&["seal", "kek", "--suite", "1", "--in", &src, "--out", &e.p("s1.hkev")]);
+    assert_eq!((j["suite"].as_u64(), std::fs::read(e.path("s1.hkev")).unwrap()[5]), (Some(1), 1));
+    e.ok(&["unseal", "--in", &e.p("s1.hkev"), "--out", &e.p("s1.out")]);
+    assert_eq!(std::fs::read(e.path("s1.out")).unwrap(), vec![7u8; 3 << 20]);
+    e.fails(2, &["seal", "kek", "--suite", "3", "--in", &src, "--out", &e.p("s3.hkev")]);
     e.ok(&["unseal", "--aad", "t=1", "--in", &e.p("big.hkev"), "--out", &e.p("big.out")]);
     assert_eq!(std::fs::read(e.path("big.out")).unwrap(), vec![7u8; 3 << 20]);
     e.fails(5, &["unseal", "--in", &e.p("big.hkev"), "--out", &e.p("nocontext.out")]);

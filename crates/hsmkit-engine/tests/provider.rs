@@ -160,3 +160,41 @@ fn seal_to_equals_seal_in_place() {
         }
     }
 }
+
+/// A key that implements only the required methods, so that the trait's default
+/// `seal_to` (copy, then seal in place) is what runs.
+struct InPlaceOnly(Box<dyn hsmkit::crypto::Aes256GcmKey>);
+
+impl hsmkit::crypto::Aes256GcmKey for InPlaceOnly {
+    fn seal_in_place(&self, nonce: &[u8; 12], aad: &[u8], in_out: &mut [u8]) -> hsmkit::Result<[u8; 16]> {
+        self.0.seal_in_place(nonce, aad, in_out)
+    }
+    fn open_in_place(
+        &self,
+        nonce: &[u8; 12],
+        aad: &[u8],
+        in_out: &mut [u8],
+        tag: &[u8; 16],
+    ) -> hsmkit::Result<()> {
+        self.0.open_in_place(nonce, aad, in_out, tag)
+    }
+}
+
+#[test]
+fn the_default_seal_to_equals_the_engines() {
+    for p in providers() {
+        let engine = p.aes_256_gcm(&[9u8; 32]).unwrap();
+        let default = InPlaceOnly(p.aes_256_gcm(&[9u8; 32]).unwrap());
+        for len in [0usize, 5, 4096 + 1] {
+            let pt = vec![0xA5u8; len];
+            let (mut a, mut b) = (vec![0u8; len + 16], vec![0u8; len + 16]);
+            engine.seal_to(&[1; 12], b"x", &pt, &mut a).unwrap();
+            hsmkit::crypto::Aes256GcmKey::seal_to(&default, &[1; 12], b"x", &pt, &mut b).unwrap();
+            assert_eq!(a, b, "{} {len}", p.name());
+            let mut short = vec![0u8; len + 15];
+            assert!(
+                hsmkit::crypto::Aes256GcmKey::seal_to(&default, &[1; 12], b"x", &pt, &mut short).is_err()
+            );
+        }
+    }
+}

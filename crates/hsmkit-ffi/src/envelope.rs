@@ -5,7 +5,9 @@ use std::ffi::{c_char, c_int, c_void};
 use std::io::{self, Read, Write};
 use std::path::Path;
 
-use hsmkit::envelope::{EncryptionContext, MAX_RECIPIENTS, MAX_WRAPPED_LEN, RewrapMode, Rewrapper, Sealer};
+use hsmkit::envelope::{
+    EncryptionContext, MAX_RECIPIENTS, MAX_WRAPPED_LEN, RewrapMode, Rewrapper, Sealer, Suite,
+};
 
 use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, out_ptr, put_handle, put_opt};
 use crate::result::{Fail, guard, hsmkit_result};
@@ -109,6 +111,31 @@ pub unsafe extern "C" fn hsmkit_sealer_new(
         if chunk_size != 0 {
             sealer = sealer.with_chunk_size(chunk_size)?;
         }
+        // SAFETY: checked non-NULL; writable by contract.
+        unsafe { put_handle(out, hsmkit_sealer { sealer }) };
+        Ok(())
+    })
+}
+
+/// A copy of `sealer` that writes envelopes of suite `suite` (docs/envelope-format.md:
+/// 1 = HKDF-SHA-512, for readers older than suite 2; 2 = HKDF-SHA-256, the default) into
+/// `*out`; free both. An unknown suite is `HSMKIT_INVALID_INPUT`.
+///
+/// # Safety
+/// `sealer` is live; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_sealer_with_suite(
+    sealer: *const hsmkit_sealer,
+    suite: u8,
+    out: *mut *mut hsmkit_sealer,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(sealer, "sealer") }?;
+        out_ptr(out, "out")?;
+        let suite = Suite::from_id(suite)
+            .ok_or_else(|| Fail::invalid(format!("envelope suite {suite} is not known")))?;
+        let sealer = s.sealer.clone().with_suite(suite);
         // SAFETY: checked non-NULL; writable by contract.
         unsafe { put_handle(out, hsmkit_sealer { sealer }) };
         Ok(())

@@ -32,8 +32,8 @@ use std::ffi::c_char;
 pub use envelope::{
     HSMKIT_REWRAP_ADD, HSMKIT_REWRAP_REPLACE, hsmkit_context_entry, hsmkit_read_callback, hsmkit_sealer,
     hsmkit_sealer_free, hsmkit_sealer_new, hsmkit_sealer_seal, hsmkit_sealer_seal_file,
-    hsmkit_sealer_seal_stream, hsmkit_store_rewrap, hsmkit_store_rewrap_file, hsmkit_store_unseal,
-    hsmkit_store_unseal_file, hsmkit_store_unseal_stream, hsmkit_write_callback,
+    hsmkit_sealer_seal_stream, hsmkit_sealer_with_suite, hsmkit_store_rewrap, hsmkit_store_rewrap_file,
+    hsmkit_store_unseal, hsmkit_store_unseal_file, hsmkit_store_unseal_stream, hsmkit_write_callback,
 };
 pub use key::*;
 pub use result::hsmkit_result;

@@ -872,6 +872,31 @@ fn dropped_writer_leaves_an_envelope_that_does_not_open() {
     assert_fails(&store, &out, "unfinished writer");
 }
 
+/// `write` may take less than it is given; a caller that stops after any short write and
+/// finishes gets an envelope of exactly what was taken. Writes longer than a chunk take the
+/// engine's out-of-place path, shorter ones the buffer.
+#[test]
+fn every_short_write_then_finish_opens_to_what_was_taken() {
+    let store = new_store();
+    let sealer = small_sealer(aes_kek(&store, "kek"));
+    let pt = data(6 * CS + 3);
+    for first in [1, CS - 1, CS, CS + 1, 2 * CS, 2 * CS + 1, 5 * CS + 7] {
+        for second in [0, 1, CS, 3 * CS + 1] {
+            let mut w = sealer.writer(Vec::new()).unwrap();
+            let a = w.write(&pt[..first]).unwrap();
+            assert!(a >= 1 && a <= first, "{first}: took {a}");
+            let end = (a + second).min(pt.len());
+            let b = w.write(&pt[a..end]).unwrap();
+            let taken = a + b;
+            assert_eq!(w.plaintext_len(), u64::try_from(taken).unwrap());
+            let env = w.finish().unwrap();
+            assert_eq!(&Opener::new(&store).open(&env).unwrap()[..], &pt[..taken], "{first} then {second}");
+            // The same chunking as a one-shot seal of those bytes.
+            assert_eq!(env.len(), sealer.seal(&pt[..taken]).unwrap().len(), "{first} then {second}");
+        }
+    }
+}
+
 // ---------------------------------------------------------------- properties
 
 proptest! {

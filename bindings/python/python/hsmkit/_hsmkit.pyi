@@ -181,6 +181,7 @@ class Store:
         aad: Optional[Mapping[str, str]] = None,
         recipients: Optional[Sequence[str]] = None,
         chunk_size: Optional[int] = None,
+        suite: Optional[int] = None,
     ) -> bytes: ...
     def unseal(self, blob: _Bytes, *, aad: Optional[Mapping[str, str]] = None) -> bytes: ...
     def seal_file(
@@ -192,6 +193,7 @@ class Store:
         aad: Optional[Mapping[str, str]] = None,
         recipients: Optional[Sequence[str]] = None,
         chunk_size: Optional[int] = None,
+        suite: Optional[int] = None,
     ) -> int: ...
     def unseal_file(self, src: _Path, dst: _Path, *, aad: Optional[Mapping[str, str]] = None) -> int: ...
     def rewrap(

@@ -12,6 +12,9 @@ use crate::store::{MAX_NAME_LEN, validate_name};
 pub const MAGIC: [u8; 4] = *b"HKEV";
 /// The format version this build reads and writes.
 pub const FORMAT_VERSION: u8 = 1;
+/// Suite 1's byte. Envelopes now have several suites: see [`Suite`].
+#[deprecated(note = "an envelope has one of several suites: use `Suite` (`EnvelopeHeader::suite`)")]
+pub const SUITE: u8 = 1;
 
 /// The algorithms of an envelope, named by the header's suite byte
 /// (docs/envelope-format.md). Every suite this build knows is read; sealers write

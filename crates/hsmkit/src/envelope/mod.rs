@@ -37,6 +37,8 @@ mod rewrap;
 mod seal;
 
 pub use cache::CacheLimits;
+#[allow(deprecated)]
+pub use format::SUITE;
 pub use format::{
     DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE,
     MAX_CONTEXT_BYTES, MAX_CONTEXT_ENTRIES, MAX_CONTEXT_KEY_LEN, MAX_CONTEXT_VALUE_LEN, MAX_RECIPIENTS,

@@ -279,9 +279,10 @@ impl Sealer {
         let (keys, header) = self.header_for(dek, message_id, recipients)?;
         let head = header.encode();
         let total = self.envelope_len(head.len(), plaintext.len())?;
-        // Allocated once at its final size; zeroed because safe Rust cannot hand the
-        // engine uninitialised memory (a `calloc`, free for fresh pages). The engine then
-        // encrypts each chunk straight into it: one pass over the data.
+        // Allocated once at its final size, zeroed because safe Rust cannot hand the
+        // engine uninitialised memory (free for fresh pages from the kernel; a memset for
+        // reused ones), then each chunk encrypted straight into it. Callers that reuse a
+        // buffer use `seal_into` and skip the zeroing.
         let mut out = vec![0u8; total];
         self.write_envelope(&keys, &head, plaintext, &mut out)?;
         Ok(out)
@@ -593,15 +594,21 @@ impl<W: Write> Write for SealWriter<W> {
             self.emit(false)?;
         }
         self.ensure_buf();
-        // More than a whole chunk and nothing buffered: that chunk is not the last, and
-        // the engine encrypts it from `data` without copying it in first.
+        // More than a whole chunk and nothing buffered: the engine encrypts that chunk
+        // from `data` without copying it in first. It is not the last chunk because the
+        // bytes after it are taken too (into the buffer) before this call returns: a
+        // caller may stop after any short write and finish.
         if self.filled == 0
-            && let Some(piece) = data.get(..self.chunk_size).filter(|_| data.len() > self.chunk_size)
+            && let Some((piece, rest)) = data.split_at_checked(self.chunk_size).filter(|(_, r)| !r.is_empty())
         {
             self.emit_from(false, Some(piece))?;
-            self.plaintext_len =
-                self.plaintext_len.saturating_add(u64::try_from(piece.len()).unwrap_or(u64::MAX));
-            return Ok(piece.len());
+            let room = self.buf.get_mut(..self.chunk_size).unwrap_or_default();
+            let take = rest.len().min(room.len());
+            room.get_mut(..take).unwrap_or_default().copy_from_slice(rest.get(..take).unwrap_or_default());
+            self.filled = take;
+            let taken = piece.len() + take;
+            self.plaintext_len = self.plaintext_len.saturating_add(u64::try_from(taken).unwrap_or(u64::MAX));
+            return Ok(taken);
         }
         let room = self.buf.get_mut(self.filled..self.chunk_size).unwrap_or_default();
         let take = room.len().min(data.len());
