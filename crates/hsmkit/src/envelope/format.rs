@@ -61,13 +61,24 @@ impl Suite {
     }
 }
 
+/// A suite chosen by a caller (CLI, Python, C): an unknown byte is an invalid parameter.
+impl TryFrom<u8> for Suite {
+    type Error = Error;
+
+    fn try_from(id: u8) -> Result<Suite> {
+        Suite::from_id(id).ok_or_else(|| {
+            Error::invalid(InvalidReason::Parameter, format!("envelope suite {id} is not known (1 or 2)"))
+        })
+    }
+}
+
 impl std::fmt::Display for Suite {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (id, hash) = match self {
-            Suite::Aes256GcmHkdfSha512 => (1, "SHA-512"),
-            Suite::Aes256GcmHkdfSha256 => (2, "SHA-256"),
+        let hash = match self {
+            Suite::Aes256GcmHkdfSha512 => "SHA-512",
+            Suite::Aes256GcmHkdfSha256 => "SHA-256",
         };
-        write!(f, "suite {id} (AES-256-GCM, HKDF-{hash}, committing)")
+        write!(f, "suite {} (AES-256-GCM, HKDF-{hash}, committing)", self.id())
     }
 }
 /// Smallest chunk size accepted.
@@ -260,7 +271,7 @@ impl EnvelopeHeader {
 
     /// The header's length in bytes, where the body starts.
     pub fn encoded_len(&self) -> usize {
-        self.authenticated_bytes().len() + TAG_LEN
+        header_len(&self.context, self.recipients.iter().map(|r| (r.name.len(), r.wrapped.len())))
     }
 
     /// Every header byte the tag covers: magic through commitment. Built from the parsed
@@ -298,6 +309,24 @@ impl EnvelopeHeader {
         out.extend_from_slice(&self.tag);
         out
     }
+}
+
+/// The length of a header with this context and these recipients (name and wrapped-key
+/// lengths), counted without encoding it: sealers size buffers with it on every call.
+pub(crate) fn header_len(
+    context: &EncryptionContext,
+    recipients: impl IntoIterator<Item = (usize, usize)>,
+) -> usize {
+    // magic, version, suite, message id, chunk size; context count; recipient count.
+    let fixed = MAGIC.len() + 2 + MESSAGE_ID_LEN + 4 + 2 + 1;
+    let context = context
+        .iter()
+        .fold(0usize, |n, (k, v)| n.saturating_add(4).saturating_add(k.len()).saturating_add(v.len()));
+    // name length, name, version, wrap algorithm, wrapped length, wrapped key.
+    let recipients = recipients
+        .into_iter()
+        .fold(0usize, |n, (name, wrapped)| n.saturating_add(8).saturating_add(name).saturating_add(wrapped));
+    fixed.saturating_add(context).saturating_add(recipients).saturating_add(COMMITMENT_LEN + TAG_LEN)
 }
 
 // Lengths were checked against bounds far below u16::MAX before a header is built.

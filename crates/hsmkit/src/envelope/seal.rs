@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 
 use super::cache::{CacheLimits, DataKeyCache};
 use super::format::{
-    COMMITMENT_LEN, DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, MAX_RECIPIENTS, MESSAGE_ID_LEN,
-    RecipientInfo, Suite, TAG_LEN, check_chunk_size, check_context,
+    DEFAULT_CHUNK_SIZE, EncryptionContext, EnvelopeHeader, MAX_RECIPIENTS, MESSAGE_ID_LEN, RecipientInfo,
+    Suite, TAG_LEN, check_chunk_size, check_context, header_len,
 };
 use super::keys::{DEK_LEN, Dek, MessageKeys, chunk_nonce};
 use super::{FILE_IO_BUFFER, write_atomically};
@@ -224,30 +224,9 @@ impl Sealer {
         let recipients = self
             .recipients
             .iter()
-            .map(|r| {
-                Ok(RecipientInfo {
-                    name: r.key.name().to_string(),
-                    version: r.key.version(),
-                    algorithm: r.algorithm,
-                    wrapped: vec![0; r.key.max_wrapped_len(r.algorithm, DEK_LEN)?],
-                })
-            })
+            .map(|r| Ok((r.key.name().len(), r.key.max_wrapped_len(r.algorithm, DEK_LEN)?)))
             .collect::<Result<Vec<_>>>()?;
-        let header = EnvelopeHeader {
-            suite: self.suite,
-            message_id: [0; MESSAGE_ID_LEN],
-            chunk_size: self.chunk_size,
-            context: self.context.clone(),
-            recipients,
-            commitment: [0; COMMITMENT_LEN],
-            tag: [0; TAG_LEN],
-        };
-        let chunks = plaintext_len.div_ceil(self.chunk_usize()).max(1);
-        header
-            .encoded_len()
-            .checked_add(plaintext_len)
-            .and_then(|n| n.checked_add(chunks.checked_mul(TAG_LEN)?))
-            .ok_or_else(|| Error::invalid(InvalidReason::Length, "plaintext too large"))
+        self.envelope_len(header_len(&self.context, recipients), plaintext_len)
     }
 
     /// Seals `plaintext` into a new envelope.
