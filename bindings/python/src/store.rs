@@ -163,13 +163,7 @@ impl Store {
             sealer = sealer.with_chunk_size(n)?;
         }
         if let Some(id) = suite {
-            let suite = Suite::from_id(id).ok_or_else(|| {
-                PyErr::from(PyError::from(hsmkit::Error::invalid(
-                    hsmkit::InvalidReason::Parameter,
-                    format!("envelope suite {id} is not known (1 or 2)"),
-                )))
-            })?;
-            sealer = sealer.with_suite(suite);
+            sealer = sealer.with_suite(Suite::try_from(id)?);
         }
         Ok(sealer)
     }

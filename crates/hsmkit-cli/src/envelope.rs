@@ -50,10 +50,7 @@ pub(crate) fn seal(g: &Global, a: &SealArgs) -> Result<Outcome> {
         sealer = sealer.with_chunk_size(n)?;
     }
     if let Some(id) = a.suite {
-        let suite = Suite::from_id(id).ok_or_else(|| {
-            Error::invalid(InvalidReason::Parameter, format!("envelope suite {id} is not known (1 or 2)"))
-        })?;
-        sealer = sealer.with_suite(suite);
+        sealer = sealer.with_suite(Suite::try_from(id)?);
     }
     let (inp, bar) = input(&a.io, "sealing")?;
     let n = write_with(a.io.output.as_deref(), |w| sealer.seal_stream(inp, w));

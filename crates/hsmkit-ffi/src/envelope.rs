@@ -133,9 +133,7 @@ pub unsafe extern "C" fn hsmkit_sealer_with_suite(
         // SAFETY: the caller's contract.
         let s = unsafe { handle(sealer, "sealer") }?;
         out_ptr(out, "out")?;
-        let suite = Suite::from_id(suite)
-            .ok_or_else(|| Fail::invalid(format!("envelope suite {suite} is not known")))?;
-        let sealer = s.sealer.clone().with_suite(suite);
+        let sealer = s.sealer.clone().with_suite(Suite::try_from(suite)?);
         // SAFETY: checked non-NULL; writable by contract.
         unsafe { put_handle(out, hsmkit_sealer { sealer }) };
         Ok(())
