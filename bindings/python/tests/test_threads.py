@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -56,35 +57,7 @@ def test_sign_releases_the_gil(backend: str, request: pytest.FixtureRequest) -> 
     store = hsmkit.open("memory:") if backend == "soft" else request.getfixturevalue("softhsm_store")
     key = store.create_key("k", "rsa")
     message = bytes(128 * 1024 * 1024)  # hashing it keeps one call in native code a while
-    inside, enough, finished = threading.Event(), threading.Event(), threading.Event()
-    seen: list[int] = []  # per call: how often the main thread saw it in progress
-    errors: list[BaseException] = []
-
-    def signer() -> None:
-        try:
-            for _ in range(20):
-                seen.append(0)
-                inside.set()
-                key.sign("RS256", message)
-                inside.clear()
-                if enough.is_set():
-                    break
-        except BaseException as e:  # noqa: BLE001 - reported below
-            errors.append(e)
-        finally:
-            inside.clear()
-            finished.set()
-
-    t = threading.Thread(target=signer)
-    t.start()
-    while not finished.is_set():
-        if inside.is_set() and seen:
-            seen[-1] += 1
-            if seen[-1] >= 20:
-                enough.set()
-        time.sleep(0.001)
-    t.join()
-    assert errors == []
+    seen = looks_per_call(lambda: key.sign("RS256", message), calls=20)
     assert max(seen) >= 20, f"the main thread never ran during a sign call (looks per call: {seen})"
 
 
@@ -102,13 +75,21 @@ def test_seal_and_unseal_release_the_gil(op: str) -> None:
     data = bytes(512 * 1024 * 1024)
     blob = store.seal("kek", data)
     call = (lambda: store.seal("kek", data)) if op == "seal" else (lambda: store.unseal(blob))
+    seen = looks_per_call(call, calls=10)
+    assert max(seen) >= 20, f"the main thread never ran during {op} (looks per call: {seen})"
+
+
+def looks_per_call(call: Callable[[], object], calls: int) -> list[int]:
+    """Runs `call` up to `calls` times on another thread while this one looks every
+    millisecond; returns, per call, how often it saw the call in progress (stopping once
+    one call was seen 20 times). Errors on the other thread are raised here."""
     inside, enough, finished = threading.Event(), threading.Event(), threading.Event()
     seen: list[int] = []
     errors: list[BaseException] = []
 
     def worker() -> None:
         try:
-            for _ in range(10):
+            for _ in range(calls):
                 seen.append(0)
                 inside.set()
                 call()
@@ -131,4 +112,4 @@ def test_seal_and_unseal_release_the_gil(op: str) -> None:
         time.sleep(0.001)
     t.join()
     assert errors == []
-    assert max(seen) >= 20, f"the main thread never ran during {op} (looks per call: {seen})"
+    return seen

@@ -148,19 +148,24 @@ fn key_material_and_passphrase_are_wiped_keystore() {
     assert_eq!(found, 0, "freed blocks held the passphrase");
 }
 
+/// The first bytes of an envelope's data key, learnt the way an opener does, to watch for
+/// in freed memory.
+fn data_key_canary(kek: &hsmkit::Key, env: &[u8]) -> [u8; CANARY_LEN] {
+    let header = EnvelopeHeader::read_from(&mut &env[..]).unwrap();
+    let r = &header.recipients()[0];
+    let dek = kek.unwrap_key(r.algorithm, r.wrapped_key()).unwrap();
+    let mut canary = [0u8; CANARY_LEN];
+    canary.copy_from_slice(&dek[..CANARY_LEN]);
+    canary
+}
+
 #[test]
 fn data_keys_are_wiped() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let store = hsmkit_open::open("memory:", &OpenOptions::new()).unwrap();
     let kek = store.create_key("kek", KeySpec::AES_256, KeyAttributes::default()).unwrap();
     let env = Sealer::for_key(kek.clone()).unwrap().seal(&[3u8; 100_000]).unwrap();
-    // Learn this envelope's data key the way an opener does, then watch for it.
-    let header = EnvelopeHeader::read_from(&mut &env[..]).unwrap();
-    let r = &header.recipients()[0];
-    let dek = kek.unwrap_key(r.algorithm, r.wrapped_key()).unwrap();
-    let mut canary = [0u8; CANARY_LEN];
-    canary.copy_from_slice(&dek[..CANARY_LEN]);
-    drop(dek);
+    let canary = data_key_canary(&kek, &env);
     let found = freed_copies(&canary, || {
         let opener = store.opener();
         opener.open(&env).unwrap();
@@ -196,12 +201,7 @@ fn the_opener_cache_leaves_no_data_key_behind() {
     let kek = store.create_key("kek", KeySpec::AES_256, KeyAttributes::default()).unwrap();
     let sealer = Sealer::for_key(kek.clone()).unwrap();
     let envs: Vec<Vec<u8>> = (0..6).map(|i| sealer.seal(&[i; 100]).unwrap()).collect();
-    let header = EnvelopeHeader::read_from(&mut &envs[5][..]).unwrap();
-    let r = &header.recipients()[0];
-    let dek = kek.unwrap_key(r.algorithm, r.wrapped_key()).unwrap();
-    let mut canary = [0u8; CANARY_LEN];
-    canary.copy_from_slice(&dek[..CANARY_LEN]);
-    drop(dek);
+    let canary = data_key_canary(&kek, &envs[5]);
     let found = freed_copies(&canary, || {
         let limits =
             hsmkit::envelope::CacheLimits::new(std::time::Duration::from_secs(60), 2, 1 << 30).unwrap();
