@@ -22,7 +22,6 @@ length (switch interval 1 ms).
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import statistics
 import sys
@@ -39,6 +38,7 @@ import tink
 from aws_encryption_sdk.identifiers import Algorithm, CommitmentPolicy, EncryptionKeyType, WrappingAlgorithm
 from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
 from aws_encryption_sdk.key_providers.raw import RawMasterKey
+from markers import put_table
 from tink import aead, streaming_aead
 
 REPS = int(os.environ.get("PEER_REPS", "7"))
@@ -204,12 +204,8 @@ def main() -> None:
         f"best of 3): {'; '.join(stalls)}.\n"
         "<!-- /peers-table -->"
     )
-    text = md.read_text()
-    if "<!-- peers-table" in text:
-        text = re.sub(r"<!-- peers-table.*?<!-- /peers-table -->", lambda _: table, text, flags=re.S)
-    else:
-        text += "\n## Envelope from Python against Tink and the AWS Encryption SDK (issue 24)\n\n" + table + "\n"
-    md.write_text(text)
+    heading = "## Envelope from Python against Tink and the AWS Encryption SDK (issue 24)"
+    md.write_text(put_table(md.read_text(), "peers", table, heading))
     print(table)
 
 

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from markers import put_table
+
 crit, speed_file, md = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 
 GROUPS = [
@@ -114,11 +116,7 @@ Ratios are hsmkit's rate over the reference's rate **in the same run**: 1.00x is
 |---|---|---|---|---|---|---|---|---|---|---|
 """ + "\n".join(rows) + "\n<!-- /ops-table -->"
 
-text = md.read_text()
-if "<!-- ops-table" in text:
-    text = re.sub(r"<!-- ops-table.*?<!-- /ops-table -->", lambda _: table, text, flags=re.S)
-else:
-    text += "\n## Operations (issue 9)\n\n`benches/run.sh` (`benches/benches/ops.rs`).\n\n" + table + "\n"
+text = put_table(md.read_text(), "ops", table, "## Operations (issue 9)\n\n`benches/run.sh` (`benches/benches/ops.rs`).")
 
 
 def gcm_rates():
@@ -199,8 +197,5 @@ Ratios are hsmkit's throughput over the raw AES-256-GCM of the **same engine** i
 
 env = envelope_table()
 if env:
-    if "<!-- envelope-table" in text:
-        text = re.sub(r"<!-- envelope-table.*?<!-- /envelope-table -->", lambda _: env, text, flags=re.S)
-    else:
-        text += "\n## Envelope per engine (issue 9)\n\n" + env + "\n"
+    text = put_table(text, "envelope", env, "## Envelope per engine (issue 9)")
 md.write_text(text)

@@ -30,18 +30,9 @@ python3 benches/report.py target/criterion target/openssl-speed.txt BENCHMARKS.m
 # Python per-call cost, with the venv tests/run-all.sh builds (wheel + cryptography).
 if [ -x target/py-venv/bin/python ]; then
     target/py-venv/bin/python benches/python_overhead.py target/criterion >target/python-overhead.md
-    python3 - <<'PY'
-import re
-from pathlib import Path
-md = Path("BENCHMARKS.md")
-table = "<!-- python-table: written by benches/run.sh -->\n" + Path("target/python-overhead.md").read_text() + "<!-- /python-table -->"
-text = md.read_text()
-if "<!-- python-table" in text:
-    text = re.sub(r"<!-- python-table.*?<!-- /python-table -->", lambda _: table, text, flags=re.S)
-else:
-    text += "\n## Python per-call cost (issue 9)\n\nhsmkit's binding on the aws-lc engine (`memory:` store), median of 15 `timeit` repeats, against the same call in Rust (criterion, same run) and pyca/cryptography 48 (OpenSSL).\n\n" + table + "\n"
-md.write_text(text)
-PY
+    python3 benches/markers.py BENCHMARKS.md python target/python-overhead.md "## Python per-call cost (issue 9)
+
+hsmkit's binding on the aws-lc engine (\`memory:\` store), median of 15 \`timeit\` repeats, against the same call in Rust (criterion, same run) and pyca/cryptography 48 (OpenSSL)."
 fi
 # hsmkit's envelope from Python against Tink and the AWS Encryption SDK (issue 24).
 if [ -x target/py-venv/bin/python ]; then
