@@ -125,7 +125,7 @@ fn demo_runs_the_tour() {
         "unwrapped == original: true",
         "unsealed == original: true",
         "no output file after the failure: true",
-        "the key is disabled",
+        "it is disabled",
         "chain intact",
         "$ hsmkit init",
         "engine    aws-lc",

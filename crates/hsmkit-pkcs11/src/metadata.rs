@@ -26,6 +26,7 @@ use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
+use hsmkit::metadata::{RecordEdit, RecordKind};
 use hsmkit::{
     BackendKey, DescriptionEdit, Error, HashAlg, KeyDescription, MetadataStore, PublicKey, Result,
     SettingsEdit, SignatureAlgorithm, StoreSettings,
@@ -510,6 +511,64 @@ impl MetadataStore for TokenMetadata {
         })?;
         out.ok_or_else(|| meta_err("metadata", "settings edit did not run"))
     }
+
+    fn read_record(&self, kind: RecordKind, name: &str) -> Result<Option<Value>> {
+        let label = record_label(kind, name);
+        let _read = self.token.read_guard()?;
+        let v = self.token.with_session(|s| self.read_value(s, &label))?;
+        Ok(v.map(|(_, v)| v))
+    }
+
+    fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, Value)>> {
+        let prefix = record_label(kind, "");
+        let _read = self.token.read_guard()?;
+        self.token.with_session(|s| {
+            let mut out = Vec::new();
+            for h in s.find_objects(&data_template(None))? {
+                let label = match s.get_attributes(h, &[AttributeType::Label]) {
+                    Ok(a) => match a.into_iter().next() {
+                        Some(Attribute::Label(l)) => l,
+                        _ => continue,
+                    },
+                    Err(e) => {
+                        tracing::warn!(target: "hsmkit::pkcs11", error = %e, "skipping a metadata object whose label cannot be read");
+                        continue;
+                    }
+                };
+                let Some(name) = std::str::from_utf8(&label).ok().and_then(|l| l.strip_prefix(&prefix)) else {
+                    continue;
+                };
+                if hsmkit::validate_name(name).is_err() {
+                    continue;
+                }
+                let label = record_label(kind, name);
+                // As for keys: one bad object is skipped (and named); reading it by name
+                // still fails loudly.
+                match value_of(s, h).and_then(|b| self.auth.open(s, &label, &b)) {
+                    Ok(v) => out.push((name.to_owned(), v)),
+                    Err(e) => {
+                        let e = match e {
+                            OpError::Hsm(e) => e,
+                            OpError::Ck(e) => crate::error::map(e),
+                        };
+                        tracing::warn!(target: "hsmkit::pkcs11", label = %label.escape_debug(), error = %e, "skipping a metadata object");
+                    }
+                }
+            }
+            OpResult::Ok(out)
+        })
+    }
+
+    fn modify_record(&self, kind: RecordKind, name: &str, edit: RecordEdit<'_>) -> Result<()> {
+        self.modify_label(&record_label(kind, name), &mut |v| edit(v.cloned()))
+    }
+}
+
+/// The label of a record's data object: `secret:NAME`. The colon keeps it apart from key
+/// labels (names never hold one), and the signature covers the label, so a record moved
+/// to another name or kind is refused.
+fn record_label(kind: RecordKind, name: &str) -> String {
+    format!("{}:{name}", kind.name())
 }
 
 /// Makes the metadata signer now if the token has none, before hsmkit's first key
@@ -592,6 +651,7 @@ impl std::fmt::Debug for FileMetadata {
 struct FileDoc {
     keys: BTreeMap<String, KeyDescription>,
     settings: StoreSettings,
+    records: BTreeMap<(RecordKind, String), Value>,
 }
 
 impl FileMetadata {
@@ -640,10 +700,19 @@ impl FileMetadata {
                 None => StoreSettings::default(),
             },
             keys: BTreeMap::new(),
+            records: BTreeMap::new(),
         };
         if let Some(keys) = v.get("keys").and_then(Value::as_object) {
             for (name, k) in keys {
                 doc.keys.insert(name.clone(), doc_of(name, k)?);
+            }
+        }
+        let records = v.get("records");
+        for kind in RecordKind::ALL {
+            if let Some(of_kind) = records.and_then(|r| r.get(kind.name())).and_then(Value::as_object) {
+                for (name, r) in of_kind {
+                    doc.records.insert((*kind, name.clone()), r.clone());
+                }
             }
         }
         Ok(doc)
@@ -652,8 +721,19 @@ impl FileMetadata {
     fn store(&self, s: &Session, doc: &FileDoc) -> OpResult<Vec<u8>> {
         let keys: serde_json::Map<String, Value> =
             doc.keys.iter().map(|(k, d)| (k.clone(), d.to_json())).collect();
-        let v =
-            json!({ "keys": keys, "settings": doc.settings.to_json(), "written": secs(SystemTime::now()) });
+        let mut records = serde_json::Map::new();
+        for ((kind, name), r) in &doc.records {
+            let of_kind = records.entry(kind.name()).or_insert_with(|| json!({}));
+            if let Some(m) = of_kind.as_object_mut() {
+                m.insert(name.clone(), r.clone());
+            }
+        }
+        let v = json!({
+            "keys": keys,
+            "records": records,
+            "settings": doc.settings.to_json(),
+            "written": secs(SystemTime::now()),
+        });
         let bytes = self.auth.seal(s, &self.label(), &v)?;
         let dir = self.path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| io_err("create", dir, &e))?;
@@ -726,6 +806,25 @@ impl MetadataStore for FileMetadata {
             Ok(())
         })?;
         out.ok_or_else(|| meta_err("metadata", "settings edit did not run"))
+    }
+
+    fn read_record(&self, kind: RecordKind, name: &str) -> Result<Option<Value>> {
+        Ok(self.snapshot()?.records.remove(&(kind, name.to_owned())))
+    }
+
+    fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, Value)>> {
+        let records = self.snapshot()?.records;
+        Ok(records.into_iter().filter(|((k, _), _)| *k == kind).map(|((_, n), v)| (n, v)).collect())
+    }
+
+    fn modify_record(&self, kind: RecordKind, name: &str, edit: RecordEdit<'_>) -> Result<()> {
+        let key = (kind, name.to_owned());
+        self.change(&mut |doc| {
+            if let Some(r) = edit(doc.records.remove(&key))? {
+                doc.records.insert(key.clone(), r);
+            }
+            Ok(())
+        })
     }
 }
 

@@ -31,6 +31,10 @@ macro_rules! suite {
             envelope_round_trips, envelope_after_rotations_and_rewrap, envelope_refusals,
             envelope_frozen_vectors,
         );
+        hsmkit_conformance::conformance_tests!(@each_secrets $make;
+            secret_versions_and_namespaces, secret_attributes_and_limits, secret_delete_recover_purge,
+            secret_values_are_bound_to_name_and_version, concurrent_secret_writers,
+        );
         hsmkit_conformance::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep, wycheproof_aes_kw, wycheproof_aes_kwp, wycheproof_aes_gcm, wycheproof_crypto_provider,
         );

@@ -34,12 +34,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::storage::{DocEdit, KeyDoc, Storage, VersionRecord, poisoned};
+use hsmkit::metadata::{RecordEdit, RecordKind};
 
 const HEADER: &str = "hsmkit-keystore.json";
 const FORMAT: &str = "hsmkit-keystore";
 const KEY_FORMAT: &str = "hsmkit-key";
 const KEY_EXT: &str = ".key";
 const TMP_PREFIX: &str = ".tmp-";
+
+/// Where a record kind lives: its directory under the keystore, its file extension, and
+/// the format name its associated data starts with (so a secret file renamed to another
+/// name, or into another kind's directory, fails authentication).
+fn record_place(kind: RecordKind) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        RecordKind::Secret => ("secrets", ".secret", "hsmkit-secret"),
+    }
+}
 
 /// How the store key is obtained.
 #[derive(Clone)]
@@ -350,11 +360,7 @@ impl FileStorage {
 
     /// Makes the directories and opens the lock file.
     fn prepare(dir: &Path) -> Result<File> {
-        let mut b = fs::DirBuilder::new();
-        b.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
-        b.create(dir.join("keys")).map_err(|e| io_err("mkdir", dir, &e))?;
+        make_private_dir(&dir.join("keys"))?;
         let path = dir.join("lock");
         private_file(OpenOptions::new().read(true).write(true).create(true).truncate(false))
             .open(&path)
@@ -424,8 +430,9 @@ impl FileStorage {
     /// Removes temporary files of writers that died (called with the write lock held,
     /// so no live writer owns one).
     fn remove_temporaries(&self) {
-        for dir in [&self.dir, &self.keys] {
-            let Ok(entries) = fs::read_dir(dir) else { continue };
+        let records = RecordKind::ALL.iter().map(|k| self.dir.join(record_place(*k).0));
+        for dir in [self.dir.clone(), self.keys.clone()].into_iter().chain(records) {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
             for e in entries.flatten() {
                 if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
                     let _ = fs::remove_file(e.path());
@@ -513,6 +520,44 @@ impl FileStorage {
         write_atomic(&self.keys, &format!("{}{KEY_EXT}", doc.name), file.to_string().as_bytes())
     }
 
+    fn record_aad(kind: RecordKind, name: &str) -> Vec<u8> {
+        format!("{}/1\0{name}", record_place(kind).2).into_bytes()
+    }
+
+    fn read_record_file(&self, kind: RecordKind, name: &str) -> Result<Option<Value>> {
+        let (dir, ext, format) = record_place(kind);
+        let path = self.dir.join(dir).join(format!("{name}{ext}"));
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_err("read", &path, &e)),
+        };
+        let outer: Value = serde_json::from_slice(&bytes).map_err(|_| corrupt(&path, "not a record file"))?;
+        if outer.get("format").and_then(Value::as_str) != Some(format)
+            || outer.get("name").and_then(Value::as_str) != Some(name)
+        {
+            return Err(corrupt(&path, "not a record of this kind and name"));
+        }
+        let pt = self
+            .unseal(&Self::record_aad(kind, name), &outer, &path)?
+            .ok_or_else(|| corrupt(&path, "failed authentication: altered, or not from this keystore"))?;
+        serde_json::from_slice(&pt).map(Some).map_err(|_| corrupt(&path, "bad contents"))
+    }
+
+    fn write_record_file(&self, kind: RecordKind, name: &str, doc: &Value) -> Result<()> {
+        let (dir, ext, format) = record_place(kind);
+        let dir = self.dir.join(dir);
+        make_private_dir(&dir)?;
+        let pt = Zeroizing::new(doc.to_string());
+        let mut file = self.seal(&Self::record_aad(kind, name), pt.as_bytes())?;
+        if let Some(m) = file.as_object_mut() {
+            m.insert("format".into(), json!(format));
+            m.insert("version".into(), json!(1));
+            m.insert("name".into(), json!(name));
+        }
+        write_atomic(&dir, &format!("{name}{ext}"), file.to_string().as_bytes())
+    }
+
     fn read_doc(&self, name: &str) -> Result<Option<KeyDoc>> {
         let path = self.key_path(name);
         let bytes = match fs::read(&path) {
@@ -574,6 +619,15 @@ fn decode_material(kind: &str, der: &[u8]) -> Result<KeyMaterial> {
         "spki" | "pkcs8" => KeyMaterial::from_der(der),
         _ => Err(Error::invalid(InvalidReason::Malformed, "unknown material kind")),
     }
+}
+
+/// Makes `dir` (and its parents) readable by the owner only, if missing.
+fn make_private_dir(dir: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).map_err(|e| io_err("mkdir", dir, &e))
 }
 
 /// Writes `dir/name` so that a crash leaves the old file or the new one: temporary file,
@@ -657,5 +711,47 @@ impl Storage for FileStorage {
         edit(&mut s)?;
         self.write_header(&s)?;
         Ok(s)
+    }
+
+    fn read_record(&self, kind: RecordKind, name: &str) -> Result<Option<Value>> {
+        self.read_record_file(kind, name)
+    }
+
+    fn record_names(&self, kind: RecordKind) -> Result<Vec<String>> {
+        let (dir, ext, _) = record_place(kind);
+        let dir = self.dir.join(dir);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            // No record of this kind was ever written.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err("list", &dir, &e)),
+        };
+        let mut names = Vec::new();
+        for e in entries {
+            let e = e.map_err(|e| io_err("list", &dir, &e))?;
+            let file = e.file_name();
+            let file = file.to_string_lossy();
+            if let Some(name) = file.strip_suffix(ext)
+                && hsmkit::validate_name(name).is_ok()
+            {
+                names.push(name.to_owned());
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    fn modify_record(&self, kind: RecordKind, name: &str, edit: RecordEdit<'_>) -> Result<()> {
+        let _g = self.write_lock()?;
+        let current = self.read_record_file(kind, name)?;
+        let existed = current.is_some();
+        match edit(current)? {
+            Some(doc) => self.write_record_file(kind, name, &doc),
+            None if existed => {
+                let (dir, ext, _) = record_place(kind);
+                remove_durably(&self.dir.join(dir), &format!("{name}{ext}"))
+            }
+            None => Ok(()),
+        }
     }
 }

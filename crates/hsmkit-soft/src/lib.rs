@@ -202,6 +202,34 @@ impl hsmkit::MetadataStore for SoftMetadata {
     fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings> {
         self.storage.modify_settings(edit)
     }
+
+    fn read_record(
+        &self,
+        kind: hsmkit::metadata::RecordKind,
+        name: &str,
+    ) -> Result<Option<serde_json::Value>> {
+        self.storage.read_record(kind, name)
+    }
+
+    fn list_records(&self, kind: hsmkit::metadata::RecordKind) -> Result<Vec<(String, serde_json::Value)>> {
+        let mut out = Vec::new();
+        for name in self.storage.record_names(kind)? {
+            // A record removed between record_names() and read_record() is simply gone.
+            if let Some(doc) = self.storage.read_record(kind, &name)? {
+                out.push((name, doc));
+            }
+        }
+        Ok(out)
+    }
+
+    fn modify_record(
+        &self,
+        kind: hsmkit::metadata::RecordKind,
+        name: &str,
+        edit: hsmkit::metadata::RecordEdit<'_>,
+    ) -> Result<()> {
+        self.storage.modify_record(kind, name, edit)
+    }
 }
 
 pub use hsmkit_engine::{normalize, public_key_ops};

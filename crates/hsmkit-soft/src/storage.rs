@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, RwLock};
 
+use hsmkit::metadata::{RecordEdit, RecordKind};
 use hsmkit::{Error, KeyDescription, KeyInfo, KeyMaterial, KeyState, Result, SettingsEdit, StoreSettings};
+use serde_json::Value;
 
 /// One stored key version: metadata and material.
 #[derive(Clone)]
@@ -80,6 +82,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn settings(&self) -> Result<StoreSettings>;
     /// Changes the store settings atomically.
     fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings>;
+    /// One record (a secret, ...): see [`hsmkit::MetadataStore::read_record`].
+    fn read_record(&self, kind: RecordKind, name: &str) -> Result<Option<Value>>;
+    /// The names of every record of `kind`.
+    fn record_names(&self, kind: RecordKind) -> Result<Vec<String>>;
+    /// Changes one record atomically (all or nothing, as [`modify`](Storage::modify)).
+    fn modify_record(&self, kind: RecordKind, name: &str, edit: RecordEdit<'_>) -> Result<()>;
 }
 
 /// Keys in memory, gone with the process.
@@ -87,6 +95,7 @@ pub trait Storage: Send + Sync + fmt::Debug {
 pub struct MemoryStorage {
     docs: RwLock<BTreeMap<String, KeyDoc>>,
     settings: Mutex<StoreSettings>,
+    records: RwLock<BTreeMap<(RecordKind, String), Value>>,
 }
 
 pub(crate) fn poisoned() -> Error {
@@ -125,5 +134,24 @@ impl Storage for MemoryStorage {
         edit(&mut new)?;
         *s = new;
         Ok(new)
+    }
+
+    fn read_record(&self, kind: RecordKind, name: &str) -> Result<Option<Value>> {
+        Ok(self.records.read().map_err(|_| poisoned())?.get(&(kind, name.to_owned())).cloned())
+    }
+
+    fn record_names(&self, kind: RecordKind) -> Result<Vec<String>> {
+        let records = self.records.read().map_err(|_| poisoned())?;
+        Ok(records.keys().filter(|(k, _)| *k == kind).map(|(_, n)| n.clone()).collect())
+    }
+
+    fn modify_record(&self, kind: RecordKind, name: &str, edit: RecordEdit<'_>) -> Result<()> {
+        let mut records = self.records.write().map_err(|_| poisoned())?;
+        let key = (kind, name.to_owned());
+        match edit(records.get(&key).cloned())? {
+            Some(doc) => records.insert(key, doc),
+            None => records.remove(&key),
+        };
+        Ok(())
     }
 }

@@ -178,6 +178,19 @@ impl Ctx {
         alg: Option<&dyn fmt::Display>,
         r: &Result<T>,
     ) {
+        self.emit_object("key", key, version, op, alg, r);
+    }
+
+    /// [`emit`](Self::emit) for an object of another kind (`secret`).
+    pub(crate) fn emit_object<T>(
+        &self,
+        object: &str,
+        key: &str,
+        version: Option<u32>,
+        op: &str,
+        alg: Option<&dyn fmt::Display>,
+        r: &Result<T>,
+    ) {
         let outcome = match r {
             Ok(_) => "ok".to_owned(),
             Err(e) => format!("{:?}", e.kind()),
@@ -185,6 +198,7 @@ impl Ctx {
         let alg = alg.map(ToString::to_string);
         tracing::info!(
             target: "hsmkit::audit",
+            object,
             key = %key,
             version = version,
             op,
@@ -192,8 +206,15 @@ impl Ctx {
             outcome = %outcome,
         );
         if let Some(log) = &self.log {
-            let rec =
-                AuditRecord { time: self.now(), key, version, op, alg: alg.as_deref(), outcome: &outcome };
+            let rec = AuditRecord {
+                time: self.now(),
+                object,
+                key,
+                version,
+                op,
+                alg: alg.as_deref(),
+                outcome: &outcome,
+            };
             if let Err(e) = log.append(&rec) {
                 // The operation has happened; losing its record must at least be loud.
                 tracing::error!(target: "hsmkit::audit", error = %e, "could not write the audit log");
@@ -207,7 +228,9 @@ impl Ctx {
 pub struct AuditRecord<'a> {
     /// When.
     pub time: SystemTime,
-    /// The key name.
+    /// What kind of object: `key` or `secret`.
+    pub object: &'a str,
+    /// The key's (or secret's) name.
     pub key: &'a str,
     /// The key version, when one was involved.
     pub version: Option<u32>,
@@ -344,6 +367,7 @@ impl AuditLog {
             let body = json!({
                 "seq": seq,
                 "time": humantime::format_rfc3339_millis(rec.time).to_string(),
+                "object": rec.object,
                 "key": rec.key,
                 "version": rec.version,
                 "op": rec.op,

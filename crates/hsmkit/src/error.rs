@@ -57,9 +57,9 @@ impl fmt::Display for Denied {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Denied::OperationNotAllowed(op) => write!(f, "the key does not allow '{op}'"),
-            Denied::Disabled => f.write_str("the key is disabled"),
-            Denied::NotYetValid => f.write_str("the key is not valid yet (not-before)"),
-            Denied::Expired => f.write_str("the key has expired"),
+            Denied::Disabled => f.write_str("it is disabled"),
+            Denied::NotYetValid => f.write_str("it is not valid yet (not-before)"),
+            Denied::Expired => f.write_str("it has expired"),
             Denied::PublicOnly => f.write_str("the key has no private part"),
             Denied::NotExportable => f.write_str("the key was not created exportable"),
             Denied::PurgeProtected => {
@@ -195,12 +195,12 @@ pub enum Error {
     },
     /// A key with that name already exists.
     AlreadyExists {
-        /// The key name.
+        /// The key name, or `secret/NAME` for a deleted secret that holds the name.
         name: String,
     },
-    /// The key's attributes forbid the operation.
+    /// The key's (or secret's) attributes forbid the operation.
     PermissionDenied {
-        /// The key name.
+        /// The key name, or for a secret `secret/NAME` (names never hold a `/`).
         key: String,
         /// Why.
         reason: Denied,
@@ -289,10 +289,16 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::NotFound { what } => write!(f, "not found: {what}"),
-            Error::AlreadyExists { name } => write!(f, "a key named '{name}' already exists"),
-            Error::PermissionDenied { key, reason } => {
-                write!(f, "permission denied on key '{key}': {reason}")
-            }
+            Error::AlreadyExists { name } => match name.strip_prefix("secret/") {
+                Some(n) => {
+                    write!(f, "a secret named '{n}' already exists (deleted: recover or purge it first)")
+                }
+                None => write!(f, "a key named '{name}' already exists"),
+            },
+            Error::PermissionDenied { key, reason } => match key.strip_prefix("secret/") {
+                Some(name) => write!(f, "permission denied on secret '{name}': {reason}"),
+                None => write!(f, "permission denied on key '{key}': {reason}"),
+            },
             Error::InvalidInput { message, .. } => write!(f, "invalid input: {message}"),
             Error::VerificationFailed => f.write_str("signature verification failed"),
             Error::DecryptionFailed => f.write_str("decryption failed"),

@@ -37,6 +37,7 @@ pub mod metadata;
 mod public;
 pub mod report;
 mod secret;
+pub mod secrets;
 mod spec;
 mod store;
 
@@ -58,6 +59,7 @@ pub use material::{EcPrivateComponents, Ed25519PrivateComponents, KeyMaterial, R
 pub use metadata::{DescriptionEdit, MemoryMetadata, MetadataStore};
 pub use public::{EcPublicKey, Ed25519PublicKey, PublicKey, RsaPublicKey};
 pub use secret::SecretVec;
+pub use secrets::{Secret, SecretAttributes, SecretDescription, SecretDue, SecretProperties, SecretUpdate};
 pub use spec::{
     AesSize, EcCurve, HMAC_GENERATE_BITS, HMAC_MAX_BITS, HMAC_MIN_BITS, KeySpec, KeyType, RSA_GENERATE_BITS,
     RSA_MAX_BITS, RSA_MIN_BITS,

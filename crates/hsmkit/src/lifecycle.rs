@@ -33,12 +33,23 @@ pub struct RotationPolicy {
 impl RotationPolicy {
     /// Why `current` is due for rotation at `now`, or `None` if it is not.
     pub fn due(&self, current: &KeyInfo, now: SystemTime) -> Option<String> {
+        self.due_at(current.created, current.attributes.expires, now)
+    }
+
+    /// Why a version created at `created` and expiring at `expires` is due for rotation
+    /// at `now`, or `None` if it is not.
+    pub fn due_at(
+        &self,
+        created: SystemTime,
+        expires: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Option<String> {
         if let Some(after) = self.rotate_after
-            && current.created.checked_add(after).is_some_and(|t| now >= t)
+            && created.checked_add(after).is_some_and(|t| now >= t)
         {
             return Some(format!("older than {}", format_iso_duration(after)));
         }
-        if let (Some(before), Some(exp)) = (self.rotate_before_expiry, current.attributes.expires)
+        if let (Some(before), Some(exp)) = (self.rotate_before_expiry, expires)
             && exp.checked_sub(before).is_none_or(|t| now >= t)
         {
             return Some(format!("expires within {}", format_iso_duration(before)));
@@ -281,7 +292,7 @@ pub(crate) fn secs(t: SystemTime) -> i64 {
     }
 }
 
-fn time(v: &Value) -> Option<SystemTime> {
+pub(crate) fn time(v: &Value) -> Option<SystemTime> {
     let s = v.as_i64()?;
     if s >= 0 {
         UNIX_EPOCH.checked_add(Duration::from_secs(s.unsigned_abs()))
@@ -306,7 +317,7 @@ fn dur_from(v: Option<&Value>) -> Result<Option<Duration>> {
     }
 }
 
-fn state_to_json(s: &KeyState) -> Value {
+pub(crate) fn state_to_json(s: &KeyState) -> Value {
     json!({
         "rotation": s.rotation.filter(|r| !r.is_empty()).map(|r| json!({
             "rotate_after": dur(r.rotate_after),
@@ -320,7 +331,7 @@ fn state_to_json(s: &KeyState) -> Value {
     })
 }
 
-fn state_from_json(v: &Value) -> Result<KeyState> {
+pub(crate) fn state_from_json(v: &Value) -> Result<KeyState> {
     let rotation = match v.get("rotation") {
         None | Some(Value::Null) => None,
         Some(r) => Some(RotationPolicy {

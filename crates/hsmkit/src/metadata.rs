@@ -13,9 +13,38 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Mutex, RwLock};
 
+use serde_json::Value;
+
 use crate::backend::SettingsEdit;
 use crate::error::{Error, Result};
 use crate::lifecycle::{KeyDescription, StoreSettings};
+
+/// A kind of store object other than a key, kept as a record: a JSON document per name,
+/// in a namespace of its own (a secret and a key may share a name). Not
+/// `#[non_exhaustive]`: every metadata store must place every kind (exhaustive matches).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RecordKind {
+    /// A secret ([`crate::secrets`]): its versions, each value sealed under the store's
+    /// secrets KEK.
+    Secret,
+}
+
+impl RecordKind {
+    /// Every kind.
+    pub const ALL: &'static [RecordKind] = &[RecordKind::Secret];
+
+    /// The kind's name, as implementations use it in labels, directories and audit
+    /// records: `secret`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordKind::Secret => "secret",
+        }
+    }
+}
+
+/// An edit of one record: gets the current document (`None` if there is none) and
+/// returns the new one (`None` removes the record).
+pub type RecordEdit<'a> = &'a mut dyn FnMut(Option<Value>) -> Result<Option<Value>>;
 
 /// An edit of one key's description: gets the current description (`None` if there is no
 /// such key) and returns the new one (`None` removes the key's metadata).
@@ -46,6 +75,18 @@ pub trait MetadataStore: Send + Sync + fmt::Debug {
 
     /// Changes the store settings atomically; returns the new settings.
     fn modify_settings(&self, edit: SettingsEdit<'_>) -> Result<StoreSettings>;
+
+    /// One record of `kind`, `None` if there is none. Records are authenticated as key
+    /// descriptions are (a record edited or moved to another name outside hsmkit is an
+    /// error, never a silent answer).
+    fn read_record(&self, kind: RecordKind, name: &str) -> Result<Option<Value>>;
+
+    /// Every record of `kind`, by name.
+    fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, Value)>>;
+
+    /// Changes one record atomically, with [`modify`](MetadataStore::modify)'s
+    /// guarantees: all or nothing, `Ok` only once the change is persisted.
+    fn modify_record(&self, kind: RecordKind, name: &str, edit: RecordEdit<'_>) -> Result<()>;
 }
 
 fn poisoned() -> Error {
@@ -57,6 +98,7 @@ fn poisoned() -> Error {
 pub struct MemoryMetadata {
     docs: RwLock<BTreeMap<String, KeyDescription>>,
     settings: Mutex<StoreSettings>,
+    records: RwLock<BTreeMap<(RecordKind, String), Value>>,
 }
 
 impl MetadataStore for MemoryMetadata {
@@ -91,5 +133,28 @@ impl MetadataStore for MemoryMetadata {
         edit(&mut new)?;
         *s = new;
         Ok(new)
+    }
+
+    fn read_record(&self, kind: RecordKind, name: &str) -> Result<Option<Value>> {
+        Ok(self.records.read().map_err(|_| poisoned())?.get(&(kind, name.to_owned())).cloned())
+    }
+
+    fn list_records(&self, kind: RecordKind) -> Result<Vec<(String, Value)>> {
+        let records = self.records.read().map_err(|_| poisoned())?;
+        Ok(records
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|((_, n), v)| (n.clone(), v.clone()))
+            .collect())
+    }
+
+    fn modify_record(&self, kind: RecordKind, name: &str, edit: RecordEdit<'_>) -> Result<()> {
+        let mut records = self.records.write().map_err(|_| poisoned())?;
+        let key = (kind, name.to_owned());
+        match edit(records.get(&key).cloned())? {
+            Some(doc) => records.insert(key, doc),
+            None => records.remove(&key),
+        };
+        Ok(())
     }
 }

@@ -63,9 +63,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 #[derive(Clone, Debug)]
 pub struct Store {
     backend: Arc<dyn Backend>,
-    meta: Arc<dyn MetadataStore>,
-    ctx: Ctx,
-    writers: Arc<NameLocks>,
+    pub(crate) meta: Arc<dyn MetadataStore>,
+    pub(crate) ctx: Ctx,
+    pub(crate) writers: Arc<NameLocks>,
 }
 
 /// Serialises the version-adding calls of one process per key name (striped by a hash of
@@ -75,10 +75,10 @@ pub struct Store {
 /// (tpm2-pkcs11 before 1.10) slots that only a new connection gives back. Other
 /// processes still race, and the metadata store's compare-and-set settles that.
 #[derive(Debug, Default)]
-struct NameLocks([std::sync::Mutex<()>; 16]);
+pub(crate) struct NameLocks([std::sync::Mutex<()>; 16]);
 
 impl NameLocks {
-    fn lock(&self, name: &str) -> std::sync::MutexGuard<'_, ()> {
+    pub(crate) fn lock(&self, name: &str) -> std::sync::MutexGuard<'_, ()> {
         use std::hash::{Hash, Hasher};
         let mut h = std::collections::hash_map::DefaultHasher::new();
         name.hash(&mut h);
@@ -86,6 +86,38 @@ impl NameLocks {
         let stripe = usize::try_from(h.finish() % 16).ok().and_then(|i| self.0.get(i)).unwrap_or(first);
         // A panic while holding the lock left nothing half-done that the lock guards.
         stripe.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// A key the store makes for its own use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreKeyRole {
+    /// The audit key: MACs (or signs) audit records.
+    Audit,
+    /// The secrets KEK: wraps the data keys that seal secret values.
+    Secrets,
+}
+
+impl StoreKeyRole {
+    fn name(self) -> &'static str {
+        match self {
+            StoreKeyRole::Audit => crate::audit::AUDIT_KEY_NAME,
+            StoreKeyRole::Secrets => crate::secrets::SECRETS_KEK_NAME,
+        }
+    }
+
+    fn what(self) -> &'static str {
+        match self {
+            StoreKeyRole::Audit => "an audit key",
+            StoreKeyRole::Secrets => "a secrets KEK",
+        }
+    }
+
+    fn rsa_mechanism(self) -> &'static str {
+        match self {
+            StoreKeyRole::Audit => "RS256",
+            StoreKeyRole::Secrets => "RSA-OAEP unwrap",
+        }
     }
 }
 
@@ -242,26 +274,48 @@ impl Store {
 
     /// [`Store::audit_key`], and whether this call created it.
     fn get_or_create_audit_key(&self) -> Result<(Key, bool)> {
-        let name = crate::audit::AUDIT_KEY_NAME;
+        self.get_or_create_store_key(StoreKeyRole::Audit)
+    }
+
+    /// The current version of a key the store itself uses, created on first use:
+    /// AES-256, or where the backend cannot generate AES-256 or wrap with A256KW
+    /// (tpm2-pkcs11), RSA-2048; with only the operations its role needs. Returns whether
+    /// this call created it.
+    pub(crate) fn get_or_create_store_key(&self, role: StoreKeyRole) -> Result<(Key, bool)> {
+        let name = role.name();
         match self.get_key(name) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let caps = self.capabilities();
-                let (spec, op) = if caps.generate.contains(&KeySpec::AES_256)
+                let aes = caps.generate.contains(&KeySpec::AES_256)
                     && caps.wrap.contains(&crate::KeyWrapAlgorithm::A256Kw)
-                {
-                    (KeySpec::AES_256, KeyOp::WrapKey)
-                } else if caps.generate.contains(&KeySpec::RSA_2048)
-                    && caps.sign.contains(&crate::SignatureAlgorithm::Rs256)
-                {
-                    (KeySpec::RSA_2048, KeyOp::Sign)
-                } else {
-                    return Err(Error::unsupported(
-                        UnsupportedReason::KeyType,
-                        "an audit key: the backend generates neither AES-256 with A256KW nor RSA-2048 with RS256",
-                    ));
+                    && caps.unwrap.contains(&crate::KeyWrapAlgorithm::A256Kw);
+                let rsa = caps.generate.contains(&KeySpec::RSA_2048);
+                let (spec, ops): (KeySpec, &[KeyOp]) = match role {
+                    StoreKeyRole::Audit if aes => (KeySpec::AES_256, &[KeyOp::WrapKey]),
+                    StoreKeyRole::Audit if rsa && caps.sign.contains(&crate::SignatureAlgorithm::Rs256) => {
+                        (KeySpec::RSA_2048, &[KeyOp::Sign])
+                    }
+                    StoreKeyRole::Secrets if aes => (KeySpec::AES_256, &[KeyOp::WrapKey, KeyOp::UnwrapKey]),
+                    StoreKeyRole::Secrets
+                        if rsa
+                            && (caps.unwrap.contains(&crate::KeyWrapAlgorithm::RsaOaep256)
+                                || caps.unwrap.contains(&crate::KeyWrapAlgorithm::RsaOaep)) =>
+                    {
+                        (KeySpec::RSA_2048, &[KeyOp::WrapKey, KeyOp::UnwrapKey])
+                    }
+                    StoreKeyRole::Audit | StoreKeyRole::Secrets => {
+                        return Err(Error::unsupported(
+                            UnsupportedReason::KeyType,
+                            format!(
+                                "{}: the backend generates neither AES-256 with A256KW nor RSA-2048 with {}",
+                                role.what(),
+                                role.rsa_mechanism()
+                            ),
+                        ));
+                    }
                 };
                 let attributes =
-                    KeyAttributes { ops: Some(KeyOps::from_ops(&[op])), ..KeyAttributes::default() };
+                    KeyAttributes { ops: Some(KeyOps::from_ops(ops)), ..KeyAttributes::default() };
                 match self.create_key(name, spec, attributes) {
                     // Another process created it first: use theirs.
                     Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((self.get_key(name)?, false)),
@@ -270,6 +324,14 @@ impl Store {
             }
             r => Ok((r?, false)),
         }
+    }
+
+    /// The metadata seam this store keeps names, versions, state and records in: for
+    /// tools that inspect, check or migrate metadata. Writing through it bypasses the
+    /// store's lifecycle rules (its records stay authenticated: a record edited outside
+    /// hsmkit is refused when read).
+    pub fn metadata_store(&self) -> Arc<dyn MetadataStore> {
+        self.meta.clone()
     }
 
     /// The backend's kind (`soft`, `pkcs11`).

@@ -167,6 +167,7 @@ fn a_planted_tail_neither_panics_nor_steers_the_chain() {
     planted.push(format!("{body},\"mac\":\"{}\"}}", "0".repeat(64)));
     write_lines(&p, &planted);
     let rec = AuditRecord {
+        object: "key",
         time: std::time::SystemTime::now(),
         key: "k",
         version: None,
@@ -266,6 +267,7 @@ fn two_writers_and_a_reopen_keep_one_chain() {
     let key = store.audit_key().unwrap();
     let (a, b) = (AuditLog::open(&p, &key).unwrap(), AuditLog::open(&p, &key).unwrap());
     let rec = |op| AuditRecord {
+        object: "key",
         time: std::time::SystemTime::now(),
         key: "k",
         version: Some(1),

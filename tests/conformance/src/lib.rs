@@ -20,6 +20,7 @@ pub mod interop;
 pub mod lifecycle;
 pub mod load;
 pub mod props;
+pub mod secrets;
 pub mod wycheproof_sets;
 
 /// Stamps out one `#[test]` per conformance check, each with a fresh store from `$make`.
@@ -69,6 +70,16 @@ macro_rules! conformance_tests {
             envelope_after_rotations_and_rewrap,
             envelope_refusals,
             envelope_frozen_vectors,
+        );
+        $crate::conformance_tests!(@each_secrets $make;
+            secret_versions_and_namespaces,
+            secret_attributes_and_limits,
+            secret_delete_recover_purge,
+            secret_purge_protection,
+            secret_values_are_bound_to_name_and_version,
+            secret_rotation_due,
+            secret_audit_records,
+            concurrent_secret_writers,
         );
         $crate::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep,
@@ -124,6 +135,15 @@ macro_rules! conformance_tests {
             fn $name() {
                 let store = ($make)();
                 $crate::envelope::$name(&store);
+            }
+        )*
+    };
+    (@each_secrets $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::secrets::$name(&store);
             }
         )*
     };
@@ -193,6 +213,24 @@ impl hsmkit_soft::Storage for TempStorage {
     }
     fn modify_settings(&self, edit: hsmkit::SettingsEdit<'_>) -> hsmkit::Result<hsmkit::StoreSettings> {
         self.storage.modify_settings(edit)
+    }
+    fn read_record(
+        &self,
+        kind: hsmkit::metadata::RecordKind,
+        name: &str,
+    ) -> hsmkit::Result<Option<serde_json::Value>> {
+        self.storage.read_record(kind, name)
+    }
+    fn record_names(&self, kind: hsmkit::metadata::RecordKind) -> hsmkit::Result<Vec<String>> {
+        self.storage.record_names(kind)
+    }
+    fn modify_record(
+        &self,
+        kind: hsmkit::metadata::RecordKind,
+        name: &str,
+        edit: hsmkit::metadata::RecordEdit<'_>,
+    ) -> hsmkit::Result<()> {
+        self.storage.modify_record(kind, name, edit)
     }
 }
 
