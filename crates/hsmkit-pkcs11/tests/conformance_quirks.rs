@@ -35,6 +35,10 @@ macro_rules! suite {
             secret_versions_and_namespaces, secret_attributes_and_limits, secret_delete_recover_purge,
             secret_values_are_bound_to_name_and_version, concurrent_secret_writers,
         );
+        #[test]
+        fn backup_and_restore() {
+            hsmkit_conformance::secrets::backup_and_restore(&$make);
+        }
         hsmkit_conformance::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep, wycheproof_aes_kw, wycheproof_aes_kwp, wycheproof_aes_gcm, wycheproof_crypto_provider,
         );

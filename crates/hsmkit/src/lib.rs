@@ -25,6 +25,7 @@
 mod algorithm;
 mod attributes;
 pub mod audit;
+pub mod backup;
 mod backend;
 pub mod crypto;
 pub mod ecdsa_sig;

@@ -217,17 +217,17 @@ pub struct SecretDue {
 
 /// One version as stored: metadata and the sealed value.
 #[derive(Clone)]
-struct StoredVersion {
-    props: SecretProperties,
-    sealed: Vec<u8>,
+pub(crate) struct StoredVersion {
+    pub(crate) props: SecretProperties,
+    pub(crate) sealed: Vec<u8>,
 }
 
 /// A secret as stored in its record.
 #[derive(Clone)]
-struct SecretDoc {
+pub(crate) struct SecretDoc {
     name: String,
     state: KeyState,
-    versions: Vec<StoredVersion>,
+    pub(crate) versions: Vec<StoredVersion>,
 }
 
 fn corrupt(name: &str, what: &str) -> Error {
@@ -264,21 +264,18 @@ impl SecretDoc {
             .versions
             .iter()
             .map(|v| {
-                let a = &v.props.attributes;
-                json!({
-                    "version": v.props.version,
-                    "enabled": a.enabled,
-                    "not_before": opt_time(a.not_before),
-                    "expires": opt_time(a.expires),
-                    "content_type": a.content_type,
-                    "tags": a.tags,
-                    "created": secs(v.props.created),
-                    "updated": secs(v.props.updated),
-                    "sealed": Base64::encode_string(&v.sealed),
-                })
+                let mut e = version_json(&v.props);
+                if let Some(m) = e.as_object_mut() {
+                    m.insert("sealed".into(), json!(Base64::encode_string(&v.sealed)));
+                }
+                e
             })
             .collect();
-        json!({ "format": 1, "name": self.name, "state": state_to_json(&self.state), "versions": versions })
+        json!({ "format": 1, "name": self.name, "state": self.state_json(), "versions": versions })
+    }
+
+    pub(crate) fn state_json(&self) -> Value {
+        state_to_json(&self.state)
     }
 
     fn from_json(name: &str, v: &Value) -> Result<Self> {
@@ -294,46 +291,63 @@ impl SecretDoc {
         let state = state_from_json(v.get("state").unwrap_or(&Value::Null))?;
         let mut versions = Vec::new();
         for e in v.get("versions").and_then(Value::as_array).ok_or_else(|| bad("versions"))? {
-            let get = |k: &str| e.get(k).unwrap_or(&Value::Null);
-            #[allow(clippy::wildcard_enum_match_arm, reason = "serde_json's Value: null or a time")]
-            let opt_time = |k: &str| match get(k) {
-                Value::Null => Ok(None),
-                t => time(t).map(Some).ok_or_else(|| bad(k)),
-            };
-            let version =
-                get("version").as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("version"))?;
-            let content_type = if get("content_type").is_null() {
-                None
-            } else {
-                Some(get("content_type").as_str().ok_or_else(|| bad("content_type"))?.to_owned())
-            };
-            let tags: BTreeMap<String, String> =
-                serde_json::from_value(get("tags").clone()).map_err(|_| bad("tags"))?;
-            let created = time(get("created")).ok_or_else(|| bad("created"))?;
-            let sealed = get("sealed")
-                .as_str()
+            let sealed = e
+                .get("sealed")
+                .and_then(Value::as_str)
                 .and_then(|s| Base64::decode_vec(s).ok())
                 .ok_or_else(|| bad("sealed value"))?;
-            versions.push(StoredVersion {
-                props: SecretProperties {
-                    name: name.to_owned(),
-                    version,
-                    attributes: SecretAttributes {
-                        enabled: get("enabled").as_bool().ok_or_else(|| bad("enabled"))?,
-                        not_before: opt_time("not_before")?,
-                        expires: opt_time("expires")?,
-                        content_type,
-                        tags,
-                    },
-                    created,
-                    updated: time(get("updated")).unwrap_or(created),
-                },
-                sealed,
-            });
+            versions.push(StoredVersion { props: props_from_json(name, e)?, sealed });
         }
         versions.sort_by_key(|v| v.props.version);
         Ok(SecretDoc { name: name.to_owned(), state, versions })
     }
+}
+
+/// One version's metadata as stored (and as backed up): no value.
+pub(crate) fn version_json(p: &SecretProperties) -> Value {
+    let a = &p.attributes;
+    json!({
+        "version": p.version,
+        "enabled": a.enabled,
+        "not_before": opt_time(a.not_before),
+        "expires": opt_time(a.expires),
+        "content_type": a.content_type,
+        "tags": a.tags,
+        "created": secs(p.created),
+        "updated": secs(p.updated),
+    })
+}
+
+/// Reads [`version_json`]'s document.
+fn props_from_json(name: &str, e: &Value) -> Result<SecretProperties> {
+    let bad = |what: &str| corrupt(name, what);
+    let get = |k: &str| e.get(k).unwrap_or(&Value::Null);
+    #[allow(clippy::wildcard_enum_match_arm, reason = "serde_json's Value: null or a time")]
+    let opt_time = |k: &str| match get(k) {
+        Value::Null => Ok(None),
+        t => time(t).map(Some).ok_or_else(|| bad(k)),
+    };
+    let version = get("version").as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("version"))?;
+    let content_type = if get("content_type").is_null() {
+        None
+    } else {
+        Some(get("content_type").as_str().ok_or_else(|| bad("content_type"))?.to_owned())
+    };
+    let tags: BTreeMap<String, String> = serde_json::from_value(get("tags").clone()).map_err(|_| bad("tags"))?;
+    let created = time(get("created")).ok_or_else(|| bad("created"))?;
+    Ok(SecretProperties {
+        name: name.to_owned(),
+        version,
+        attributes: SecretAttributes {
+            enabled: get("enabled").as_bool().ok_or_else(|| bad("enabled"))?,
+            not_before: opt_time("not_before")?,
+            expires: opt_time("expires")?,
+            content_type,
+            tags,
+        },
+        created,
+        updated: time(get("updated")).unwrap_or(created),
+    })
 }
 
 /// Checks a secret name: the key alphabet and length ([`validate_name`]).
@@ -538,6 +552,56 @@ impl Store {
         })();
         self.secret_event(name, shown, "get", &r);
         r
+    }
+
+    /// Opens a sealed value with the context of `name` at `version`.
+    pub(crate) fn open_secret_value(&self, name: &str, version: u32, sealed: &[u8]) -> Result<SecretVec> {
+        Opener::new(&SecretsKeyring(self)).with_context(context(name, version)).open(sealed)
+    }
+
+    /// A live secret's record, for a backup.
+    pub(crate) fn secret_doc_for_backup(&self, name: &str) -> Result<SecretDoc> {
+        self.live_secret(name)
+    }
+
+    /// Writes a restored secret: each version's metadata (as [`version_json`] wrote it)
+    /// and value, re-sealed under this store's secrets KEK. Refused if a secret (live or
+    /// deleted) holds the name.
+    pub(crate) fn restore_secret_doc(
+        &self,
+        name: &str,
+        state: &Value,
+        versions: Vec<(Value, zeroize::Zeroizing<Vec<u8>>)>,
+    ) -> Result<SecretDescription> {
+        check_name(name)?;
+        let mut state = state_from_json(state)?;
+        state.deleted = None;
+        let _writer = self.writers.lock(name);
+        if self.read_secret_doc(name)?.is_some() {
+            return Err(Error::AlreadyExists { name: format!("secret/{name}") });
+        }
+        let (kek, _) = self.get_or_create_store_key(StoreKeyRole::Secrets)?;
+        let sealer = Sealer::for_key(kek)?;
+        let mut doc = SecretDoc { name: name.to_owned(), state, versions: Vec::with_capacity(versions.len()) };
+        for (meta, value) in versions {
+            let props = props_from_json(name, &meta).map_err(|_| {
+                Error::invalid(InvalidReason::Malformed, "not an hsmkit backup: bad version metadata")
+            })?;
+            check_value(&value)?;
+            props.attributes.validate()?;
+            if doc.version(props.version).is_some() {
+                return Err(Error::invalid(InvalidReason::Malformed, "not an hsmkit backup: a version twice"));
+            }
+            let sealed = sealer.clone().with_context(context(name, props.version))?.seal(&value)?;
+            doc.versions.push(StoredVersion { props, sealed });
+        }
+        doc.versions.sort_by_key(|v| v.props.version);
+        let out = doc.describe();
+        self.modify_secret(name, &mut |current| match current {
+            Some(_) => Err(Error::AlreadyExists { name: format!("secret/{name}") }),
+            None => Ok(Some(doc.clone())),
+        })?;
+        Ok(out)
     }
 
     /// A secret's state and every version's metadata (no values), deleted or not.

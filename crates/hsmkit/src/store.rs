@@ -62,7 +62,7 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// afterwards.
 #[derive(Clone, Debug)]
 pub struct Store {
-    backend: Arc<dyn Backend>,
+    pub(crate) backend: Arc<dyn Backend>,
     pub(crate) meta: Arc<dyn MetadataStore>,
     pub(crate) ctx: Ctx,
     pub(crate) writers: Arc<NameLocks>,
@@ -96,6 +96,8 @@ pub(crate) enum StoreKeyRole {
     Audit,
     /// The secrets KEK: wraps the data keys that seal secret values.
     Secrets,
+    /// The backup key: wraps the data keys that seal backups.
+    Backup,
 }
 
 impl StoreKeyRole {
@@ -103,6 +105,7 @@ impl StoreKeyRole {
         match self {
             StoreKeyRole::Audit => crate::audit::AUDIT_KEY_NAME,
             StoreKeyRole::Secrets => crate::secrets::SECRETS_KEK_NAME,
+            StoreKeyRole::Backup => crate::backup::BACKUP_KEY_NAME,
         }
     }
 
@@ -110,13 +113,14 @@ impl StoreKeyRole {
         match self {
             StoreKeyRole::Audit => "an audit key",
             StoreKeyRole::Secrets => "a secrets KEK",
+            StoreKeyRole::Backup => "a backup key",
         }
     }
 
     fn rsa_mechanism(self) -> &'static str {
         match self {
             StoreKeyRole::Audit => "RS256",
-            StoreKeyRole::Secrets => "RSA-OAEP unwrap",
+            StoreKeyRole::Secrets | StoreKeyRole::Backup => "RSA-OAEP unwrap",
         }
     }
 }
@@ -287,23 +291,26 @@ impl Store {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let caps = self.capabilities();
                 let aes = caps.generate.contains(&KeySpec::AES_256)
-                    && caps.wrap.contains(&crate::KeyWrapAlgorithm::A256Kw)
-                    && caps.unwrap.contains(&crate::KeyWrapAlgorithm::A256Kw);
+                    && caps.wrap.contains(&crate::KeyWrapAlgorithm::A256Kw);
+                // A KEK must also unwrap; the audit key only wraps (as a MAC).
+                let aes_kek = aes && caps.unwrap.contains(&crate::KeyWrapAlgorithm::A256Kw);
                 let rsa = caps.generate.contains(&KeySpec::RSA_2048);
                 let (spec, ops): (KeySpec, &[KeyOp]) = match role {
                     StoreKeyRole::Audit if aes => (KeySpec::AES_256, &[KeyOp::WrapKey]),
                     StoreKeyRole::Audit if rsa && caps.sign.contains(&crate::SignatureAlgorithm::Rs256) => {
                         (KeySpec::RSA_2048, &[KeyOp::Sign])
                     }
-                    StoreKeyRole::Secrets if aes => (KeySpec::AES_256, &[KeyOp::WrapKey, KeyOp::UnwrapKey]),
-                    StoreKeyRole::Secrets
+                    StoreKeyRole::Secrets | StoreKeyRole::Backup if aes_kek => {
+                        (KeySpec::AES_256, &[KeyOp::WrapKey, KeyOp::UnwrapKey])
+                    }
+                    StoreKeyRole::Secrets | StoreKeyRole::Backup
                         if rsa
                             && (caps.unwrap.contains(&crate::KeyWrapAlgorithm::RsaOaep256)
                                 || caps.unwrap.contains(&crate::KeyWrapAlgorithm::RsaOaep)) =>
                     {
                         (KeySpec::RSA_2048, &[KeyOp::WrapKey, KeyOp::UnwrapKey])
                     }
-                    StoreKeyRole::Audit | StoreKeyRole::Secrets => {
+                    StoreKeyRole::Audit | StoreKeyRole::Secrets | StoreKeyRole::Backup => {
                         return Err(Error::unsupported(
                             UnsupportedReason::KeyType,
                             format!(
@@ -475,6 +482,18 @@ impl Store {
     /// Fails unless no key (managed, unmanaged or deleted) holds `name`.
     fn check_free(&self, name: &str) -> Result<()> {
         free(name, self.describe_any(name)?.as_ref())
+    }
+
+    /// [`check_free`](Self::check_free) for a restore.
+    pub(crate) fn check_free_name(&self, name: &str) -> Result<()> {
+        validate_name(name)?;
+        self.check_free(name)
+    }
+
+    /// Removes a key and its objects without the purge-protection check: for a key that
+    /// never finished restoring.
+    pub(crate) fn purge_unchecked(&self, name: &str) -> Result<()> {
+        self.purge(name, &mut |_| Ok(()))
     }
 
     /// A key's description whether deleted or not.

@@ -81,6 +81,10 @@ macro_rules! conformance_tests {
             secret_audit_records,
             concurrent_secret_writers,
         );
+        #[test]
+        fn backup_and_restore() {
+            $crate::secrets::backup_and_restore(&$make);
+        }
         $crate::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep,
             wycheproof_rsa_pkcs1_verify,

@@ -357,3 +357,108 @@ pub fn concurrent_secret_writers(store: &Store) {
     values.dedup();
     assert_eq!(values.len(), usize::try_from(threads * per).unwrap(), "every write kept its own value");
 }
+
+/// Backup and restore of secrets (every backend) and keys (where keys can leave the
+/// backend; elsewhere the typed Unsupported), refusal into a store without the same
+/// backup key, and restore into one that holds it. `make` gives fresh stores of the
+/// backend under test.
+pub fn backup_and_restore(make: &dyn Fn() -> Store) {
+    use hsmkit::backup::BACKUP_KEY_NAME;
+    use hsmkit::{KeyAttributes, KeyMaterial, KeyOps, SignatureAlgorithm};
+    let store = make();
+    let caps = store.capabilities();
+    let tags = BTreeMap::from([("team".to_owned(), "db".to_owned())]);
+    let v1 = SecretAttributes { content_type: Some("text/plain".into()), tags, ..SecretAttributes::default() };
+    store.set_secret("s", b"value one", v1).unwrap();
+    store.set_secret("s", &[0u8, 1, 2, 255], SecretAttributes::default()).unwrap();
+    store.update_secret("s", 2, &SecretUpdate::enabled(false)).unwrap();
+    let policy = RotationPolicy { expires_after: Some(parse_iso_duration("P30D").unwrap()), ..RotationPolicy::default() };
+    store.set_secret_rotation_policy("s", Some(policy)).unwrap();
+    let before = store.describe_secret("s").unwrap();
+    let blob = store.backup_secret("s").unwrap();
+    assert!(!blob.windows(9).any(|w| w == b"value one"), "a backup holds values sealed, not in clear");
+    let backup_key = store.get_key(BACKUP_KEY_NAME).unwrap();
+    assert!(!backup_key.info().attributes.exportable);
+
+    expect_kind(store.restore_secret(&blob), ErrorKind::AlreadyExists);
+    store.delete_secret("s").unwrap();
+    expect_kind(store.restore_secret(&blob), ErrorKind::AlreadyExists);
+    expect_kind(store.backup_secret("s"), ErrorKind::NotFound);
+    store.purge_deleted_secret("s").unwrap();
+    let restored = store.restore_secret(&blob).unwrap();
+    assert_eq!(restored, before, "every version and attribute, times included");
+    assert_eq!(store.describe_secret("s").unwrap(), before);
+    assert_eq!(value(&store, "s", Some(1)), b"value one");
+    let e = expect_kind(store.get_secret("s"), ErrorKind::PermissionDenied);
+    assert_eq!(denied(e), Denied::Disabled);
+    store.update_secret("s", 2, &SecretUpdate::enabled(true)).unwrap();
+    assert_eq!(value(&store, "s", None), [0u8, 1, 2, 255]);
+
+    // Altered anywhere after the header, or cut short: the one opaque error.
+    for i in [blob.len() - 1, blob.len() / 2 + 7] {
+        let mut bad = blob.clone();
+        bad[i] ^= 1;
+        store.purge_deleted_secret("s").err();
+        store.delete_secret("s").unwrap();
+        store.purge_deleted_secret("s").unwrap();
+        expect_kind(store.restore_secret(&bad), ErrorKind::DecryptionFailed);
+        store.restore_secret(&blob).unwrap();
+    }
+    expect_kind(store.restore_secret(b"not a backup"), ErrorKind::InvalidInput);
+    expect_kind(store.restore_key(&blob), ErrorKind::InvalidInput);
+
+    // A store without this store's backup key refuses the blob, with or without a backup
+    // key of its own.
+    let foreign = make();
+    expect_kind(foreign.restore_secret(&blob), ErrorKind::DecryptionFailed);
+    foreign.set_secret("x", b"x", SecretAttributes::default()).unwrap();
+    foreign.backup_secret("x").unwrap();
+    expect_kind(foreign.restore_secret(&blob), ErrorKind::DecryptionFailed);
+    expect_kind(foreign.get_secret("s"), ErrorKind::NotFound);
+
+    // Keys: where they can leave the backend, the same round trip.
+    let key = create(&store, "k", KeySpec::P256, &[KeyOp::Sign, KeyOp::Verify]);
+    let sig1 = key.sign(SignatureAlgorithm::Es256, b"m").unwrap();
+    store.rotate_key("k").unwrap();
+    if !caps.export {
+        expect_kind(store.backup_key("k"), ErrorKind::Unsupported);
+        return;
+    }
+    let kd = store.describe_key("k").unwrap();
+    let kblob = store.backup_key("k").unwrap();
+    expect_kind(store.restore_key(&kblob), ErrorKind::AlreadyExists);
+    expect_kind(store.restore_secret(&kblob), ErrorKind::InvalidInput);
+    store.destroy_key("k").unwrap();
+    let back = store.restore_key(&kblob).unwrap();
+    assert_eq!(back.versions.len(), 2);
+    for (a, b) in back.versions.iter().zip(&kd.versions) {
+        // Times to the second, as every metadata store keeps them.
+        let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!((a.version, &a.attributes, secs(a.created), a.spec), (b.version, &b.attributes, secs(b.created), b.spec));
+        assert_eq!(a.binding.public_sha256, b.binding.public_sha256, "the same key material");
+    }
+    store.get_key_version("k", 1).unwrap().verify(SignatureAlgorithm::Es256, b"m", &sig1).unwrap();
+    expect_kind(foreign.restore_key(&kblob), ErrorKind::DecryptionFailed);
+    expect_kind(store.backup_key(BACKUP_KEY_NAME), ErrorKind::InvalidInput);
+
+    // Two stores holding the same backup key (imported into both) restore each other's
+    // backups.
+    if !caps.import {
+        return;
+    }
+    let shared = KeyMaterial::aes(&[0x42u8; 32]).unwrap();
+    let (a, b) = (make(), make());
+    let attrs = KeyAttributes { ops: Some(KeyOps::from_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey])), ..KeyAttributes::default() };
+    for s in [&a, &b] {
+        s.import_key(BACKUP_KEY_NAME, shared.clone(), attrs.clone()).unwrap();
+    }
+    a.set_secret("moved", b"travels", SecretAttributes::default()).unwrap();
+    let signer = create(&a, "moved-key", KeySpec::P256, &[KeyOp::Sign, KeyOp::Verify]);
+    let sig = signer.sign(SignatureAlgorithm::Es256, b"m").unwrap();
+    b.restore_secret(&a.backup_secret("moved").unwrap()).unwrap();
+    assert_eq!(value(&b, "moved", None), b"travels");
+    b.restore_key(&a.backup_key("moved-key").unwrap()).unwrap();
+    b.get_key("moved-key").unwrap().verify(SignatureAlgorithm::Es256, b"m", &sig).unwrap();
+    let resigned = b.get_key("moved-key").unwrap().sign(SignatureAlgorithm::Es256, b"n").unwrap();
+    signer.verify(SignatureAlgorithm::Es256, b"n", &resigned).unwrap();
+}
