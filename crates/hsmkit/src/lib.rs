@@ -38,6 +38,7 @@ pub mod metadata;
 mod public;
 pub mod report;
 mod secret;
+mod secret_cache;
 pub mod secrets;
 mod spec;
 mod store;

@@ -36,6 +36,8 @@ use crate::metadata::RecordKind;
 use crate::secret::SecretVec;
 use crate::store::{Store, StoreKeyRole, validate_name};
 
+pub use crate::secret_cache::{SecretCache, SecretCacheOptions};
+
 /// The largest secret value accepted, in bytes (as Azure Key Vault: 25 KiB).
 pub const MAX_SECRET_VALUE_LEN: usize = 25 * 1024;
 /// The longest content type accepted, in characters.
