@@ -264,7 +264,9 @@ impl Store {
             }
             let d = self.meta.read(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
             if d.state.deleted.is_some() {
-                return Err(Error::NotFound { what: format!("key '{name}' (it is deleted: recover it first)") });
+                return Err(Error::NotFound {
+                    what: format!("key '{name}' (it is deleted: recover it first)"),
+                });
             }
             let doc = d.to_json().to_string();
             let mut material = Vec::with_capacity(d.versions.len());
@@ -309,7 +311,10 @@ impl Store {
             let mut restored = false;
             let r = (|| {
                 for info in &d.versions {
-                    let m = p.material.get(&info.version.to_string()).ok_or_else(|| malformed("missing material"))?;
+                    let m = p
+                        .material
+                        .get(&info.version.to_string())
+                        .ok_or_else(|| malformed("missing material"))?;
                     let der = unb64_wiped(&m.b64)?;
                     let material = decode_material(&m.kind, &der)?;
                     let key = if restored {

@@ -25,8 +25,8 @@
 mod algorithm;
 mod attributes;
 pub mod audit;
-pub mod backup;
 mod backend;
+pub mod backup;
 pub mod crypto;
 pub mod ecdsa_sig;
 pub mod envelope;

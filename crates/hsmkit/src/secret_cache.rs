@@ -249,10 +249,9 @@ impl Inner {
                 if let Some(current) = versions.last()
                     && unchanged(held.properties(), current)
                 {
-                    current
-                        .attributes
-                        .check(self.store.ctx.now())
-                        .map_err(|reason| Error::PermissionDenied { key: format!("secret/{name}"), reason })?;
+                    current.attributes.check(self.store.ctx.now()).map_err(|reason| {
+                        Error::PermissionDenied { key: format!("secret/{name}"), reason }
+                    })?;
                     return Ok(held.clone());
                 }
             }

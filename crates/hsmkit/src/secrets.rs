@@ -34,7 +34,7 @@ use crate::key::Key;
 use crate::lifecycle::{Deletion, KeyState, RotationPolicy, secs, state_from_json, state_to_json, time};
 use crate::metadata::RecordKind;
 use crate::secret::SecretVec;
-use crate::store::{Store, StoreKeyRole, validate_name};
+use crate::store::{Store, StoreKeyRole, validate_object_name};
 
 pub use crate::secret_cache::{SecretCache, SecretCacheOptions};
 
@@ -236,6 +236,15 @@ fn corrupt(name: &str, what: &str) -> Error {
     Error::backend("store", "metadata", format!("corrupt secret record '{name}': {what}"))
 }
 
+/// `t` to the whole second, as every metadata store keeps times: what a call returns is
+/// then what a later read returns.
+fn whole_seconds(t: SystemTime) -> SystemTime {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => std::time::UNIX_EPOCH + Duration::from_secs(d.as_secs()),
+        Err(_) => t,
+    }
+}
+
 fn opt_time(t: Option<SystemTime>) -> Value {
     t.map_or(Value::Null, |t| json!(secs(t)))
 }
@@ -329,13 +338,15 @@ fn props_from_json(name: &str, e: &Value) -> Result<SecretProperties> {
         Value::Null => Ok(None),
         t => time(t).map(Some).ok_or_else(|| bad(k)),
     };
-    let version = get("version").as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("version"))?;
+    let version =
+        get("version").as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(|| bad("version"))?;
     let content_type = if get("content_type").is_null() {
         None
     } else {
         Some(get("content_type").as_str().ok_or_else(|| bad("content_type"))?.to_owned())
     };
-    let tags: BTreeMap<String, String> = serde_json::from_value(get("tags").clone()).map_err(|_| bad("tags"))?;
+    let tags: BTreeMap<String, String> =
+        serde_json::from_value(get("tags").clone()).map_err(|_| bad("tags"))?;
     let created = time(get("created")).ok_or_else(|| bad("created"))?;
     Ok(SecretProperties {
         name: name.to_owned(),
@@ -352,11 +363,9 @@ fn props_from_json(name: &str, e: &Value) -> Result<SecretProperties> {
     })
 }
 
-/// Checks a secret name: the key alphabet and length ([`validate_name`]).
+/// Checks a secret name: the key alphabet and length ([`crate::validate_name`]).
 fn check_name(name: &str) -> Result<()> {
-    validate_name(name).map_err(|e| {
-        Error::invalid(InvalidReason::Name, e.to_string().replacen("invalid input: a key name", "a secret name", 1))
-    })
+    validate_object_name(name, "secret")
 }
 
 fn check_value(value: &[u8]) -> Result<()> {
@@ -473,7 +482,7 @@ impl Store {
                         format!("secret '{name}' has no version numbers left"),
                     )
                 })?;
-                let now = self.ctx.now();
+                let now = whole_seconds(self.ctx.now());
                 let mut attributes = attributes.clone();
                 if attributes.expires.is_none()
                     && let Some(after) = doc.state.rotation.and_then(|p| p.expires_after)
@@ -584,7 +593,8 @@ impl Store {
         }
         let (kek, _) = self.get_or_create_store_key(StoreKeyRole::Secrets)?;
         let sealer = Sealer::for_key(kek)?;
-        let mut doc = SecretDoc { name: name.to_owned(), state, versions: Vec::with_capacity(versions.len()) };
+        let mut doc =
+            SecretDoc { name: name.to_owned(), state, versions: Vec::with_capacity(versions.len()) };
         for (meta, value) in versions {
             let props = props_from_json(name, &meta).map_err(|_| {
                 Error::invalid(InvalidReason::Malformed, "not an hsmkit backup: bad version metadata")
@@ -592,7 +602,10 @@ impl Store {
             check_value(&value)?;
             props.attributes.validate()?;
             if doc.version(props.version).is_some() {
-                return Err(Error::invalid(InvalidReason::Malformed, "not an hsmkit backup: a version twice"));
+                return Err(Error::invalid(
+                    InvalidReason::Malformed,
+                    "not an hsmkit backup: a version twice",
+                ));
             }
             let sealed = sealer.clone().with_context(context(name, props.version))?.seal(&value)?;
             doc.versions.push(StoredVersion { props, sealed });
@@ -649,7 +662,7 @@ impl Store {
     pub fn update_secret(&self, name: &str, version: u32, update: &SecretUpdate) -> Result<SecretProperties> {
         let r = (|| {
             self.live_secret(name)?;
-            let now = self.ctx.now();
+            let now = whole_seconds(self.ctx.now());
             let mut out = None;
             self.modify_secret(name, &mut |d| {
                 let mut d = d.ok_or_else(|| not_found(name))?;
@@ -755,7 +768,7 @@ impl Store {
         let r = (|| {
             check_name(name)?;
             let retention = self.meta.settings()?.retention;
-            let now = self.ctx.now();
+            let now = whole_seconds(self.ctx.now());
             let mut out = None;
             self.modify_secret(name, &mut |d| {
                 let mut d = d.ok_or_else(|| not_found(name))?;

@@ -22,6 +22,12 @@ pub const MAX_NAME_LEN: usize = 127;
 /// message never echoes a name that fails (it may hold control characters); it says how
 /// long it was and which character was first refused, escaped.
 pub fn validate_name(name: &str) -> Result<()> {
+    validate_object_name(name, "key")
+}
+
+/// [`validate_name`] for an object of kind `what` (`key`, `secret`): the same rules, the
+/// message naming the kind.
+pub(crate) fn validate_object_name(name: &str, what: &str) -> Result<()> {
     let bad = name.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '-'));
     if name.is_empty() || name.len() > MAX_NAME_LEN || bad.is_some() {
         let why = match bad {
@@ -30,7 +36,7 @@ pub fn validate_name(name: &str) -> Result<()> {
         };
         return Err(Error::invalid(
             InvalidReason::Name,
-            format!("a key name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 and '-' ({why})"),
+            format!("a {what} name must be 1-{MAX_NAME_LEN} characters of A-Z a-z 0-9 and '-' ({why})"),
         ));
     }
     Ok(())

@@ -1,9 +1,9 @@
 //! SecretCache: hits, refresh ahead, the version check, serve-stale-on-error, refusals.
 //! A hand-moved monotonic clock, so nothing here depends on timing.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use hsmkit::metadata::{RecordEdit, RecordKind};
@@ -81,7 +81,11 @@ const OPTIONS: SecretCacheOptions = SecretCacheOptions {
 
 fn rig() -> Rig {
     let backend: Arc<dyn Backend> = Arc::new(hsmkit_soft::SoftBackend::new());
-    let meta = Arc::new(Flaky { inner: backend.metadata(), down: AtomicBool::new(false), record_reads: AtomicUsize::new(0) });
+    let meta = Arc::new(Flaky {
+        inner: backend.metadata(),
+        down: AtomicBool::new(false),
+        record_reads: AtomicUsize::new(0),
+    });
     let store = Store::with_metadata(backend, meta.clone());
     let offset = Arc::new(AtomicU64::new(0));
     let base = Instant::now();
@@ -203,8 +207,13 @@ fn disabled_deleted_and_expired_stop_being_served() {
     let exp = std::time::SystemTime::now() + Duration::from_secs(3600);
     let clock = Arc::new(AtomicU64::new(0));
     let c = clock.clone();
-    let store = r.store.clone().with_clock(move || std::time::SystemTime::now() + Duration::from_secs(c.load(Ordering::SeqCst)));
-    store.set_secret("e", b"x", SecretAttributes { expires: Some(exp), ..SecretAttributes::default() }).unwrap();
+    let store = r
+        .store
+        .clone()
+        .with_clock(move || std::time::SystemTime::now() + Duration::from_secs(c.load(Ordering::SeqCst)));
+    store
+        .set_secret("e", b"x", SecretAttributes { expires: Some(exp), ..SecretAttributes::default() })
+        .unwrap();
     let cache = SecretCache::with_options(store, OPTIONS).unwrap();
     cache.get("e").unwrap();
     clock.store(7200, Ordering::SeqCst);

@@ -25,7 +25,10 @@ fn denied(e: Error) -> Denied {
 }
 
 fn set(store: &Store, name: &str, value: &[u8]) -> u32 {
-    store.set_secret(name, value, SecretAttributes::default()).unwrap_or_else(|e| panic!("set {name}: {e}")).version
+    store
+        .set_secret(name, value, SecretAttributes::default())
+        .unwrap_or_else(|e| panic!("set {name}: {e}"))
+        .version
 }
 
 fn value(store: &Store, name: &str, version: Option<u32>) -> Vec<u8> {
@@ -291,11 +294,18 @@ pub fn secret_rotation_due(store: &Store) {
     let disabled = SecretAttributes { expires: Some(exp), enabled: false, ..SecretAttributes::default() };
     store.set_secret("off", b"o", disabled).unwrap();
     set(&store, "del", b"d");
-    store.update_secret("del", 1, &SecretUpdate { expires: Some(Some(exp)), ..SecretUpdate::default() }).unwrap();
+    store
+        .update_secret("del", 1, &SecretUpdate { expires: Some(Some(exp)), ..SecretUpdate::default() })
+        .unwrap();
     store.delete_secret("del").unwrap();
 
     let due = |within: u64| -> Vec<(String, u32)> {
-        store.secrets_due(Duration::from_secs(within * DAY)).unwrap().into_iter().map(|d| (d.name, d.version)).collect()
+        store
+            .secrets_due(Duration::from_secs(within * DAY))
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.name, d.version))
+            .collect()
     };
     assert_eq!(due(10), [] as [(String, u32); 0]);
     assert_eq!(due(30), [("short".to_owned(), 1)]);
@@ -305,7 +315,8 @@ pub fn secret_rotation_due(store: &Store) {
     clock.advance(61 * DAY);
     // pol v2 is 61 days old: due by the policy; short has expired.
     assert_eq!(due(0), [("pol".to_owned(), 2), ("short".to_owned(), 1)]);
-    let reasons: Vec<String> = store.secrets_due(Duration::ZERO).unwrap().into_iter().map(|d| d.reason).collect();
+    let reasons: Vec<String> =
+        store.secrets_due(Duration::ZERO).unwrap().into_iter().map(|d| d.reason).collect();
     assert!(reasons[0].contains("older than"), "{reasons:?}");
     assert!(reasons[1].contains("expired"), "{reasons:?}");
     store.set_secret_rotation_policy("pol", None).unwrap();
@@ -330,8 +341,10 @@ pub fn secret_audit_records(store: &Store) {
         .map(|l| serde_json::from_str(&format!("{}}}", l.rsplit_once(",\"mac\":\"").unwrap().0)).unwrap())
         .filter(|v: &serde_json::Value| v["object"] == "secret")
         .collect();
-    let seen: Vec<(String, String)> =
-        records.iter().map(|v| (v["op"].as_str().unwrap().into(), v["outcome"].as_str().unwrap().into())).collect();
+    let seen: Vec<(String, String)> = records
+        .iter()
+        .map(|v| (v["op"].as_str().unwrap().into(), v["outcome"].as_str().unwrap().into()))
+        .collect();
     let want = [("set", "ok"), ("get", "ok"), ("get", "NotFound"), ("delete", "ok")];
     assert_eq!(seen, want.map(|(a, b)| (a.to_owned(), b.to_owned())));
     assert!(records.iter().all(|v| v["key"] == "audited"));
@@ -345,7 +358,9 @@ pub fn concurrent_secret_writers(store: &Store) {
         for t in 0..threads {
             s.spawn(move || {
                 for i in 0..per {
-                    store.set_secret("busy", format!("{t}-{i}").as_bytes(), SecretAttributes::default()).unwrap();
+                    store
+                        .set_secret("busy", format!("{t}-{i}").as_bytes(), SecretAttributes::default())
+                        .unwrap();
                 }
             });
         }
@@ -368,11 +383,15 @@ pub fn backup_and_restore(make: &dyn Fn() -> Store) {
     let store = make();
     let caps = store.capabilities();
     let tags = BTreeMap::from([("team".to_owned(), "db".to_owned())]);
-    let v1 = SecretAttributes { content_type: Some("text/plain".into()), tags, ..SecretAttributes::default() };
+    let v1 =
+        SecretAttributes { content_type: Some("text/plain".into()), tags, ..SecretAttributes::default() };
     store.set_secret("s", b"value one", v1).unwrap();
     store.set_secret("s", &[0u8, 1, 2, 255], SecretAttributes::default()).unwrap();
     store.update_secret("s", 2, &SecretUpdate::enabled(false)).unwrap();
-    let policy = RotationPolicy { expires_after: Some(parse_iso_duration("P30D").unwrap()), ..RotationPolicy::default() };
+    let policy = RotationPolicy {
+        expires_after: Some(parse_iso_duration("P30D").unwrap()),
+        ..RotationPolicy::default()
+    };
     store.set_secret_rotation_policy("s", Some(policy)).unwrap();
     let before = store.describe_secret("s").unwrap();
     let blob = store.backup_secret("s").unwrap();
@@ -434,7 +453,10 @@ pub fn backup_and_restore(make: &dyn Fn() -> Store) {
     for (a, b) in back.versions.iter().zip(&kd.versions) {
         // Times to the second, as every metadata store keeps them.
         let secs = |t: std::time::SystemTime| t.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-        assert_eq!((a.version, &a.attributes, secs(a.created), a.spec), (b.version, &b.attributes, secs(b.created), b.spec));
+        assert_eq!(
+            (a.version, &a.attributes, secs(a.created), a.spec),
+            (b.version, &b.attributes, secs(b.created), b.spec)
+        );
         assert_eq!(a.binding.public_sha256, b.binding.public_sha256, "the same key material");
     }
     store.get_key_version("k", 1).unwrap().verify(SignatureAlgorithm::Es256, b"m", &sig1).unwrap();
@@ -448,7 +470,10 @@ pub fn backup_and_restore(make: &dyn Fn() -> Store) {
     }
     let shared = KeyMaterial::aes(&[0x42u8; 32]).unwrap();
     let (a, b) = (make(), make());
-    let attrs = KeyAttributes { ops: Some(KeyOps::from_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey])), ..KeyAttributes::default() };
+    let attrs = KeyAttributes {
+        ops: Some(KeyOps::from_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey])),
+        ..KeyAttributes::default()
+    };
     for s in [&a, &b] {
         s.import_key(BACKUP_KEY_NAME, shared.clone(), attrs.clone()).unwrap();
     }
