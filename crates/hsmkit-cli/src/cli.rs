@@ -49,6 +49,10 @@ pub(crate) enum Command {
     /// Create, list, inspect, rotate, update, delete, import and export keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Set, read, list, update, delete and recover secrets: versioned values (up to
+    /// 25 KiB) sealed under the store's secrets key.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Sign data (or a digest) with a key's current version.
     Sign(SignArgs),
     /// Verify a signature; exit status 0 if valid, 1 if not.
@@ -76,7 +80,8 @@ pub(crate) enum Command {
     /// Tour every feature on a throw-away keystore, printing each command it runs.
     Demo,
     /// Create the keystore (`--store`, or the default one). Other commands never create
-    /// one, except `key create` and `key import` (which ask first on a terminal).
+    /// one, except `key create`, `key import` and `secret set` (which ask first on a
+    /// terminal).
     Init,
 }
 
@@ -112,6 +117,119 @@ pub(crate) enum KeyCommand {
     Import(ImportArgs),
     /// Export a key's public part (RSA, EC).
     Public(PublicArgs),
+    // `backup NAME --out FILE` and `restore --in FILE` belong here once the core has a
+    // key backup API (they are not built on export, which private keys mostly refuse).
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretCommand {
+    /// Add a version holding a value (from --value, --file, or stdin), which becomes
+    /// current; creates the secret if there is none.
+    Set(SecretSetArgs),
+    /// Write a version's value, exactly, to stdout or --out (default: current version).
+    Get(SecretGetArgs),
+    /// Show a version's metadata (never its value).
+    Show(NameVersion),
+    /// List secrets (their current versions' metadata).
+    List,
+    /// List every version of a secret (metadata).
+    Versions { name: String },
+    /// Change a version's attributes (default: the current version); not its value.
+    Update(SecretUpdateArgs),
+    /// Soft-delete a secret (all versions); recoverable until purged.
+    Delete { name: String },
+    /// Recover a soft-deleted secret.
+    Recover { name: String },
+    /// Purge a soft-deleted secret for good (refused under purge protection).
+    Purge { name: String },
+    /// List soft-deleted secrets.
+    #[command(alias = "deleted")]
+    ListDeleted,
+    /// List the versions due for rotation: expiring within --within, or due by their
+    /// secret's rotation policy. Nothing is changed: set a new value to rotate.
+    Due {
+        /// ISO 8601 duration from now.
+        #[arg(long, value_name = "DURATION", default_value = "P30D")]
+        within: String,
+    },
+    /// Show a secret's rotation policy, or set or clear it.
+    Policy(PolicyArgs),
+    // `backup NAME --out FILE` and `restore --in FILE` belong here once the core has a
+    // secret backup API: a blob sealed for the store, not the value in clear.
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretSetArgs {
+    pub(crate) name: String,
+    /// The value, as text. Other users may see a command line (ps, shell history):
+    /// prefer --file or stdin.
+    #[arg(long, value_name = "VALUE", conflicts_with = "file")]
+    pub(crate) value: Option<String>,
+    /// Read the value from this file, byte for byte (a trailing newline is kept).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
+    /// What the value is (text/plain, application/x-pkcs12, ...); up to 255 characters.
+    #[arg(long, value_name = "TYPE")]
+    pub(crate) content_type: Option<String>,
+    /// Not valid before: RFC 3339 time, or an ISO 8601 duration from now (P1D, PT12H).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) not_before: Option<String>,
+    /// Expires: RFC 3339 time, or an ISO 8601 duration from now (P90D).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) expires: Option<String>,
+    /// A tag, KEY=VALUE (repeat for more).
+    #[arg(long = "tag", value_name = "K=V")]
+    pub(crate) tags: Vec<String>,
+    /// Set the new version disabled (it cannot be read until enabled).
+    #[arg(long)]
+    pub(crate) disabled: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretGetArgs {
+    pub(crate) name: String,
+    /// A version other than the current one.
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+    /// Write the value to this file (mode 0600, replaced whole) instead of stdout. With
+    /// --json, stdout then gets the metadata only.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SecretUpdateArgs {
+    pub(crate) name: String,
+    /// The version to change (default: current).
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+    #[arg(long, conflicts_with = "disable")]
+    pub(crate) enable: bool,
+    #[arg(long)]
+    pub(crate) disable: bool,
+    /// RFC 3339 time, or an ISO 8601 duration from now.
+    #[arg(long, value_name = "TIME", conflicts_with = "no_expires")]
+    pub(crate) expires: Option<String>,
+    /// Remove the expiry.
+    #[arg(long)]
+    pub(crate) no_expires: bool,
+    /// RFC 3339 time, or an ISO 8601 duration from now.
+    #[arg(long, value_name = "TIME", conflicts_with = "no_not_before")]
+    pub(crate) not_before: Option<String>,
+    /// Remove not-before.
+    #[arg(long)]
+    pub(crate) no_not_before: bool,
+    #[arg(long, value_name = "TYPE", conflicts_with = "no_content_type")]
+    pub(crate) content_type: Option<String>,
+    /// Remove the content type.
+    #[arg(long)]
+    pub(crate) no_content_type: bool,
+    /// Replace the tags with these (KEY=VALUE, repeat).
+    #[arg(long = "tag", value_name = "K=V", conflicts_with = "clear_tags")]
+    pub(crate) tags: Vec<String>,
+    /// Remove every tag.
+    #[arg(long)]
+    pub(crate) clear_tags: bool,
 }
 
 #[derive(Debug, Args)]

@@ -144,6 +144,26 @@ pub(crate) fn run() -> Result<Outcome> {
     d.refused(&["unseal", "--aad", "dept=finance", "--in", &sealed, "--out", &opened])?;
     d.ok(&["key", "versions", "kek"])?;
 
+    outln!("\n## secrets: versioned values sealed under the store's secrets key")?;
+    let pw = write(dir, "db-password.txt", b"correct horse battery staple")?;
+    d.ok(&[
+        "secret",
+        "set",
+        "db-password",
+        "--file",
+        &pw,
+        "--content-type",
+        "text/plain",
+        "--expires",
+        "P90D",
+    ])?;
+    d.ok(&["secret", "set", "db-password", "--file", &pw, "--tag", "rotated=yes"])?;
+    d.ok(&["secret", "versions", "db-password"])?;
+    d.ok(&["secret", "get", "db-password", "--version", "1"])?;
+    d.ok(&["secret", "update", "db-password", "--version", "1", "--disable"])?;
+    d.refused(&["secret", "get", "db-password", "--version", "1"])?;
+    d.ok(&["secret", "due", "--within", "P100D"])?;
+
     outln!("\n## lifecycle and audit")?;
     d.ok(&["key", "delete", "rsa"])?;
     d.ok(&["key", "list", "--deleted"])?;

@@ -4,7 +4,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use hsmkit::{Error, Result};
+use hsmkit::{Error, InvalidReason, Result};
 use zeroize::Zeroizing;
 
 /// Temporary output files being written (they hold plaintext until renamed into place).
@@ -91,6 +91,36 @@ pub(crate) fn read_all(path: Option<&Path>) -> Result<Zeroizing<Vec<u8>>> {
         }
         None => read_wiping(&mut std::io::stdin().lock(), 0).map_err(|e| Error::io("reading stdin", &e)),
     }
+}
+
+/// Like [`read_all`], but reads at most `limit` bytes: more is refused as invalid input
+/// (`what` names the thing read, in the message) before it is all in memory.
+pub(crate) fn read_limited(path: Option<&Path>, limit: usize, what: &str) -> Result<Zeroizing<Vec<u8>>> {
+    // One byte past the limit tells "exactly the limit" from "more".
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    let (out, source) = match path {
+        Some(p) => {
+            let doing = || format!("reading {}", p.display());
+            let f = std::fs::File::open(p).map_err(|e| Error::io(&doing(), &e))?;
+            let len = f.metadata().ok().map_or(0, |m| m.len().min(cap));
+            let hint = usize::try_from(len).unwrap_or(0);
+            (
+                read_wiping(&mut f.take(cap), hint).map_err(|e| Error::io(&doing(), &e))?,
+                p.display().to_string(),
+            )
+        }
+        None => {
+            let mut stdin = std::io::stdin().lock().take(cap);
+            (read_wiping(&mut stdin, 0).map_err(|e| Error::io("reading stdin", &e))?, "stdin".to_string())
+        }
+    };
+    if out.len() > limit {
+        return Err(Error::invalid(
+            InvalidReason::Length,
+            format!("{what} is at most {limit} bytes; {source} holds more"),
+        ));
+    }
+    Ok(out)
 }
 
 fn read_wiping(r: &mut dyn Read, hint: usize) -> std::io::Result<Zeroizing<Vec<u8>>> {

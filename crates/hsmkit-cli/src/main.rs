@@ -25,6 +25,7 @@ mod info;
 mod io;
 mod keys;
 mod ops;
+mod secrets;
 
 /// What a command reports besides success: `Invalid` for a signature or audit chain that
 /// does not verify (exit status 1, not an error).
@@ -39,6 +40,7 @@ pub(crate) fn run(cli: &cli::Cli) -> hsmkit::Result<Outcome> {
     use cli::Command::*;
     match &cli.command {
         Key(k) => keys::run(&cli.global, k),
+        Secret(s) => secrets::run(&cli.global, s),
         Sign(a) => ops::sign(&cli.global, a),
         Verify(a) => ops::verify(&cli.global, a),
         Encrypt(a) => ops::encrypt(&cli.global, a),
@@ -67,9 +69,9 @@ fn exit_code(e: &Error) -> u8 {
     }
 }
 
-/// What to do about it, after the error itself.
+/// What to do about it, after the error itself; `secret` when a `secret` command failed.
 #[allow(clippy::wildcard_enum_match_arm, reason = "ErrorKind is non_exhaustive: other kinds have no hint")]
-fn hint(e: &Error) -> Option<&'static str> {
+fn hint(e: &Error, secret: bool) -> Option<&'static str> {
     match e.kind() {
         // The store itself (a token) was not found: listing its keys cannot help.
         ErrorKind::NotFound if matches!(e, Error::NotFound { what } if what.starts_with("PKCS#11 token")) => {
@@ -80,9 +82,22 @@ fn hint(e: &Error) -> Option<&'static str> {
                 "'hsmkit init' creates a keystore there ('hsmkit key create' also does); check --store / HSMKIT_STORE",
             )
         }
+        ErrorKind::NotFound if secret => Some(
+            "'hsmkit secret list' shows the secrets in this store, 'hsmkit secret versions NAME' their versions",
+        ),
         ErrorKind::NotFound => Some("'hsmkit key list' shows the keys in this store"),
         ErrorKind::Authentication => Some(
             "set HSMKIT_PASSPHRASE or HSMKIT_KEY_FILE for the keystore, or the PIN in the URI / HSMKIT_PKCS11_PIN",
+        ),
+        ErrorKind::PermissionDenied
+            if secret
+                && matches!(e, Error::PermissionDenied { reason: hsmkit::Denied::PurgeProtected, .. }) =>
+        {
+            Some("'hsmkit secret list-deleted' shows when the retention period ends")
+        }
+        ErrorKind::PermissionDenied if secret => Some(
+            "'hsmkit secret show NAME --version N' shows the version's state and dates; \
+             'hsmkit secret update' enables it or changes them",
         ),
         ErrorKind::PermissionDenied => {
             Some("'hsmkit key show NAME' shows the key's operations, dates and state")
@@ -108,7 +123,7 @@ fn main() -> ExitCode {
             use std::io::Write;
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "hsmkit: {e}");
-            if let Some(h) = hint(&e) {
+            if let Some(h) = hint(&e, matches!(cli.command, cli::Command::Secret(_))) {
                 let _ = writeln!(err, "hint: {h}");
             }
             ExitCode::from(exit_code(&e))

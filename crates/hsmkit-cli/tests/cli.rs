@@ -126,6 +126,9 @@ fn demo_runs_the_tour() {
         "unsealed == original: true",
         "no output file after the failure: true",
         "it is disabled",
+        "$ hsmkit secret set db-password",
+        "correct horse battery staple\n$ hsmkit secret",
+        "permission denied on secret 'db-password'",
         "chain intact",
         "$ hsmkit init",
         "engine    aws-lc",
@@ -651,6 +654,207 @@ fn info_on_the_keystore() {
     assert!(out.stdout.is_empty());
 }
 
+// ---------------------------------------------------------------- secrets
+
+/// Bytes no text encoding would keep: every byte value, zeros, a trailing newline.
+fn binary_value(seed: u8) -> Vec<u8> {
+    (0..=255u8).map(|b| b.wrapping_add(seed)).chain([0, 0, b'\n']).collect()
+}
+
+fn versions_of(e: &Env, name: &str) -> Vec<u64> {
+    e.json(&["secret", "versions", name])
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_u64().unwrap())
+        .collect()
+}
+
+/// Set from a file, stdin and --value; read back byte for byte (stdout, --out, --json);
+/// metadata commands and the audit log never show a value.
+#[test]
+fn secret_values_round_trip_and_stay_out_of_metadata() {
+    const CANARY: &str = "canary-7f3a9e-hunter2";
+    let e = Env::store();
+    let (v1, v2) = (binary_value(0), binary_value(100));
+    let f = e.write("v1.bin", &v1);
+    let log = e.p("audit.jsonl");
+    let set = e.json(&["--audit-log", &log, "secret", "set", "app", "--file", &f, "--content-type", "x/bin"]);
+    assert_eq!((set["name"].as_str(), set["version"].as_u64()), (Some("app"), Some(1)));
+    assert_eq!(set["content_type"], "x/bin");
+    let out = e.run_in(&["secret", "set", "app", "--tag", "env=prod"], &v2);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("app") && text.contains("v2"), "set prints the name and version: {text}");
+    let set = e.ok(&["secret", "set", "app", "--value", CANARY]);
+    assert!(!String::from_utf8_lossy(&set).contains(CANARY));
+
+    // Exactly the bytes: no newline added, none removed.
+    assert_eq!(e.ok(&["--audit-log", &log, "secret", "get", "app"]), CANARY.as_bytes());
+    assert_eq!(e.ok(&["secret", "get", "app", "--version", "1"]), v1);
+    assert_eq!(e.ok(&["secret", "get", "app", "--version", "2"]), v2);
+    let out_file = e.path("out.bin");
+    std::fs::write(&out_file, b"old content, longer than nothing").unwrap();
+    assert!(e.ok(&["secret", "get", "app", "--version", "2", "--out", &e.p("out.bin")]).is_empty());
+    assert_eq!(std::fs::read(&out_file).unwrap(), v2, "--out replaces the file whole");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the value's file is the owner's alone");
+    }
+
+    // --json: text as `value`, other bytes as base64url `value_base64`, with the metadata.
+    let j = e.json(&["secret", "get", "app"]);
+    assert_eq!((j["value"].as_str(), j["version"].as_u64()), (Some(CANARY), Some(3)));
+    assert!(j.get("value_base64").is_none());
+    let j = e.json(&["secret", "get", "app", "--version", "1"]);
+    use base64ct::Encoding;
+    let decoded = base64ct::Base64UrlUnpadded::decode_vec(j["value_base64"].as_str().unwrap()).unwrap();
+    assert_eq!((decoded, j["content_type"].as_str()), (v1.clone(), Some("x/bin")));
+    assert!(j.get("value").is_none());
+    let j = e.json(&["secret", "get", "app", "--out", &e.p("o2")]);
+    assert!(j.get("value").is_none() && j["written"].is_string(), "{j}");
+    assert_eq!(std::fs::read(e.path("o2")).unwrap(), CANARY.as_bytes());
+
+    assert_eq!(versions_of(&e, "app"), [1, 2, 3]);
+    e.ok(&["secret", "set", "other", "--value", CANARY]);
+    // Metadata only, human and JSON: the value never shows.
+    let show = e.json(&["secret", "show", "app"]);
+    assert_eq!((show["version"].as_u64(), show["versions"].as_u64()), (Some(3), Some(3)));
+    assert_eq!(e.json(&["secret", "show", "app", "--version", "2"])["tags"]["env"], "prod");
+    let names: Vec<Value> =
+        e.json(&["secret", "list"]).as_array().unwrap().iter().map(|p| p["name"].clone()).collect();
+    assert_eq!(names, ["app", "other"]);
+    for args in [
+        &["secret", "show", "app"][..],
+        &["--json", "secret", "show", "app"],
+        &["secret", "list"],
+        &["--json", "secret", "list"],
+        &["secret", "versions", "app"],
+        &["--json", "secret", "versions", "app"],
+    ] {
+        let out = String::from_utf8(e.ok(args)).unwrap();
+        assert!(out.contains("app") && !out.contains(CANARY), "hsmkit {args:?}: {out}");
+    }
+    let audit = std::fs::read_to_string(&log).unwrap();
+    assert!(audit.contains("secret") && !audit.contains(CANARY), "{audit}");
+    // Secrets are not keys: only the store's own keys show (the secrets KEK, and the
+    // audit key --audit-log made).
+    let keys: Vec<Value> =
+        e.json(&["key", "list"]).as_array().unwrap().iter().map(|k| k["name"].clone()).collect();
+    assert_eq!(keys, ["hsmkit-audit", "hsmkit-secrets"]);
+}
+
+/// Disabled, not yet valid, missing, too large, deleted: the documented exit status and
+/// a message that says why, never the value.
+#[test]
+fn secret_refusals_and_soft_delete() {
+    const CANARY: &str = "canary-51d0c2";
+    let e = Env::store();
+    e.ok(&["secret", "set", "db", "--value", CANARY]);
+    let off = e.json(&["secret", "set", "db", "--value", CANARY, "--disabled"]);
+    assert_eq!((off["version"].as_u64(), off["enabled"].as_bool()), (Some(2), Some(false)));
+    let err = e.fails(4, &["secret", "get", "db"]);
+    assert!(err.contains("secret 'db'") && err.contains("disabled") && !err.contains(CANARY), "{err}");
+    assert_eq!(e.ok(&["secret", "get", "db", "--version", "1"]), CANARY.as_bytes());
+    let upd =
+        e.json(&["secret", "update", "db", "--version", "2", "--enable", "--content-type", "text/plain"]);
+    assert_eq!((upd["enabled"].as_bool(), upd["content_type"].as_str()), (Some(true), Some("text/plain")));
+    assert_eq!(e.ok(&["secret", "get", "db"]), CANARY.as_bytes());
+    // Without --version, update changes the current version.
+    let upd = e.json(&["secret", "update", "db", "--not-before", "P1D", "--tag", "a=b", "--no-content-type"]);
+    assert_eq!((upd["version"].as_u64(), upd["content_type"].clone()), (Some(2), Value::Null));
+    assert!(e.fails(4, &["secret", "get", "db"]).contains("not valid yet"));
+    let upd = e.json(&["secret", "update", "db", "--no-not-before", "--clear-tags"]);
+    assert_eq!((upd["not_before"].clone(), upd["tags"].clone()), (Value::Null, serde_json::json!({})));
+    e.fails(2, &["secret", "update", "db"]); // nothing to change
+    e.fails(2, &["secret", "set", "db", "--value", "x", "--expires", "tomorrow"]);
+
+    // Missing: the secret, a version, a secret in place of a key.
+    assert!(e.fails(3, &["secret", "get", "nothing"]).contains("hsmkit secret list"));
+    e.fails(3, &["secret", "get", "db", "--version", "9"]);
+    e.fails(3, &["secret", "show", "db", "--version", "9"]);
+    e.fails(3, &["secret", "update", "db", "--version", "9", "--disable"]);
+
+    // 25 KiB is the most: one byte more is refused from a file, stdin and --value, and
+    // adds no version.
+    let max = 25 * 1024;
+    let over = e.write("over", &vec![b'x'; max + 1]);
+    assert!(e.fails(2, &["secret", "set", "big", "--file", &over]).contains("25600"));
+    let out = e.run_in(&["secret", "set", "big"], &vec![b'x'; max + 1]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let long = "x".repeat(max + 1);
+    e.fails(2, &["secret", "set", "big", "--value", &long]);
+    e.fails(3, &["secret", "versions", "big"]);
+    let exact = e.write("exact", &vec![b'y'; max]);
+    e.ok(&["secret", "set", "big", "--file", &exact]);
+    assert_eq!(e.ok(&["secret", "get", "big"]).len(), max);
+
+    // Soft delete: unreadable and unlisted, listed as deleted; recovered; purged.
+    let del = e.json(&["secret", "delete", "db"]);
+    assert!(del["deleted"]["scheduled_purge"].is_string(), "{del}");
+    assert!(!del.to_string().contains(CANARY));
+    e.fails(3, &["secret", "get", "db"]);
+    e.fails(3, &["secret", "show", "db"]);
+    e.fails(5, &["secret", "set", "db", "--value", "new"]); // the name is held: recover or purge
+    let deleted = e.json(&["secret", "list-deleted"]);
+    assert_eq!(
+        (deleted[0]["name"].as_str(), deleted[0]["versions"].as_array().map(Vec::len)),
+        (Some("db"), Some(2))
+    );
+    assert_eq!(e.json(&["secret", "list"]).as_array().unwrap().len(), 1, "only 'big' is listed");
+    assert_eq!(e.json(&["secret", "recover", "db"])["version"], 2);
+    assert_eq!(e.ok(&["secret", "get", "db"]), CANARY.as_bytes());
+    e.ok(&["secret", "delete", "db"]);
+    assert_eq!(e.json(&["secret", "purge", "db"])["purged"], "db");
+    e.fails(3, &["secret", "recover", "db"]);
+    assert_eq!(e.json(&["secret", "deleted"]), Value::Array(vec![]));
+    assert_eq!(
+        e.json(&["secret", "set", "db", "--value", "again"])["version"],
+        1,
+        "purged: the name is free"
+    );
+}
+
+/// `secret due` lists versions expiring within the window (or due by policy); `secret
+/// policy` shows, sets and clears the rotation policy.
+#[test]
+fn secret_due_and_rotation_policy() {
+    let e = Env::store();
+    e.ok(&["secret", "set", "soon", "--value", "a", "--expires", "P5D"]);
+    e.ok(&["secret", "set", "later", "--value", "b", "--expires", "P90D"]);
+    e.ok(&["secret", "set", "never", "--value", "c"]);
+    e.ok(&["secret", "set", "off", "--value", "d", "--expires", "P1D", "--disabled"]);
+    let due = e.json(&["secret", "due"]);
+    let due = due.as_array().unwrap();
+    assert_eq!(due.len(), 1, "{due:?}");
+    assert_eq!((due[0]["name"].as_str(), due[0]["version"].as_u64()), (Some("soon"), Some(1)));
+    assert!(due[0]["expires"].as_str().unwrap().ends_with('Z') && due[0]["reason"].is_string());
+    let names = |v: Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(names(e.json(&["secret", "due", "--within", "P100D"])), ["later", "soon"]);
+    let text = String::from_utf8(e.ok(&["secret", "due", "--within", "P1D"])).unwrap();
+    assert!(text.contains("no secret is due"), "{text}");
+    e.fails(2, &["secret", "due", "--within", "30 days"]);
+    // Expiry removed: no longer due.
+    e.ok(&["secret", "update", "soon", "--no-expires"]);
+    assert_eq!(e.json(&["secret", "due"]), Value::Array(vec![]));
+
+    assert_eq!(e.json(&["secret", "policy", "never"])["rotation_policy"], Value::Null);
+    let p =
+        e.json(&["secret", "policy", "never", "--rotate-before-expiry", "P30D", "--expires-after", "P7D"]);
+    assert_eq!(p["rotation_policy"]["expires_after"], "P7D");
+    assert_eq!(e.json(&["secret", "policy", "never"])["rotation_policy"]["rotate_before_expiry"], "P30D");
+    // Under the policy a version set without an expiry gets one, and is due.
+    let v2 = e.json(&["secret", "set", "never", "--value", "c2"]);
+    assert!(v2["expires"].is_string(), "{v2}");
+    assert_eq!(names(e.json(&["secret", "due"])), ["never"]);
+    assert_eq!(e.json(&["secret", "policy", "never", "--clear"])["rotation_policy"], Value::Null);
+    e.fails(3, &["secret", "policy", "missing", "--rotate-after", "P90D"]);
+}
+
 // ---------------------------------------------------------------- SoftHSM2
 
 #[test]
@@ -696,6 +900,19 @@ fn every_command_on_softhsm() {
     assert_eq!(e.ok(&["key", "public", "imp"]), openssl(&["pkey", "-in", &pem, "-pubout"]).stdout);
 }
 
+/// Secrets on a token: sealed under a token KEK, kept in token data objects.
+#[test]
+fn secrets_on_softhsm() {
+    let e = Env::softhsm();
+    let v = binary_value(7);
+    let out = e.run_in(&["secret", "set", "s"], &v);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    e.ok(&["secret", "set", "s", "--value", "two"]);
+    assert_eq!(e.ok(&["secret", "get", "s", "--version", "1"]), v);
+    assert_eq!(e.ok(&["secret", "get", "s"]), b"two");
+    assert_eq!(versions_of(&e, "s"), [1, 2]);
+}
+
 #[test]
 fn info_on_softhsm() {
     let e = Env::softhsm();
@@ -713,8 +930,8 @@ fn help_lists_the_commands() {
     let out = Command::cargo_bin("hsmkit").unwrap().arg("--help").output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     for c in [
-        "key", "sign", "verify", "encrypt", "decrypt", "wrap", "unwrap", "seal", "unseal", "rewrap", "audit",
-        "info", "demo",
+        "key", "secret", "sign", "verify", "encrypt", "decrypt", "wrap", "unwrap", "seal", "unseal",
+        "rewrap", "audit", "info", "demo",
     ] {
         assert!(text.contains(&format!("  {c}")), "{c}");
     }
@@ -963,7 +1180,12 @@ fn plaintext_is_wiped_before_it_is_freed() {
     assert!(scanned(&["key", "show", CANARY], None) > 0, "the scanner found nothing: is LD_PRELOAD working?");
     let (o1, o2, o3, o4, o5) = (e.p("o1"), e.p("o2"), e.p("o3"), e.p("o4"), e.p("o5"));
     let (long_in, short_in) = (CANARY.repeat(40_000), CANARY.repeat(4));
-    let cases: [(&[&str], Option<&[u8]>); 7] = [
+    // Secret values: set from a file and stdin, read to stdout, a file and JSON.
+    let secret_in = CANARY.repeat(1_000);
+    let secret_file = e.write("secret", secret_in.as_bytes());
+    e.ok(&["secret", "set", "s", "--file", &secret_file]);
+    let o6 = e.p("o6");
+    let cases: [(&[&str], Option<&[u8]>); 12] = [
         (&["unseal", "--in", &env, "--out", &o1], None),
         (&["unseal", "--in", &env], None),
         (&["decrypt", "rsa", "--alg", "RSA-OAEP-256", "--in", &rsa, "--out", &o2], None),
@@ -971,16 +1193,22 @@ fn plaintext_is_wiped_before_it_is_freed() {
         (&["seal", "kek", "--in", &plain, "--out", &o3], None),
         (&["seal", "kek", "--out", &o4], Some(long_in.as_bytes())),
         (&["encrypt", "rsa", "--alg", "RSA-OAEP-256", "--out", &o5], Some(short_in.as_bytes())),
+        (&["secret", "set", "s", "--file", &secret_file], None),
+        (&["secret", "set", "s"], Some(secret_in.as_bytes())),
+        (&["secret", "get", "s"], None),
+        (&["secret", "get", "s", "--out", &o6], None),
+        (&["--json", "secret", "get", "s"], None),
     ];
     for (args, stdin) in cases {
         assert_eq!(scanned(args, stdin), 0, "hsmkit {args:?} freed plaintext unwiped");
     }
     assert_eq!(std::fs::read(&o1).unwrap(), std::fs::read(&plain).unwrap());
+    assert_eq!(std::fs::read(&o6).unwrap(), secret_in.as_bytes());
 }
 
-/// Only `init`, `key create` and `key import` make a keystore: any other command on a
-/// missing one exits 3 with a hint and creates nothing (a typo in a path no longer makes
-/// a new, empty store under whatever passphrase was typed).
+/// Only `init`, `key create`, `key import` and `secret set` make a keystore: any other
+/// command on a missing one exits 3 with a hint and creates nothing (a typo in a path no
+/// longer makes a new, empty store under whatever passphrase was typed).
 #[test]
 fn only_init_and_key_create_make_a_keystore() {
     let e = Env::store();
@@ -993,6 +1221,8 @@ fn only_init_and_key_create_make_a_keystore() {
         &["verify", "a", "--alg", "ES256", "--signature", &msg, "--in", &msg],
         &["sign", "a", "--alg", "ES256", "--in", &msg],
         &["unseal", "--in", &msg],
+        &["secret", "list"],
+        &["secret", "get", "a"],
     ] {
         let err = e.fails(3, args);
         assert!(err.contains("keystore") && err.contains("hsmkit init"), "hsmkit {args:?}: {err}");
@@ -1003,8 +1233,12 @@ fn only_init_and_key_create_make_a_keystore() {
     e.fails(5, &["init"]); // already there: AlreadyExists
     e.ok(&["key", "list"]);
 
-    // key create makes a missing store (not on a terminal: stdin is /dev/null here).
+    // key create and secret set make a missing store (not on a terminal: stdin is
+    // /dev/null here).
     let other = Env::store();
     other.ok(&["key", "create", "a", "--type", "ec"]);
     assert!(other.path("store").join("hsmkit-keystore.json").exists());
+    let third = Env::store();
+    third.ok(&["secret", "set", "a", "--value", "v"]);
+    assert!(third.path("store").join("hsmkit-keystore.json").exists());
 }
