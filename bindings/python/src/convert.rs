@@ -125,8 +125,18 @@ pub(crate) fn from_datetime(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Syst
     t.ok_or_else(|| invalid(format!("{what}: out of range")))
 }
 
-/// A `timedelta`, or an ISO 8601 duration string ("P90D").
+/// A `timedelta`, or an ISO 8601 duration string ("P90D"); positive.
 pub(crate) fn from_duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
+    duration(obj, what, false)
+}
+
+/// A `timedelta` or an ISO 8601 duration that may be zero: a look-ahead window, where
+/// zero means "now".
+pub(crate) fn from_window(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Duration> {
+    duration(obj, what, true)
+}
+
+fn duration(obj: &Bound<'_, PyAny>, what: &str, zero_ok: bool) -> PyResult<Duration> {
     if let Ok(s) = obj.cast::<PyString>() {
         return Ok(parse_iso_duration(&s.to_cow()?)?);
     }
@@ -138,8 +148,9 @@ pub(crate) fn from_duration(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<Dura
         )));
     }
     let secs: f64 = obj.call_method0("total_seconds")?.extract()?;
-    if secs <= 0.0 {
-        return Err(invalid(format!("{what}: must be positive")));
+    if secs < 0.0 || (!zero_ok && secs <= 0.0) {
+        let want = if zero_ok { "zero or positive" } else { "positive" };
+        return Err(invalid(format!("{what}: must be {want}")));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| invalid(format!("{what}: out of range")))
 }

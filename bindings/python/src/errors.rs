@@ -8,6 +8,8 @@ mod py {
     pyo3::import_exception!(hsmkit.exceptions, HsmkitError);
     pyo3::import_exception!(hsmkit.exceptions, KeyNotFound);
     pyo3::import_exception!(hsmkit.exceptions, KeyAlreadyExists);
+    pyo3::import_exception!(hsmkit.exceptions, SecretNotFound);
+    pyo3::import_exception!(hsmkit.exceptions, SecretAlreadyExists);
     pyo3::import_exception!(hsmkit.exceptions, PermissionDenied);
     pyo3::import_exception!(hsmkit.exceptions, InvalidInput);
     pyo3::import_exception!(hsmkit.exceptions, InvalidSignature);
@@ -79,6 +81,27 @@ impl From<PyError> for PyErr {
             ErrorKind::Io => py::StreamError::new_err(msg),
             _ => py::HsmkitError::new_err(msg),
         }
+    }
+}
+
+/// The error of a secrets call: a missing or clashing name raises the secret classes
+/// (`SecretNotFound`, `SecretAlreadyExists`) rather than the key ones; every other error
+/// maps as for keys. The core's kinds do not say which object was missing, the call does.
+#[allow(clippy::wildcard_enum_match_arm, reason = "ErrorKind is non_exhaustive")]
+pub(crate) fn secret_error(e: Error) -> PyError {
+    match e.kind() {
+        ErrorKind::NotFound => PyError::Py(py::SecretNotFound::new_err(e.to_string())),
+        ErrorKind::AlreadyExists => PyError::Py(py::SecretAlreadyExists::new_err(e.to_string())),
+        ErrorKind::PermissionDenied
+        | ErrorKind::InvalidInput
+        | ErrorKind::VerificationFailed
+        | ErrorKind::DecryptionFailed
+        | ErrorKind::Unsupported
+        | ErrorKind::Authentication
+        | ErrorKind::Backend
+        | ErrorKind::Io => PyError::Core(e),
+        // A kind added later maps as for keys.
+        _ => PyError::Core(e),
     }
 }
 

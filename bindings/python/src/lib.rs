@@ -10,6 +10,7 @@
 mod convert;
 mod errors;
 mod key;
+mod secrets;
 mod store;
 mod testing;
 
@@ -23,6 +24,10 @@ fn _hsmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<store::DeletedKey>()?;
     m.add_class::<key::Key>()?;
     m.add_class::<key::KeyProperties>()?;
+    m.add_class::<secrets::Secret>()?;
+    m.add_class::<secrets::SecretProperties>()?;
+    m.add_class::<secrets::SecretDescription>()?;
+    m.add_class::<secrets::SecretDue>()?;
     m.add_class::<testing::SoftHsmToken>()?;
     Ok(())
 }

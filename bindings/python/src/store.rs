@@ -1,22 +1,25 @@
-//! `hsmkit.open()` and `hsmkit.Store`: keys by name, their lifecycle, and envelopes.
+//! `hsmkit.open()` and `hsmkit.Store`: keys and secrets by name, their lifecycle, and
+//! envelopes.
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use hsmkit::envelope::{RewrapMode, Rewrapper, Sealer, Suite};
 use hsmkit::{
-    KeyAttributes, KeyDescription, KeyMaterial, KeySpec, KeyUpdate, RotationPolicy, Store as CoreStore,
-    Zeroizing,
+    Error, KeyAttributes, KeyDescription, KeyMaterial, KeySpec, KeyUpdate, RotationPolicy, SecretUpdate,
+    Store as CoreStore, Zeroizing,
 };
 use hsmkit_open::OpenOptions;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
 use crate::convert::{
-    DataArg, bytes_arg, context, from_datetime, from_duration, json_to_py, ops_arg, opt_datetime, path_arg,
-    py_to_json, str_map, to_timedelta, type_name,
+    DataArg, bytes_arg, context, from_datetime, from_duration, from_window, json_to_py, ops_arg,
+    opt_datetime, path_arg, py_to_json, str_map, to_timedelta, type_name,
 };
-use crate::errors::{PyError, PyResult, invalid};
+use crate::errors::{PyError, PyResult, invalid, secret_error};
 use crate::key::{Key, KeyProperties, StoreId};
+use crate::secrets::{Secret, SecretDescription, SecretDue, SecretProperties};
 
 /// Opens a store: `file:///path` (or a plain path) for the encrypted software keystore,
 /// created if missing; `pkcs11:token=...?module-path=...` for a PKCS#11 token;
@@ -125,6 +128,55 @@ impl DeletedKey {
     fn __repr__(&self) -> String {
         format!("<DeletedKey {}>", self.desc.name)
     }
+}
+
+/// One field of an update: `Some(Some(v))` sets it, `Some(None)` (`clear_<what>=True`)
+/// clears it, `None` leaves it.
+fn field_update<T>(value: Option<T>, clear: bool, what: &str) -> PyResult<Option<Option<T>>> {
+    match (value, clear) {
+        (Some(_), true) => Err(invalid(format!("give {what} or clear_{what}, not both"))),
+        (Some(v), false) => Ok(Some(Some(v))),
+        (None, true) => Ok(Some(None)),
+        (None, false) => Ok(None),
+    }
+}
+
+/// A time field of an update (see [`field_update`]).
+fn time_update(
+    t: Option<&Bound<'_, PyAny>>,
+    clear: bool,
+    what: &str,
+) -> PyResult<Option<Option<SystemTime>>> {
+    field_update(t.map(|t| from_datetime(t, what)).transpose()?, clear, what)
+}
+
+/// A rotation policy from its three durations; None when every one is None (no policy).
+fn rotation_policy(
+    rotate_after: Option<&Bound<'_, PyAny>>,
+    rotate_before_expiry: Option<&Bound<'_, PyAny>>,
+    expires_after: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Option<RotationPolicy>> {
+    let policy = RotationPolicy {
+        rotate_after: rotate_after.map(|d| from_duration(d, "rotate_after")).transpose()?,
+        rotate_before_expiry: rotate_before_expiry
+            .map(|d| from_duration(d, "rotate_before_expiry"))
+            .transpose()?,
+        expires_after: expires_after.map(|d| from_duration(d, "expires_after")).transpose()?,
+    };
+    Ok((policy != RotationPolicy::default()).then_some(policy))
+}
+
+/// A rotation policy as a dict of `timedelta`s (None where unset).
+fn policy_dict<'py>(py: Python<'py>, p: &RotationPolicy) -> PyResult<Bound<'py, PyDict>> {
+    let d = PyDict::new(py);
+    for (k, v) in [
+        ("rotate_after", p.rotate_after),
+        ("rotate_before_expiry", p.rotate_before_expiry),
+        ("expires_after", p.expires_after),
+    ] {
+        d.set_item(k, v.map(|v| to_timedelta(py, v)).transpose()?)?;
+    }
+    Ok(d)
 }
 
 /// Names of KEKs: one name or a list.
@@ -290,18 +342,10 @@ impl Store {
         clear_not_before: bool,
         clear_expires: bool,
     ) -> PyResult<KeyProperties> {
-        let time = |t: Option<&Bound<'_, PyAny>>, clear: bool, what: &str| -> PyResult<Option<Option<_>>> {
-            match (t, clear) {
-                (Some(_), true) => Err(invalid(format!("give {what} or clear_{what}, not both"))),
-                (Some(t), false) => Ok(Some(Some(from_datetime(t, what)?))),
-                (None, true) => Ok(Some(None)),
-                (None, false) => Ok(None),
-            }
-        };
         let update = KeyUpdate {
             enabled,
-            not_before: time(not_before, clear_not_before, "not_before")?,
-            expires: time(expires, clear_expires, "expires")?,
+            not_before: time_update(not_before, clear_not_before, "not_before")?,
+            expires: time_update(expires, clear_expires, "expires")?,
             ops: ops.as_deref().map(ops_arg).transpose()?,
             tags,
         };
@@ -356,29 +400,14 @@ impl Store {
         rotate_before_expiry: Option<&Bound<'_, PyAny>>,
         expires_after: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
-        let policy = RotationPolicy {
-            rotate_after: rotate_after.map(|d| from_duration(d, "rotate_after")).transpose()?,
-            rotate_before_expiry: rotate_before_expiry
-                .map(|d| from_duration(d, "rotate_before_expiry"))
-                .transpose()?,
-            expires_after: expires_after.map(|d| from_duration(d, "expires_after")).transpose()?,
-        };
-        let policy = (policy != RotationPolicy::default()).then_some(policy);
+        let policy = rotation_policy(rotate_after, rotate_before_expiry, expires_after)?;
         Ok(py.detach(|| self.store.set_rotation_policy(name, policy))?)
     }
 
     /// A key's rotation policy as a dict of `timedelta`s (None where unset), or None.
     fn get_rotation_policy<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Option<Bound<'py, PyDict>>> {
-        let Some(p) = py.detach(|| self.store.rotation_policy(name))? else { return Ok(None) };
-        let d = PyDict::new(py);
-        for (k, v) in [
-            ("rotate_after", p.rotate_after),
-            ("rotate_before_expiry", p.rotate_before_expiry),
-            ("expires_after", p.expires_after),
-        ] {
-            d.set_item(k, v.map(|v| to_timedelta(py, v)).transpose()?)?;
-        }
-        Ok(Some(d))
+        let p = py.detach(|| self.store.rotation_policy(name))?;
+        p.map(|p| policy_dict(py, &p)).transpose()
     }
 
     /// Rotates every key whose policy says it is due. Returns `(name, new_version)` pairs;
@@ -399,6 +428,173 @@ impl Store {
             Some(e) => Err(e.into()),
             None => Ok(out),
         }
+    }
+
+    /// Sets a secret: adds a version holding `value` (bytes-like, at most 25 KiB), which
+    /// becomes current. Creates the secret if there is none; raises `SecretAlreadyExists`
+    /// while it is soft-deleted (recover or purge it first).
+    #[pyo3(signature = (name, value, *, content_type = None, enabled = true, not_before = None,
+                        expires = None, tags = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn set_secret(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        value: &Bound<'_, PyAny>,
+        content_type: Option<String>,
+        enabled: bool,
+        not_before: Option<&Bound<'_, PyAny>>,
+        expires: Option<&Bound<'_, PyAny>>,
+        tags: Option<BTreeMap<String, String>>,
+    ) -> PyResult<SecretProperties> {
+        let value = DataArg::new(value, "value")?;
+        let attrs = crate::secrets::attributes(enabled, not_before, expires, content_type, tags)?;
+        let props = py.detach(|| self.store.set_secret(name, &value, attrs)).map_err(secret_error)?;
+        Ok(SecretProperties { props })
+    }
+
+    /// A secret's value and metadata: `version`, or the current version. Raises
+    /// `PermissionDenied` if that version is disabled, not yet valid or expired.
+    #[pyo3(signature = (name, version = None))]
+    fn get_secret(&self, py: Python<'_>, name: &str, version: Option<u32>) -> PyResult<Secret> {
+        let secret = py
+            .detach(|| match version {
+                Some(v) => self.store.get_secret_version(name, v),
+                None => self.store.get_secret(name),
+            })
+            .map_err(secret_error)?;
+        Ok(Secret { secret })
+    }
+
+    /// A secret's versions (no values), soft-deleted or not.
+    fn describe_secret(&self, py: Python<'_>, name: &str) -> PyResult<SecretDescription> {
+        let desc = py.detach(|| self.store.describe_secret(name)).map_err(secret_error)?;
+        Ok(SecretDescription { desc })
+    }
+
+    /// The current version of every secret (not deleted ones), sorted by name; no values.
+    fn list_secrets(&self, py: Python<'_>) -> PyResult<Vec<SecretProperties>> {
+        let all = py.detach(|| self.store.list_secrets()).map_err(secret_error)?;
+        Ok(all.into_iter().map(|props| SecretProperties { props }).collect())
+    }
+
+    /// Every version of a secret, oldest first; no values.
+    fn list_secret_versions(&self, py: Python<'_>, name: &str) -> PyResult<Vec<SecretProperties>> {
+        let all = py.detach(|| self.store.list_secret_versions(name)).map_err(secret_error)?;
+        Ok(all.into_iter().map(|props| SecretProperties { props }).collect())
+    }
+
+    /// Changes a version's attributes (the current version if `version` is None), not its
+    /// value (set a new version for that). Fields left None stay; `clear_not_before`,
+    /// `clear_expires` and `clear_content_type` remove those; `tags` replaces the tags.
+    #[pyo3(signature = (name, version = None, *, enabled = None, not_before = None, expires = None,
+                        content_type = None, tags = None, clear_not_before = false,
+                        clear_expires = false, clear_content_type = false))]
+    #[allow(clippy::too_many_arguments)]
+    fn update_secret(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: Option<u32>,
+        enabled: Option<bool>,
+        not_before: Option<&Bound<'_, PyAny>>,
+        expires: Option<&Bound<'_, PyAny>>,
+        content_type: Option<String>,
+        tags: Option<BTreeMap<String, String>>,
+        clear_not_before: bool,
+        clear_expires: bool,
+        clear_content_type: bool,
+    ) -> PyResult<SecretProperties> {
+        let update = SecretUpdate {
+            enabled,
+            not_before: time_update(not_before, clear_not_before, "not_before")?,
+            expires: time_update(expires, clear_expires, "expires")?,
+            content_type: field_update(content_type, clear_content_type, "content_type")?,
+            tags,
+        };
+        let props = py
+            .detach(|| {
+                let v = match version {
+                    Some(v) => v,
+                    // The current version's number, read without its value (a disabled
+                    // version can be updated, not read).
+                    None => self
+                        .store
+                        .list_secret_versions(name)?
+                        .last()
+                        .map(|p| p.version)
+                        .ok_or_else(|| Error::NotFound { what: format!("secret '{name}'") })?,
+                };
+                self.store.update_secret(name, v, &update)
+            })
+            .map_err(secret_error)?;
+        Ok(SecretProperties { props })
+    }
+
+    /// Soft-deletes a secret (every version): it can be recovered until purged.
+    fn delete_secret(&self, py: Python<'_>, name: &str) -> PyResult<SecretDescription> {
+        let desc = py.detach(|| self.store.delete_secret(name)).map_err(secret_error)?;
+        Ok(SecretDescription { desc })
+    }
+
+    /// A soft-deleted secret.
+    fn get_deleted_secret(&self, py: Python<'_>, name: &str) -> PyResult<SecretDescription> {
+        let desc = py.detach(|| self.store.get_deleted_secret(name)).map_err(secret_error)?;
+        Ok(SecretDescription { desc })
+    }
+
+    /// Every soft-deleted secret, sorted by name.
+    fn list_deleted_secrets(&self, py: Python<'_>) -> PyResult<Vec<SecretDescription>> {
+        let all = py.detach(|| self.store.list_deleted_secrets()).map_err(secret_error)?;
+        Ok(all.into_iter().map(|desc| SecretDescription { desc }).collect())
+    }
+
+    /// Undoes a soft delete; returns the current version's metadata.
+    fn recover_deleted_secret(&self, py: Python<'_>, name: &str) -> PyResult<SecretProperties> {
+        let props = py.detach(|| self.store.recover_deleted_secret(name)).map_err(secret_error)?;
+        Ok(SecretProperties { props })
+    }
+
+    /// Removes a soft-deleted secret for good (refused under purge protection before the
+    /// retention period ends).
+    fn purge_deleted_secret(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        py.detach(|| self.store.purge_deleted_secret(name)).map_err(secret_error)
+    }
+
+    /// Sets (or with every argument None, removes) a secret's rotation policy, as
+    /// `set_rotation_policy` for keys: `expires_after` gives versions set without an
+    /// expiry one; `rotate_after` and `rotate_before_expiry` say when `secrets_due`
+    /// reports the current version.
+    #[pyo3(signature = (name, *, rotate_after = None, rotate_before_expiry = None, expires_after = None))]
+    fn set_secret_rotation_policy(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        rotate_after: Option<&Bound<'_, PyAny>>,
+        rotate_before_expiry: Option<&Bound<'_, PyAny>>,
+        expires_after: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<()> {
+        let policy = rotation_policy(rotate_after, rotate_before_expiry, expires_after)?;
+        py.detach(|| self.store.set_secret_rotation_policy(name, policy)).map_err(secret_error)
+    }
+
+    /// A secret's rotation policy as a dict of `timedelta`s (None where unset), or None.
+    fn get_secret_rotation_policy<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let p = py.detach(|| self.store.secret_rotation_policy(name)).map_err(secret_error)?;
+        p.map(|p| policy_dict(py, &p)).transpose()
+    }
+
+    /// Secret versions due for rotation, sorted by name and version: every enabled
+    /// version that expires within `within` (a `timedelta` or an ISO 8601 duration;
+    /// zero: has expired), and every current version its rotation policy says is due.
+    fn secrets_due(&self, py: Python<'_>, within: &Bound<'_, PyAny>) -> PyResult<Vec<SecretDue>> {
+        let within = from_window(within, "within")?;
+        let all = py.detach(|| self.store.secrets_due(within)).map_err(secret_error)?;
+        Ok(all.into_iter().map(|due| SecretDue { due }).collect())
     }
 
     /// Store-wide soft-delete settings: `{"retention": timedelta, "purge_protection": bool}`.

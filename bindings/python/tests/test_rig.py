@@ -45,11 +45,15 @@ def test_plugin_is_registered_and_fixture_works(softhsm_store: hsmkit.Store) -> 
 
 
 def test_exceptions_hierarchy() -> None:
-    assert len(hsmkit.exceptions.__all__) == 11
+    assert len(hsmkit.exceptions.__all__) == 15
     for name in hsmkit.exceptions.__all__:
         cls = getattr(hsmkit, name)
         assert issubclass(cls, hsmkit.HsmkitError) and cls.__module__ == "hsmkit.exceptions"
     assert issubclass(hsmkit.InvalidInput, ValueError)
     assert issubclass(hsmkit.StreamError, OSError)
+    for kind in ("Key", "Secret"):
+        assert issubclass(getattr(hsmkit, f"{kind}NotFound"), hsmkit.NotFound)
+        assert issubclass(getattr(hsmkit, f"{kind}AlreadyExists"), hsmkit.AlreadyExists)
+    assert not issubclass(hsmkit.SecretNotFound, hsmkit.KeyNotFound)
     e = hsmkit.BackendError("m", "pkcs11", "C_Sign", 0x30)
     assert (str(e), e.backend, e.function, e.code) == ("m", "pkcs11", "C_Sign", 0x30)

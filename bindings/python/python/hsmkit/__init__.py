@@ -1,6 +1,6 @@
 """hsmkit: keys that live behind a backend (an encrypted software keystore or a PKCS#11
 token) and never leave it. Sign, verify, encrypt, decrypt, wrap, unwrap and seal by key
-name, with key-vault algorithm names.
+name, with key-vault algorithm names; keep versioned secrets sealed under a store key.
 
 >>> import hsmkit
 >>> store = hsmkit.open("memory:")
@@ -9,8 +9,20 @@ name, with key-vault algorithm names.
 >>> key.verify("ES256", b"data", sig)
 """
 
-from hsmkit._hsmkit import DeletedKey, Key, KeyProperties, Store, __version__, open
+from hsmkit._hsmkit import (
+    DeletedKey,
+    Key,
+    KeyProperties,
+    Secret,
+    SecretDescription,
+    SecretDue,
+    SecretProperties,
+    Store,
+    __version__,
+    open,
+)
 from hsmkit.exceptions import (
+    AlreadyExists,
     AuthenticationError,
     BackendError,
     DecryptionFailed,
@@ -19,7 +31,10 @@ from hsmkit.exceptions import (
     InvalidSignature,
     KeyAlreadyExists,
     KeyNotFound,
+    NotFound,
     PermissionDenied,
+    SecretAlreadyExists,
+    SecretNotFound,
     StreamError,
     Unsupported,
 )
@@ -30,9 +45,17 @@ __all__ = [
     "Key",
     "KeyProperties",
     "DeletedKey",
+    "Secret",
+    "SecretProperties",
+    "SecretDescription",
+    "SecretDue",
     "HsmkitError",
+    "NotFound",
+    "AlreadyExists",
     "KeyNotFound",
     "KeyAlreadyExists",
+    "SecretNotFound",
+    "SecretAlreadyExists",
     "PermissionDenied",
     "InvalidInput",
     "InvalidSignature",

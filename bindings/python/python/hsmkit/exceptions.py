@@ -11,8 +11,12 @@ from typing import Optional
 
 __all__ = [
     "HsmkitError",
+    "NotFound",
+    "AlreadyExists",
     "KeyNotFound",
     "KeyAlreadyExists",
+    "SecretNotFound",
+    "SecretAlreadyExists",
     "PermissionDenied",
     "InvalidInput",
     "InvalidSignature",
@@ -42,17 +46,37 @@ class _Reasoned(HsmkitError):
         return str(self.args[0]) if self.args else ""
 
 
-class KeyNotFound(HsmkitError):
+class NotFound(HsmkitError):
+    """No object by that name: the base of :class:`KeyNotFound` and
+    :class:`SecretNotFound`, for code that handles both alike."""
+
+
+class AlreadyExists(HsmkitError):
+    """An object by that name exists already: the base of :class:`KeyAlreadyExists` and
+    :class:`SecretAlreadyExists`."""
+
+
+class KeyNotFound(NotFound):
     """No key (or key version, or deleted key) by that name."""
 
 
-class KeyAlreadyExists(HsmkitError):
+class KeyAlreadyExists(AlreadyExists):
     """A key by that name exists already (perhaps soft-deleted)."""
 
 
+class SecretNotFound(NotFound):
+    """No secret (or secret version, or deleted secret) by that name. Key and secret
+    names are separate: a key of the same name does not count."""
+
+
+class SecretAlreadyExists(AlreadyExists):
+    """The secret is soft-deleted: recover or purge it before setting it again."""
+
+
 class PermissionDenied(HsmkitError):
-    """The key exists, but its attributes forbid the operation (disabled, expired,
-    operation not allowed, public only, not exportable, purge protected)."""
+    """The key or secret exists, but its attributes forbid the operation (disabled, not
+    yet valid, expired, operation not allowed, public only, not exportable, purge
+    protected)."""
 
 
 class InvalidInput(_Reasoned, ValueError):
@@ -60,10 +84,11 @@ class InvalidInput(_Reasoned, ValueError):
 
     ``reason`` says which, for code that branches (as pyca's ``_Reasons``):
     ``"malformed"`` (does not parse: PEM, DER, JWK, an envelope header), ``"length"`` (a
-    digest, signature, plaintext or key of the wrong size), ``"key-mismatch"`` (the
-    algorithm or operation does not fit the key), ``"name"`` (a key name not allowed) or
-    ``"parameter"`` (an option or attribute out of range; also a bad argument the binding
-    itself refuses). ``None`` only when raised by hand without one.
+    digest, signature, plaintext or key of the wrong size; a secret value over 25 KiB),
+    ``"key-mismatch"`` (the algorithm or operation does not fit the key), ``"name"`` (a key
+    or secret name not allowed) or ``"parameter"`` (an option or attribute out of range;
+    also a bad argument the binding itself refuses). ``None`` only when raised by hand
+    without one.
     """
 
 
