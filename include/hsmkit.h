@@ -62,6 +62,11 @@
 #define HSMKIT_PUBLIC_JWK 2
 
 /**
+ * `hsmkit_store_set_secret` flag: the new version starts disabled.
+ */
+#define HSMKIT_SECRET_DISABLED 1
+
+/**
  * Create and import flag: the private or secret part may be exported (keystore only).
  */
 #define HSMKIT_KEY_EXPORTABLE 1
@@ -72,12 +77,13 @@
 #define HSMKIT_KEY_DISABLED 2
 
 /**
- * `hsmkit_key_update` time: leave as it is.
+ * `hsmkit_key_update` and `hsmkit_secret_update` time: leave as it is.
  */
 #define HSMKIT_TIME_UNCHANGED -1
 
 /**
- * `hsmkit_key_update` time: remove (no not-before / never expires).
+ * `hsmkit_key_update` and `hsmkit_secret_update` time: remove (no not-before / never
+ * expires); for `hsmkit_store_set_secret`: none.
  */
 #define HSMKIT_TIME_NONE -2
 
@@ -181,6 +187,12 @@ typedef struct hsmkit_open_options hsmkit_open_options;
 typedef struct hsmkit_sealer hsmkit_sealer;
 
 /**
+ * A secret version read with its value. Thread-safe; independent of the store it came
+ * from. The value is wiped when the handle is freed.
+ */
+typedef struct hsmkit_secret hsmkit_secret;
+
+/**
  * A store: keys behind one backend, by name. Thread-safe.
  */
 typedef struct hsmkit_store hsmkit_store;
@@ -209,6 +221,28 @@ typedef int (*hsmkit_read_callback)(void *userdata, uint8_t *buf, size_t len, si
  * Writes all `len` bytes of `buf`. Returns 0, or non-zero for an error.
  */
 typedef int (*hsmkit_write_callback)(void *userdata, const uint8_t *buf, size_t len);
+
+/**
+ * A change to one secret version's attributes.
+ */
+typedef struct hsmkit_secret_update {
+  /**
+   * -1 leaves it, 0 disables, 1 enables.
+   */
+  int32_t enabled;
+  /**
+   * Unix seconds, `HSMKIT_TIME_UNCHANGED` or `HSMKIT_TIME_NONE`.
+   */
+  int64_t not_before;
+  /**
+   * Unix seconds, `HSMKIT_TIME_UNCHANGED` or `HSMKIT_TIME_NONE`.
+   */
+  int64_t expires;
+  /**
+   * The content type; NULL leaves it, `""` removes it.
+   */
+  const char *content_type;
+} hsmkit_secret_update;
 
 /**
  * A change to one version's attributes.
@@ -582,6 +616,171 @@ hsmkit_result hsmkit_key_public_key(const struct hsmkit_key *key,
                                     uint8_t *buf,
                                     size_t cap,
                                     size_t *written);
+
+/**
+ * Sets a secret: adds a version holding the `len` bytes at `value` (binary, at most
+ * 25 KiB; more is `HSMKIT_ERR_INVALID_INPUT`), which becomes current. Creates the secret
+ * if there is none; a deleted secret is `HSMKIT_ERR_ALREADY_EXISTS` until recovered or
+ * purged. `content_type`: NULL or `""` for none, else up to 255 characters.
+ * `not_before`, `expires`: Unix seconds or `HSMKIT_TIME_NONE`. `flags`:
+ * `HSMKIT_SECRET_*`. The new version number is returned in `*version` (may be NULL).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `value` has `len` bytes; `content_type` is NULL
+ * or a C string; `version` is NULL or writable.
+ */
+hsmkit_result hsmkit_store_set_secret(const struct hsmkit_store *store,
+                                      const char *name,
+                                      const uint8_t *value,
+                                      size_t len,
+                                      const char *content_type,
+                                      int64_t not_before,
+                                      int64_t expires,
+                                      uint32_t flags,
+                                      uint32_t *version);
+
+/**
+ * A secret at `version`, or its current version when `version` is 0, with its value.
+ * A disabled, not yet valid or expired version is `HSMKIT_ERR_PERMISSION_DENIED`; a
+ * missing or deleted secret, or a missing version, `HSMKIT_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `out` is writable.
+ */
+hsmkit_result hsmkit_store_get_secret(const struct hsmkit_store *store,
+                                      const char *name,
+                                      uint32_t version,
+                                      struct hsmkit_secret **out);
+
+/**
+ * The names of the secrets that are not deleted, one per line (each followed by `\n`),
+ * NUL-terminated.
+ *
+ * # Safety
+ * `store` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_list_secrets(const struct hsmkit_store *store,
+                                        uint8_t *buf,
+                                        size_t cap,
+                                        size_t *written);
+
+/**
+ * Every version of a secret that is not deleted, oldest first, as a JSON array
+ * (NUL-terminated) of what `hsmkit_secret_info` gives; never the values.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_list_secret_versions(const struct hsmkit_store *store,
+                                                const char *name,
+                                                uint8_t *buf,
+                                                size_t cap,
+                                                size_t *written);
+
+/**
+ * Changes a secret version's attributes (`version` 0: the current one); not its value
+ * (set a new version for that).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `update` points to an `hsmkit_secret_update`
+ * whose `content_type` is NULL or a C string.
+ */
+hsmkit_result hsmkit_store_update_secret(const struct hsmkit_store *store,
+                                         const char *name,
+                                         uint32_t version,
+                                         const struct hsmkit_secret_update *update);
+
+/**
+ * Soft-deletes a secret (every version); `hsmkit_store_recover_deleted_secret` undoes it
+ * until it is purged.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string.
+ */
+hsmkit_result hsmkit_store_delete_secret(const struct hsmkit_store *store, const char *name);
+
+/**
+ * Recovers a soft-deleted secret; its current version number is returned in `*version`
+ * (may be NULL).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `version` is NULL or writable.
+ */
+hsmkit_result hsmkit_store_recover_deleted_secret(const struct hsmkit_store *store,
+                                                  const char *name,
+                                                  uint32_t *version);
+
+/**
+ * Removes a soft-deleted secret for good (refused under purge protection before the
+ * retention period ends).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string.
+ */
+hsmkit_result hsmkit_store_purge_deleted_secret(const struct hsmkit_store *store, const char *name);
+
+/**
+ * Frees a secret, wiping its value. NULL is a no-op.
+ *
+ * # Safety
+ * `secret` is NULL or a secret handle not yet freed.
+ */
+void hsmkit_secret_free(struct hsmkit_secret *secret);
+
+/**
+ * The value (binary, no NUL; two-call output). The copy in `buf` is the caller's, to
+ * wipe when done with it; the handle's own is wiped by `hsmkit_secret_free`.
+ *
+ * # Safety
+ * `secret` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_secret_value(const struct hsmkit_secret *secret,
+                                  uint8_t *buf,
+                                  size_t cap,
+                                  size_t *written);
+
+/**
+ * The secret's name, NUL-terminated.
+ *
+ * # Safety
+ * `secret` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_secret_name(const struct hsmkit_secret *secret,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *written);
+
+/**
+ * The version number.
+ *
+ * # Safety
+ * `secret` is live; `version` is writable.
+ */
+hsmkit_result hsmkit_secret_version(const struct hsmkit_secret *secret, uint32_t *version);
+
+/**
+ * The content type, NUL-terminated; empty (`*written` 1) when there is none.
+ *
+ * # Safety
+ * `secret` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_secret_content_type(const struct hsmkit_secret *secret,
+                                         uint8_t *buf,
+                                         size_t cap,
+                                         size_t *written);
+
+/**
+ * The version's metadata as JSON (NUL-terminated), never the value: `name`, `version`,
+ * `enabled`, `not_before`, `expires`, `content_type`, `tags`, `created`, `updated`
+ * (times in RFC 3339, or null).
+ *
+ * # Safety
+ * `secret` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_secret_info(const struct hsmkit_secret *secret,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *written);
 
 /**
  * Creates empty options.

@@ -87,6 +87,7 @@ static void test_basics(void) {
     hsmkit_store_free(NULL);
     hsmkit_key_free(NULL);
     hsmkit_sealer_free(NULL);
+    hsmkit_secret_free(NULL);
 }
 
 static hsmkit_store *open_store(const char *uri) {
@@ -940,6 +941,315 @@ static void test_rewrap(hsmkit_store *s) {
     free(added);
 }
 
+/* A secret's current or given version; fails the test unless it reads. */
+static hsmkit_secret *get_secret(hsmkit_store *s, const char *name, uint32_t version) {
+    hsmkit_secret *sec = NULL;
+    OK(hsmkit_store_get_secret(s, name, version, &sec));
+    CHECK(sec != NULL);
+    return sec;
+}
+
+/* Whether a secret's value is exactly `len` bytes at `want` (two-call). */
+static int secret_is(hsmkit_secret *sec, const void *want, size_t len) {
+    size_t need = 99, n = 0;
+    OK(hsmkit_secret_value(sec, NULL, 0, &need));
+    if (need != len) return 0;
+    uint8_t *buf = malloc(len + 1);
+    CHECK(buf != NULL);
+    OK(hsmkit_secret_value(sec, buf, len + 1, &n));
+    int same = n == len && memcmp(buf, want, len) == 0;
+    memset(buf, 0, len + 1); /* the caller's copy is the caller's to wipe */
+    free(buf);
+    return same;
+}
+
+/* A time for hsmkit_store_set_secret / hsmkit_secret_update, from now. */
+static int64_t from_now(int64_t secs) { return (int64_t)time(NULL) + secs; }
+
+static void test_secrets(hsmkit_store *s) {
+    const int64_t NONE = HSMKIT_TIME_NONE;
+    hsmkit_secret *sec = NULL;
+    uint32_t v = 0;
+    size_t n = 0, w = 0;
+    char text[4096];
+
+    /* no secret yet; the list is empty text */
+    OK(hsmkit_store_list_secrets(s, NULL, 0, &n));
+    CHECK(n == 1);
+
+    /* versions: text, then binary with zeros and high bytes, then an empty value */
+    uint8_t bin[300];
+    for (size_t i = 0; i < sizeof bin; i++) bin[i] = (uint8_t)(i % 5 == 0 ? 0 : i * 37 + 128);
+    v = 99;
+    OK(hsmkit_store_set_secret(s, "db", (const uint8_t *)"first", 5, NULL, NONE, NONE, 0, &v));
+    CHECK(v == 1);
+    OK(hsmkit_store_set_secret(s, "db", bin, sizeof bin, "application/octet-stream", NONE, NONE, 0, &v));
+    CHECK(v == 2);
+    /* NULL with length 0 is an empty value; the version out-pointer may be NULL */
+    OK(hsmkit_store_set_secret(s, "db", NULL, 0, "", NONE, NONE, 0, NULL));
+
+    sec = get_secret(s, "db", 0);
+    OK(hsmkit_secret_version(sec, &v));
+    CHECK(v == 3);
+    CHECK(secret_is(sec, "", 0));
+    OK(hsmkit_secret_content_type(sec, (uint8_t *)text, sizeof text, &n));
+    CHECK(n == 1 && text[0] == '\0'); /* "" is no content type */
+    hsmkit_secret_free(sec);
+
+    sec = get_secret(s, "db", 2);
+    OK(hsmkit_secret_version(sec, &v));
+    CHECK(v == 2);
+    CHECK(secret_is(sec, bin, sizeof bin));
+    /* too small: the documented code, the length needed, the buffer untouched */
+    uint8_t small[16];
+    memset(small, 'Z', sizeof small);
+    w = 0;
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_secret_value(sec, small, sizeof small, &w));
+    CHECK(w == sizeof bin);
+    for (size_t i = 0; i < sizeof small; i++) CHECK(small[i] == 'Z');
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_secret_value(sec, small, 0, &w));
+    CHECK(w == sizeof bin);
+    OK(hsmkit_secret_content_type(sec, NULL, 0, &n));
+    CHECK(n == strlen("application/octet-stream") + 1);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_secret_content_type(sec, (uint8_t *)small, sizeof small, &w));
+    CHECK(w == n);
+    for (size_t i = 0; i < sizeof small; i++) CHECK(small[i] == 'Z');
+    OK(hsmkit_secret_content_type(sec, (uint8_t *)text, n, &w));
+    CHECK(w == n && strcmp(text, "application/octet-stream") == 0);
+    OK(hsmkit_secret_name(sec, NULL, 0, &n));
+    CHECK(n == 3);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_secret_name(sec, (uint8_t *)text, 2, &n));
+    OK(hsmkit_secret_name(sec, (uint8_t *)text, sizeof text, &n));
+    CHECK(n == 3 && strcmp(text, "db") == 0);
+    OK(hsmkit_secret_info(sec, NULL, 0, &n));
+    OK(hsmkit_secret_info(sec, (uint8_t *)text, sizeof text, &w));
+    CHECK(w == n && text[w - 1] == '\0' && text[0] == '{');
+    CHECK(strstr(text, "\"name\":\"db\"") && strstr(text, "\"version\":2") && strstr(text, "\"enabled\":true"));
+    CHECK(strstr(text, "\"content_type\":\"application/octet-stream\"") && strstr(text, "\"expires\":null"));
+    CHECK(strstr(text, "\"created\":\"") != NULL);
+    /* NULL arguments */
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_value(NULL, small, sizeof small, &w));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_value(sec, small, sizeof small, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_version(sec, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_version(NULL, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_content_type(NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_content_type(sec, NULL, 0, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_name(NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_info(NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_secret_info(sec, NULL, 0, NULL));
+    hsmkit_secret_free(sec);
+
+    sec = get_secret(s, "db", 1);
+    CHECK(secret_is(sec, "first", 5));
+    OK(hsmkit_secret_info(sec, (uint8_t *)text, sizeof text, &n));
+    CHECK(strstr(text, "\"content_type\":null") && strstr(text, "first") == NULL); /* never the value */
+    hsmkit_secret_free(sec);
+
+    /* not found: a version, a name; and a name that is no name */
+    sec = NULL;
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_secret(s, "db", 4, &sec));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_secret(s, "nope", 0, &sec));
+    CHECK(strstr(last_error(), "nope") != NULL);
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_secret(s, "nope", 1, &sec));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_get_secret(s, "bad name!", 0, &sec));
+    CHECK(strcmp(hsmkit_last_error_reason(), "name") == 0);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "bad name!", bin, 1, NULL, NONE, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_get_secret(s, "\xff\xfe", 0, &sec));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_get_secret(NULL, "db", 0, &sec));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_get_secret(s, NULL, 0, &sec));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_get_secret(s, "db", 0, NULL));
+    CHECK(sec == NULL);
+
+    /* 25 KiB is the limit: one byte more is refused, and adds no version */
+    size_t max = 25 * 1024;
+    uint8_t *big = malloc(max + 1);
+    CHECK(big != NULL);
+    for (size_t i = 0; i <= max; i++) big[i] = (uint8_t)(i * 7);
+    OK(hsmkit_store_set_secret(s, "big", big, max, NULL, NONE, NONE, 0, &v));
+    CHECK(v == 1);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "big", big, max + 1, NULL, NONE, NONE, 0, &v));
+    CHECK(strcmp(hsmkit_last_error_reason(), "length") == 0);
+    CHECK(strstr(last_error(), "25") != NULL);
+    CHECK(v == 1);
+    sec = get_secret(s, "big", 0);
+    OK(hsmkit_secret_version(sec, &v));
+    CHECK(v == 1 && secret_is(sec, big, max));
+    hsmkit_secret_free(sec);
+    free(big);
+
+    /* other refused arguments: nothing is set */
+    char long_type[300];
+    memset(long_type, 't', 256);
+    long_type[256] = '\0';
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "x", bin, 1, long_type, NONE, NONE, 0, &v));
+    long_type[255] = '\0'; /* 255 characters: accepted */
+    OK(hsmkit_store_set_secret(s, "typed", bin, 1, long_type, NONE, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "x", bin, 1, NULL, NONE, NONE, 2, &v));
+    CHECK(strstr(last_error(), "flags") != NULL);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "x", bin, 1, NULL, NONE, NONE, 0xFFFFFFFFu, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT,
+           hsmkit_store_set_secret(s, "x", bin, 1, NULL, HSMKIT_TIME_UNCHANGED, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT,
+           hsmkit_store_set_secret(s, "x", bin, 1, NULL, NONE, HSMKIT_TIME_UNCHANGED, 0, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "x", bin, 1, NULL, -7, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "x", bin, 1, NULL, NONE, INT64_MIN, 0, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT,
+           hsmkit_store_set_secret(s, "x", bin, 1, NULL, from_now(100), from_now(50), 0, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret(s, "x", bin, 1, "\xff", NONE, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_set_secret(NULL, "x", bin, 1, NULL, NONE, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_set_secret(s, NULL, bin, 1, NULL, NONE, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_set_secret(s, "x", NULL, 1, NULL, NONE, NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_secret(s, "x", 0, &sec));
+
+    /* disabled when set: the permission-denied code until enabled */
+    OK(hsmkit_store_set_secret(s, "off", (const uint8_t *)"o1", 2, NULL, NONE, NONE, HSMKIT_SECRET_DISABLED, &v));
+    sec = NULL;
+    EXPECT(HSMKIT_ERR_PERMISSION_DENIED, hsmkit_store_get_secret(s, "off", 0, &sec));
+    CHECK(strstr(last_error(), "disabled") != NULL);
+    CHECK(sec == NULL);
+    hsmkit_secret_update u = {.enabled = 1, .not_before = HSMKIT_TIME_UNCHANGED, .expires = HSMKIT_TIME_UNCHANGED,
+                              .content_type = NULL};
+    OK(hsmkit_store_update_secret(s, "off", 0, &u)); /* 0: the current version, even disabled */
+    sec = get_secret(s, "off", 0);
+    CHECK(secret_is(sec, "o1", 2));
+    hsmkit_secret_free(sec);
+    /* disable one version of two: that one is refused, the other still reads */
+    OK(hsmkit_store_set_secret(s, "off", (const uint8_t *)"o2", 2, NULL, NONE, NONE, 0, &v));
+    CHECK(v == 2);
+    u.enabled = 0;
+    OK(hsmkit_store_update_secret(s, "off", 1, &u));
+    EXPECT(HSMKIT_ERR_PERMISSION_DENIED, hsmkit_store_get_secret(s, "off", 1, &sec));
+    sec = get_secret(s, "off", 0);
+    CHECK(secret_is(sec, "o2", 2));
+    hsmkit_secret_free(sec);
+
+    /* validity: not yet valid, expired; then cleared by an update */
+    OK(hsmkit_store_set_secret(s, "later", (const uint8_t *)"l", 1, "text/plain", from_now(3600), NONE, 0, &v));
+    EXPECT(HSMKIT_ERR_PERMISSION_DENIED, hsmkit_store_get_secret(s, "later", 0, &sec));
+    OK(hsmkit_store_set_secret(s, "gone", (const uint8_t *)"g", 1, NULL, NONE, from_now(-10), 0, &v));
+    EXPECT(HSMKIT_ERR_PERMISSION_DENIED, hsmkit_store_get_secret(s, "gone", 0, &sec));
+    CHECK(strstr(last_error(), "expired") != NULL);
+    u = (hsmkit_secret_update){.enabled = -1, .not_before = NONE, .expires = HSMKIT_TIME_UNCHANGED,
+                               .content_type = ""};
+    OK(hsmkit_store_update_secret(s, "later", 1, &u));
+    sec = get_secret(s, "later", 0);
+    OK(hsmkit_secret_content_type(sec, (uint8_t *)text, sizeof text, &n));
+    CHECK(n == 1); /* "" removed it */
+    hsmkit_secret_free(sec);
+    u = (hsmkit_secret_update){.enabled = -1, .not_before = HSMKIT_TIME_UNCHANGED, .expires = from_now(86400),
+                               .content_type = "application/json"};
+    OK(hsmkit_store_update_secret(s, "gone", 0, &u));
+    sec = get_secret(s, "gone", 0);
+    OK(hsmkit_secret_info(sec, (uint8_t *)text, sizeof text, &n));
+    CHECK(strstr(text, "\"content_type\":\"application/json\"") && strstr(text, "\"expires\":\"20"));
+    CHECK(secret_is(sec, "g", 1));
+    hsmkit_secret_free(sec);
+
+    /* refused updates */
+    u = (hsmkit_secret_update){.enabled = 2, .not_before = HSMKIT_TIME_UNCHANGED, .expires = HSMKIT_TIME_UNCHANGED,
+                               .content_type = NULL};
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_update_secret(s, "gone", 0, &u));
+    CHECK(strstr(last_error(), "enabled") != NULL);
+    u.enabled = INT32_MIN;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_update_secret(s, "gone", 0, &u));
+    u.enabled = -1;
+    u.expires = INT64_MIN;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_update_secret(s, "gone", 0, &u));
+    u.expires = -3;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_update_secret(s, "gone", 0, &u));
+    u.expires = from_now(10);
+    u.not_before = from_now(20); /* expires before not-before */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_update_secret(s, "gone", 0, &u));
+    u.expires = u.not_before = HSMKIT_TIME_UNCHANGED;
+    u.content_type = long_type;
+    long_type[255] = 't'; /* 256 characters again */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_update_secret(s, "gone", 0, &u));
+    u.content_type = NULL;
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_update_secret(s, "gone", 9, &u));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_update_secret(s, "nope", 0, &u));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_update_secret(s, "nope", 1, &u));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_update_secret(s, "gone", 0, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_update_secret(s, NULL, 0, &u));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_update_secret(NULL, "gone", 0, &u));
+    sec = get_secret(s, "gone", 0); /* the refused updates changed nothing */
+    OK(hsmkit_secret_info(sec, (uint8_t *)text, sizeof text, &n));
+    CHECK(strstr(text, "\"content_type\":\"application/json\"") && strstr(text, "\"not_before\":null"));
+    hsmkit_secret_free(sec);
+
+    /* the versions: JSON metadata, two-call, never a value */
+    OK(hsmkit_store_list_secret_versions(s, "db", NULL, 0, &n));
+    CHECK(n > 100 && n < sizeof text);
+    memset(text, 'Z', sizeof text);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_list_secret_versions(s, "db", (uint8_t *)text, n - 1, &w));
+    CHECK(w == n);
+    for (size_t i = 0; i < sizeof text; i++) CHECK(text[i] == 'Z');
+    OK(hsmkit_store_list_secret_versions(s, "db", (uint8_t *)text, sizeof text, &w));
+    CHECK(w == n && text[w - 1] == '\0' && text[0] == '[' && text[w - 2] == ']');
+    CHECK(strstr(text, "\"version\":1") && strstr(text, "\"version\":2") && strstr(text, "\"version\":3"));
+    CHECK(strstr(text, "\"version\":4") == NULL && strstr(text, "first") == NULL);
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_list_secret_versions(s, "nope", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_secret_versions(s, NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_secret_versions(s, "db", NULL, 0, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_secret_versions(NULL, "db", NULL, 0, &n));
+
+    /* the names, sorted, one per line; secrets are not keys */
+    const char *all = "big\ndb\ngone\nlater\noff\ntyped\n";
+    OK(hsmkit_store_list_secrets(s, NULL, 0, &n));
+    CHECK(n == strlen(all) + 1);
+    memset(text, 'Z', sizeof text);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_list_secrets(s, (uint8_t *)text, 4, &w));
+    CHECK(w == n && text[0] == 'Z');
+    OK(hsmkit_store_list_secrets(s, (uint8_t *)text, sizeof text, &w));
+    CHECK(w == n && strcmp(text, all) == 0);
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_secrets(s, NULL, 0, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_secrets(NULL, NULL, 0, &n));
+    hsmkit_key *k = NULL;
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_key(s, "db", 0, &k));
+
+    /* soft delete, recover, delete and purge */
+    OK(hsmkit_store_delete_secret(s, "db"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_secret(s, "db", 0, &sec));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_secret(s, "db", 1, &sec));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_list_secret_versions(s, "db", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_update_secret(s, "db", 1, &u));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_delete_secret(s, "db"));
+    EXPECT(HSMKIT_ERR_ALREADY_EXISTS, hsmkit_store_set_secret(s, "db", bin, 1, NULL, NONE, NONE, 0, &v));
+    OK(hsmkit_store_list_secrets(s, (uint8_t *)text, sizeof text, &w));
+    CHECK(strcmp(text, "big\ngone\nlater\noff\ntyped\n") == 0);
+    v = 0;
+    OK(hsmkit_store_recover_deleted_secret(s, "db", &v));
+    CHECK(v == 3);
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_recover_deleted_secret(s, "db", &v));
+    sec = get_secret(s, "db", 1);
+    CHECK(secret_is(sec, "first", 5));
+    hsmkit_secret_free(sec);
+    sec = get_secret(s, "db", 2);
+    CHECK(secret_is(sec, bin, sizeof bin));
+    hsmkit_secret_free(sec);
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_purge_deleted_secret(s, "db")); /* not deleted */
+    OK(hsmkit_store_delete_secret(s, "db"));
+    OK(hsmkit_store_purge_deleted_secret(s, "db"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_purge_deleted_secret(s, "db"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_recover_deleted_secret(s, "db", NULL));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_secret(s, "db", 1, &sec));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_delete_secret(s, "nope"));
+    /* purged: the name is free again, from version 1 */
+    OK(hsmkit_store_set_secret(s, "db", (const uint8_t *)"new", 3, NULL, NONE, NONE, 0, &v));
+    CHECK(v == 1);
+    OK(hsmkit_store_delete_secret(s, "db"));
+    OK(hsmkit_store_recover_deleted_secret(s, "db", NULL)); /* the version may be unwanted */
+    sec = get_secret(s, "db", 0);
+    CHECK(secret_is(sec, "new", 3));
+    hsmkit_secret_free(sec);
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_delete_secret(NULL, "db"));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_delete_secret(s, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_recover_deleted_secret(s, NULL, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_recover_deleted_secret(NULL, "db", &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_purge_deleted_secret(s, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_purge_deleted_secret(NULL, "db"));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_delete_secret(s, "bad name!"));
+}
+
 /* One key handle, signing and verifying from several threads at once. */
 static void *signer(void *arg) {
     hsmkit_key *k = arg;
@@ -981,6 +1291,7 @@ int main(int argc, char **argv) {
     test_lifecycle(s);
     test_envelope(s);
     test_rewrap(s);
+    test_secrets(s);
     test_threads(s);
     hsmkit_store_free(s);
     if (getenv("HSMKIT_TEST_PASSPHRASE") && *getenv("HSMKIT_TEST_PASSPHRASE")) {

@@ -25,6 +25,7 @@ mod envelope;
 mod ffi;
 mod key;
 mod result;
+mod secret;
 mod store;
 
 use std::ffi::c_char;
@@ -37,6 +38,7 @@ pub use envelope::{
 };
 pub use key::*;
 pub use result::hsmkit_result;
+pub use secret::*;
 pub use store::*;
 
 use crate::ffi::OutBuf;

@@ -385,9 +385,10 @@ pub unsafe extern "C" fn hsmkit_store_rotate_key(
     })
 }
 
-/// `hsmkit_key_update` time: leave as it is.
+/// `hsmkit_key_update` and `hsmkit_secret_update` time: leave as it is.
 pub const HSMKIT_TIME_UNCHANGED: i64 = -1;
-/// `hsmkit_key_update` time: remove (no not-before / never expires).
+/// `hsmkit_key_update` and `hsmkit_secret_update` time: remove (no not-before / never
+/// expires); for `hsmkit_store_set_secret`: none.
 pub const HSMKIT_TIME_NONE: i64 = -2;
 
 /// A change to one version's attributes.
@@ -404,7 +405,8 @@ pub struct hsmkit_key_update {
     pub ops: *const c_char,
 }
 
-fn time(t: i64, what: &str) -> Result<Option<Option<SystemTime>>, Fail> {
+/// An update's time: `None` leaves it, `Some(None)` removes it.
+pub(crate) fn time(t: i64, what: &str) -> Result<Option<Option<SystemTime>>, Fail> {
     match t {
         HSMKIT_TIME_UNCHANGED => Ok(None),
         HSMKIT_TIME_NONE => Ok(Some(None)),
@@ -415,6 +417,16 @@ fn time(t: i64, what: &str) -> Result<Option<Option<SystemTime>>, Fail> {
                 .ok_or_else(|| Fail::invalid(format!("{what}: out of range")))?;
             Ok(Some(Some(at)))
         }
+    }
+}
+
+/// An update's `enabled`: -1 leaves it, 0 disables, 1 enables.
+pub(crate) fn enabled(e: i32, what: &str) -> Result<Option<bool>, Fail> {
+    match e {
+        -1 => Ok(None),
+        0 => Ok(Some(false)),
+        1 => Ok(Some(true)),
+        e => Err(Fail::invalid(format!("{what} must be -1, 0 or 1, not {e}"))),
     }
 }
 
@@ -440,12 +452,7 @@ pub unsafe extern "C" fn hsmkit_store_update_key(
         // SAFETY: as above.
         let ops = unsafe { opt_cstr(u.ops, "update.ops") }?;
         let update = KeyUpdate {
-            enabled: match u.enabled {
-                -1 => None,
-                0 => Some(false),
-                1 => Some(true),
-                e => return Err(Fail::invalid(format!("update.enabled must be -1, 0 or 1, not {e}"))),
-            },
+            enabled: enabled(u.enabled, "update.enabled")?,
             not_before: time(u.not_before, "update.not_before")?,
             expires: time(u.expires, "update.expires")?,
             ops: ops.map(str::parse::<KeyOps>).transpose()?,

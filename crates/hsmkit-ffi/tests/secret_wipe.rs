@@ -292,3 +292,99 @@ fn pin_is_wiped_rust_api_and_c_abi() {
     // The caller's own C string (c_pin) is the caller's to wipe; it is not freed here.
     assert_eq!(found, 0, "freed blocks held the PIN (C ABI)");
 }
+
+/// A secret's value, set and read through the Rust API and through the C ABI, on a memory
+/// store and an encrypted keystore (reopened, so that the sealed value is read back): the
+/// sealing, the opening and the `hsmkit_secret` handle leave no copy in freed memory. The
+/// caller's own buffers (the value handed in, the buffer `hsmkit_secret_value` fills)
+/// are the caller's; here they are wiped by `Zeroizing` before they are freed.
+#[test]
+fn secret_values_are_wiped_rust_api_and_c_abi() {
+    use hsmkit::SecretAttributes;
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let keystore = format!("file://{}", dir.path().join("ks").display());
+    let opts = OpenOptions::new().passphrase("correct horse");
+    let secret = *b"CANARY-secret-value-0123456789ab";
+
+    for uri in ["memory:", keystore.as_str()] {
+        let found = freed_copies(&secret, || {
+            let store = hsmkit_open::open(uri, &opts).unwrap();
+            store.set_secret("s", &secret, SecretAttributes::default()).unwrap();
+            let got = store.get_secret("s").unwrap();
+            assert_eq!(got.value(), &secret[..]);
+            drop(got);
+            let (_, value) = store.get_secret_version("s", 1).unwrap().into_parts();
+            assert_eq!(&value[..], &secret[..]);
+            drop(value);
+            drop(store);
+            // Reopened: the sealed value is read from the keystore and opened again.
+            let store = hsmkit_open::open(uri, &opts).unwrap();
+            if uri != "memory:" {
+                assert_eq!(store.get_secret("s").unwrap().value(), &secret[..]);
+            }
+        });
+        assert_eq!(found, 0, "freed blocks held the secret value (Rust API, {uri})");
+    }
+
+    let c_uri = CString::new(keystore).unwrap();
+    let c_pass = CString::new("correct horse").unwrap();
+    let found = freed_copies(&secret, || {
+        use hsmkit_ffi::*;
+        let mut options = std::ptr::null_mut();
+        let mut store = std::ptr::null_mut();
+        let mut handle = std::ptr::null_mut();
+        let (mut version, mut n) = (0u32, 0usize);
+        let mut out = zeroize::Zeroizing::new(vec![0u8; 64]);
+        // SAFETY: valid out pointers, NUL-terminated strings, `secret` has its length and
+        // `out` its capacity; each handle freed once.
+        unsafe {
+            assert_eq!(hsmkit_open_options_new(&mut options), hsmkit_result::HSMKIT_OK);
+            assert_eq!(
+                hsmkit_open_options_set_passphrase(options, c_pass.as_ptr()),
+                hsmkit_result::HSMKIT_OK
+            );
+            assert_eq!(hsmkit_store_open(c_uri.as_ptr(), options, &mut store), hsmkit_result::HSMKIT_OK);
+            let r = hsmkit_store_set_secret(
+                store,
+                c"c".as_ptr(),
+                secret.as_ptr(),
+                secret.len(),
+                c"text/plain".as_ptr(),
+                HSMKIT_TIME_NONE,
+                HSMKIT_TIME_NONE,
+                0,
+                &mut version,
+            );
+            assert_eq!(r, hsmkit_result::HSMKIT_OK);
+            assert_eq!(
+                hsmkit_store_get_secret(store, c"c".as_ptr(), 0, &mut handle),
+                hsmkit_result::HSMKIT_OK
+            );
+            assert_eq!(
+                hsmkit_secret_value(handle, std::ptr::null_mut(), 0, &mut n),
+                hsmkit_result::HSMKIT_OK
+            );
+            assert_eq!(n, secret.len());
+            let r = hsmkit_secret_value(handle, out.as_mut_ptr(), 4, &mut n);
+            assert_eq!(r, hsmkit_result::HSMKIT_ERR_BUFFER_TOO_SMALL);
+            let r = hsmkit_secret_value(handle, out.as_mut_ptr(), out.len(), &mut n);
+            assert_eq!(r, hsmkit_result::HSMKIT_OK);
+            assert_eq!(&out[..n], &secret[..]);
+            let mut info = vec![0u8; 1024];
+            let r = hsmkit_secret_info(handle, info.as_mut_ptr(), info.len(), &mut n);
+            assert_eq!(r, hsmkit_result::HSMKIT_OK);
+            hsmkit_secret_free(handle);
+            assert_eq!(hsmkit_store_delete_secret(store, c"c".as_ptr()), hsmkit_result::HSMKIT_OK);
+            assert_eq!(hsmkit_store_purge_deleted_secret(store, c"c".as_ptr()), hsmkit_result::HSMKIT_OK);
+            hsmkit_open_options_free(options);
+            hsmkit_store_free(store);
+        }
+        drop(out); // the caller's copy, wiped by its owner
+    });
+    assert_eq!(found, 0, "freed blocks held the secret value (C ABI)");
+
+    // The control: the same value in a buffer its owner does not wipe is found.
+    let control = freed_copies(&secret, || drop(std::hint::black_box(secret.to_vec())));
+    assert!(control > 0, "the scanner missed a plain Vec");
+}
