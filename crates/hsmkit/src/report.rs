@@ -1,4 +1,4 @@
-//! Key metadata as JSON, in one shape for every front end: what `hsmkit --json` prints and
+//! Key and secret metadata as JSON, in one shape for every front end: what `hsmkit --json` prints and
 //! what the C ABI returns. (Not the backends' storage format, which is private to them.)
 
 use std::time::SystemTime;
@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::backend::KeyInfo;
 use crate::lifecycle::{KeyDescription, RotationPolicy, format_iso_duration};
+use crate::secrets::{SecretAttributes, SecretDescription, SecretDue, SecretProperties};
 
 /// An RFC 3339 time in UTC, to the second.
 pub fn rfc3339(t: SystemTime) -> String {
@@ -55,4 +56,42 @@ pub fn rotation_policy(p: &RotationPolicy) -> Value {
         "rotate_before_expiry": p.rotate_before_expiry.map(format_iso_duration),
         "expires_after": p.expires_after.map(format_iso_duration),
     })
+}
+
+/// One secret version's metadata (never its value): name, version, enabled, times,
+/// content type, tags. Every field is named, so a new attribute cannot be left out.
+pub fn secret_properties(p: &SecretProperties) -> Value {
+    let SecretProperties { name, version, attributes, created, updated } = p;
+    let SecretAttributes { enabled, not_before, expires, content_type, tags } = attributes;
+    json!({
+        "name": name,
+        "version": version,
+        "enabled": enabled,
+        "not_before": not_before.map(rfc3339),
+        "expires": expires.map(rfc3339),
+        "content_type": content_type,
+        "tags": tags,
+        "created": rfc3339(*created),
+        "updated": rfc3339(*updated),
+    })
+}
+
+/// A secret with every version's metadata, its deletion state and rotation policy (the
+/// shape of [`key_description`]).
+pub fn secret_description(d: &SecretDescription) -> Value {
+    json!({
+        "name": d.name,
+        "current_version": d.current().map(|c| c.version),
+        "deleted": d.state.deleted.map(|x| json!({
+            "deleted_on": rfc3339(x.deleted_on),
+            "scheduled_purge": rfc3339(x.scheduled_purge),
+        })),
+        "rotation_policy": d.state.rotation.map(|p| rotation_policy(&p)),
+        "versions": d.versions.iter().map(secret_properties).collect::<Vec<_>>(),
+    })
+}
+
+/// A secret version due for rotation.
+pub fn secret_due(d: &SecretDue) -> Value {
+    json!({ "name": d.name, "version": d.version, "expires": d.expires.map(rfc3339), "reason": d.reason })
 }
