@@ -117,8 +117,14 @@ pub(crate) enum KeyCommand {
     Import(ImportArgs),
     /// Export a key's public part (RSA, EC).
     Public(PublicArgs),
-    // `backup NAME --out FILE` and `restore --in FILE` belong here once the core has a
-    // key backup API (they are not built on export, which private keys mostly refuse).
+    /// Write a backup of a key (every version, its material and attributes), sealed under
+    /// the store's backup key (`hsmkit-backup`, made on first use), to stdout or --out.
+    /// Software keystore only: a token's keys never leave it.
+    Backup(BackupArgs),
+    /// Restore a key from a backup (--file or stdin) under the name it was backed up
+    /// from, into the store it came from or one holding the same backup key. Refused if
+    /// a key (live or deleted) has that name.
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,8 +160,29 @@ pub(crate) enum SecretCommand {
     },
     /// Show a secret's rotation policy, or set or clear it.
     Policy(PolicyArgs),
-    // `backup NAME --out FILE` and `restore --in FILE` belong here once the core has a
-    // secret backup API: a blob sealed for the store, not the value in clear.
+    /// Write a backup of a secret (every version, values included, and its state), sealed
+    /// under the store's backup key (`hsmkit-backup`, made on first use), to stdout or
+    /// --out. Never the values in clear.
+    Backup(BackupArgs),
+    /// Restore a secret from a backup (--file or stdin) under the name it was backed up
+    /// from, into the store it came from or one holding the same backup key. Refused if
+    /// a secret (live or deleted) has that name.
+    Restore(RestoreArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BackupArgs {
+    pub(crate) name: String,
+    /// Write the backup to this file (mode 0600, replaced whole) instead of stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RestoreArgs {
+    /// The backup file (default: stdin).
+    #[arg(long, visible_alias = "in", value_name = "FILE")]
+    pub(crate) file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,7 @@ use clap::Parser;
 use hsmkit::{Error, Result};
 
 use crate::cli::Cli;
-use crate::{Outcome, run as run_cli};
+use crate::{Outcome, message, run as run_cli};
 
 struct Demo<'a> {
     dir: &'a Path,
@@ -20,8 +20,8 @@ impl Demo<'_> {
         self.dir.join(name).display().to_string()
     }
 
-    /// Runs `hsmkit ARGS` with the demo's store; prints what it runs and how it ended.
-    fn run(&self, args: &[&str]) -> Result<Outcome> {
+    /// Prints `hsmkit ARGS` and parses it with the demo's store.
+    fn parse(&self, args: &[&str]) -> Result<Cli> {
         let shown: Vec<String> = args
             .iter()
             .map(|a| {
@@ -32,9 +32,12 @@ impl Demo<'_> {
         let argv = std::iter::once("hsmkit".to_string())
             .chain(self.global.iter().cloned())
             .chain(args.iter().map(|s| s.to_string()));
-        let cli =
-            Cli::try_parse_from(argv).map_err(|e| Error::invalid(InvalidReason::Parameter, e.to_string()))?;
-        run_cli(&cli)
+        Cli::try_parse_from(argv).map_err(|e| Error::invalid(InvalidReason::Parameter, e.to_string()))
+    }
+
+    /// Runs `hsmkit ARGS` with the demo's store; prints what it runs and how it ended.
+    fn run(&self, args: &[&str]) -> Result<Outcome> {
+        run_cli(&self.parse(args)?)
     }
 
     /// A step that must succeed.
@@ -47,10 +50,11 @@ impl Demo<'_> {
 
     /// A step that must fail (or report invalid): shows how.
     fn refused(&self, args: &[&str]) -> Result<()> {
-        match self.run(args) {
+        let cli = self.parse(args)?;
+        match run_cli(&cli) {
             Ok(Outcome::Invalid) => outln!("(exit status 1)")?,
             Ok(Outcome::Ok) => return Err(Error::backend("demo", args.join(" "), "unexpectedly succeeded")),
-            Err(e) => outln!("hsmkit: {e}")?,
+            Err(e) => outln!("hsmkit: {}", message(&e, &cli.command))?,
         }
         Ok(())
     }
@@ -163,6 +167,15 @@ pub(crate) fn run() -> Result<Outcome> {
     d.ok(&["secret", "update", "db-password", "--version", "1", "--disable"])?;
     d.refused(&["secret", "get", "db-password", "--version", "1"])?;
     d.ok(&["secret", "due", "--within", "P100D"])?;
+
+    outln!("\n## backup and restore: blobs sealed under the store's backup key")?;
+    let (secret_backup, key_backup) = (d.path("db-password.backup"), d.path("signer.backup"));
+    d.ok(&["secret", "backup", "db-password", "--out", &secret_backup])?;
+    d.ok(&["secret", "delete", "db-password"])?;
+    d.ok(&["secret", "purge", "db-password"])?;
+    d.ok(&["secret", "restore", "--file", &secret_backup])?;
+    d.ok(&["key", "backup", "signer", "--out", &key_backup])?;
+    d.refused(&["key", "restore", "--file", &key_backup])?;
 
     outln!("\n## lifecycle and audit")?;
     d.ok(&["key", "delete", "rsa"])?;

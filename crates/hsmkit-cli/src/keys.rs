@@ -8,13 +8,14 @@ use hsmkit::report::{
     key_description as describe_json, key_info as info_json, rfc3339, rotation_policy as policy_json,
 };
 use hsmkit::{
-    Error, KeyAttributes, KeyInfo, KeyMaterial, KeyOps, KeySpec, KeyUpdate, Result, RotationPolicy, Store,
-    parse_iso_duration,
+    Error, KeyAttributes, KeyDescription, KeyInfo, KeyMaterial, KeyOps, KeySpec, KeyUpdate, Result,
+    RotationPolicy, Store, parse_iso_duration,
 };
 use serde_json::{Value, json};
 
 use crate::Outcome;
 use crate::backend;
+use crate::backup::{read_backup, write_backup};
 use crate::cli::{
     AttrArgs, CreateArgs, Global, ImportArgs, ImportFormat, KeyCommand, KeyTypeArg, PolicyArgs, PublicArgs,
     PublicFormat, UpdateArgs,
@@ -155,7 +156,29 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
         | KeyCommand::Purge { .. }
         | KeyCommand::Policy(_)
         | KeyCommand::RotateDue
-        | KeyCommand::Public(_) => backend::Missing::Refuse,
+        | KeyCommand::Public(_)
+        | KeyCommand::Backup(_)
+        // A backup restores only into a store holding the backup key it was made under,
+        // which a new store does not: a mistyped --store is reported as missing.
+        | KeyCommand::Restore(_) => backend::Missing::Refuse,
+    };
+    // The backup is read before the store is opened (and its passphrase prompt).
+    let backup = match cmd {
+        KeyCommand::Restore(a) => Some(read_backup(a.file.as_deref())?),
+        KeyCommand::Create(_)
+        | KeyCommand::Import(_)
+        | KeyCommand::List { .. }
+        | KeyCommand::Show(_)
+        | KeyCommand::Versions { .. }
+        | KeyCommand::Rotate { .. }
+        | KeyCommand::Update(_)
+        | KeyCommand::Delete { .. }
+        | KeyCommand::Recover { .. }
+        | KeyCommand::Purge { .. }
+        | KeyCommand::Policy(_)
+        | KeyCommand::RotateDue
+        | KeyCommand::Public(_)
+        | KeyCommand::Backup(_) => None,
     };
     let store = backend::open_with(g, missing)?;
     match cmd {
@@ -180,13 +203,7 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
         KeyCommand::Show(nv) => {
             let key = backend::key_at(&store, &nv.name, nv.version)?;
             if g.json && nv.version.is_none() {
-                let mut v = info_json(key.info());
-                let d = store.describe_key(&nv.name)?;
-                if let Some(obj) = v.as_object_mut() {
-                    obj.insert("versions".into(), json!(d.versions.len()));
-                    obj.insert("rotation_policy".into(), json!(d.state.rotation.map(|p| policy_json(&p))));
-                }
-                print_json(&v)?;
+                print_json(&described_json(key.info(), &store.describe_key(&nv.name)?))?;
             } else {
                 show_info(g, key.info())?;
             }
@@ -263,8 +280,39 @@ pub(crate) fn run(g: &Global, cmd: &KeyCommand) -> Result<Outcome> {
             show_info(g, key.info())?;
         }
         KeyCommand::Public(a) => public(g, &store, a)?,
+        KeyCommand::Backup(a) => {
+            write_backup(g, "key", &a.name, a.output.as_deref(), &store.backup_key(&a.name)?)?
+        }
+        KeyCommand::Restore(_) => {
+            let bytes = backup.as_deref().map_or(&[][..], |b| b.as_slice());
+            show_restored(g, &store.restore_key(bytes)?)?;
+        }
     }
     Ok(Outcome::Ok)
+}
+
+/// A version's JSON with its key's version count and rotation policy (`key show NAME`).
+fn described_json(i: &KeyInfo, d: &KeyDescription) -> Value {
+    let mut v = info_json(i);
+    if let Some(obj) = v.as_object_mut() {
+        obj.insert("versions".into(), json!(d.versions.len()));
+        obj.insert("rotation_policy".into(), json!(d.state.rotation.map(|p| policy_json(&p))));
+    }
+    v
+}
+
+/// A restored key as `key show NAME` shows it, with how many versions came back.
+fn show_restored(g: &Global, d: &KeyDescription) -> Result<()> {
+    let current = d.current().ok_or_else(|| Error::NotFound { what: format!("key '{}'", d.name) })?;
+    if g.json {
+        print_json(&described_json(current, d))
+    } else {
+        show_info(g, current)?;
+        match d.state.rotation {
+            Some(p) => outln!("  {} version(s) restored; rotation policy {p}", d.versions.len()),
+            None => outln!("  {} version(s) restored; no rotation policy", d.versions.len()),
+        }
+    }
 }
 
 fn update(g: &Global, store: &Store, a: &UpdateArgs) -> Result<()> {

@@ -18,6 +18,7 @@ macro_rules! outln {
 }
 
 mod backend;
+mod backup;
 mod cli;
 mod demo;
 mod envelope;
@@ -69,10 +70,48 @@ fn exit_code(e: &Error) -> u8 {
     }
 }
 
-/// What to do about it, after the error itself; `secret` when a `secret` command failed.
+/// What is restored, for `secret restore` and `key restore`.
+fn restoring(command: &cli::Command) -> Option<&'static str> {
+    if matches!(command, cli::Command::Secret(cli::SecretCommand::Restore(_))) {
+        Some("secret")
+    } else if matches!(command, cli::Command::Key(cli::KeyCommand::Restore(_))) {
+        Some("key")
+    } else {
+        None
+    }
+}
+
+/// The error as the command reports it: the core's message, or for a restore, what the
+/// core's opaque decryption failure and its name clash mean there.
+pub(crate) fn message(e: &Error, command: &cli::Command) -> String {
+    match (restoring(command), e) {
+        (Some(_), Error::DecryptionFailed) => {
+            format!("{e}: not a backup of this store's backup key, or altered")
+        }
+        (Some(object), Error::AlreadyExists { name }) => {
+            let name = name.strip_prefix("secret/").unwrap_or(name);
+            format!(
+                "a {object} named '{name}' exists (live or deleted): restore refuses a name that exists: \
+                 delete and purge it first"
+            )
+        }
+        _ => e.to_string(),
+    }
+}
+
+/// What to do about it, after the error itself.
 #[allow(clippy::wildcard_enum_match_arm, reason = "ErrorKind is non_exhaustive: other kinds have no hint")]
-fn hint(e: &Error, secret: bool) -> Option<&'static str> {
+fn hint(e: &Error, command: &cli::Command) -> Option<&'static str> {
+    let secret = matches!(command, cli::Command::Secret(_));
+    let key_backup = matches!(command, cli::Command::Key(cli::KeyCommand::Backup(_)));
     match e.kind() {
+        ErrorKind::DecryptionFailed if restoring(command).is_some() => Some(
+            "restore into the store the backup was made in, or into one holding the same backup key \
+             ('hsmkit-backup', imported into both before either made one)",
+        ),
+        ErrorKind::Unsupported if key_backup => {
+            Some("back up the token itself with its vendor's tools; 'hsmkit secret backup' backs up secrets")
+        }
         // The store itself (a token) was not found: listing its keys cannot help.
         ErrorKind::NotFound if matches!(e, Error::NotFound { what } if what.starts_with("PKCS#11 token")) => {
             Some("'pkcs11-tool --module MODULE --list-token-slots' lists the tokens the module sees")
@@ -122,8 +161,8 @@ fn main() -> ExitCode {
             // status still tells what happened.
             use std::io::Write;
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "hsmkit: {e}");
-            if let Some(h) = hint(&e, matches!(cli.command, cli::Command::Secret(_))) {
+            let _ = writeln!(err, "hsmkit: {}", message(&e, &cli.command));
+            if let Some(h) = hint(&e, &cli.command) {
                 let _ = writeln!(err, "hint: {h}");
             }
             ExitCode::from(exit_code(&e))

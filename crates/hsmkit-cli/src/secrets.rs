@@ -1,5 +1,6 @@
 //! `hsmkit secret ...`: versioned values sealed in the store. Only `secret get` ever
-//! writes a value; everything else prints metadata, and no message names a value.
+//! writes a value (`secret backup` writes them sealed); everything else prints metadata,
+//! and no message names a value.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -8,56 +9,25 @@ use std::time::SystemTime;
 use hsmkit::report::{rfc3339, rotation_policy as policy_json};
 use hsmkit::secrets::MAX_SECRET_VALUE_LEN;
 use hsmkit::{
-    Error, InvalidReason, Result, RotationPolicy, SecretAttributes, SecretDescription, SecretDue,
-    SecretProperties, SecretUpdate, Store, parse_iso_duration,
+    Error, InvalidReason, Result, RotationPolicy, SecretAttributes, SecretDescription, SecretProperties,
+    SecretUpdate, Store, parse_iso_duration,
 };
 use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::Outcome;
 use crate::backend;
+use crate::backup::{read_backup, write_backup};
 use crate::cli::{
     Global, NameVersion, PolicyArgs, SecretCommand, SecretGetArgs, SecretSetArgs, SecretUpdateArgs,
 };
 use crate::io::{b64, print_json, read_limited, write_all, write_with};
 use crate::keys::{parse_pairs, parse_time};
 
-/// One version's metadata as JSON (never the value). Every field is named, so that a new
-/// attribute is not silently left out.
-pub(crate) fn properties_json(p: &SecretProperties) -> Value {
-    let SecretProperties { name, version, attributes, created, updated } = p;
-    let SecretAttributes { enabled, not_before, expires, content_type, tags } = attributes;
-    json!({
-        "name": name,
-        "version": version,
-        "enabled": enabled,
-        "not_before": not_before.map(rfc3339),
-        "expires": expires.map(rfc3339),
-        "content_type": content_type,
-        "tags": tags,
-        "created": rfc3339(*created),
-        "updated": rfc3339(*updated),
-    })
-}
-
-/// A secret with every version's metadata, its deletion state and rotation policy (the
-/// shape of `key list --deleted`).
-fn description_json(d: &SecretDescription) -> Value {
-    json!({
-        "name": d.name,
-        "current_version": d.current().map(|c| c.version),
-        "deleted": d.state.deleted.map(|x| json!({
-            "deleted_on": rfc3339(x.deleted_on),
-            "scheduled_purge": rfc3339(x.scheduled_purge),
-        })),
-        "rotation_policy": d.state.rotation.map(|p| policy_json(&p)),
-        "versions": d.versions.iter().map(properties_json).collect::<Vec<_>>(),
-    })
-}
-
-fn due_json(d: &SecretDue) -> Value {
-    json!({"name": d.name, "version": d.version, "expires": d.expires.map(rfc3339), "reason": d.reason})
-}
+// The JSON shapes every front end shares (C returns the same).
+use hsmkit::report::{
+    secret_description as description_json, secret_due as due_json, secret_properties as properties_json,
+};
 
 /// One line per version: name, version, content type, state, dates.
 fn line(p: &SecretProperties) -> String {
@@ -124,12 +94,17 @@ pub(crate) fn run(g: &Global, cmd: &SecretCommand) -> Result<Outcome> {
         | SecretCommand::Purge { .. }
         | SecretCommand::ListDeleted
         | SecretCommand::Due { .. }
-        | SecretCommand::Policy(_) => backend::Missing::Refuse,
+        | SecretCommand::Policy(_)
+        | SecretCommand::Backup(_)
+        // A backup restores only into a store holding the backup key it was made under,
+        // which a new store does not: a mistyped --store is reported as missing.
+        | SecretCommand::Restore(_) => backend::Missing::Refuse,
     };
-    // The value is read before the store is opened: a passphrase prompt and a value
-    // prompt on the same terminal would otherwise interleave.
-    let value = match cmd {
+    // The value (or backup) is read before the store is opened: a passphrase prompt and a
+    // value prompt on the same terminal would otherwise interleave.
+    let input = match cmd {
         SecretCommand::Set(a) => Some(read_value(a)?),
+        SecretCommand::Restore(a) => Some(read_backup(a.file.as_deref())?),
         SecretCommand::Get(_)
         | SecretCommand::Show(_)
         | SecretCommand::List
@@ -140,8 +115,10 @@ pub(crate) fn run(g: &Global, cmd: &SecretCommand) -> Result<Outcome> {
         | SecretCommand::Purge { .. }
         | SecretCommand::ListDeleted
         | SecretCommand::Due { .. }
-        | SecretCommand::Policy(_) => None,
+        | SecretCommand::Policy(_)
+        | SecretCommand::Backup(_) => None,
     };
+    let input = input.as_deref().map_or(&[][..], |v| v.as_slice());
     let store = backend::open_with(g, missing)?;
     match cmd {
         SecretCommand::Set(a) => {
@@ -152,8 +129,7 @@ pub(crate) fn run(g: &Global, cmd: &SecretCommand) -> Result<Outcome> {
                 content_type: a.content_type.clone(),
                 tags: parse_pairs(&a.tags, "tag")?,
             };
-            let bytes = value.as_deref().map_or(&[][..], |v| v.as_slice());
-            show(g, &store.set_secret(&a.name, bytes, attrs)?)?;
+            show(g, &store.set_secret(&a.name, input, attrs)?)?;
         }
         SecretCommand::Get(a) => get(g, &store, a)?,
         SecretCommand::Show(nv) => show_secret(g, &store, nv)?,
@@ -206,6 +182,10 @@ pub(crate) fn run(g: &Global, cmd: &SecretCommand) -> Result<Outcome> {
             }
         }
         SecretCommand::Policy(a) => policy(g, &store, a)?,
+        SecretCommand::Backup(a) => {
+            write_backup(g, "secret", &a.name, a.output.as_deref(), &store.backup_secret(&a.name)?)?
+        }
+        SecretCommand::Restore(_) => show_current(g, &store.restore_secret(input)?)?,
     }
     Ok(Outcome::Ok)
 }
@@ -283,15 +263,18 @@ fn show_secret(g: &Global, store: &Store, nv: &NameVersion) -> Result<()> {
             what: format!("secret '{}' (it is deleted: recover or purge it)", nv.name),
         });
     }
-    let p = match nv.version {
+    match nv.version {
         Some(v) => {
-            d.versions.iter().find(|p| p.version == v).ok_or_else(|| version_not_found(&nv.name, v))?
+            show(g, d.versions.iter().find(|p| p.version == v).ok_or_else(|| version_not_found(&nv.name, v))?)
         }
-        None => d.current().ok_or_else(|| Error::NotFound { what: format!("secret '{}'", nv.name) })?,
-    };
-    if nv.version.is_some() {
-        return show(g, p);
+        None => show_current(g, &d),
     }
+}
+
+/// A secret's current version, with how many versions it has and its rotation policy
+/// (`secret show NAME`, `secret restore`).
+fn show_current(g: &Global, d: &SecretDescription) -> Result<()> {
+    let p = d.current().ok_or_else(|| Error::NotFound { what: format!("secret '{}'", d.name) })?;
     if g.json {
         let mut v = properties_json(p);
         if let Some(obj) = v.as_object_mut() {

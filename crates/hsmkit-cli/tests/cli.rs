@@ -129,6 +129,9 @@ fn demo_runs_the_tour() {
         "$ hsmkit secret set db-password",
         "correct horse battery staple\n$ hsmkit secret",
         "permission denied on secret 'db-password'",
+        "$ hsmkit secret restore --file db-password.backup\ndb-password              v2",
+        "2 version(s); no rotation policy",
+        "hsmkit: a key named 'signer' exists (live or deleted): restore refuses a name that exists",
         "chain intact",
         "$ hsmkit init",
         "engine    aws-lc",
@@ -855,6 +858,224 @@ fn secret_due_and_rotation_policy() {
     e.fails(3, &["secret", "policy", "missing", "--rotate-after", "P90D"]);
 }
 
+// ---------------------------------------------------------------- backup and restore
+
+/// The message a restore gives for a blob this store cannot open.
+const NOT_OURS: &str = "not a backup of this store's backup key, or altered";
+/// The message a restore gives for a name that is held.
+const HELD: &str = "restore refuses a name that exists: delete and purge it first";
+
+/// Another keystore beside `e`'s (same key file, its own directory and so its own backup
+/// key): `hsmkit --store OTHER ARGS`.
+fn in_other_store<'a>(args: &[&'a str], other: &'a str) -> Vec<&'a str> {
+    let mut a = vec!["--store", other];
+    a.extend_from_slice(args);
+    a
+}
+
+/// Secret backup → delete → purge → restore: every version's value and metadata come
+/// back; a held name, an altered blob, a key's blob and another keystore are refused.
+#[test]
+fn secret_backup_and_restore() {
+    const CANARY: &str = "canary-b4ck-up-77";
+    let e = Env::store();
+    let v1 = binary_value(3);
+    let f = e.write("v1.bin", &v1);
+    e.ok(&["secret", "set", "app", "--file", &f, "--content-type", "x/bin"]);
+    e.ok(&["secret", "set", "app", "--value", CANARY, "--tag", "env=prod"]);
+    e.ok(&["secret", "set", "app", "--value", "third", "--expires", "P30D"]);
+    e.ok(&["secret", "policy", "app", "--rotate-before-expiry", "P7D"]);
+    let before = e.json(&["secret", "versions", "app"]);
+    let shown_before = e.json(&["secret", "show", "app"]);
+
+    let blob_path = e.p("app.backup");
+    assert!(e.ok(&["secret", "backup", "app", "--out", &blob_path]).is_empty());
+    let blob = std::fs::read(&blob_path).unwrap();
+    assert!(!blob.windows(CANARY.len()).any(|w| w == CANARY.as_bytes()), "values are sealed, not in clear");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&blob_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the backup's file is the owner's alone");
+    }
+    // To stdout, byte for byte; --json names what was written.
+    let piped = e.ok(&["secret", "backup", "app"]);
+    assert!(piped.len() > v1.len(), "{}", piped.len());
+    let j = e.json(&["secret", "backup", "app", "--out", &e.p("j.backup")]);
+    assert_eq!((j["object"].as_str(), j["name"].as_str()), (Some("secret"), Some("app")));
+    assert_eq!(j["length"].as_u64(), Some(std::fs::metadata(e.path("j.backup")).unwrap().len()));
+
+    // The name is held, live and then deleted: refused, nothing changed.
+    for _ in 0..2 {
+        let err = e.fails(5, &["secret", "restore", "--file", &blob_path]);
+        assert!(err.contains(HELD) && err.contains("'app'"), "{err}");
+        e.run(&["secret", "delete", "app"]);
+    }
+    e.ok(&["secret", "purge", "app"]);
+    e.fails(3, &["secret", "get", "app"]);
+    e.fails(3, &["secret", "backup", "app"]); // nothing to back up
+
+    // Altered: the one opaque error, with what it means here.
+    let mut altered = blob.clone();
+    *altered.last_mut().unwrap() ^= 1;
+    let altered = e.write("altered.backup", &altered);
+    let err = e.fails(5, &["secret", "restore", "--file", &altered]);
+    assert!(err.contains(NOT_OURS) && !err.contains(CANARY), "{err}");
+    // Not a backup at all, and a key's backup: invalid input.
+    e.fails(2, &["secret", "restore", "--file", &e.write("junk", b"not a backup")]);
+    e.ok(&["key", "create", "k", "--type", "ec"]);
+    let key_blob = e.p("k.backup");
+    e.ok(&["key", "backup", "k", "--out", &key_blob]);
+    assert!(e.fails(2, &["secret", "restore", "--file", &key_blob]).contains("not a secret backup"));
+    e.fails(3, &["secret", "get", "app"]);
+
+    // Restored: the current version as `secret show` prints it, every version's value.
+    let restored = e.json(&["secret", "restore", "--file", &blob_path]);
+    assert_eq!(restored, shown_before);
+    assert_eq!(e.json(&["secret", "versions", "app"]), before, "every version's metadata, times included");
+    assert_eq!(e.ok(&["secret", "get", "app", "--version", "1"]), v1);
+    assert_eq!(e.ok(&["secret", "get", "app", "--version", "2"]), CANARY.as_bytes());
+    assert_eq!(e.ok(&["secret", "get", "app"]), b"third");
+    assert_eq!(e.json(&["secret", "policy", "app"])["rotation_policy"]["rotate_before_expiry"], "P7D");
+
+    // The blob written to stdout restores from stdin; human output names the secret.
+    e.ok(&["secret", "delete", "app"]);
+    e.ok(&["secret", "purge", "app"]);
+    let out = e.run_in(&["secret", "restore"], &piped);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("app") && text.contains("v3") && text.contains("3 version(s)"), "{text}");
+    assert_eq!(e.ok(&["secret", "get", "app", "--version", "1"]), v1);
+
+    // Another keystore (its own backup key, or none yet) cannot open it; a missing one is
+    // not created.
+    let other = e.p("other");
+    e.ok(&in_other_store(&["init"], &other));
+    for _ in 0..2 {
+        let err = e.fails(5, &in_other_store(&["secret", "restore", "--file", &blob_path], &other));
+        assert!(err.contains(NOT_OURS), "{err}");
+        assert!(err.contains("hint: restore into the store the backup was made in"), "{err}");
+        e.ok(&in_other_store(&["secret", "set", "x", "--value", "x"], &other));
+        e.ok(&in_other_store(&["secret", "backup", "x", "--out", &e.p("x.backup")], &other));
+    }
+    e.fails(3, &in_other_store(&["secret", "get", "app"], &other));
+    let missing = e.p("missing");
+    e.fails(3, &in_other_store(&["secret", "restore", "--file", &blob_path], &missing));
+    assert!(!e.path("missing").exists());
+}
+
+/// Key backup → delete → purge → restore on the keystore: every version with its
+/// material, attributes and times; a signature made before the backup verifies with the
+/// restored key. Refused into another keystore, unless both hold the same backup key.
+#[test]
+fn key_backup_and_restore() {
+    let e = Env::store();
+    e.ok(&["key", "create", "signer", "--type", "ec", "--tag", "team=payments", "--expires", "P365D"]);
+    let msg = e.write("m", b"signed before the backup");
+    let (sig1, sig2) = (e.p("m.sig1"), e.p("m.sig2"));
+    e.ok(&["sign", "signer", "--alg", "ES256", "--in", &msg, "--out", &sig1]);
+    e.ok(&["key", "rotate", "signer"]);
+    e.ok(&["sign", "signer", "--alg", "ES256", "--in", &msg, "--out", &sig2]);
+    e.ok(&["key", "update", "signer", "--version", "1", "--ops", "verify"]);
+    e.ok(&["key", "policy", "signer", "--rotate-after", "P90D"]);
+    let public_before = e.ok(&["key", "public", "signer", "--version", "1"]);
+    let versions_before = e.json(&["key", "versions", "signer"]);
+    let shown_before = e.json(&["key", "show", "signer"]);
+
+    let blob_path = e.p("signer.backup");
+    assert!(e.ok(&["key", "backup", "signer", "--out", &blob_path]).is_empty());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&blob_path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let j = e.json(&["key", "backup", "signer"]);
+    assert_eq!((j["object"].as_str(), j["name"].as_str()), (Some("key"), Some("signer")));
+    assert!(j["backup"].as_str().unwrap().len() > 100, "{j}");
+
+    for _ in 0..2 {
+        let err = e.fails(5, &["key", "restore", "--file", &blob_path]);
+        assert!(err.contains(HELD) && err.contains("key named 'signer'"), "{err}");
+        e.run(&["key", "delete", "signer"]);
+    }
+    e.fails(3, &["key", "backup", "signer"]); // deleted: nothing to back up
+    e.ok(&["key", "purge", "signer"]);
+    e.fails(3, &["key", "show", "signer"]);
+    let mut altered = std::fs::read(&blob_path).unwrap();
+    let mid = altered.len() / 2;
+    altered[mid] ^= 1;
+    let err = e.fails(5, &["key", "restore", "--in", &e.write("altered", &altered)]);
+    assert!(err.contains(NOT_OURS), "{err}");
+    e.fails(3, &["key", "show", "signer"]);
+
+    let restored = e.json(&["key", "restore", "--file", &blob_path]);
+    assert_eq!(restored, shown_before, "shown as `key show` shows it");
+    assert_eq!(e.json(&["key", "versions", "signer"]), versions_before, "attributes and times");
+    assert_eq!(e.ok(&["key", "public", "signer", "--version", "1"]), public_before, "the same material");
+    e.ok(&["verify", "signer", "--alg", "ES256", "--version", "1", "--signature", &sig1, "--in", &msg]);
+    e.ok(&["verify", "signer", "--alg", "ES256", "--signature", &sig2, "--in", &msg]);
+    // Version 1 still allows only verify; the current version signs again.
+    let v1 = e.json(&["key", "show", "signer", "--version", "1"]);
+    assert_eq!(v1["ops"], "verify");
+    let sig3 = e.p("m.sig3");
+    e.ok(&["sign", "signer", "--alg", "ES256", "--in", &msg, "--out", &sig3]);
+    e.ok(&["verify", "signer", "--alg", "ES256", "--signature", &sig3, "--in", &msg]);
+    // Human output, from stdin.
+    e.ok(&["key", "delete", "signer"]);
+    e.ok(&["key", "purge", "signer"]);
+    let out = e.run_in(&["key", "restore"], &std::fs::read(&blob_path).unwrap());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("signer") && text.contains("EC-P-256") && text.contains("2 version(s)"),
+        "{text}"
+    );
+    // A secret's backup is not a key's; the backup key is not backed up under itself.
+    e.ok(&["secret", "set", "s", "--value", "v"]);
+    e.ok(&["secret", "backup", "s", "--out", &e.p("s.backup")]);
+    assert!(e.fails(2, &["key", "restore", "--file", &e.p("s.backup")]).contains("not a key backup"));
+    e.fails(2, &["key", "backup", "hsmkit-backup"]);
+
+    // Another keystore: refused, and nothing is left there.
+    let other = e.p("other");
+    e.ok(&in_other_store(&["init"], &other));
+    let err = e.fails(5, &in_other_store(&["key", "restore", "--file", &blob_path], &other));
+    assert!(err.contains(NOT_OURS), "{err}");
+    e.fails(3, &in_other_store(&["key", "show", "signer"], &other));
+
+    // Two keystores holding the same backup key (imported into both before either made
+    // one) restore each other's backups.
+    let shared = e.write("backup-key.bin", &[0x42; 32]);
+    let (a, b) = (e.p("a"), e.p("b"));
+    for s in [&a, &b] {
+        e.ok(&in_other_store(
+            &[
+                "key",
+                "import",
+                "hsmkit-backup",
+                "--in",
+                &shared,
+                "--format",
+                "raw",
+                "--ops",
+                "wrapKey,unwrapKey",
+            ],
+            s,
+        ));
+    }
+    e.ok(&in_other_store(&["key", "create", "moved", "--type", "ed25519"], &a));
+    let moved_sig = e.p("moved.sig");
+    e.ok(&in_other_store(&["sign", "moved", "--alg", "EdDSA", "--in", &msg, "--out", &moved_sig], &a));
+    let moved = e.p("moved.backup");
+    e.ok(&in_other_store(&["key", "backup", "moved", "--out", &moved], &a));
+    e.ok(&in_other_store(&["key", "restore", "--file", &moved], &b));
+    e.ok(&in_other_store(
+        &["verify", "moved", "--alg", "EdDSA", "--signature", &moved_sig, "--in", &msg],
+        &b,
+    ));
+}
+
 // ---------------------------------------------------------------- SoftHSM2
 
 #[test]
@@ -911,6 +1132,31 @@ fn secrets_on_softhsm() {
     assert_eq!(e.ok(&["secret", "get", "s", "--version", "1"]), v);
     assert_eq!(e.ok(&["secret", "get", "s"]), b"two");
     assert_eq!(versions_of(&e, "s"), [1, 2]);
+}
+
+/// On a token, secrets back up and restore; keys never leave it, so `key backup` is
+/// refused (Unsupported, exit status 5) saying why, and writes no file.
+#[test]
+fn backup_on_softhsm() {
+    let e = Env::softhsm();
+    let v = binary_value(9);
+    let out = e.run_in(&["secret", "set", "s"], &v);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    e.ok(&["secret", "set", "s", "--value", "two"]);
+    let blob = e.p("s.backup");
+    e.ok(&["secret", "backup", "s", "--out", &blob]);
+    assert!(e.fails(5, &["secret", "restore", "--file", &blob]).contains(HELD));
+    e.ok(&["secret", "delete", "s"]);
+    e.ok(&["secret", "purge", "s"]);
+    assert_eq!(e.json(&["secret", "restore", "--file", &blob])["versions"], 2);
+    assert_eq!(e.ok(&["secret", "get", "s", "--version", "1"]), v);
+    assert_eq!(e.ok(&["secret", "get", "s"]), b"two");
+
+    e.ok(&["key", "create", "k", "--type", "ec"]);
+    let err = e.fails(5, &["key", "backup", "k", "--out", &e.p("k.backup")]);
+    assert!(err.contains("unsupported") && err.contains("never leave it"), "{err}");
+    assert!(err.contains("hint: back up the token itself"), "{err}");
+    assert!(!e.path("k.backup").exists());
 }
 
 #[test]
@@ -1204,6 +1450,17 @@ fn plaintext_is_wiped_before_it_is_freed() {
     }
     assert_eq!(std::fs::read(&o1).unwrap(), std::fs::read(&plain).unwrap());
     assert_eq!(std::fs::read(&o6).unwrap(), secret_in.as_bytes());
+    // Backup and restore open every version's value (the scanner looks for the values
+    // themselves, not the base64 the backup holds them as inside its seal).
+    let backup = e.p("s.backup");
+    for args in [&["secret", "backup", "s", "--out", &backup][..], &["secret", "backup", "s"]] {
+        assert_eq!(scanned(args, None), 0, "hsmkit {args:?} freed plaintext unwiped");
+    }
+    e.ok(&["secret", "delete", "s"]);
+    e.ok(&["secret", "purge", "s"]);
+    let args = ["secret", "restore", "--file", &backup];
+    assert_eq!(scanned(&args, None), 0, "hsmkit {args:?} freed plaintext unwiped");
+    assert_eq!(e.ok(&["secret", "get", "s"]), secret_in.as_bytes());
 }
 
 /// Only `init`, `key create`, `key import` and `secret set` make a keystore: any other

@@ -247,6 +247,23 @@ impl Store {
     pub fn backup_key(&self, name: &str) -> Result<Vec<u8>> {
         let r = (|| {
             validate_name(name)?;
+            if [BACKUP_KEY_NAME, crate::secrets::SECRETS_KEK_NAME, crate::audit::AUDIT_KEY_NAME]
+                .contains(&name)
+            {
+                return Err(Error::invalid(
+                    InvalidReason::Parameter,
+                    format!(
+                        "'{name}' is one of the store's own keys and is not backed up: secrets back up with \
+                         their values, and two stores share a backup key by importing the same material"
+                    ),
+                ));
+            }
+            let d = self.meta.read(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
+            if d.state.deleted.is_some() {
+                return Err(Error::NotFound {
+                    what: format!("key '{name}' (it is deleted: recover it first)"),
+                });
+            }
             if !self.backend.capabilities().export {
                 return Err(Error::unsupported(
                     UnsupportedReason::Operation,
@@ -255,18 +272,6 @@ impl Store {
                         self.backend.kind()
                     ),
                 ));
-            }
-            if name == BACKUP_KEY_NAME {
-                return Err(Error::invalid(
-                    InvalidReason::Parameter,
-                    "the backup key cannot be backed up under itself: import its material into the other store",
-                ));
-            }
-            let d = self.meta.read(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
-            if d.state.deleted.is_some() {
-                return Err(Error::NotFound {
-                    what: format!("key '{name}' (it is deleted: recover it first)"),
-                });
             }
             let doc = d.to_json().to_string();
             let mut material = Vec::with_capacity(d.versions.len());
