@@ -117,7 +117,7 @@ fn decode(s: &str) -> std::result::Result<String, &'static str> {
 /// known so as to be refused with a reason.)
 const PATH_ATTRIBUTES: &[&str] =
     &["token", "serial", "manufacturer", "model", "slot-id", "object", "id", "type"];
-const QUERY_ATTRIBUTES: &[&str] = &["module-path", "pin-value", "pin-source"];
+const QUERY_ATTRIBUTES: &[&str] = &["module-path", "pin-value", "pin-source", "metadata"];
 
 /// The error for attribute number `pos` (from 1) of `part` that has no `=`. Not quoted:
 /// it may be a PIN typed with the wrong separator (`pin-value:1234`). Only a known
@@ -283,6 +283,16 @@ impl Pkcs11Uri {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn metadata_attribute_is_accepted() {
+        let u = Pkcs11Uri::parse("pkcs11:token=t?module-path=/m.so&metadata=file:/var/lib/meta.json").unwrap();
+        assert_eq!(u.metadata, MetadataChoice::File(PathBuf::from("/var/lib/meta.json")));
+        assert_eq!(Pkcs11Uri::parse("pkcs11:token=t?metadata=token").unwrap().metadata, MetadataChoice::Token);
+        assert_eq!(Pkcs11Uri::parse("pkcs11:token=t").unwrap().metadata, MetadataChoice::Auto);
+        assert!(Pkcs11Uri::parse("pkcs11:token=t?metadata=file:").is_err());
+        assert!(Pkcs11Uri::parse("pkcs11:token=t?metadata=elsewhere").is_err());
+    }
 
     #[test]
     fn parses_the_common_form() {
