@@ -7,6 +7,7 @@
 // A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
 #![warn(clippy::wildcard_enum_match_arm)]
 
+mod cache;
 mod convert;
 mod errors;
 mod key;
@@ -28,6 +29,7 @@ fn _hsmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<secrets::SecretProperties>()?;
     m.add_class::<secrets::SecretDescription>()?;
     m.add_class::<secrets::SecretDue>()?;
+    m.add_class::<cache::SecretCache>()?;
     m.add_class::<testing::SoftHsmToken>()?;
     Ok(())
 }

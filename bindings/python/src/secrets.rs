@@ -2,6 +2,7 @@
 //! `hsmkit.SecretDue`: what the store's secret methods (in `store.rs`) return.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use hsmkit::{
     Secret as CoreSecret, SecretAttributes, SecretDescription as CoreDescription, SecretDue as CoreDue,
@@ -118,16 +119,34 @@ with_props_getters!(SecretProperties, props, {
     }
 });
 
-/// A secret version with its value, as `get_secret` returns it. The value is held in
-/// memory that is wiped when the object is freed; `repr()` never shows it.
+/// A secret version with its value, as `get_secret` and `SecretCache.get` return it. The
+/// value is held in memory that is wiped when the last holder frees it; `repr()` never
+/// shows it.
 #[pyclass(frozen, module = "hsmkit", name = "Secret")]
 pub(crate) struct Secret {
-    pub(crate) secret: CoreSecret,
+    /// Shared with a `SecretCache` that holds the same version: the value exists once, in
+    /// the core's wiped buffer, however many `Secret` objects a cache hands out.
+    secret: Arc<CoreSecret>,
 }
 
 impl Secret {
     fn props(&self) -> &CoreProperties {
         self.secret.properties()
+    }
+}
+
+/// A secret read from the store: moved into its `Arc` (the struct moves; the value's
+/// buffer stays where it is, so no copy of the value is made).
+impl From<CoreSecret> for Secret {
+    fn from(secret: CoreSecret) -> Self {
+        Secret { secret: Arc::new(secret) }
+    }
+}
+
+/// A secret a cache holds: shared, not copied.
+impl From<Arc<CoreSecret>> for Secret {
+    fn from(secret: Arc<CoreSecret>) -> Self {
+        Secret { secret }
     }
 }
 

@@ -463,7 +463,7 @@ impl Store {
                 None => self.store.get_secret(name),
             })
             .map_err(secret_error)?;
-        Ok(Secret { secret })
+        Ok(Secret::from(secret))
     }
 
     /// A secret's versions (no values), soft-deleted or not.
@@ -595,6 +595,49 @@ impl Store {
         let within = from_window(within, "within")?;
         let all = py.detach(|| self.store.secrets_due(within)).map_err(secret_error)?;
         Ok(all.into_iter().map(|due| SecretDue { due }).collect())
+    }
+
+    /// A backup of a secret: every version (values included), its attributes and rotation
+    /// policy, as one opaque, authenticated blob sealed under the store's backup key
+    /// (`"hsmkit-backup"`, made on first use). Only a store holding that backup key can
+    /// restore it. Raises `SecretNotFound` for a missing or soft-deleted secret.
+    fn backup_secret<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let blob = py.detach(|| self.store.backup_secret(name)).map_err(secret_error)?;
+        Ok(PyBytes::new(py, &blob))
+    }
+
+    /// Restores a secret from `backup_secret`'s blob, under the name it was backed up
+    /// from, every version and attribute as they were (disabled versions stay disabled).
+    /// Raises `SecretAlreadyExists` if a secret (live or soft-deleted) holds that name,
+    /// `DecryptionFailed` if the blob was altered or made under another store's backup key.
+    fn restore_secret(&self, py: Python<'_>, backup: &Bound<'_, PyAny>) -> PyResult<SecretDescription> {
+        let backup = DataArg::new(backup, "backup")?;
+        let desc = py.detach(|| self.store.restore_secret(&backup)).map_err(secret_error)?;
+        Ok(SecretDescription { desc })
+    }
+
+    /// A backup of a key: every version's attributes and material, and its rotation
+    /// policy, sealed under the store's backup key as `backup_secret`'s are. Non-exportable
+    /// keys are backed up too (the blob opens only in a store holding the backup key).
+    /// Raises `Unsupported` (reason `"operation"`) on a PKCS#11 token, whose keys never
+    /// leave it.
+    fn backup_key<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyBytes>> {
+        let blob = py.detach(|| self.store.backup_key(name))?;
+        Ok(PyBytes::new(py, &blob))
+    }
+
+    /// Restores a key from `backup_key`'s blob, under the name it was backed up from, with
+    /// every version, attribute and its rotation policy; returns its current version, as
+    /// `recover_deleted_key` does. Raises `KeyAlreadyExists` if a key (live or
+    /// soft-deleted) holds that name, `DecryptionFailed` if the blob was altered or made
+    /// under another store's backup key. All or nothing.
+    fn restore_key(&self, py: Python<'_>, backup: &Bound<'_, PyAny>) -> PyResult<Key> {
+        let backup = DataArg::new(backup, "backup")?;
+        let key = py.detach(|| {
+            let desc = self.store.restore_key(&backup)?;
+            self.store.get_key(&desc.name)
+        })?;
+        Ok(Key::new(key, self.id))
     }
 
     /// Store-wide soft-delete settings: `{"retention": timedelta, "purge_protection": bool}`.

@@ -70,7 +70,8 @@ class SecretNotFound(NotFound):
 
 
 class SecretAlreadyExists(AlreadyExists):
-    """The secret is soft-deleted: recover or purge it before setting it again."""
+    """The name is held: by a soft-deleted secret, for ``set_secret`` (recover or purge it
+    before setting it again); by any secret, live or soft-deleted, for ``restore_secret``."""
 
 
 class PermissionDenied(HsmkitError):
