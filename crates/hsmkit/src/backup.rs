@@ -70,7 +70,7 @@ impl Keyring for BackupKeyring<'_> {
         if name != BACKUP_KEY_NAME {
             return Err(Error::DecryptionFailed);
         }
-        self.0.get_key_version(name, version)
+        self.0.open_key_version(name, version)
     }
 }
 

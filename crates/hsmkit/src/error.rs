@@ -51,6 +51,9 @@ pub enum Denied {
     NotExportable,
     /// Purge protection forbids purging before the retention period ends.
     PurgeProtected,
+    /// The key is one the store keeps for its own use (the secrets KEK, the backup key):
+    /// only the store opens it.
+    StoreOnly,
 }
 
 impl fmt::Display for Denied {
@@ -65,6 +68,7 @@ impl fmt::Display for Denied {
             Denied::PurgeProtected => {
                 f.write_str("purge protection is on and the retention period has not ended")
             }
+            Denied::StoreOnly => f.write_str("it is the store's own key, used only by the store"),
         }
     }
 }

@@ -29,7 +29,7 @@ use base64ct::{Base64, Encoding};
 use serde_json::{Value, json};
 
 use crate::envelope::{EncryptionContext, Keyring, Opener, Sealer};
-use crate::error::{Denied, Error, InvalidReason, Result};
+use crate::error::{Denied, Error, ErrorKind, InvalidReason, Result};
 use crate::key::Key;
 use crate::lifecycle::{Deletion, KeyState, RotationPolicy, secs, state_from_json, state_to_json, time};
 use crate::metadata::RecordKind;
@@ -409,10 +409,23 @@ struct SecretsKeyring<'a>(&'a Store);
 
 impl Keyring for SecretsKeyring<'_> {
     fn key_version(&self, name: &str, version: u32) -> Result<Key> {
+        // Any KEK but this one, or this one gone: the value cannot be opened, which is the
+        // one opaque error (never NotFound, which front ends would read as "no secret").
         if name != SECRETS_KEK_NAME {
-            return Err(Error::NotFound { what: format!("key '{name}' (not the secrets KEK)") });
+            return Err(Error::DecryptionFailed);
         }
-        self.0.get_key_version(name, version)
+        self.0.open_key_version(name, version).map_err(|e| match e.kind() {
+            ErrorKind::NotFound => Error::DecryptionFailed,
+            ErrorKind::AlreadyExists
+            | ErrorKind::PermissionDenied
+            | ErrorKind::InvalidInput
+            | ErrorKind::VerificationFailed
+            | ErrorKind::DecryptionFailed
+            | ErrorKind::Unsupported
+            | ErrorKind::Authentication
+            | ErrorKind::Backend
+            | ErrorKind::Io => e,
+        })
     }
 }
 

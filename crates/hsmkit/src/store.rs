@@ -215,6 +215,49 @@ fn new_object_id(crypto: &dyn crate::crypto::CryptoProvider) -> Result<[u8; 16]>
     Ok(id)
 }
 
+/// Checks that a secrets KEK or backup key found under its name is one the store would
+/// have made (or accepted as an import): AES-256 allowing exactly wrapKey and unwrapKey,
+/// or RSA-2048 allowing unwrapKey and at most wrapKey; never exportable. A key planted
+/// under the name (by another tool, or before these names were the store's) is refused,
+/// never used.
+fn check_store_key_attributes(name: &str, spec: KeySpec, a: &KeyAttributes) -> Result<()> {
+    let wrap_unwrap = KeyOps::from_ops(&[KeyOp::WrapKey, KeyOp::UnwrapKey]);
+    let ops = a.allowed();
+    let fits = match spec {
+        KeySpec::Aes(_) => spec == KeySpec::AES_256 && ops == wrap_unwrap,
+        KeySpec::Rsa { bits } => {
+            bits == 2048 && ops.contains(KeyOp::UnwrapKey) && ops.iter().all(|op| wrap_unwrap.contains(op))
+        }
+        KeySpec::Ec(_) | KeySpec::Ed25519 | KeySpec::Hmac { .. } => false,
+    };
+    if !fits || a.exportable {
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!(
+                "'{name}' is the store's own key: it must be AES-256 (or RSA-2048 where the backend has no AES \
+                 key wrap) allowing only wrapKey and unwrapKey, not exportable; this one is {spec} with \
+                 '{ops}'{}",
+                if a.exportable { ", exportable" } else { "" }
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `name` is a key the store keeps for its own use (the secrets KEK, the backup
+/// key): only the store opens it, so its use is always the store's (sealing secret values,
+/// backups), never an application's `unwrap_key` or envelope.
+pub(crate) fn store_only(name: &str) -> bool {
+    name == crate::secrets::SECRETS_KEK_NAME || name == crate::backup::BACKUP_KEY_NAME
+}
+
+fn refuse_store_only(name: &str) -> Result<()> {
+    if store_only(name) {
+        return Err(Error::PermissionDenied { key: name.to_owned(), reason: Denied::StoreOnly });
+    }
+    Ok(())
+}
+
 /// Refuses a name some key already holds.
 fn free(name: &str, d: Option<&KeyDescription>) -> Result<()> {
     match d {
@@ -293,7 +336,16 @@ impl Store {
     /// this call created it.
     pub(crate) fn get_or_create_store_key(&self, role: StoreKeyRole) -> Result<(Key, bool)> {
         let name = role.name();
-        match self.get_key(name) {
+        let adopt = |key: Key| -> Result<Key> {
+            match role {
+                StoreKeyRole::Audit => {}
+                StoreKeyRole::Secrets | StoreKeyRole::Backup => {
+                    check_store_key_attributes(name, key.spec(), &key.info().attributes)?
+                }
+            }
+            Ok(key)
+        };
+        match self.open_key(name) {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let caps = self.capabilities();
                 let aes = caps.generate.contains(&KeySpec::AES_256)
@@ -329,13 +381,15 @@ impl Store {
                 };
                 let attributes =
                     KeyAttributes { ops: Some(KeyOps::from_ops(ops)), ..KeyAttributes::default() };
-                match self.create_key(name, spec, attributes) {
+                match self.create_key_unchecked(name, spec, attributes) {
                     // Another process created it first: use theirs.
-                    Err(e) if e.kind() == ErrorKind::AlreadyExists => Ok((self.get_key(name)?, false)),
+                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                        Ok((adopt(self.open_key(name)?)?, false))
+                    }
                     r => Ok((r?, true)),
                 }
             }
-            r => Ok((r?, false)),
+            r => Ok((adopt(r?)?, false)),
         }
     }
 
@@ -602,6 +656,16 @@ impl Store {
 
     /// Generates a new key called `name` inside the backend (version 1).
     pub fn create_key(&self, name: &str, spec: KeySpec, attributes: KeyAttributes) -> Result<Key> {
+        if let Err(e) = refuse_store_only(name) {
+            let r = Err(e);
+            self.event(name, Some(1), "create", &r);
+            return r;
+        }
+        self.create_key_unchecked(name, spec, attributes)
+    }
+
+    /// [`create_key`](Self::create_key) for any name, the store's own keys included.
+    fn create_key_unchecked(&self, name: &str, spec: KeySpec, attributes: KeyAttributes) -> Result<Key> {
         let r = (|| {
             validate_name(name)?;
             // Input first: attributes no backend would take are InvalidInput everywhere.
@@ -623,9 +687,22 @@ impl Store {
     }
 
     /// Imports key material (see [`KeyMaterial`]) as a new key called `name` (version 1).
+    ///
+    /// The backup key ([`crate::backup::BACKUP_KEY_NAME`]) may be imported, so that two
+    /// stores hold the same one: only as AES-256 allowing exactly `wrapKey` and
+    /// `unwrapKey`, not exportable. The secrets KEK is never imported.
     pub fn import_key(&self, name: &str, material: KeyMaterial, attributes: KeyAttributes) -> Result<Key> {
         let r = (|| {
             validate_name(name)?;
+            if name == crate::backup::BACKUP_KEY_NAME {
+                check_store_key_attributes(
+                    name,
+                    material.spec()?,
+                    &attributes.clone().resolve(material.spec()?.key_type())?,
+                )?;
+            } else {
+                refuse_store_only(name)?;
+            }
             let attributes = self.check_import(&material, attributes)?;
             self.check_free(name)?;
             let req = NewKey {
@@ -740,6 +817,9 @@ impl Store {
         attributes: KeyAttributes,
     ) -> Result<Key> {
         let r = (|| {
+            // A version whose material the importer knows would make the store's own keys
+            // (and what they seal) theirs.
+            refuse_store_only(name)?;
             let attributes = self.check_import(&material, attributes)?;
             self.add_version(
                 name,
@@ -753,6 +833,12 @@ impl Store {
 
     /// Opens the current version of the key called `name`.
     pub fn get_key(&self, name: &str) -> Result<Key> {
+        refuse_store_only(name)?;
+        self.open_key(name)
+    }
+
+    /// [`get_key`](Self::get_key) for any key, the store's own included.
+    pub(crate) fn open_key(&self, name: &str) -> Result<Key> {
         let d = self.live(name)?;
         let info = d.current().ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
         self.backend.open(info).map(|k| self.key(k))
@@ -760,6 +846,12 @@ impl Store {
 
     /// Opens one version of the key called `name`.
     pub fn get_key_version(&self, name: &str, version: u32) -> Result<Key> {
+        refuse_store_only(name)?;
+        self.open_key_version(name, version)
+    }
+
+    /// [`get_key_version`](Self::get_key_version) for any key, the store's own included.
+    pub(crate) fn open_key_version(&self, name: &str, version: u32) -> Result<Key> {
         let d = self.live(name)?;
         let info = d
             .version(version)
@@ -880,11 +972,24 @@ impl Store {
             .collect())
     }
 
+    /// Refuses to delete the secrets KEK while it seals any secret (deleted ones
+    /// included): they would be lost with it, past their own soft delete and purge
+    /// protection.
+    fn check_kek_unused(&self, name: &str) -> Result<()> {
+        if name == crate::secrets::SECRETS_KEK_NAME
+            && !self.meta.list_records(crate::metadata::RecordKind::Secret)?.is_empty()
+        {
+            return Err(Error::PermissionDenied { key: name.to_owned(), reason: Denied::StoreOnly });
+        }
+        Ok(())
+    }
+
     /// Soft-deletes a key (every version): it is kept, unusable, for the store's
     /// retention period, and can be recovered or purged.
     pub fn delete_key(&self, name: &str) -> Result<KeyDescription> {
         let r = (|| {
             validate_name(name)?;
+            self.check_kek_unused(name)?;
             let retention = self.meta.settings()?.retention;
             let now = self.ctx.now();
             let state = self.update_state(name, &mut |st| {
@@ -965,6 +1070,7 @@ impl Store {
     pub fn destroy_key(&self, name: &str) -> Result<()> {
         let r = (|| {
             validate_name(name)?;
+            self.check_kek_unused(name)?;
             let protection = self.meta.settings()?.purge_protection;
             let now = self.ctx.now();
             self.purge(name, &mut |st| {

@@ -68,12 +68,29 @@ pub fn secret_versions_and_namespaces(store: &Store) {
     store.destroy_key("db").unwrap();
     assert_eq!(value(store, "db", Some(1)), b"first", "destroying a key of the same name leaves the secret");
 
-    // The KEK: made on first use, wrap/unwrap only, never exportable.
-    let kek = store.get_key(SECRETS_KEK_NAME).unwrap();
-    assert!(matches!(kek.spec(), KeySpec::AES_256 | KeySpec::RSA_2048), "{:?}", kek.spec());
-    let ops = kek.info().attributes.allowed();
+    // The KEK: made on first use, wrap/unwrap only, never exportable; the store's own, so
+    // applications cannot open it, plant a version of it, or delete it under live secrets.
+    let kek = store.describe_key(SECRETS_KEK_NAME).unwrap();
+    let kek = kek.current().unwrap();
+    assert!(matches!(kek.spec, KeySpec::AES_256 | KeySpec::RSA_2048), "{:?}", kek.spec);
+    let ops = kek.attributes.allowed();
     assert!(ops.contains(KeyOp::UnwrapKey) && !ops.contains(KeyOp::Decrypt) && !ops.contains(KeyOp::Sign));
-    assert!(!kek.info().attributes.exportable);
+    assert!(!kek.attributes.exportable);
+    for e in [
+        store.get_key(SECRETS_KEK_NAME).map(|_| ()),
+        store.get_key_version(SECRETS_KEK_NAME, 1).map(|_| ()),
+        store.destroy_key(SECRETS_KEK_NAME),
+        store.delete_key(SECRETS_KEK_NAME).map(|_| ()),
+        store.create_key(hsmkit::backup::BACKUP_KEY_NAME, KeySpec::AES_256, Default::default()).map(|_| ()),
+        store.seal(SECRETS_KEK_NAME, b"x", &Default::default()).map(|_| ()),
+    ] {
+        assert_eq!(denied(expect_kind(e, ErrorKind::PermissionDenied)), Denied::StoreOnly);
+    }
+    if store.capabilities().import {
+        let aes = hsmkit::KeyMaterial::aes(&[7u8; 32]).unwrap();
+        let e = store.import_key_version(SECRETS_KEK_NAME, aes, Default::default());
+        assert_eq!(denied(expect_kind(e, ErrorKind::PermissionDenied)), Denied::StoreOnly);
+    }
 
     // Values never appear in metadata: every record holds them sealed.
     let meta = store.metadata_store();
@@ -396,8 +413,16 @@ pub fn backup_and_restore(make: &dyn Fn() -> Store) {
     let before = store.describe_secret("s").unwrap();
     let blob = store.backup_secret("s").unwrap();
     assert!(!blob.windows(9).any(|w| w == b"value one"), "a backup holds values sealed, not in clear");
-    let backup_key = store.get_key(BACKUP_KEY_NAME).unwrap();
-    assert!(!backup_key.info().attributes.exportable);
+    let backup_key = store.describe_key(BACKUP_KEY_NAME).unwrap();
+    assert!(!backup_key.current().unwrap().attributes.exportable);
+    // The generic envelope API cannot open (or forge) a backup with the backup key.
+    let ctx = std::collections::BTreeMap::from([
+        ("hsmkit".to_owned(), "backup".to_owned()),
+        ("object".to_owned(), "secret".to_owned()),
+        ("name".to_owned(), "s".to_owned()),
+    ]);
+    assert!(store.unseal(&blob, &ctx).is_err(), "a backup opened outside restore");
+    expect_kind(store.seal(BACKUP_KEY_NAME, b"forged", &ctx), ErrorKind::PermissionDenied);
 
     expect_kind(store.restore_secret(&blob), ErrorKind::AlreadyExists);
     store.delete_secret("s").unwrap();
