@@ -299,6 +299,83 @@ const char *hsmkit_last_error_reason(void);
 hsmkit_result hsmkit_last_error(uint8_t *buf, size_t cap, size_t *written);
 
 /**
+ * A backup of the secret `name`: every version (values included) and its state, as an
+ * opaque blob (binary, no NUL) sealed under the store's backup key, `hsmkit-backup`,
+ * which the first backup makes (it is listed with the keys). Only a store holding the
+ * same backup key restores it. A missing or deleted secret is `HSMKIT_ERR_NOT_FOUND`.
+ *
+ * Every call makes a new backup, the sizing call (`buf` NULL) too, as there is no length
+ * to give without making one; each is a backup in the audit log. Each seals under a fresh
+ * random data key, so two calls give different blobs, both restorable. Their length is
+ * the same while the secret is unchanged (the envelope's length is fixed by the
+ * plaintext's, and the plaintext's by the secret's versions): the sizing call's
+ * `*written` is the exact length the next call needs. If the secret changes in between,
+ * that call may fail with `HSMKIT_ERR_BUFFER_TOO_SMALL` and the new length in
+ * `*written`; call again. A caller with a buffer it knows is big enough may skip sizing.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_backup_secret(const struct hsmkit_store *store,
+                                         const char *name,
+                                         uint8_t *buf,
+                                         size_t cap,
+                                         size_t *written);
+
+/**
+ * Restores a secret from `hsmkit_store_backup_secret`'s blob (`len` bytes), under the
+ * name it was backed up from, with every version, value and attribute and its rotation
+ * policy; its current version number is returned in `*version` (may be NULL). A secret
+ * (live or deleted) holding the name is `HSMKIT_ERR_ALREADY_EXISTS`; a blob that was
+ * altered, or made by a store without this store's backup key, is
+ * `HSMKIT_ERR_DECRYPTION_FAILED`; a key backup or no backup at all is
+ * `HSMKIT_ERR_INVALID_INPUT`.
+ *
+ * # Safety
+ * `store` is live; `backup` has `len` bytes; `version` is NULL or writable.
+ */
+hsmkit_result hsmkit_store_restore_secret(const struct hsmkit_store *store,
+                                          const uint8_t *backup,
+                                          size_t len,
+                                          uint32_t *version);
+
+/**
+ * A backup of the key `name`: every version's attributes and material and its rotation
+ * policy, as an opaque blob (binary, no NUL) sealed under the store's backup key. The
+ * blob holds the material even of a key that is not exportable: whoever holds the backup
+ * key can read it. Only where keys can leave the backend (memory and keystore stores); a
+ * PKCS#11 token's keys never leave it: `HSMKIT_ERR_UNSUPPORTED` (reason `"operation"`).
+ * A missing or deleted key is `HSMKIT_ERR_NOT_FOUND`; the backup key itself
+ * `HSMKIT_ERR_INVALID_INPUT`. Every call makes a new blob, as for
+ * `hsmkit_store_backup_secret`.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_backup_key(const struct hsmkit_store *store,
+                                      const char *name,
+                                      uint8_t *buf,
+                                      size_t cap,
+                                      size_t *written);
+
+/**
+ * Restores a key from `hsmkit_store_backup_key`'s blob (`len` bytes), under the name it
+ * was backed up from, with every version, attribute and its rotation policy; its current
+ * version is returned in `*out` (as `hsmkit_store_recover_deleted_key`). All or nothing.
+ * A key (live or deleted) holding the name is `HSMKIT_ERR_ALREADY_EXISTS`; a blob that was
+ * altered, or made by a store without this store's backup key,
+ * `HSMKIT_ERR_DECRYPTION_FAILED`; a secret backup or no backup at all
+ * `HSMKIT_ERR_INVALID_INPUT`; a backend that cannot import `HSMKIT_ERR_UNSUPPORTED`.
+ *
+ * # Safety
+ * `store` is live; `backup` has `len` bytes; `out` is writable.
+ */
+hsmkit_result hsmkit_store_restore_key(const struct hsmkit_store *store,
+                                       const uint8_t *backup,
+                                       size_t len,
+                                       struct hsmkit_key **out);
+
+/**
  * Builds a sealer for the KEKs named in `keks` (their current versions; AES keys wrap
  * with A*n*KW, RSA keys with RSA-OAEP-256, or RSA-OAEP where the token lacks it), the
  * context `context` (NULL, 0 for none) and `chunk_size` (0: 64 KiB).
@@ -718,6 +795,65 @@ hsmkit_result hsmkit_store_recover_deleted_secret(const struct hsmkit_store *sto
  * `store` is live; `name` is a C string.
  */
 hsmkit_result hsmkit_store_purge_deleted_secret(const struct hsmkit_store *store, const char *name);
+
+/**
+ * A secret, every version's metadata and its state, as JSON (NUL-terminated), never a
+ * value: `name`, `current_version`, `deleted` (null, or `deleted_on` and
+ * `scheduled_purge`), `rotation_policy` (null, or `rotate_after`, `rotate_before_expiry`,
+ * `expires_after` as ISO 8601 durations or null) and `versions` (oldest first, each as
+ * `hsmkit_secret_info` gives it). Works on deleted secrets.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_describe_secret(const struct hsmkit_store *store,
+                                           const char *name,
+                                           uint8_t *buf,
+                                           size_t cap,
+                                           size_t *written);
+
+/**
+ * The deleted secrets, sorted by name, as a JSON array (NUL-terminated) of what
+ * `hsmkit_store_describe_secret` gives (each with `deleted` set); `[]` when there are none.
+ *
+ * # Safety
+ * `store` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_list_deleted_secrets(const struct hsmkit_store *store,
+                                                uint8_t *buf,
+                                                size_t cap,
+                                                size_t *written);
+
+/**
+ * The secret versions due for rotation, sorted by name and version, as a JSON array
+ * (NUL-terminated) of `{"name", "version", "expires", "reason"}`: every enabled version
+ * of a secret that is not deleted and expires within `within_secs` seconds (or has
+ * expired), and every current version its secret's rotation policy says is due.
+ *
+ * # Safety
+ * `store` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_secrets_due(const struct hsmkit_store *store,
+                                       uint64_t within_secs,
+                                       uint8_t *buf,
+                                       size_t cap,
+                                       size_t *written);
+
+/**
+ * Sets a secret's rotation policy, in seconds (0: not set); all three 0 removes it, as
+ * `hsmkit_store_set_rotation_policy` for keys. `expires_after_secs` gives versions set
+ * without an expiry one; `rotate_after_secs` and `rotate_before_expiry_secs` say when
+ * `hsmkit_store_secrets_due` reports the current version. `hsmkit_store_describe_secret`
+ * shows the policy.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string.
+ */
+hsmkit_result hsmkit_store_set_secret_rotation_policy(const struct hsmkit_store *store,
+                                                      const char *name,
+                                                      uint64_t rotate_after_secs,
+                                                      uint64_t rotate_before_expiry_secs,
+                                                      uint64_t expires_after_secs);
 
 /**
  * Frees a secret, wiping its value. NULL is a no-op.

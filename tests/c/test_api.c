@@ -1250,6 +1250,355 @@ static void test_secrets(hsmkit_store *s) {
     EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_delete_secret(s, "bad name!"));
 }
 
+/* A secret's description, deleted list and due list: two-call JSON; the rotation policy,
+   set and removed as for keys (seconds, 0 not set, all 0 none). */
+static void test_secret_reports(hsmkit_store *s) {
+    const int64_t NONE = HSMKIT_TIME_NONE;
+    char text[8192];
+    size_t n = 0, w = 0;
+    uint32_t v = 0;
+
+    /* describe: "db" is version 1 again after test_secrets purged and re-set it */
+    OK(hsmkit_store_describe_secret(s, "db", NULL, 0, &n));
+    CHECK(n > 50 && n < sizeof text);
+    memset(text, 'Z', sizeof text);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_describe_secret(s, "db", (uint8_t *)text, n - 1, &w));
+    CHECK(w == n);
+    for (size_t i = 0; i < sizeof text; i++) CHECK(text[i] == 'Z');
+    OK(hsmkit_store_describe_secret(s, "db", (uint8_t *)text, sizeof text, &w));
+    CHECK(w == n && text[w - 1] == '\0' && strlen(text) == w - 1 && text[0] == '{' && text[w - 2] == '}');
+    CHECK(strstr(text, "\"name\":\"db\"") && strstr(text, "\"current_version\":1"));
+    CHECK(strstr(text, "\"deleted\":null") && strstr(text, "\"rotation_policy\":null"));
+    CHECK(strstr(text, "\"versions\":[{") && strstr(text, "\"content_type\":null"));
+    CHECK(strstr(text, "new") == NULL); /* never the value */
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_secret(s, "nope", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_describe_secret(s, "bad name!", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_describe_secret(NULL, "db", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_describe_secret(s, NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_describe_secret(s, "db", NULL, 0, NULL));
+
+    /* deleted secrets: none, then one (described while deleted), then none again */
+    OK(hsmkit_store_list_deleted_secrets(s, NULL, 0, &n));
+    CHECK(n == 3);
+    OK(hsmkit_store_list_deleted_secrets(s, (uint8_t *)text, sizeof text, &w));
+    CHECK(w == 3 && strcmp(text, "[]") == 0);
+    OK(hsmkit_store_delete_secret(s, "typed"));
+    OK(hsmkit_store_list_deleted_secrets(s, NULL, 0, &n));
+    CHECK(n > 3 && n < sizeof text);
+    memset(text, 'Z', sizeof text);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_list_deleted_secrets(s, (uint8_t *)text, 2, &w));
+    CHECK(w == n && text[0] == 'Z' && text[1] == 'Z');
+    OK(hsmkit_store_list_deleted_secrets(s, (uint8_t *)text, sizeof text, &w));
+    CHECK(w == n && text[0] == '[' && text[w - 2] == ']' && text[w - 1] == '\0');
+    CHECK(strstr(text, "\"name\":\"typed\"") && strstr(text, "\"deleted_on\":\"20"));
+    CHECK(strstr(text, "\"scheduled_purge\":\"20") && strstr(text, "\"name\":\"db\"") == NULL);
+    OK(hsmkit_store_describe_secret(s, "typed", (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"name\":\"typed\"") && strstr(text, "\"deleted_on\":\"20"));
+    CHECK(strstr(text, "\"deleted\":null") == NULL);
+    OK(hsmkit_store_recover_deleted_secret(s, "typed", NULL));
+    OK(hsmkit_store_list_deleted_secrets(s, (uint8_t *)text, sizeof text, &w));
+    CHECK(strcmp(text, "[]") == 0);
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_deleted_secrets(NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_deleted_secrets(s, NULL, 0, NULL));
+
+    /* a rotation policy: shown by describe in ISO 8601; due when the current version
+       expires within 30 days. "rot" expires in 3 days. */
+    OK(hsmkit_store_set_secret(s, "rot", (const uint8_t *)"r1", 2, NULL, NONE, from_now(3 * 86400), 0, &v));
+    OK(hsmkit_store_set_secret_rotation_policy(s, "rot", 0, 30 * 86400, 90 * 86400));
+    OK(hsmkit_store_describe_secret(s, "rot", (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"rotation_policy\":{") && strstr(text, "\"rotate_before_expiry\":\"P30D\""));
+    CHECK(strstr(text, "\"expires_after\":\"P90D\"") && strstr(text, "\"rotate_after\":null"));
+
+    /* due within 0 s: "rot" by its policy, "gone" (expires in a day) not yet */
+    OK(hsmkit_store_secrets_due(s, 0, NULL, 0, &n));
+    CHECK(n > 3 && n < sizeof text);
+    memset(text, 'Z', sizeof text);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_secrets_due(s, 0, (uint8_t *)text, n - 1, &w));
+    CHECK(w == n);
+    for (size_t i = 0; i < sizeof text; i++) CHECK(text[i] == 'Z');
+    OK(hsmkit_store_secrets_due(s, 0, (uint8_t *)text, sizeof text, &w));
+    CHECK(w == n && text[0] == '[' && text[w - 2] == ']' && text[w - 1] == '\0');
+    CHECK(strstr(text, "\"name\":\"rot\"") && strstr(text, "\"reason\":\"expires within P30D\""));
+    CHECK(strstr(text, "\"version\":1") && strstr(text, "\"expires\":\"20"));
+    CHECK(strstr(text, "\"name\":\"gone\"") == NULL);
+    /* within two days: "gone" too, for its expiry; any window (even past the end of time) */
+    OK(hsmkit_store_secrets_due(s, 2 * 86400, (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"name\":\"rot\"") && strstr(text, "\"name\":\"gone\""));
+    CHECK(strstr(text, "\"reason\":\"expires at 20") != NULL);
+    CHECK(strstr(text, "\"name\":\"rot\"") > strstr(text, "\"name\":\"gone\"")); /* sorted by name */
+    OK(hsmkit_store_secrets_due(s, UINT64_MAX, (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"name\":\"rot\"") && strstr(text, "\"name\":\"gone\""));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_secrets_due(NULL, 0, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_secrets_due(s, 0, NULL, 0, NULL));
+
+    /* expires_after: a version set without an expiry gets one */
+    OK(hsmkit_store_set_secret(s, "rot", (const uint8_t *)"r2", 2, NULL, NONE, NONE, 0, &v));
+    CHECK(v == 2);
+    hsmkit_secret *sec = get_secret(s, "rot", 2);
+    OK(hsmkit_secret_info(sec, (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"expires\":\"20") != NULL);
+    hsmkit_secret_free(sec);
+
+    /* all three 0 removes the policy: describe shows none, "rot" is no longer due */
+    OK(hsmkit_store_update_secret(s, "rot", 0,
+                                  &(hsmkit_secret_update){.enabled = -1, .not_before = HSMKIT_TIME_UNCHANGED,
+                                                          .expires = from_now(3 * 86400), .content_type = NULL}));
+    OK(hsmkit_store_secrets_due(s, 0, (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"name\":\"rot\"") != NULL);
+    OK(hsmkit_store_set_secret_rotation_policy(s, "rot", 0, 0, 0));
+    OK(hsmkit_store_describe_secret(s, "rot", (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"rotation_policy\":null") != NULL);
+    OK(hsmkit_store_secrets_due(s, 0, (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"name\":\"rot\"") == NULL);
+    /* a policy of one field: the others are null */
+    OK(hsmkit_store_set_secret_rotation_policy(s, "rot", 3600, 0, 0));
+    OK(hsmkit_store_describe_secret(s, "rot", (uint8_t *)text, sizeof text, &w));
+    CHECK(strstr(text, "\"rotate_after\":\"PT1H\"") && strstr(text, "\"expires_after\":null"));
+    OK(hsmkit_store_set_secret_rotation_policy(s, "rot", 0, 0, 0));
+
+    /* refused: no such secret, a deleted one, NULL arguments */
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_set_secret_rotation_policy(s, "nope", 1, 0, 0));
+    OK(hsmkit_store_delete_secret(s, "rot"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_set_secret_rotation_policy(s, "rot", 1, 0, 0));
+    OK(hsmkit_store_purge_deleted_secret(s, "rot"));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_secret_rotation_policy(s, "bad name!", 1, 0, 0));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_set_secret_rotation_policy(NULL, "db", 1, 0, 0));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_set_secret_rotation_policy(s, NULL, 1, 0, 0));
+}
+
+/* A backup blob, two-call: sizing, a too-small buffer left untouched, then the blob.
+   `fn` is hsmkit_store_backup_secret or hsmkit_store_backup_key. */
+typedef hsmkit_result (*backup_fn)(const hsmkit_store *, const char *, uint8_t *, size_t, size_t *);
+
+static uint8_t *backup(hsmkit_store *s, backup_fn fn, const char *name, size_t *len) {
+    size_t need = 0, w = 0;
+    OK(fn(s, name, NULL, 0, &need));
+    CHECK(need > 100);
+    uint8_t *buf = malloc(need + 16);
+    CHECK(buf != NULL);
+    memset(buf, 'Z', need + 16);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, fn(s, name, buf, need - 1, &w));
+    CHECK(w == need);
+    for (size_t i = 0; i < need + 16; i++) CHECK(buf[i] == 'Z');
+    /* a fresh backup, but the length the sizing call gave, exactly */
+    OK(fn(s, name, buf, need + 16, &w));
+    CHECK(w == need && buf[need] == 'Z');
+    *len = w;
+    return buf;
+}
+
+/* Whether `len` bytes at `hay` hold the `n` bytes at `needle`. */
+static int contains(const uint8_t *hay, size_t len, const void *needle, size_t n) {
+    for (size_t i = 0; i + n <= len; i++)
+        if (memcmp(hay + i, needle, n) == 0) return 1;
+    return 0;
+}
+
+/* Restores of a blob with one bit flipped, at places from the header to the last byte:
+   refused, and nothing restored. A flip in the sealed body or its tags (the last 64
+   bytes) is the decryption code; one in the header may be malformed input instead. */
+static void altered_refused(hsmkit_store *s, const uint8_t *blob, size_t len, int is_key) {
+    const size_t spots[] = {0, 9, 40, len / 3, len / 2, len - 64, len - 40, len - 17, len - 1};
+    uint8_t *bad = malloc(len);
+    CHECK(bad != NULL);
+    for (size_t i = 0; i < sizeof spots / sizeof *spots; i++) {
+        size_t at = spots[i];
+        memcpy(bad, blob, len);
+        bad[at] ^= 0x01;
+        hsmkit_key *k = NULL;
+        uint32_t v = 0;
+        hsmkit_result r =
+            is_key ? hsmkit_store_restore_key(s, bad, len, &k) : hsmkit_store_restore_secret(s, bad, len, &v);
+        if (at >= len - 64)
+            EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, r);
+        else
+            CHECK(r == HSMKIT_ERR_DECRYPTION_FAILED || r == HSMKIT_ERR_INVALID_INPUT);
+        CHECK(k == NULL);
+    }
+    free(bad);
+}
+
+/* Backup and restore: secrets on every store; keys where keys can leave the backend. */
+static void test_backup(hsmkit_store *s) {
+    const int64_t NONE = HSMKIT_TIME_NONE;
+    uint8_t bin[300];
+    for (size_t i = 0; i < sizeof bin; i++) bin[i] = (uint8_t)(i * 31 + 7);
+    uint32_t v = 0;
+    size_t n = 0, len = 0, len2 = 0;
+    char text[8192];
+
+    /* a secret of three versions (text, binary, empty), a content type, a disabled first
+       version, a rotation policy */
+    OK(hsmkit_store_set_secret(s, "bk", (const uint8_t *)"one", 3, NULL, NONE, NONE, 0, &v));
+    OK(hsmkit_store_set_secret(s, "bk", bin, sizeof bin, "application/octet-stream", NONE, NONE, 0, &v));
+    OK(hsmkit_store_set_secret(s, "bk", NULL, 0, NULL, NONE, NONE, 0, &v));
+    CHECK(v == 3);
+    hsmkit_secret_update off = {.enabled = 0, .not_before = HSMKIT_TIME_UNCHANGED,
+                                .expires = HSMKIT_TIME_UNCHANGED, .content_type = NULL};
+    OK(hsmkit_store_update_secret(s, "bk", 1, &off));
+    OK(hsmkit_store_set_secret_rotation_policy(s, "bk", 0, 0, 7 * 86400));
+
+    uint8_t *blob = backup(s, hsmkit_store_backup_secret, "bk", &len);
+    uint8_t *blob2 = backup(s, hsmkit_store_backup_secret, "bk", &len2);
+    CHECK(len2 == len && memcmp(blob, blob2, len) != 0); /* a new data key each time */
+    CHECK(!contains(blob, len, bin, 16)); /* sealed */
+
+    /* refused while the name is held: live, then deleted */
+    v = 99;
+    EXPECT(HSMKIT_ERR_ALREADY_EXISTS, hsmkit_store_restore_secret(s, blob, len, &v));
+    CHECK(v == 99);
+    OK(hsmkit_store_delete_secret(s, "bk"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_backup_secret(s, "bk", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_ALREADY_EXISTS, hsmkit_store_restore_secret(s, blob, len, &v));
+    OK(hsmkit_store_purge_deleted_secret(s, "bk"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_secret(s, "bk", NULL, 0, &n));
+
+    /* altered blobs: refused, nothing restored */
+    altered_refused(s, blob, len, 0);
+    EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, hsmkit_store_restore_secret(s, blob, len - 1, &v)); /* truncated */
+    EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, hsmkit_store_restore_secret(s, blob, len / 2, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_restore_secret(s, blob, 10, &v)); /* not even a header */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_restore_secret(s, (const uint8_t *)"nonsense", 8, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_restore_secret(s, NULL, 0, &v));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_secret(s, "bk", NULL, 0, &n));
+
+    /* the round trip: every version's value and attributes, and the policy */
+    v = 0;
+    OK(hsmkit_store_restore_secret(s, blob, len, &v));
+    CHECK(v == 3);
+    hsmkit_secret *sec = NULL;
+    EXPECT(HSMKIT_ERR_PERMISSION_DENIED, hsmkit_store_get_secret(s, "bk", 1, &sec)); /* still disabled */
+    off.enabled = 1;
+    OK(hsmkit_store_update_secret(s, "bk", 1, &off));
+    sec = get_secret(s, "bk", 1);
+    CHECK(secret_is(sec, "one", 3));
+    hsmkit_secret_free(sec);
+    sec = get_secret(s, "bk", 2);
+    CHECK(secret_is(sec, bin, sizeof bin));
+    OK(hsmkit_secret_content_type(sec, (uint8_t *)text, sizeof text, &n));
+    CHECK(strcmp(text, "application/octet-stream") == 0);
+    hsmkit_secret_free(sec);
+    sec = get_secret(s, "bk", 0);
+    OK(hsmkit_secret_version(sec, &v));
+    CHECK(v == 3 && secret_is(sec, "", 0));
+    hsmkit_secret_free(sec);
+    OK(hsmkit_store_describe_secret(s, "bk", (uint8_t *)text, sizeof text, &n));
+    CHECK(strstr(text, "\"current_version\":3") && strstr(text, "\"expires_after\":\"P7D\""));
+    CHECK(strstr(text, "\"deleted\":null") != NULL);
+    /* the second blob is as good; the version out-pointer may be NULL */
+    OK(hsmkit_store_delete_secret(s, "bk"));
+    OK(hsmkit_store_purge_deleted_secret(s, "bk"));
+    OK(hsmkit_store_restore_secret(s, blob2, len2, NULL));
+    sec = get_secret(s, "bk", 2);
+    CHECK(secret_is(sec, bin, sizeof bin));
+    hsmkit_secret_free(sec);
+
+    /* another store (its own backup key, or none yet) cannot open it */
+    hsmkit_store *other = NULL;
+    OK(hsmkit_store_open("memory:", NULL, &other));
+    EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, hsmkit_store_restore_secret(other, blob, len, &v));
+    OK(hsmkit_store_set_secret(other, "o", (const uint8_t *)"x", 1, NULL, NONE, NONE, 0, &v));
+    size_t olen = 0;
+    uint8_t *oblob = backup(other, hsmkit_store_backup_secret, "o", &olen);
+    EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, hsmkit_store_restore_secret(other, blob, len, &v));
+    EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, hsmkit_store_restore_secret(s, oblob, olen, &v));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_secret(s, "o", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_secret(other, "bk", NULL, 0, &n));
+
+    /* NULL arguments and names */
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_backup_secret(NULL, "bk", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_backup_secret(s, NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_backup_secret(s, "bk", NULL, 0, NULL));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_backup_secret(s, "nope", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_backup_secret(s, "bad name!", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_restore_secret(NULL, blob, len, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_restore_secret(s, NULL, len, &v));
+
+    /* keys: a signing key of two versions with a rotation policy */
+    hsmkit_key *k1 = create(s, "bkey", "P-256", NULL), *k = NULL;
+    OK(hsmkit_store_rotate_key(s, "bkey", &k));
+    hsmkit_key_free(k);
+    k = NULL;
+    OK(hsmkit_store_set_rotation_policy(s, "bkey", 0, 0, 30 * 86400));
+    const uint8_t msg[] = "backed up";
+    uint8_t sig[64];
+    size_t sig_len = 0;
+    OK(hsmkit_key_sign(k1, "ES256", 0, msg, sizeof msg, sig, sizeof sig, &sig_len));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_backup_key(NULL, "bkey", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_backup_key(s, NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_backup_key(s, "bkey", NULL, 0, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_restore_key(NULL, blob, len, &k));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_restore_key(s, NULL, len, &k));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_restore_key(s, blob, len, NULL));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_restore_key(s, blob, len, &k)); /* a secret backup */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_restore_key(s, NULL, 0, &k));
+    CHECK(k == NULL);
+    /* a key backup made elsewhere does not open here, on any store */
+    hsmkit_key *ok = create(other, "okey", "AES-256", NULL);
+    hsmkit_key_free(ok);
+    size_t oklen = 0;
+    uint8_t *okblob = backup(other, hsmkit_store_backup_key, "okey", &oklen);
+    EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, hsmkit_store_restore_key(s, okblob, oklen, &k));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_restore_secret(other, okblob, oklen, &v)); /* a key backup */
+    CHECK(k == NULL);
+
+    if (is_pkcs11) {
+        /* a token's keys never leave it: typed, sizing or not */
+        EXPECT(HSMKIT_ERR_UNSUPPORTED, hsmkit_store_backup_key(s, "bkey", NULL, 0, &n));
+        CHECK(strcmp(hsmkit_last_error_reason(), "operation") == 0);
+        EXPECT(HSMKIT_ERR_UNSUPPORTED, hsmkit_store_backup_key(s, "bkey", (uint8_t *)text, sizeof text, &n));
+    } else {
+        uint8_t *kblob = backup(s, hsmkit_store_backup_key, "bkey", &len);
+        uint8_t *kblob2 = backup(s, hsmkit_store_backup_key, "bkey", &len2);
+        CHECK(len2 == len && memcmp(kblob, kblob2, len) != 0);
+        EXPECT(HSMKIT_ERR_ALREADY_EXISTS, hsmkit_store_restore_key(s, kblob, len, &k));
+        OK(hsmkit_store_delete_key(s, "bkey"));
+        EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_backup_key(s, "bkey", NULL, 0, &n));
+        EXPECT(HSMKIT_ERR_ALREADY_EXISTS, hsmkit_store_restore_key(s, kblob, len, &k));
+        OK(hsmkit_store_purge_deleted_key(s, "bkey"));
+        altered_refused(s, kblob, len, 1);
+        EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_restore_secret(s, kblob, len, &v)); /* a key backup */
+        EXPECT(HSMKIT_ERR_DECRYPTION_FAILED, hsmkit_store_restore_key(other, kblob, len, &k));
+        EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_key(s, "bkey", 0, &k));
+        CHECK(k == NULL);
+
+        /* the round trip: the current version in *out, the same material in every
+           version (version 1 verifies what it signed before), the policy */
+        OK(hsmkit_store_restore_key(s, kblob, len, &k));
+        CHECK(k != NULL);
+        OK(hsmkit_key_version(k, &v));
+        CHECK(v == 2);
+        hsmkit_key_free(k);
+        k = NULL;
+        OK(hsmkit_store_get_key(s, "bkey", 1, &k));
+        OK(hsmkit_key_verify(k, "ES256", 0, msg, sizeof msg, sig, sig_len));
+        hsmkit_key_free(k);
+        k = NULL;
+        OK(hsmkit_store_describe_key(s, "bkey", (uint8_t *)text, sizeof text, &n));
+        CHECK(strstr(text, "\"current_version\":2") && strstr(text, "\"expires_after\":\"P30D\""));
+        /* the second blob is as good */
+        OK(hsmkit_store_delete_key(s, "bkey"));
+        OK(hsmkit_store_purge_deleted_key(s, "bkey"));
+        OK(hsmkit_store_restore_key(s, kblob2, len2, &k));
+        hsmkit_key_free(k);
+        k = NULL;
+        OK(hsmkit_store_get_key(s, "bkey", 1, &k));
+        OK(hsmkit_key_verify(k, "ES256", 0, msg, sizeof msg, sig, sig_len));
+        hsmkit_key_free(k);
+        /* the backup key is not backed up under itself */
+        EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_backup_key(s, "hsmkit-backup", NULL, 0, &n));
+        EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_backup_key(s, "nope", NULL, 0, &n));
+        free(kblob);
+        free(kblob2);
+    }
+    hsmkit_key_free(k1);
+    hsmkit_store_free(other);
+    free(okblob);
+    free(oblob);
+    free(blob);
+    free(blob2);
+}
+
 /* One key handle, signing and verifying from several threads at once. */
 static void *signer(void *arg) {
     hsmkit_key *k = arg;
@@ -1292,6 +1641,8 @@ int main(int argc, char **argv) {
     test_envelope(s);
     test_rewrap(s);
     test_secrets(s);
+    test_secret_reports(s);
+    test_backup(s);
     test_threads(s);
     hsmkit_store_free(s);
     if (getenv("HSMKIT_TEST_PASSPHRASE") && *getenv("HSMKIT_TEST_PASSPHRASE")) {

@@ -21,6 +21,7 @@
 // A new algorithm, key type or operation must be handled everywhere (see hsmkit::algorithm).
 #![warn(clippy::wildcard_enum_match_arm)]
 
+mod backup;
 mod envelope;
 mod ffi;
 mod key;
@@ -30,6 +31,7 @@ mod store;
 
 use std::ffi::c_char;
 
+pub use backup::*;
 pub use envelope::{
     HSMKIT_REWRAP_ADD, HSMKIT_REWRAP_REPLACE, hsmkit_context_entry, hsmkit_read_callback, hsmkit_sealer,
     hsmkit_sealer_free, hsmkit_sealer_new, hsmkit_sealer_seal, hsmkit_sealer_seal_file,

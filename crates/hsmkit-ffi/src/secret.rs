@@ -1,15 +1,15 @@
 //! Secrets: named, versioned values sealed under the store's secrets KEK.
 
 use std::ffi::c_char;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use hsmkit::report::rfc3339;
-use hsmkit::{Secret, SecretAttributes, SecretProperties, SecretUpdate};
-use serde_json::{Value, json};
+use hsmkit::report::{secret_description, secret_due, secret_properties};
+use hsmkit::{Secret, SecretAttributes, SecretUpdate};
+use serde_json::Value;
 
 use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, opt_cstr, out_ptr, put, put_handle, put_opt};
 use crate::result::{Fail, guard, hsmkit_result};
-use crate::store::{enabled, hsmkit_store, time};
+use crate::store::{enabled, hsmkit_store, rotation_policy, time};
 
 /// A secret version read with its value. Thread-safe; independent of the store it came
 /// from. The value is wiped when the handle is freed.
@@ -42,24 +42,6 @@ fn set_time(t: i64, what: &str) -> Result<Option<SystemTime>, Fail> {
 /// A content type from C: NULL or `""` is none.
 fn content_type_of(ct: Option<&str>) -> Option<String> {
     ct.filter(|c| !c.is_empty()).map(str::to_owned)
-}
-
-/// One version's metadata as JSON (never the value), in the shape `hsmkit secret --json`
-/// prints. Every field is named, so that a new attribute is not silently left out.
-fn secret_info(p: &SecretProperties) -> Value {
-    let SecretProperties { name, version, attributes, created, updated } = p;
-    let SecretAttributes { enabled, not_before, expires, content_type, tags } = attributes;
-    json!({
-        "name": name,
-        "version": version,
-        "enabled": enabled,
-        "not_before": not_before.map(rfc3339),
-        "expires": expires.map(rfc3339),
-        "content_type": content_type,
-        "tags": tags,
-        "created": rfc3339(*created),
-        "updated": rfc3339(*updated),
-    })
 }
 
 /// Sets a secret: adds a version holding the `len` bytes at `value` (binary, at most
@@ -182,7 +164,8 @@ pub unsafe extern "C" fn hsmkit_store_list_secret_versions(
         let name = unsafe { cstr(name, "name") }?;
         // SAFETY: as above.
         let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let versions: Vec<Value> = s.store.list_secret_versions(name)?.iter().map(secret_info).collect();
+        let versions: Vec<Value> =
+            s.store.list_secret_versions(name)?.iter().map(secret_properties).collect();
         out.put_text(&Value::Array(versions).to_string())
     })
 }
@@ -287,6 +270,108 @@ pub unsafe extern "C" fn hsmkit_store_purge_deleted_secret(
         let s = unsafe { handle(store, "store") }?;
         // SAFETY: as above.
         s.store.purge_deleted_secret(unsafe { cstr(name, "name") }?)?;
+        Ok(())
+    })
+}
+
+/// A secret, every version's metadata and its state, as JSON (NUL-terminated), never a
+/// value: `name`, `current_version`, `deleted` (null, or `deleted_on` and
+/// `scheduled_purge`), `rotation_policy` (null, or `rotate_after`, `rotate_before_expiry`,
+/// `expires_after` as ISO 8601 durations or null) and `versions` (oldest first, each as
+/// `hsmkit_secret_info` gives it). Works on deleted secrets.
+///
+/// # Safety
+/// `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_describe_secret(
+    store: *const hsmkit_store,
+    name: *const c_char,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: as above.
+        let name = unsafe { cstr(name, "name") }?;
+        // SAFETY: as above.
+        let out = unsafe { OutBuf::new(buf, cap, written) }?;
+        out.put_text(&secret_description(&s.store.describe_secret(name)?).to_string())
+    })
+}
+
+/// The deleted secrets, sorted by name, as a JSON array (NUL-terminated) of what
+/// `hsmkit_store_describe_secret` gives (each with `deleted` set); `[]` when there are none.
+///
+/// # Safety
+/// `store` is live; `buf`/`cap`/`written` as in the conventions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_list_deleted_secrets(
+    store: *const hsmkit_store,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: as above.
+        let out = unsafe { OutBuf::new(buf, cap, written) }?;
+        let deleted: Vec<Value> = s.store.list_deleted_secrets()?.iter().map(secret_description).collect();
+        out.put_text(&Value::Array(deleted).to_string())
+    })
+}
+
+/// The secret versions due for rotation, sorted by name and version, as a JSON array
+/// (NUL-terminated) of `{"name", "version", "expires", "reason"}`: every enabled version
+/// of a secret that is not deleted and expires within `within_secs` seconds (or has
+/// expired), and every current version its secret's rotation policy says is due.
+///
+/// # Safety
+/// `store` is live; `buf`/`cap`/`written` as in the conventions.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_secrets_due(
+    store: *const hsmkit_store,
+    within_secs: u64,
+    buf: *mut u8,
+    cap: usize,
+    written: *mut usize,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: as above.
+        let out = unsafe { OutBuf::new(buf, cap, written) }?;
+        let due: Vec<Value> =
+            s.store.secrets_due(Duration::from_secs(within_secs))?.iter().map(secret_due).collect();
+        out.put_text(&Value::Array(due).to_string())
+    })
+}
+
+/// Sets a secret's rotation policy, in seconds (0: not set); all three 0 removes it, as
+/// `hsmkit_store_set_rotation_policy` for keys. `expires_after_secs` gives versions set
+/// without an expiry one; `rotate_after_secs` and `rotate_before_expiry_secs` say when
+/// `hsmkit_store_secrets_due` reports the current version. `hsmkit_store_describe_secret`
+/// shows the policy.
+///
+/// # Safety
+/// `store` is live; `name` is a C string.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn hsmkit_store_set_secret_rotation_policy(
+    store: *const hsmkit_store,
+    name: *const c_char,
+    rotate_after_secs: u64,
+    rotate_before_expiry_secs: u64,
+    expires_after_secs: u64,
+) -> hsmkit_result {
+    guard(|| {
+        // SAFETY: the caller's contract.
+        let s = unsafe { handle(store, "store") }?;
+        // SAFETY: as above.
+        let name = unsafe { cstr(name, "name") }?;
+        let policy = rotation_policy(rotate_after_secs, rotate_before_expiry_secs, expires_after_secs);
+        s.store.set_secret_rotation_policy(name, policy)?;
         Ok(())
     })
 }
@@ -397,6 +482,6 @@ pub unsafe extern "C" fn hsmkit_secret_info(
         let s = unsafe { handle(secret, "secret") }?;
         // SAFETY: as above.
         let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        out.put_text(&secret_info(s.secret.properties()).to_string())
+        out.put_text(&secret_properties(s.secret.properties()).to_string())
     })
 }

@@ -542,15 +542,25 @@ pub unsafe extern "C" fn hsmkit_store_set_rotation_policy(
         let s = unsafe { handle(store, "store") }?;
         // SAFETY: as above.
         let name = unsafe { cstr(name, "name") }?;
-        let d = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
-        let policy = RotationPolicy {
-            rotate_after: d(rotate_after_secs),
-            rotate_before_expiry: d(rotate_before_expiry_secs),
-            expires_after: d(expires_after_secs),
-        };
-        s.store.set_rotation_policy(name, (policy != RotationPolicy::default()).then_some(policy))?;
+        let policy = rotation_policy(rotate_after_secs, rotate_before_expiry_secs, expires_after_secs);
+        s.store.set_rotation_policy(name, policy)?;
         Ok(())
     })
+}
+
+/// A rotation policy from C's seconds (0: not set); `None` (no policy) when all are 0.
+pub(crate) fn rotation_policy(
+    rotate_after_secs: u64,
+    rotate_before_expiry_secs: u64,
+    expires_after_secs: u64,
+) -> Option<RotationPolicy> {
+    let d = |secs: u64| (secs > 0).then(|| Duration::from_secs(secs));
+    let policy = RotationPolicy {
+        rotate_after: d(rotate_after_secs),
+        rotate_before_expiry: d(rotate_before_expiry_secs),
+        expires_after: d(expires_after_secs),
+    };
+    (policy != RotationPolicy::default()).then_some(policy)
 }
 
 /// Rotates every key whose policy says it is due; `*rotated` is how many were. A failure
