@@ -240,11 +240,7 @@ impl KeyAttributes {
         if self.exportable && key_type == KeyType::Hmac {
             return Err(Error::invalid(InvalidReason::Parameter, "HMAC keys are never exportable"));
         }
-        if let (Some(nb), Some(exp)) = (self.not_before, self.expires)
-            && exp <= nb
-        {
-            return Err(Error::invalid(InvalidReason::Parameter, "expires must be after not-before"));
-        }
+        check_times(self.not_before, self.expires)?;
         self.ops = Some(ops);
         Ok(self)
     }
@@ -273,4 +269,29 @@ impl KeyAttributes {
         }
         Ok(())
     }
+}
+
+/// The last second RFC 3339 can write: 9999-12-31T23:59:59Z.
+const MAX_TIME_SECS: u64 = 253_402_300_799;
+
+/// Whether `t` is within 1970-01-01 ..= 9999-12-31T23:59:59Z, the times attributes take.
+pub(crate) fn time_in_range(t: SystemTime) -> bool {
+    t.duration_since(std::time::UNIX_EPOCH).is_ok_and(|d| d.as_secs() <= MAX_TIME_SECS)
+}
+
+/// Checks a not-before / expires pair: each within 1970..=9999, expires after
+/// not-before.
+pub(crate) fn check_times(not_before: Option<SystemTime>, expires: Option<SystemTime>) -> Result<()> {
+    if [not_before, expires].into_iter().flatten().any(|t| !time_in_range(t)) {
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            "not-before and expires must be between 1970-01-01 and 9999-12-31",
+        ));
+    }
+    if let (Some(nb), Some(exp)) = (not_before, expires)
+        && exp <= nb
+    {
+        return Err(Error::invalid(InvalidReason::Parameter, "expires must be after not-before"));
+    }
+    Ok(())
 }

@@ -197,7 +197,7 @@ impl Store {
             for v in &doc.versions {
                 // Every version, whatever its validity: a backup is not a read of the value
                 // by an application.
-                let value = self.open_secret_value(name, v.props.version, &v.sealed)?;
+                let value = self.open_secret_value(name, v.props.version, &v.id, &v.sealed)?;
                 values.push((crate::secrets::version_json(&v.props).to_string(), b64_wiped(&value)));
             }
             let head = json!({ "format": 1, "name": name, "state": doc.state_json() }).to_string();

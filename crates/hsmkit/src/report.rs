@@ -9,9 +9,15 @@ use crate::backend::KeyInfo;
 use crate::lifecycle::{KeyDescription, RotationPolicy, format_iso_duration};
 use crate::secrets::{SecretAttributes, SecretDescription, SecretDue, SecretProperties};
 
-/// An RFC 3339 time in UTC, to the second.
+/// An RFC 3339 time in UTC, to the second. A time RFC 3339 cannot write (before 1970 or
+/// after 9999, which stores refuse for new attributes but old documents may hold) is
+/// written as seconds from the Unix epoch instead, never a panic.
 pub fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    if crate::attributes::time_in_range(t) {
+        humantime::format_rfc3339_seconds(t).to_string()
+    } else {
+        format!("{}s from the Unix epoch", crate::lifecycle::secs(t))
+    }
 }
 
 /// One key version: name, version, kid, spec, ops, enabled, times, tags, exportable,

@@ -3,11 +3,12 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, ErrorKind, InvalidReason, Result};
-use crate::secrets::{Secret, SecretProperties};
+use crate::secrets::Secret;
 use crate::store::Store;
 
 /// How a [`SecretCache`] keeps values.
@@ -53,6 +54,10 @@ struct Inner {
     entries: RwLock<HashMap<String, Entry>>,
     refreshing: Mutex<HashSet<String>>,
     now: Now,
+    /// Bumped whenever an entry is dropped (invalidate, clear, the store said it is
+    /// gone): a refresh that started before only stores its answer if nothing was dropped
+    /// meanwhile, so a slow background refresh never brings back what was removed.
+    generation: AtomicU64,
 }
 
 /// The current version of secrets, cached in memory.
@@ -147,6 +152,7 @@ impl SecretCache {
                 entries: RwLock::default(),
                 refreshing: Mutex::default(),
                 now,
+                generation: AtomicU64::new(0),
             }),
         }
     }
@@ -166,12 +172,15 @@ impl SecretCache {
         };
         if let Some((secret, age)) = held {
             let o = inner.options;
-            if age < o.ttl {
-                secret
-                    .properties()
+            let valid = |s: &Secret| {
+                s.properties()
                     .attributes
                     .check(inner.store.ctx.now())
-                    .map_err(|reason| Error::PermissionDenied { key: format!("secret/{name}"), reason })?;
+                    .map_err(|reason| Error::PermissionDenied { key: format!("secret/{name}"), reason })
+            };
+            // A cached version that has expired (or is not yet valid) is not an answer: the
+            // store may have a newer, valid one.
+            if age < o.ttl && valid(&secret).is_ok() {
                 if age >= o.ttl.saturating_sub(o.refresh_ahead) {
                     self.refresh_in_background(name);
                 }
@@ -180,6 +189,8 @@ impl SecretCache {
             return match inner.refresh(name, Some(&secret)) {
                 Ok(s) => Ok(s),
                 Err(e) if is_outage(&e) && age < o.ttl.saturating_add(o.max_stale) => {
+                    // Stale, but never past the version's own validity.
+                    valid(&secret)?;
                     tracing::warn!(target: "hsmkit::secret_cache", secret = %name, error = %e,
                         "the store failed; serving the cached value");
                     Ok(secret)
@@ -192,14 +203,13 @@ impl SecretCache {
 
     /// Drops `name` from the cache: the next read asks the store.
     pub fn invalidate(&self, name: &str) {
-        if let Ok(mut entries) = self.inner.entries.write() {
-            entries.remove(name);
-        }
+        self.inner.drop_entry(name);
     }
 
     /// Drops every value.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.inner.entries.write() {
+            self.inner.generation.fetch_add(1, Ordering::SeqCst);
             entries.clear();
         }
     }
@@ -232,23 +242,17 @@ impl SecretCache {
     }
 }
 
-/// Whether `fresh` (the store's current version) still describes the cached `old`: same
-/// version and the same attributes, so the cached value can stay.
-fn unchanged(old: &SecretProperties, fresh: &SecretProperties) -> bool {
-    old == fresh
-}
-
 impl Inner {
     /// Asks the store for `name`'s current version; keeps `held` if it still is the
-    /// current version, else fetches the value. A failure that says the secret is gone or
-    /// refused drops it from the cache.
+    /// current version (the same metadata and the same random version id: not a name
+    /// purged and set again), else fetches the value. A failure that says the secret is
+    /// gone or refused drops it from the cache.
     fn refresh(&self, name: &str, held: Option<&Arc<Secret>>) -> Result<Arc<Secret>> {
+        let generation = self.generation.load(Ordering::SeqCst);
         let r = (|| {
             if let Some(held) = held {
-                let versions = self.store.list_secret_versions(name)?;
-                if let Some(current) = versions.last()
-                    && unchanged(held.properties(), current)
-                {
+                let (current, id) = self.store.current_secret_version(name)?;
+                if held.properties() == &current && held.id() == &id {
                     current.attributes.check(self.store.ctx.now()).map_err(|reason| {
                         Error::PermissionDenied { key: format!("secret/{name}"), reason }
                     })?;
@@ -258,19 +262,27 @@ impl Inner {
             self.store.get_secret(name).map(Arc::new)
         })();
         match &r {
-            Ok(secret) => self.put(name, secret.clone())?,
-            Err(e) if !is_outage(e) => {
-                if let Ok(mut entries) = self.entries.write() {
-                    entries.remove(name);
-                }
-            }
+            Ok(secret) => self.put(name, secret.clone(), generation)?,
+            Err(e) if !is_outage(e) => self.drop_entry(name),
             Err(_) => {}
         }
         r
     }
 
-    fn put(&self, name: &str, secret: Arc<Secret>) -> Result<()> {
+    fn drop_entry(&self, name: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            entries.remove(name);
+        }
+    }
+
+    /// Stores an answer fetched when the generation was `generation`, unless an entry
+    /// was dropped since (then the next read asks again).
+    fn put(&self, name: &str, secret: Arc<Secret>, generation: u64) -> Result<()> {
         let mut entries = self.entries.write().map_err(|_| poisoned())?;
+        if self.generation.load(Ordering::SeqCst) != generation {
+            return Ok(());
+        }
         if entries.len() >= self.options.max_entries && !entries.contains_key(name) {
             let oldest = entries.iter().min_by_key(|(_, e)| e.fetched).map(|(n, _)| n.clone());
             if let Some(oldest) = oldest {

@@ -91,12 +91,14 @@ impl SecretAttributes {
                 ),
             ));
         }
-        if let (Some(nb), Some(exp)) = (self.not_before, self.expires)
-            && exp <= nb
-        {
-            return Err(Error::invalid(InvalidReason::Parameter, "expires must be after not-before"));
-        }
-        Ok(())
+        crate::attributes::check_times(self.not_before, self.expires)
+    }
+
+    /// The times to the whole second, as every metadata store keeps them.
+    fn truncated(mut self) -> Self {
+        self.not_before = self.not_before.map(whole_seconds);
+        self.expires = self.expires.map(whole_seconds);
+        self
     }
 
     /// Whether the version may be read at `now`; why not if not.
@@ -152,6 +154,7 @@ impl SecretDescription {
 /// the value is wiped when dropped.
 pub struct Secret {
     properties: SecretProperties,
+    id: [u8; 16],
     value: SecretVec,
 }
 
@@ -169,6 +172,12 @@ impl Secret {
     /// The metadata and the value, which the caller now owns (wiped when dropped).
     pub fn into_parts(self) -> (SecretProperties, SecretVec) {
         (self.properties, self.value)
+    }
+
+    /// The version's random id (tells a version from one of the same number after the
+    /// name was purged and set again).
+    pub(crate) fn id(&self) -> &[u8; 16] {
+        &self.id
     }
 }
 
@@ -221,6 +230,10 @@ pub struct SecretDue {
 #[derive(Clone)]
 pub(crate) struct StoredVersion {
     pub(crate) props: SecretProperties,
+    /// Random per version, in the record and the sealing context: a name purged and set
+    /// again has versions with the same numbers but other ids, so neither an old sealed
+    /// value nor a cached value passes for the new one.
+    pub(crate) id: [u8; 16],
     pub(crate) sealed: Vec<u8>,
 }
 
@@ -277,6 +290,7 @@ impl SecretDoc {
             .map(|v| {
                 let mut e = version_json(&v.props);
                 if let Some(m) = e.as_object_mut() {
+                    m.insert("id".into(), json!(crate::lifecycle::to_hex(&v.id)));
                     m.insert("sealed".into(), json!(Base64::encode_string(&v.sealed)));
                 }
                 e
@@ -307,7 +321,13 @@ impl SecretDoc {
                 .and_then(Value::as_str)
                 .and_then(|s| Base64::decode_vec(s).ok())
                 .ok_or_else(|| bad("sealed value"))?;
-            versions.push(StoredVersion { props: props_from_json(name, e)?, sealed });
+            let id = e
+                .get("id")
+                .and_then(Value::as_str)
+                .and_then(crate::lifecycle::from_hex)
+                .and_then(|b| <[u8; 16]>::try_from(b).ok())
+                .ok_or_else(|| bad("id"))?;
+            versions.push(StoredVersion { props: props_from_json(name, e)?, id, sealed });
         }
         versions.sort_by_key(|v| v.props.version);
         Ok(SecretDoc { name: name.to_owned(), state, versions })
@@ -395,12 +415,19 @@ fn denied(name: &str, reason: Denied) -> Error {
 
 /// The encryption context a version's value is sealed with: it names the secret and the
 /// version, so a sealed value copied elsewhere does not open.
-fn context(name: &str, version: u32) -> EncryptionContext {
+fn context(name: &str, version: u32, id: &[u8; 16]) -> EncryptionContext {
     EncryptionContext::from([
         ("hsmkit".to_owned(), "secret".to_owned()),
         ("name".to_owned(), name.to_owned()),
         ("version".to_owned(), version.to_string()),
+        ("id".to_owned(), crate::lifecycle::to_hex(id)),
     ])
+}
+
+fn new_version_id(store: &Store) -> Result<[u8; 16]> {
+    let mut id = [0u8; 16];
+    store.ctx.crypto.fill_random(&mut id)?;
+    Ok(id)
 }
 
 /// Opens sealed values with the secrets KEK and no other key: a value sealed to some
@@ -496,14 +523,20 @@ impl Store {
                     )
                 })?;
                 let now = whole_seconds(self.ctx.now());
-                let mut attributes = attributes.clone();
+                let mut attributes = attributes.clone().truncated();
                 if attributes.expires.is_none()
                     && let Some(after) = doc.state.rotation.and_then(|p| p.expires_after)
                 {
-                    attributes.expires = now.checked_add(after);
+                    attributes.expires = Some(now.checked_add(after).ok_or_else(|| {
+                        Error::invalid(
+                            InvalidReason::Parameter,
+                            "the rotation policy's expires_after is too long",
+                        )
+                    })?);
                 }
                 attributes.validate()?;
-                let sealed = sealer.clone().with_context(context(name, version))?.seal(value)?;
+                let id = new_version_id(self)?;
+                let sealed = sealer.clone().with_context(context(name, version, &id))?.seal(value)?;
                 let props = SecretProperties {
                     name: name.to_owned(),
                     version,
@@ -512,7 +545,7 @@ impl Store {
                     updated: now,
                 };
                 let mut raced = false;
-                let new = StoredVersion { props: props.clone(), sealed };
+                let new = StoredVersion { props: props.clone(), id, sealed };
                 let r = self.modify_secret(name, &mut |d| {
                     let mut d = d.unwrap_or_else(|| SecretDoc::new(name));
                     if d.state.deleted.is_some() {
@@ -570,17 +603,30 @@ impl Store {
             // The context is built from what was asked for, not from the record: a sealed
             // value moved onto another name or version does not open.
             let want = version.unwrap_or(v.props.version);
-            let value =
-                Opener::new(&SecretsKeyring(self)).with_context(context(name, want)).open(&v.sealed)?;
-            Ok(Secret { properties: v.props.clone(), value })
+            let value = self.open_secret_value(name, want, &v.id, &v.sealed)?;
+            Ok(Secret { properties: v.props.clone(), id: v.id, value })
         })();
         self.secret_event(name, shown, "get", &r);
         r
     }
 
-    /// Opens a sealed value with the context of `name` at `version`.
-    pub(crate) fn open_secret_value(&self, name: &str, version: u32, sealed: &[u8]) -> Result<SecretVec> {
-        Opener::new(&SecretsKeyring(self)).with_context(context(name, version)).open(sealed)
+    /// Opens a sealed value with the context of `name` at `version` (with its id).
+    pub(crate) fn open_secret_value(
+        &self,
+        name: &str,
+        version: u32,
+        id: &[u8; 16],
+        sealed: &[u8],
+    ) -> Result<SecretVec> {
+        Opener::new(&SecretsKeyring(self)).with_context(context(name, version, id)).open(sealed)
+    }
+
+    /// The current version's metadata and id, without opening its value (the cache's
+    /// version check).
+    pub(crate) fn current_secret_version(&self, name: &str) -> Result<(SecretProperties, [u8; 16])> {
+        let doc = self.live_secret(name)?;
+        let v = doc.versions.last().ok_or_else(|| not_found(name))?;
+        Ok((v.props.clone(), v.id))
     }
 
     /// A live secret's record, for a backup.
@@ -598,6 +644,12 @@ impl Store {
         versions: Vec<(Value, zeroize::Zeroizing<Vec<u8>>)>,
     ) -> Result<SecretDescription> {
         check_name(name)?;
+        if versions.is_empty() {
+            return Err(Error::invalid(
+                InvalidReason::Malformed,
+                "not an hsmkit backup: a secret without versions",
+            ));
+        }
         let mut state = state_from_json(state)?;
         state.deleted = None;
         let _writer = self.writers.lock(name);
@@ -614,14 +666,16 @@ impl Store {
             })?;
             check_value(&value)?;
             props.attributes.validate()?;
-            if doc.version(props.version).is_some() {
+            if props.version == 0 || doc.version(props.version).is_some() {
                 return Err(Error::invalid(
                     InvalidReason::Malformed,
                     "not an hsmkit backup: a version twice",
                 ));
             }
-            let sealed = sealer.clone().with_context(context(name, props.version))?.seal(&value)?;
-            doc.versions.push(StoredVersion { props, sealed });
+            // A restored version is a new incarnation: a new id.
+            let id = new_version_id(self)?;
+            let sealed = sealer.clone().with_context(context(name, props.version, &id))?.seal(&value)?;
+            doc.versions.push(StoredVersion { props, id, sealed });
         }
         doc.versions.sort_by_key(|v| v.props.version);
         let out = doc.describe();
@@ -701,6 +755,7 @@ impl Store {
                 if let Some(tags) = &update.tags {
                     a.tags.clone_from(tags);
                 }
+                *a = a.clone().truncated();
                 a.validate()?;
                 v.props.updated = now;
                 out = Some(v.props.clone());
@@ -757,9 +812,9 @@ impl Store {
                 };
                 let expiring = a.expires.filter(|exp| horizon.is_none_or(|h| *exp <= h)).map(|exp| {
                     if exp <= now {
-                        format!("expired at {}", humantime::format_rfc3339_seconds(exp))
+                        format!("expired at {}", crate::report::rfc3339(exp))
                     } else {
-                        format!("expires at {}", humantime::format_rfc3339_seconds(exp))
+                        format!("expires at {}", crate::report::rfc3339(exp))
                     }
                 });
                 if let Some(reason) = policy.or(expiring) {
@@ -884,6 +939,7 @@ mod tests {
                 created: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
                 updated: UNIX_EPOCH + Duration::from_secs(1_800_000_001),
             },
+            id: [9; 16],
             sealed: vec![1, 2, 3],
         });
         let back = SecretDoc::from_json("s", &doc.to_json()).expect("parses");
@@ -903,6 +959,7 @@ mod tests {
                 created: UNIX_EPOCH,
                 updated: UNIX_EPOCH,
             },
+            id: [0; 16],
             value: {
                 let mut v = SecretVec::new();
                 v.extend_from_slice(b"canary-7f3a");

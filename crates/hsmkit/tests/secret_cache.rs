@@ -244,3 +244,67 @@ fn bounded_size_and_refused_options() {
     assert_eq!(SecretCache::with_options(r.store.clone(), bad).unwrap_err().kind(), ErrorKind::InvalidInput);
     assert!(!format!("{:?}", r.cache).contains('a'.to_string().repeat(2).as_str()));
 }
+
+/// A store on a hand-moved wall clock, its cache on a hand-moved monotonic one.
+fn clocked() -> (Store, SecretCache, Arc<AtomicU64>, Arc<AtomicU64>, Arc<Flaky>) {
+    let backend: Arc<dyn Backend> = Arc::new(hsmkit_soft::SoftBackend::new());
+    let meta = Arc::new(Flaky {
+        inner: backend.metadata(),
+        down: AtomicBool::new(false),
+        record_reads: AtomicUsize::new(0),
+    });
+    let wall = Arc::new(AtomicU64::new(0));
+    let w = wall.clone();
+    let start = std::time::SystemTime::now();
+    let store = Store::with_metadata(backend, meta.clone())
+        .with_clock(move || start + Duration::from_secs(w.load(Ordering::SeqCst)));
+    let mono = Arc::new(AtomicU64::new(0));
+    let m = mono.clone();
+    let base = Instant::now();
+    let cache = SecretCache::with_options(store.clone(), OPTIONS)
+        .unwrap()
+        .with_monotonic_clock(move || base + Duration::from_secs(m.load(Ordering::SeqCst)));
+    (store, cache, wall, mono, meta)
+}
+
+#[test]
+fn an_expired_cached_version_gives_way_to_a_valid_newer_one() {
+    let (store, cache, wall, _mono, _meta) = clocked();
+    let soon = std::time::SystemTime::now() + Duration::from_secs(3);
+    store
+        .set_secret("s", b"one", SecretAttributes { expires: Some(soon), ..SecretAttributes::default() })
+        .unwrap();
+    assert_eq!(cache.get("s").unwrap().value(), b"one");
+    store.set_secret("s", b"two", SecretAttributes::default()).unwrap();
+    wall.store(10, Ordering::SeqCst); // version 1 has expired; the cache's TTL has not ended
+    assert_eq!(cache.get("s").unwrap().value(), b"two");
+}
+
+#[test]
+fn a_stale_value_is_never_served_past_its_expiry() {
+    let (store, cache, wall, mono, meta) = clocked();
+    let soon = std::time::SystemTime::now() + Duration::from_secs(100);
+    store
+        .set_secret("s", b"one", SecretAttributes { expires: Some(soon), ..SecretAttributes::default() })
+        .unwrap();
+    cache.get("s").unwrap();
+    meta.down.store(true, Ordering::SeqCst);
+    mono.store(61, Ordering::SeqCst);
+    assert_eq!(cache.get("s").unwrap().value(), b"one", "stale while the store is down");
+    wall.store(200, Ordering::SeqCst);
+    assert_eq!(cache.get("s").unwrap_err().kind(), ErrorKind::PermissionDenied, "expired, down or not");
+}
+
+#[test]
+fn a_name_purged_and_set_again_is_a_new_secret_to_the_cache() {
+    let (store, cache, _wall, mono, _meta) = clocked();
+    store.set_secret("s", b"old", SecretAttributes::default()).unwrap();
+    assert_eq!(cache.get("s").unwrap().value(), b"old");
+    // Within the same second (the store's clock stands still): same name, same version
+    // number, same times; only the version id differs.
+    store.delete_secret("s").unwrap();
+    store.purge_deleted_secret("s").unwrap();
+    store.set_secret("s", b"new", SecretAttributes::default()).unwrap();
+    mono.store(61, Ordering::SeqCst);
+    assert_eq!(cache.get("s").unwrap().value(), b"new");
+}

@@ -173,6 +173,16 @@ pub fn secret_attributes_and_limits(store: &Store) {
         ..SecretAttributes::default()
     };
     expect_kind(store.set_secret("big", b"x", reversed), ErrorKind::InvalidInput);
+    // Times RFC 3339 cannot write are refused (for keys too), never stored to panic later.
+    let epoch = std::time::UNIX_EPOCH;
+    for t in [epoch - Duration::from_secs(1), epoch + Duration::from_secs(253_402_300_800)] {
+        let a = SecretAttributes { expires: Some(t), ..SecretAttributes::default() };
+        expect_kind(store.set_secret("big", b"x", a), ErrorKind::InvalidInput);
+        let k = hsmkit::KeyAttributes { expires: Some(t), ..hsmkit::KeyAttributes::default() };
+        expect_kind(store.create_key("timed", KeySpec::P256, k), ErrorKind::InvalidInput);
+        let u = SecretUpdate { not_before: Some(Some(t)), ..SecretUpdate::default() };
+        expect_kind(store.update_secret("big", 1, &u), ErrorKind::InvalidInput);
+    }
     assert_eq!(store.list_secret_versions("big").unwrap().len(), 1, "refused sets add no version");
     for bad in ["", "has space", "dot.ted", "slash/ed", "ünï", &"a".repeat(128)] {
         expect_kind(store.set_secret(bad, b"x", SecretAttributes::default()), ErrorKind::InvalidInput);
