@@ -652,6 +652,9 @@ struct FileDoc {
     keys: BTreeMap<String, KeyDescription>,
     settings: StoreSettings,
     records: BTreeMap<(RecordKind, String), Value>,
+    /// Record kinds this version does not know (written by a newer hsmkit): kept as they
+    /// are and written back, never dropped by a write of this version.
+    other_records: serde_json::Map<String, Value>,
 }
 
 impl FileMetadata {
@@ -701,16 +704,20 @@ impl FileMetadata {
             },
             keys: BTreeMap::new(),
             records: BTreeMap::new(),
+            other_records: serde_json::Map::new(),
         };
         if let Some(keys) = v.get("keys").and_then(Value::as_object) {
             for (name, k) in keys {
                 doc.keys.insert(name.clone(), doc_of(name, k)?);
             }
         }
-        let records = v.get("records");
-        for kind in RecordKind::ALL {
-            if let Some(of_kind) = records.and_then(|r| r.get(kind.name())).and_then(Value::as_object) {
-                for (name, r) in of_kind {
+        if let Some(records) = v.get("records").and_then(Value::as_object) {
+            for (kind_name, of_kind) in records {
+                let Some(kind) = RecordKind::ALL.iter().find(|k| k.name() == kind_name) else {
+                    doc.other_records.insert(kind_name.clone(), of_kind.clone());
+                    continue;
+                };
+                for (name, r) in of_kind.as_object().into_iter().flatten() {
                     doc.records.insert((*kind, name.clone()), r.clone());
                 }
             }
@@ -721,7 +728,7 @@ impl FileMetadata {
     fn store(&self, s: &Session, doc: &FileDoc) -> OpResult<Vec<u8>> {
         let keys: serde_json::Map<String, Value> =
             doc.keys.iter().map(|(k, d)| (k.clone(), d.to_json())).collect();
-        let mut records = serde_json::Map::new();
+        let mut records = doc.other_records.clone();
         for ((kind, name), r) in &doc.records {
             let of_kind = records.entry(kind.name()).or_insert_with(|| json!({}));
             if let Some(m) = of_kind.as_object_mut() {

@@ -38,6 +38,9 @@ use crate::store::{Store, StoreKeyRole, validate_name};
 /// `wrapKey`/`unwrapKey` (RSA-2048 where the backend has no AES key wrap).
 pub const BACKUP_KEY_NAME: &str = "hsmkit-backup";
 
+/// The store's own keys, never backed up or restored.
+const OWN_KEYS: [&str; 3] = [BACKUP_KEY_NAME, crate::secrets::SECRETS_KEK_NAME, crate::audit::AUDIT_KEY_NAME];
+
 /// What a backup holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Object {
@@ -145,6 +148,79 @@ fn decode_material(kind: &str, der: &[u8]) -> Result<KeyMaterial> {
 }
 
 impl Store {
+    /// Makes every version's objects, then records them all in one metadata write: a
+    /// restore that fails (or a process killed) part way records nothing, and the objects
+    /// made are destroyed (or, after a kill, left unreferenced, as for a failed create).
+    fn restore_key_versions(
+        &self,
+        name: &str,
+        d: &KeyDescription,
+        material: &BTreeMap<String, MaterialPlain>,
+    ) -> Result<KeyDescription> {
+        let mut made: Vec<crate::backend::KeyInfo> = Vec::with_capacity(d.versions.len());
+        let r = (|| {
+            for (i, info) in d.versions.iter().enumerate() {
+                if usize::try_from(info.version).ok() != i.checked_add(1) {
+                    return Err(malformed("versions are not 1, 2, 3, ..."));
+                }
+                let m =
+                    material.get(&info.version.to_string()).ok_or_else(|| malformed("missing material"))?;
+                let der = unb64_wiped(&m.b64)?;
+                let mat = decode_material(&m.kind, &der)?;
+                if mat.spec()? != info.spec {
+                    return Err(malformed("material of another key type"));
+                }
+                let attributes = self.check_import_pub(&mat, info.attributes.clone())?;
+                let mut id = [0u8; 16];
+                self.ctx.crypto.fill_random(&mut id)?;
+                let req = crate::backend::NewKey {
+                    name,
+                    version: info.version,
+                    attributes: &attributes,
+                    created: info.created,
+                    object_id: id,
+                };
+                let key = self.backend.import(&req, mat)?;
+                let mut made_info = key.info().clone();
+                made.push(made_info.clone());
+                if !made_info.spec.key_type().is_secret() {
+                    made_info.binding.public_sha256 =
+                        Some(crate::backend::KeyBinding::fingerprint(self.ctx.crypto, &key.public_key()?)?);
+                }
+                made_info.updated = info.updated;
+                if let Some(last) = made.last_mut() {
+                    *last = made_info;
+                }
+            }
+            let versions = made.clone();
+            self.meta.modify(name, &mut |doc| {
+                if doc.is_some() {
+                    return Err(Error::AlreadyExists { name: name.to_owned() });
+                }
+                let mut state = crate::lifecycle::KeyState::default();
+                state.rotation = d.state.rotation;
+                Ok(Some(KeyDescription { name: name.to_owned(), state, versions: versions.clone() }))
+            })?;
+            self.meta.read(name)?.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })
+        })();
+        if r.is_err() {
+            let recorded = self.meta.read(name).ok().flatten().is_some_and(|doc| {
+                made.iter().all(|m| {
+                    doc.version(m.version).is_some_and(|v| v.binding.object_id == m.binding.object_id)
+                })
+            });
+            if !recorded {
+                for info in &made {
+                    if let Err(e) = self.backend.destroy(info) {
+                        tracing::warn!(target: "hsmkit::store", key = %name, version = info.version, error = %e,
+                            "could not destroy the objects of a version that was not restored");
+                    }
+                }
+            }
+        }
+        r
+    }
+
     fn backup_event<T>(&self, object: Object, name: &str, op: &str, r: &Result<T>) {
         self.ctx.emit_object(object.name(), name, None, op, None, r);
     }
@@ -312,49 +388,11 @@ impl Store {
             if p.format != 1 || d.name != name || d.versions.is_empty() {
                 return Err(malformed("bad contents"));
             }
-            self.check_free_name(&name)?;
-            let mut restored = false;
-            let r = (|| {
-                for info in &d.versions {
-                    let m = p
-                        .material
-                        .get(&info.version.to_string())
-                        .ok_or_else(|| malformed("missing material"))?;
-                    let der = unb64_wiped(&m.b64)?;
-                    let material = decode_material(&m.kind, &der)?;
-                    let key = if restored {
-                        self.import_key_version(&name, material, info.attributes.clone())?
-                    } else {
-                        self.import_key(&name, material, info.attributes.clone())?
-                    };
-                    restored = true;
-                    if key.version() != info.version {
-                        return Err(malformed("versions are not consecutive"));
-                    }
-                }
-                // Times and state as they were backed up; bindings as just made.
-                self.meta.modify(&name, &mut |doc| {
-                    let mut doc = doc.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
-                    for v in &mut doc.versions {
-                        if let Some(old) = d.version(v.version) {
-                            v.created = old.created;
-                            v.updated = old.updated;
-                        }
-                    }
-                    doc.state.rotation = d.state.rotation;
-                    Ok(Some(doc))
-                })?;
-                self.describe_key(&name)
-            })();
-            if r.is_err() && restored {
-                // All or nothing: what was imported goes (purge protection does not apply
-                // to a key that never finished restoring).
-                if let Err(e) = self.purge_unchecked(&name) {
-                    tracing::warn!(target: "hsmkit::store", key = %name, error = %e,
-                        "could not remove a partly restored key");
-                }
+            if OWN_KEYS.contains(&name.as_str()) {
+                return Err(malformed("the store's own keys are not restored"));
             }
-            r
+            self.check_free_name(&name)?;
+            self.restore_key_versions(&name, &d, &p.material)
         })();
         self.backup_event(Object::Key, &shown, "restore", &r);
         r

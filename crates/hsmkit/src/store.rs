@@ -544,16 +544,19 @@ impl Store {
         free(name, self.describe_any(name)?.as_ref())
     }
 
+    /// [`check_import`](Self::check_import) for a restore.
+    pub(crate) fn check_import_pub(
+        &self,
+        material: &KeyMaterial,
+        attributes: KeyAttributes,
+    ) -> Result<KeyAttributes> {
+        self.check_import(material, attributes)
+    }
+
     /// [`check_free`](Self::check_free) for a restore.
     pub(crate) fn check_free_name(&self, name: &str) -> Result<()> {
         validate_name(name)?;
         self.check_free(name)
-    }
-
-    /// Removes a key and its objects without the purge-protection check: for a key that
-    /// never finished restoring.
-    pub(crate) fn purge_unchecked(&self, name: &str) -> Result<()> {
-        self.purge(name, &mut |_| Ok(()))
     }
 
     /// A key's description whether deleted or not.
