@@ -18,16 +18,21 @@ def python_blocks() -> list:
 
 def test_quickstart_runs(capsys: pytest.CaptureFixture) -> None:
     blocks = python_blocks()
-    assert len(blocks) == 2
-    exec(compile(blocks[0], "README.md", "exec"), {})
+    assert len(blocks) == 3
+    scope: dict = {}
+    exec(compile(blocks[0], "README.md", "exec"), scope)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "signer/1 ec P-256 ['sign', 'verify']"
     assert out[1] == "P-256 -----BEGIN PUBLIC KEY-----"
     assert "disabled" in out[2]
     assert out[3] == "['kek', 'rsa', 'signer']"
+    # The secrets block continues with the quickstart's store.
+    exec(compile(blocks[1], "README.md", "exec"), scope)
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["<Secret db-password/1 content_type='text/plain' value=<7 bytes, redacted>>"]
 
 
 def test_fixture_example(softhsm_store) -> None:  # type: ignore[no-untyped-def]
     scope: dict = {}
-    exec(compile(python_blocks()[1], "README.md", "exec"), scope)
+    exec(compile(python_blocks()[2], "README.md", "exec"), scope)
     scope["test_my_signer"](softhsm_store)
