@@ -286,9 +286,13 @@ mod tests {
 
     #[test]
     fn metadata_attribute_is_accepted() {
-        let u = Pkcs11Uri::parse("pkcs11:token=t?module-path=/m.so&metadata=file:/var/lib/meta.json").unwrap();
+        let u =
+            Pkcs11Uri::parse("pkcs11:token=t?module-path=/m.so&metadata=file:/var/lib/meta.json").unwrap();
         assert_eq!(u.metadata, MetadataChoice::File(PathBuf::from("/var/lib/meta.json")));
-        assert_eq!(Pkcs11Uri::parse("pkcs11:token=t?metadata=token").unwrap().metadata, MetadataChoice::Token);
+        assert_eq!(
+            Pkcs11Uri::parse("pkcs11:token=t?metadata=token").unwrap().metadata,
+            MetadataChoice::Token
+        );
         assert_eq!(Pkcs11Uri::parse("pkcs11:token=t").unwrap().metadata, MetadataChoice::Auto);
         assert!(Pkcs11Uri::parse("pkcs11:token=t?metadata=file:").is_err());
         assert!(Pkcs11Uri::parse("pkcs11:token=t?metadata=elsewhere").is_err());
