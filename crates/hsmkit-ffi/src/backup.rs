@@ -7,7 +7,7 @@
 
 use std::ffi::c_char;
 
-use crate::ffi::{OutBuf, bytes, cstr, handle, out_ptr, put_handle, put_opt};
+use crate::ffi::{OutHandle, bytes, put_opt, try_ref, try_ref_name_out};
 use crate::key::hsmkit_key;
 use crate::result::{Fail, guard, hsmkit_result};
 use crate::store::hsmkit_store;
@@ -38,12 +38,8 @@ pub unsafe extern "C" fn hsmkit_store_backup_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        out.put(&s.store.backup_secret(name)?)
+        let (s, name, out) = unsafe { try_ref_name_out(store, name, buf, cap, written) }?;
+        out.put(&s.backup_secret(name)?)
     })
 }
 
@@ -66,10 +62,10 @@ pub unsafe extern "C" fn hsmkit_store_restore_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
+        let s = unsafe { try_ref(store) }?;
         // SAFETY: as above.
         let backup = unsafe { bytes(backup, len, "backup") }?;
-        let d = s.store.restore_secret(backup)?;
+        let d = s.restore_secret(backup)?;
         // A backup always holds a version; 0 would mean it held none.
         // SAFETY: NULL or writable (the caller's contract).
         unsafe { put_opt(version, d.current().map_or(0, |c| c.version)) };
@@ -98,12 +94,8 @@ pub unsafe extern "C" fn hsmkit_store_backup_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        out.put(&s.store.backup_key(name)?)
+        let (s, name, out) = unsafe { try_ref_name_out(store, name, buf, cap, written) }?;
+        out.put(&s.backup_key(name)?)
     })
 }
 
@@ -126,17 +118,17 @@ pub unsafe extern "C" fn hsmkit_store_restore_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
+        let s = unsafe { try_ref(store) }?;
         // SAFETY: as above.
         let backup = unsafe { bytes(backup, len, "backup") }?;
-        out_ptr(out, "out")?;
-        let d = s.store.restore_key(backup)?;
+        // SAFETY: as above.
+        let out = unsafe { OutHandle::new(out) }?;
+        let d = s.restore_key(backup)?;
         let current = d.current().ok_or_else(|| {
             Fail::new(hsmkit_result::HSMKIT_ERR_NOT_FOUND, format!("key '{}' has no versions", d.name))
         })?;
-        let key = s.store.get_key_version(&d.name, current.version)?;
-        // SAFETY: checked non-NULL; writable by contract.
-        unsafe { put_handle(out, hsmkit_key { key }) };
+        let key = s.get_key_version(&d.name, current.version)?;
+        out.put(hsmkit_key { key });
         Ok(())
     })
 }

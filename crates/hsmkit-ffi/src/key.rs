@@ -4,12 +4,20 @@ use std::ffi::c_char;
 
 use hsmkit::{EncryptionAlgorithm, Key, KeyWrapAlgorithm, SignInput, SignatureAlgorithm, SignatureFormat};
 
-use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, out_ptr, put};
+use crate::ffi::{Castable, OutBuf, bytes, cstr, free_handle, handle, out_ptr, put, try_ref_out};
 use crate::result::{Fail, guard, hsmkit_result};
 
 /// An open key version. Thread-safe; independent of the store it came from.
 pub struct hsmkit_key {
     pub(crate) key: Key,
+}
+
+impl Castable for hsmkit_key {
+    type RustType = Key;
+    const ARG: &'static str = "key";
+    fn rust(&self) -> &Key {
+        &self.key
+    }
 }
 
 /// Sign/verify flag: `data` is a digest of the algorithm's hash, not the message.
@@ -47,9 +55,8 @@ pub unsafe extern "C" fn hsmkit_key_name(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let k = unsafe { handle(key, "key") }?;
-        // SAFETY: as above.
-        unsafe { OutBuf::new(buf, cap, written) }?.put_text(k.key.name())
+        let (k, out) = unsafe { try_ref_out(key, buf, cap, written) }?;
+        out.put_text(k.name())
     })
 }
 
@@ -84,10 +91,8 @@ pub unsafe extern "C" fn hsmkit_key_info(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let k = unsafe { handle(key, "key") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        out.put_text(&hsmkit::report::key_info(k.key.info()).to_string())
+        let (k, out) = unsafe { try_ref_out(key, buf, cap, written) }?;
+        out.put_json(&hsmkit::report::key_info(k.info()))
     })
 }
 

@@ -5,9 +5,11 @@ use std::time::{Duration, SystemTime};
 
 use hsmkit::report::{secret_description, secret_due, secret_properties};
 use hsmkit::{Secret, SecretAttributes, SecretUpdate};
-use serde_json::Value;
 
-use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, opt_cstr, out_ptr, put, put_handle, put_opt};
+use crate::ffi::{
+    Castable, OutHandle, bytes, free_handle, handle, opt_cstr, out_ptr, put, put_opt, try_ref, try_ref_name,
+    try_ref_name_out, try_ref_out,
+};
 use crate::result::{Fail, guard, hsmkit_result};
 use crate::store::{enabled, hsmkit_store, rotation_policy, time};
 
@@ -15,6 +17,14 @@ use crate::store::{enabled, hsmkit_store, rotation_policy, time};
 /// from. The value is wiped when the handle is freed.
 pub struct hsmkit_secret {
     secret: Secret,
+}
+
+impl Castable for hsmkit_secret {
+    type RustType = Secret;
+    const ARG: &'static str = "secret";
+    fn rust(&self) -> &Secret {
+        &self.secret
+    }
 }
 
 /// `hsmkit_store_set_secret` flag: the new version starts disabled.
@@ -69,9 +79,7 @@ pub unsafe extern "C" fn hsmkit_store_set_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
         let value = unsafe { bytes(value, len, "value") }?;
         // SAFETY: as above.
@@ -86,7 +94,7 @@ pub unsafe extern "C" fn hsmkit_store_set_secret(
             content_type: content_type_of(ct),
             ..SecretAttributes::default()
         };
-        let p = s.store.set_secret(name, value, attributes)?;
+        let p = s.set_secret(name, value, attributes)?;
         // SAFETY: NULL or writable (the caller's contract).
         unsafe { put_opt(version, p.version) };
         Ok(())
@@ -108,16 +116,14 @@ pub unsafe extern "C" fn hsmkit_store_get_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        out_ptr(out, "out")?;
+        let out = unsafe { OutHandle::new(out) }?;
         let secret = match version {
-            0 => s.store.get_secret(name)?,
-            v => s.store.get_secret_version(name, v)?,
+            0 => s.get_secret(name)?,
+            v => s.get_secret_version(name, v)?,
         };
-        // SAFETY: checked non-NULL; writable by contract.
-        unsafe { put_handle(out, hsmkit_secret { secret }) };
+        out.put(hsmkit_secret { secret });
         Ok(())
     })
 }
@@ -136,11 +142,8 @@ pub unsafe extern "C" fn hsmkit_store_list_secrets(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let text: String = s.store.list_secrets()?.into_iter().map(|p| p.name + "\n").collect();
-        out.put_text(&text)
+        let (s, out) = unsafe { try_ref_out(store, buf, cap, written) }?;
+        out.put_lines(s.list_secrets()?.into_iter().map(|p| p.name))
     })
 }
 
@@ -159,14 +162,8 @@ pub unsafe extern "C" fn hsmkit_store_list_secret_versions(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let versions: Vec<Value> =
-            s.store.list_secret_versions(name)?.iter().map(secret_properties).collect();
-        out.put_text(&Value::Array(versions).to_string())
+        let (s, name, out) = unsafe { try_ref_name_out(store, name, buf, cap, written) }?;
+        out.put_json_array(&s.list_secret_versions(name)?, secret_properties)
     })
 }
 
@@ -185,9 +182,7 @@ pub unsafe extern "C" fn hsmkit_store_update_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
         let u = unsafe { handle(update, "update") }?;
         // SAFETY: as above.
@@ -202,14 +197,14 @@ pub unsafe extern "C" fn hsmkit_store_update_secret(
         let v = match version {
             0 => {
                 // The newest version's number, without reading (or needing to read) a value.
-                let versions = s.store.list_secret_versions(name)?;
+                let versions = s.list_secret_versions(name)?;
                 versions.last().map(|p| p.version).ok_or_else(|| {
                     Fail::new(hsmkit_result::HSMKIT_ERR_NOT_FOUND, format!("secret '{name}' has no versions"))
                 })?
             }
             v => v,
         };
-        s.store.update_secret(name, v, &update)?;
+        s.update_secret(name, v, &update)?;
         Ok(())
     })
 }
@@ -226,9 +221,8 @@ pub unsafe extern "C" fn hsmkit_store_delete_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        s.store.delete_secret(unsafe { cstr(name, "name") }?)?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
+        s.delete_secret(name)?;
         Ok(())
     })
 }
@@ -246,9 +240,8 @@ pub unsafe extern "C" fn hsmkit_store_recover_deleted_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let p = s.store.recover_deleted_secret(unsafe { cstr(name, "name") }?)?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
+        let p = s.recover_deleted_secret(name)?;
         // SAFETY: NULL or writable (the caller's contract).
         unsafe { put_opt(version, p.version) };
         Ok(())
@@ -267,9 +260,8 @@ pub unsafe extern "C" fn hsmkit_store_purge_deleted_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        s.store.purge_deleted_secret(unsafe { cstr(name, "name") }?)?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
+        s.purge_deleted_secret(name)?;
         Ok(())
     })
 }
@@ -292,12 +284,8 @@ pub unsafe extern "C" fn hsmkit_store_describe_secret(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        out.put_text(&secret_description(&s.store.describe_secret(name)?).to_string())
+        let (s, name, out) = unsafe { try_ref_name_out(store, name, buf, cap, written) }?;
+        out.put_json(&secret_description(&s.describe_secret(name)?))
     })
 }
 
@@ -315,11 +303,8 @@ pub unsafe extern "C" fn hsmkit_store_list_deleted_secrets(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let deleted: Vec<Value> = s.store.list_deleted_secrets()?.iter().map(secret_description).collect();
-        out.put_text(&Value::Array(deleted).to_string())
+        let (s, out) = unsafe { try_ref_out(store, buf, cap, written) }?;
+        out.put_json_array(&s.list_deleted_secrets()?, secret_description)
     })
 }
 
@@ -340,12 +325,8 @@ pub unsafe extern "C" fn hsmkit_store_secrets_due(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let due: Vec<Value> =
-            s.store.secrets_due(Duration::from_secs(within_secs))?.iter().map(secret_due).collect();
-        out.put_text(&Value::Array(due).to_string())
+        let (s, out) = unsafe { try_ref_out(store, buf, cap, written) }?;
+        out.put_json_array(&s.secrets_due(Duration::from_secs(within_secs))?, secret_due)
     })
 }
 
@@ -367,11 +348,9 @@ pub unsafe extern "C" fn hsmkit_store_set_secret_rotation_policy(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         let policy = rotation_policy(rotate_after_secs, rotate_before_expiry_secs, expires_after_secs);
-        s.store.set_secret_rotation_policy(name, policy)?;
+        s.set_secret_rotation_policy(name, policy)?;
         Ok(())
     })
 }
@@ -400,9 +379,8 @@ pub unsafe extern "C" fn hsmkit_secret_value(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(secret, "secret") }?;
-        // SAFETY: as above.
-        unsafe { OutBuf::new(buf, cap, written) }?.put(s.secret.value())
+        let (s, out) = unsafe { try_ref_out(secret, buf, cap, written) }?;
+        out.put(s.value())
     })
 }
 
@@ -419,9 +397,8 @@ pub unsafe extern "C" fn hsmkit_secret_name(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(secret, "secret") }?;
-        // SAFETY: as above.
-        unsafe { OutBuf::new(buf, cap, written) }?.put_text(&s.secret.properties().name)
+        let (s, out) = unsafe { try_ref_out(secret, buf, cap, written) }?;
+        out.put_text(&s.properties().name)
     })
 }
 
@@ -436,10 +413,10 @@ pub unsafe extern "C" fn hsmkit_secret_version(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(secret, "secret") }?;
+        let s = unsafe { try_ref(secret) }?;
         out_ptr(version, "version")?;
         // SAFETY: checked non-NULL; writable by contract.
-        unsafe { put(version, s.secret.properties().version) };
+        unsafe { put(version, s.properties().version) };
         Ok(())
     })
 }
@@ -457,10 +434,8 @@ pub unsafe extern "C" fn hsmkit_secret_content_type(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(secret, "secret") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        out.put_text(s.secret.properties().attributes.content_type.as_deref().unwrap_or(""))
+        let (s, out) = unsafe { try_ref_out(secret, buf, cap, written) }?;
+        out.put_text(s.properties().attributes.content_type.as_deref().unwrap_or(""))
     })
 }
 
@@ -479,9 +454,7 @@ pub unsafe extern "C" fn hsmkit_secret_info(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(secret, "secret") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        out.put_text(&secret_properties(s.secret.properties()).to_string())
+        let (s, out) = unsafe { try_ref_out(secret, buf, cap, written) }?;
+        out.put_json(&secret_properties(s.properties()))
     })
 }

@@ -6,7 +6,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use hsmkit::{KeyAttributes, KeyMaterial, KeyOps, KeySpec, KeyUpdate, RotationPolicy, Store};
 use hsmkit_open::OpenOptions;
 
-use crate::ffi::{OutBuf, bytes, cstr, free_handle, handle, opt_cstr, out_ptr, put, put_handle};
+use crate::ffi::{
+    Castable, OutHandle, bytes, cstr, free_handle, handle, opt_cstr, out_ptr, put, try_ref, try_ref_name,
+    try_ref_name_out, try_ref_out,
+};
 use crate::key::hsmkit_key;
 use crate::result::{Fail, guard, hsmkit_result};
 
@@ -21,6 +24,14 @@ pub struct hsmkit_store {
     pub(crate) store: Store,
 }
 
+impl Castable for hsmkit_store {
+    type RustType = Store;
+    const ARG: &'static str = "store";
+    fn rust(&self) -> &Store {
+        &self.store
+    }
+}
+
 /// Creates empty options.
 ///
 /// # Safety
@@ -28,9 +39,8 @@ pub struct hsmkit_store {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn hsmkit_open_options_new(out: *mut *mut hsmkit_open_options) -> hsmkit_result {
     guard(|| {
-        out_ptr(out, "out")?;
-        // SAFETY: checked non-NULL; the caller guarantees it is writable.
-        unsafe { put_handle(out, hsmkit_open_options { opts: OpenOptions::new() }) };
+        // SAFETY: the caller's contract.
+        unsafe { OutHandle::new(out) }?.put(hsmkit_open_options { opts: OpenOptions::new() });
         Ok(())
     })
 }
@@ -135,10 +145,9 @@ pub unsafe extern "C" fn hsmkit_store_open(
         let uri = unsafe { cstr(uri, "uri") }?;
         // SAFETY: the caller's contract.
         let opts = unsafe { options.as_ref() }.map(|o| o.opts.clone()).unwrap_or_default();
-        out_ptr(out, "out")?;
-        let store = hsmkit_open::open(uri, &opts)?;
-        // SAFETY: checked non-NULL; writable by contract.
-        unsafe { put_handle(out, hsmkit_store { store }) };
+        // SAFETY: the caller's contract.
+        let out = unsafe { OutHandle::new(out) }?;
+        out.put(hsmkit_store { store: hsmkit_open::open(uri, &opts)? });
         Ok(())
     })
 }
@@ -166,9 +175,8 @@ pub unsafe extern "C" fn hsmkit_store_backend_kind(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: the caller's contract.
-        unsafe { OutBuf::new(buf, cap, written) }?.put_text(s.store.backend_kind())
+        let (s, out) = unsafe { try_ref_out(store, buf, cap, written) }?;
+        out.put_text(s.backend_kind())
     })
 }
 
@@ -190,9 +198,8 @@ pub unsafe extern "C" fn hsmkit_store_capabilities(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: the caller's contract.
-        unsafe { OutBuf::new(buf, cap, written) }?.put_text(&s.store.capabilities().to_json().to_string())
+        let (s, out) = unsafe { try_ref_out(store, buf, cap, written) }?;
+        out.put_json(&s.capabilities().to_json())
     })
 }
 
@@ -211,11 +218,6 @@ fn attributes(ops: Option<&str>, flags: u32) -> Result<KeyAttributes, Fail> {
         exportable: flags & HSMKIT_KEY_EXPORTABLE != 0,
         ..KeyAttributes::default()
     })
-}
-
-fn new_key(out: *mut *mut hsmkit_key, key: hsmkit::Key) {
-    // SAFETY: every caller checked `out` with `out_ptr` first; writable by contract.
-    unsafe { put_handle(out, hsmkit_key { key }) }
 }
 
 /// Creates a key. `spec`: `"RSA-2048"`/`"RSA-3072"`/`"RSA-4096"`, `"EC-P-256"` (or
@@ -238,16 +240,15 @@ pub unsafe extern "C" fn hsmkit_store_create_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
         let spec: KeySpec = unsafe { cstr(spec, "spec") }?.parse()?;
         // SAFETY: as above.
         let ops = unsafe { opt_cstr(ops, "ops") }?;
-        out_ptr(out, "out")?;
-        let key = s.store.create_key(name, spec, attributes(ops, flags)?)?;
-        new_key(out, key);
+        // SAFETY: as above.
+        let out = unsafe { OutHandle::new(out) }?;
+        let key = s.create_key(name, spec, attributes(ops, flags)?)?;
+        out.put(hsmkit_key { key });
         Ok(())
     })
 }
@@ -270,17 +271,16 @@ pub unsafe extern "C" fn hsmkit_store_import_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
         let data = unsafe { bytes(data, len, "data") }?;
         // SAFETY: as above.
         let ops = unsafe { opt_cstr(ops, "ops") }?;
-        out_ptr(out, "out")?;
+        // SAFETY: as above.
+        let out = unsafe { OutHandle::new(out) }?;
         let material = KeyMaterial::from_bytes(data)?;
-        let key = s.store.import_key(name, material, attributes(ops, flags)?)?;
-        new_key(out, key);
+        let key = s.import_key(name, material, attributes(ops, flags)?)?;
+        out.put(hsmkit_key { key });
         Ok(())
     })
 }
@@ -298,15 +298,14 @@ pub unsafe extern "C" fn hsmkit_store_get_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        out_ptr(out, "out")?;
+        let out = unsafe { OutHandle::new(out) }?;
         let key = match version {
-            0 => s.store.get_key(name)?,
-            v => s.store.get_key_version(name, v)?,
+            0 => s.get_key(name)?,
+            v => s.get_key_version(name, v)?,
         };
-        new_key(out, key);
+        out.put(hsmkit_key { key });
         Ok(())
     })
 }
@@ -324,11 +323,8 @@ pub unsafe extern "C" fn hsmkit_store_list_keys(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let text: String = s.store.list_keys()?.into_iter().map(|i| i.name + "\n").collect();
-        out.put_text(&text)
+        let (s, out) = unsafe { try_ref_out(store, buf, cap, written) }?;
+        out.put_lines(s.list_keys()?.into_iter().map(|i| i.name))
     })
 }
 
@@ -348,18 +344,12 @@ pub unsafe extern "C" fn hsmkit_store_describe_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        // SAFETY: as above.
-        let out = unsafe { OutBuf::new(buf, cap, written) }?;
-        let d = match s.store.describe_key(name) {
-            Err(e) if e.kind() == hsmkit::ErrorKind::NotFound => {
-                s.store.get_deleted_key(name).map_err(|_| e)?
-            }
+        let (s, name, out) = unsafe { try_ref_name_out(store, name, buf, cap, written) }?;
+        let d = match s.describe_key(name) {
+            Err(e) if e.kind() == hsmkit::ErrorKind::NotFound => s.get_deleted_key(name).map_err(|_| e)?,
             r => r?,
         };
-        out.put_text(&hsmkit::report::key_description(&d).to_string())
+        out.put_json(&hsmkit::report::key_description(&d))
     })
 }
 
@@ -376,11 +366,10 @@ pub unsafe extern "C" fn hsmkit_store_rotate_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        out_ptr(out, "out")?;
-        new_key(out, s.store.rotate_key(name)?);
+        let out = unsafe { OutHandle::new(out) }?;
+        out.put(hsmkit_key { key: s.rotate_key(name)? });
         Ok(())
     })
 }
@@ -444,9 +433,7 @@ pub unsafe extern "C" fn hsmkit_store_update_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
         let u = unsafe { handle(update, "update") }?;
         // SAFETY: as above.
@@ -459,10 +446,10 @@ pub unsafe extern "C" fn hsmkit_store_update_key(
             tags: None,
         };
         let v = match version {
-            0 => s.store.get_key(name)?.version(),
+            0 => s.get_key(name)?.version(),
             v => v,
         };
-        s.store.update_key(name, v, &update)?;
+        s.update_key(name, v, &update)?;
         Ok(())
     })
 }
@@ -478,9 +465,8 @@ pub unsafe extern "C" fn hsmkit_store_delete_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        s.store.delete_key(unsafe { cstr(name, "name") }?)?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
+        s.delete_key(name)?;
         Ok(())
     })
 }
@@ -497,11 +483,10 @@ pub unsafe extern "C" fn hsmkit_store_recover_deleted_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
-        out_ptr(out, "out")?;
-        new_key(out, s.store.recover_deleted_key(name)?);
+        let out = unsafe { OutHandle::new(out) }?;
+        out.put(hsmkit_key { key: s.recover_deleted_key(name)? });
         Ok(())
     })
 }
@@ -518,9 +503,8 @@ pub unsafe extern "C" fn hsmkit_store_purge_deleted_key(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        s.store.purge_deleted_key(unsafe { cstr(name, "name") }?)?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
+        s.purge_deleted_key(name)?;
         Ok(())
     })
 }
@@ -539,11 +523,9 @@ pub unsafe extern "C" fn hsmkit_store_set_rotation_policy(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
-        // SAFETY: as above.
-        let name = unsafe { cstr(name, "name") }?;
+        let (s, name) = unsafe { try_ref_name(store, name) }?;
         let policy = rotation_policy(rotate_after_secs, rotate_before_expiry_secs, expires_after_secs);
-        s.store.set_rotation_policy(name, policy)?;
+        s.set_rotation_policy(name, policy)?;
         Ok(())
     })
 }
@@ -575,9 +557,9 @@ pub unsafe extern "C" fn hsmkit_store_rotate_due(
 ) -> hsmkit_result {
     guard(|| {
         // SAFETY: the caller's contract.
-        let s = unsafe { handle(store, "store") }?;
+        let s = unsafe { try_ref(store) }?;
         out_ptr(rotated, "rotated")?;
-        let results = s.store.rotate_due()?;
+        let results = s.rotate_due()?;
         let n = results.iter().filter(|r| r.result.is_ok()).count();
         // SAFETY: checked non-NULL; writable by contract.
         unsafe { put(rotated, n) };
