@@ -28,6 +28,14 @@ pub struct SecretCacheOptions {
     pub max_entries: usize,
 }
 
+impl SecretCacheOptions {
+    /// The defaults with another `ttl`, and `refresh_ahead` a fifth of it (so that any
+    /// positive TTL gives valid options).
+    pub fn with_ttl(ttl: Duration) -> Self {
+        SecretCacheOptions { ttl, refresh_ahead: ttl / 5, ..Self::default() }
+    }
+}
+
 impl Default for SecretCacheOptions {
     fn default() -> Self {
         SecretCacheOptions {

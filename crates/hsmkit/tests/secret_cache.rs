@@ -240,6 +240,12 @@ fn bounded_size_and_refused_options() {
     assert!(r.reads() > before);
     let bad = SecretCacheOptions { refresh_ahead: OPTIONS.ttl, ..OPTIONS };
     assert_eq!(SecretCache::with_options(r.store.clone(), bad).unwrap_err().kind(), ErrorKind::InvalidInput);
+    // Any positive TTL alone gives valid options (refresh ahead a fifth of it).
+    for ttl in [Duration::from_secs(1), Duration::from_secs(30), Duration::from_secs(3600)] {
+        let o = SecretCacheOptions::with_ttl(ttl);
+        assert_eq!((o.ttl, o.refresh_ahead), (ttl, ttl / 5));
+        SecretCache::with_options(r.store.clone(), o).unwrap();
+    }
     let bad = SecretCacheOptions { max_entries: 0, ..OPTIONS };
     assert_eq!(SecretCache::with_options(r.store.clone(), bad).unwrap_err().kind(), ErrorKind::InvalidInput);
     assert!(!format!("{:?}", r.cache).contains('a'.to_string().repeat(2).as_str()));
