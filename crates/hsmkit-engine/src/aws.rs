@@ -505,6 +505,16 @@ impl CryptoProvider for AwsLcProvider {
     fn fill_random(&self, buf: &mut [u8]) -> Result<()> {
         crate::RUSTCRYPTO.fill_random(buf)
     }
+
+    fn verify(
+        &self,
+        key: &hsmkit::PublicKey,
+        alg: hsmkit::SignatureAlgorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
+        crate::key::verify_public(crate::Engine::AwsLc, key, alg, message, signature)
+    }
 }
 
 impl Aes256GcmKey for AwsGcmKey {

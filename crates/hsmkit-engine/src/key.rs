@@ -115,6 +115,26 @@ macro_rules! dispatch {
     }};
 }
 
+/// Verifies with a public key no backend holds (see [`hsmkit::CryptoProvider::verify`]).
+pub(crate) fn verify_public(
+    choice: crate::Engine,
+    key: &PublicKey,
+    alg: SignatureAlgorithm,
+    message: &[u8],
+    signature: &[u8],
+) -> Result<()> {
+    if !alg.fits(key.spec()) {
+        return Err(hsmkit::Error::invalid(
+            hsmkit::InvalidReason::KeyMismatch,
+            format!("algorithm {alg} does not fit a {} public key", key.spec()),
+        ));
+    }
+    let loaded = Loaded::load(&KeyMaterial::Public(key.clone()), choice)?;
+    dispatch!(loaded, |a| a.verify(alg, message, signature), |e| crate::sign::verify(
+        e, alg, message, signature
+    ))
+}
+
 /// A key version whose operations an engine runs: every key of the software backend, and
 /// the public half of a token key (see [`crate::public_key_ops`]).
 pub struct EngineKey {

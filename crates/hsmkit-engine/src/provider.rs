@@ -108,6 +108,16 @@ impl CryptoProvider for RustCryptoProvider {
         getrandom::fill(buf)
             .map_err(|e| Error::backend(crate::KIND, "getrandom", format!("OS random source failed: {e}")))
     }
+
+    fn verify(
+        &self,
+        key: &hsmkit::PublicKey,
+        alg: hsmkit::SignatureAlgorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<()> {
+        crate::key::verify_public(crate::Engine::RustCrypto, key, alg, message, signature)
+    }
 }
 
 // `aes-gcm` is built with its `zeroize` feature: the key schedule is wiped on drop.

@@ -12,8 +12,9 @@ use std::fmt;
 
 use zeroize::Zeroizing;
 
-use crate::algorithm::HashAlg;
+use crate::algorithm::{HashAlg, SignatureAlgorithm};
 use crate::error::{Error, InvalidReason, Result};
+use crate::public::PublicKey;
 
 /// AES-256-GCM nonce length.
 pub const NONCE_LEN: usize = 12;
@@ -74,6 +75,19 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
 
     /// Fills `buf` from a cryptographically secure random source.
     fn fill_random(&self, buf: &mut [u8]) -> Result<()>;
+
+    /// Verifies `signature` (JOSE encoding: raw `r || s` for ECDSA) over `message` with a
+    /// public key that no backend holds: a certificate request's own signature, a
+    /// certificate issued elsewhere. A bad signature is [`Error::VerificationFailed`]; an
+    /// algorithm that does not fit the key (HMAC has no public key) is
+    /// [`Error::InvalidInput`].
+    fn verify(
+        &self,
+        key: &PublicKey,
+        alg: SignatureAlgorithm,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<()>;
 }
 
 /// One output of [`CryptoProvider::hkdf_expand_each`]: its `info` (concatenated) and

@@ -31,6 +31,7 @@ pub mod crypto;
 pub mod ecdsa_sig;
 pub mod envelope;
 mod error;
+pub mod jose;
 mod key;
 mod lifecycle;
 mod material;
@@ -42,6 +43,9 @@ mod secret_cache;
 pub mod secrets;
 mod spec;
 mod store;
+#[cfg(feature = "rustls")]
+pub mod tls;
+pub mod x509;
 
 pub use algorithm::{
     Algorithm, EncryptionAlgorithm, HashAlg, KeyWrapAlgorithm, SignatureAlgorithm, SignatureFormat,

@@ -284,7 +284,7 @@ impl KeyMaterial {
         ))
     }
 
-    fn from_spki(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<Self> {
+    pub(crate) fn from_spki(spki: &spki::SubjectPublicKeyInfoRef<'_>) -> Result<Self> {
         let bits = spki.subject_public_key.as_bytes().ok_or_else(|| bad("SPKI bit string"))?;
         if spki.algorithm.oid == RSA_ENCRYPTION {
             let k = pkcs1::RsaPublicKeyRef::from_der(bits).map_err(|_| bad("RSA public key"))?;

@@ -188,6 +188,25 @@ impl PublicKey {
         }
     }
 
+    /// Parses `SubjectPublicKeyInfo` DER (RFC 5280): RSA, EC on hsmkit's curves, Ed25519.
+    pub fn from_spki_der(der: &[u8]) -> Result<Self> {
+        use der::Decode;
+        let spki = SubjectPublicKeyInfoRef::from_der(der)
+            .map_err(|e| Error::invalid(InvalidReason::Malformed, format!("SubjectPublicKeyInfo: {e}")))?;
+        match crate::material::KeyMaterial::from_spki(&spki)? {
+            crate::material::KeyMaterial::Public(k) => Ok(k),
+            // from_spki makes public keys only.
+            other @ (crate::material::KeyMaterial::RsaPrivate(_)
+            | crate::material::KeyMaterial::EcPrivate(_)
+            | crate::material::KeyMaterial::Aes(_)
+            | crate::material::KeyMaterial::Ed25519Private(_)
+            | crate::material::KeyMaterial::Hmac(_)) => Err(Error::invalid(
+                InvalidReason::Malformed,
+                format!("SubjectPublicKeyInfo holding a {:?}", other.spec().ok()),
+            )),
+        }
+    }
+
     /// `SubjectPublicKeyInfo` DER (RFC 5280).
     pub fn to_spki_der(&self) -> Result<Vec<u8>> {
         match self {

@@ -22,6 +22,7 @@ pub mod load;
 pub mod props;
 pub mod secrets;
 pub mod wycheproof_sets;
+pub mod x509;
 
 /// Stamps out one `#[test]` per conformance check, each with a fresh store from `$make`.
 /// `load_ops_per_thread = N` sets the operations per thread of the load check (default
@@ -85,6 +86,11 @@ macro_rules! conformance_tests {
         fn backup_and_restore() {
             $crate::secrets::backup_and_restore(&$make);
         }
+        $crate::conformance_tests!(@each_x509 $make;
+            x509_requests_and_self_signed_every_algorithm,
+            x509_chain_verifies_with_openssl_and_pyca,
+            x509_refusals,
+        );
         $crate::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep,
             wycheproof_rsa_pkcs1_verify,
@@ -148,6 +154,15 @@ macro_rules! conformance_tests {
             fn $name() {
                 let store = ($make)();
                 $crate::secrets::$name(&store);
+            }
+        )*
+    };
+    (@each_x509 $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::x509::$name(&store);
             }
         )*
     };
