@@ -26,6 +26,11 @@ if ! python3 -c 'import cryptography' 2>/dev/null; then
     say "pip install cryptography"
     python3 -m pip install --quiet cryptography || python3 -m pip install --quiet --break-system-packages cryptography
 fi
+# PyJWT and joserfc: the independent JOSE implementations of the JWT interop test (cli.rs jwt_*).
+if ! python3 -c 'import jwt, joserfc' 2>/dev/null; then
+    say "pip install pyjwt joserfc"
+    python3 -m pip install --quiet pyjwt joserfc || python3 -m pip install --quiet --break-system-packages pyjwt joserfc
+fi
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 say "supply chain: cargo deny check licenses bans sources (advisories: see SECURITY.md)"
@@ -81,7 +86,7 @@ tests/c/run.sh
 say "envelope vectors, read by pyca/cryptography"
 python3 tests/interop/envelope_pyca.py
 
-say "fuzz: 7 targets, 15 s each (FUZZ_SECONDS)"
+say "fuzz: 9 targets, 15 s each (FUZZ_SECONDS)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-15}" tests/fuzz.sh
 
 say "all passed"

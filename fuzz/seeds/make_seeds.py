@@ -88,3 +88,59 @@ for call in range(12):
         write("c_abi", f"call{call}-flags{flags:02x}", bytes([call, 0x21, flags]) + b"some input bytes")
 write("c_abi", "import-pem", bytes([10, 0, 2]) + keys["p256"].private_bytes(E.PEM, PF.PKCS8, NONE))
 write("c_abi", "describe-rsa", bytes([9, 0, 2]) + b"rsa")
+
+# jws_parse: tokens from PyJWT with the fuzz target's fixed keys (kid NAME/1), and some
+# that must be refused. The RSA key is a fixed test key (jws_parse_rsa.pem), never used
+# elsewhere.
+import jwt as pyjwt
+
+jws_keys = {
+    "p256": ec.derive_private_key(
+        int.from_bytes(__import__("base64").urlsafe_b64decode("jpsQnnGQmL-YBIffH1136cLNMY6XrcBgaY-t0Tp1wYw="), "big"),
+        ec.SECP256R1(),
+    ),
+    "ed25519": ed25519.Ed25519PrivateKey.from_private_bytes(bytes([7] * 32)),
+    "hmac": bytes([0x5C] * 64),
+    "rsa": serialization.load_pem_private_key((root / "jws_parse_rsa.pem").read_bytes(), None),
+}
+for name, algs in [("p256", ["ES256"]), ("ed25519", ["EdDSA"]), ("hmac", ["HS256", "HS512"]), ("rsa", ["RS256", "PS384"])]:
+    for alg in algs:
+        claims = {"sub": "fuzz", "aud": "fuzz", "exp": 4102444800, "nbf": 0}
+        tok = pyjwt.encode(claims, jws_keys[name], algorithm=alg, headers={"kid": f"{name}/1"})
+        write("jws_parse", f"{name}-{alg}", tok.encode())
+        write("jws_parse", f"{name}-{alg}-crit", pyjwt.encode(claims, jws_keys[name], algorithm=alg, headers={"kid": f"{name}/1", "crit": ["exp"]}).encode())
+write("jws_parse", "none", pyjwt.encode({"a": 1}, None, algorithm="none", headers={"kid": "p256/1"}).encode())
+write("jws_parse", "confused", pyjwt.encode({"a": 1}, "x" * 32, algorithm="HS256", headers={"kid": "rsa/1"}).encode())
+
+# x509_parse: certificates and requests (DER and PEM) of every key type and signature
+# padding hsmkit reads, from pyca/cryptography.
+import datetime
+import ipaddress
+
+from cryptography import x509 as cx509
+from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.x509.oid import NameOID
+
+now = datetime.datetime.now(datetime.timezone.utc)
+name = cx509.Name([cx509.NameAttribute(NameOID.COMMON_NAME, "seed"), cx509.NameAttribute(NameOID.ORGANIZATION_NAME, "hsmkit")])
+san = cx509.SubjectAlternativeName([cx509.DNSName("seed.example"), cx509.IPAddress(ipaddress.ip_address("10.0.0.1"))])
+for label, key, h, pad in [
+    ("rsa", keys["rsa"], hashes.SHA256(), None),
+    ("pss", keys["rsa"], hashes.SHA256(), padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)),
+    ("p256", keys["p256"], hashes.SHA256(), None),
+    ("p521", keys["p521"], hashes.SHA512(), None),
+    ("ed25519", ed25519.Ed25519PrivateKey.generate(), None, None),
+]:
+    kw = {"rsa_padding": pad} if pad is not None else {}
+    cert = (
+        cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(cx509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30)).add_extension(san, critical=False)
+        .add_extension(cx509.BasicConstraints(ca=True, path_length=1), critical=True)
+        .sign(key, h, **kw)
+    )
+    csr = cx509.CertificateSigningRequestBuilder().subject_name(name).add_extension(san, critical=False).sign(key, h, **kw)
+    write("x509_parse", f"cert-{label}.der", cert.public_bytes(E.DER))
+    write("x509_parse", f"cert-{label}.pem", cert.public_bytes(E.PEM))
+    write("x509_parse", f"csr-{label}.der", csr.public_bytes(E.DER))
+    write("x509_parse", f"csr-{label}.pem", csr.public_bytes(E.PEM))

@@ -71,9 +71,19 @@ pub(crate) enum Command {
     Unseal(UnsealArgs),
     /// Re-wrap an envelope's data key for other KEKs, without touching its body.
     Rewrap(RewrapArgs),
+    /// JSON Web Tokens: sign with a key's current version; verify with the version the
+    /// token's `kid` (NAME/VERSION) names, exit status 0 if valid, 1 if not.
+    #[command(subcommand)]
+    Jwt(JwtCommand),
+    /// Print a JWK Set (JSON) of the named keys' enabled, currently valid versions (RSA,
+    /// EC, Ed25519), each with kid NAME/VERSION, for verifiers of their tokens.
+    Jwks(JwksArgs),
     /// The audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Make a PKCS#10 certificate request (PEM) signed by a key, which stays in its
+    /// backend.
+    Csr(CsrArgs),
     /// What the store can do: backend, engine, where metadata lives, the key types it
     /// generates, the algorithms it signs, decrypts, wraps and unwraps with, and notes.
     Info,
@@ -521,4 +531,113 @@ pub(crate) enum AuditCommand {
         /// Default: --audit-log / HSMKIT_AUDIT_LOG.
         file: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum JwtCommand {
+    /// Sign a JWT with a key's current version; prints the compact token.
+    Sign(JwtSignArgs),
+    /// Verify a JWT (signature, then exp/nbf/iat with 60 s leeway, iss, aud) with the key
+    /// version its kid names; exit status 0 if valid, 1 if not.
+    Verify(JwtVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JwtSignArgs {
+    pub(crate) name: String,
+    /// RS256/384/512, PS256/384/512, ES256/384/512, ES256K, EdDSA, HS256/384/512.
+    #[arg(long)]
+    pub(crate) alg: String,
+    /// The claims, a JSON object, e.g. '{"sub":"alice","aud":"api"}'.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) claims: String,
+    /// Add exp this long from now (ISO 8601 duration: PT15M, P1D).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) expires_in: Option<String>,
+    /// Add nbf: RFC 3339 time, or an ISO 8601 duration from now.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) not_before: Option<String>,
+    /// Do not add iat (the claims may then carry their own).
+    #[arg(long)]
+    pub(crate) no_iat: bool,
+    /// More protected-header members, a JSON object (not alg, kid, crit); typ defaults
+    /// to JWT.
+    #[arg(long, value_name = "JSON")]
+    pub(crate) header: Option<String>,
+    /// Write the token to this file instead of stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JwtVerifyArgs {
+    /// The compact token. Default: read from --in or stdin (a command line is visible to
+    /// other users).
+    #[arg(long, value_name = "TOKEN", conflicts_with = "input")]
+    pub(crate) token: Option<String>,
+    /// Read the token from this file.
+    #[arg(long = "in", value_name = "FILE")]
+    pub(crate) input: Option<PathBuf>,
+    /// An audience the token must name in aud (repeat to accept any of several). Without
+    /// it, a token that names an audience is refused.
+    #[arg(long = "audience", value_name = "AUD")]
+    pub(crate) audiences: Vec<String>,
+    /// The issuer the token's iss must equal.
+    #[arg(long, value_name = "ISS")]
+    pub(crate) issuer: Option<String>,
+    /// Accept only this algorithm (repeat for more). Default: any that fits the key.
+    #[arg(long = "alg", value_name = "ALG")]
+    pub(crate) algs: Vec<String>,
+    /// Clock skew allowed for exp, nbf and iat, in seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    pub(crate) leeway: u64,
+    /// Accept a token without exp.
+    #[arg(long)]
+    pub(crate) no_exp: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct JwksArgs {
+    /// The keys (every enabled, currently valid version of each).
+    #[arg(required = true, value_name = "KEY")]
+    pub(crate) names: Vec<String>,
+    /// Write the document to this file instead of stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CsrArgs {
+    /// The key whose public key the request is for (and which signs it).
+    pub(crate) name: String,
+    /// The subject: RFC 4514 (`CN=host,O=Example`) or OpenSSL's `/O=Example/CN=host`.
+    #[arg(long, value_name = "DN")]
+    pub(crate) subject: String,
+    /// A subject alternative name: dns:HOST, ip:ADDRESS, email:ADDRESS or uri:URI
+    /// (repeatable).
+    #[arg(long, value_name = "KIND:VALUE")]
+    pub(crate) san: Vec<String>,
+    /// Key usage to ask for: digitalSignature, keyEncipherment, keyCertSign, ...
+    /// (repeatable).
+    #[arg(long = "key-usage", value_name = "USAGE")]
+    pub(crate) key_usage: Vec<String>,
+    /// Extended key usage to ask for: serverAuth, clientAuth, codeSigning,
+    /// emailProtection, timeStamping, OCSPSigning (repeatable).
+    #[arg(long, value_name = "PURPOSE")]
+    pub(crate) eku: Vec<String>,
+    /// Ask for a CA certificate (basic constraints).
+    #[arg(long)]
+    pub(crate) ca: bool,
+    /// The path length constraint to ask for, with --ca.
+    #[arg(long, requires = "ca")]
+    pub(crate) path_len: Option<u8>,
+    /// The signature algorithm (default: RS256 for RSA, the curve's ES* for EC, EdDSA).
+    #[arg(long)]
+    pub(crate) alg: Option<String>,
+    /// The key version (default: current).
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+    /// Write the PEM here (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
 }

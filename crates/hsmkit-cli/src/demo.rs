@@ -115,6 +115,40 @@ pub(crate) fn run() -> Result<Outcome> {
     d.ok(&["verify", "signer", "--alg", "ES256", "--signature", &sig, "--in", &msg])?;
     d.refused(&["verify", "signer", "--alg", "ES256", "--signature", &sig, "--in", &forged])?;
 
+    outln!("\n## JWT and JWKS: tokens signed by a key that stays in the store (kid NAME/VERSION)")?;
+    let token = d.path("token.jwt");
+    let claims = r#"{"sub":"alice","aud":"payments"}"#;
+    d.ok(&[
+        "jwt",
+        "sign",
+        "signer",
+        "--alg",
+        "ES256",
+        "--claims",
+        claims,
+        "--expires-in",
+        "PT1H",
+        "--out",
+        &token,
+    ])?;
+    d.ok(&["jwt", "verify", "--in", &token, "--audience", "payments"])?;
+    d.refused(&["jwt", "verify", "--in", &token, "--audience", "sales"])?;
+    d.ok(&["jwks", "signer"])?;
+
+    outln!("\n## X.509: a certificate request (PKCS#10) signed by a key that stays in the store")?;
+    d.ok(&[
+        "csr",
+        "signer",
+        "--subject",
+        "CN=pay.example.com,O=Example",
+        "--san",
+        "dns:pay.example.com",
+        "--eku",
+        "serverAuth",
+        "--out",
+        &d.path("signer.csr"),
+    ])?;
+
     outln!("\n## encrypt and decrypt (RSA-OAEP-256)")?;
     let secret = write(dir, "secret.txt", b"the vault code is 0451\n")?;
     let (enc, dec) = (d.path("secret.enc"), d.path("secret.dec"));

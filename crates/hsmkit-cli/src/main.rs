@@ -24,9 +24,11 @@ mod demo;
 mod envelope;
 mod info;
 mod io;
+mod jose;
 mod keys;
 mod ops;
 mod secrets;
+mod x509;
 
 /// What a command reports besides success: `Invalid` for a signature or audit chain that
 /// does not verify (exit status 1, not an error).
@@ -51,7 +53,10 @@ pub(crate) fn run(cli: &cli::Cli) -> hsmkit::Result<Outcome> {
         Seal(a) => envelope::seal(&cli.global, a),
         Unseal(a) => envelope::unseal(&cli.global, a),
         Rewrap(a) => envelope::rewrap(&cli.global, a),
+        Jwt(j) => jose::run(&cli.global, j),
+        Jwks(a) => jose::jwks(&cli.global, a),
         Audit(cli::AuditCommand::Verify { file }) => ops::audit_verify(&cli.global, file.as_deref()),
+        Csr(a) => x509::csr(&cli.global, a),
         Info => info::run(&cli.global),
         Demo => demo::run(),
         Init => info::init(&cli.global),

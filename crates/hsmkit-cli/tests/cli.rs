@@ -110,6 +110,72 @@ fn openssl(args: &[&str]) -> Output {
     Command::new("openssl").args(args).output().expect("openssl (tests/run-all.sh installs it)")
 }
 
+/// `hsmkit csr` on `e`: OpenSSL verifies the request and shows what was asked for.
+fn csr_checked_by_openssl(e: &Env) {
+    e.ok(&["key", "create", "web-ec", "--type", "ec"]);
+    e.ok(&["key", "create", "web-rsa", "--type", "rsa"]);
+    for (key, alg) in [("web-ec", None), ("web-rsa", Some("PS256"))] {
+        let out = e.p(&format!("{key}.csr"));
+        let mut args = vec![
+            "csr",
+            key,
+            "--subject",
+            "/C=GB/O=Example/CN=www.example.com",
+            "--san",
+            "dns:www.example.com",
+            "--san",
+            "ip:192.0.2.7",
+            "--eku",
+            "serverAuth",
+            "--key-usage",
+            "digitalSignature",
+            "--out",
+            &out,
+        ];
+        if let Some(a) = alg {
+            args.extend(["--alg", a]);
+        }
+        e.ok(&args);
+        let v = openssl(&["req", "-in", &out, "-verify", "-noout", "-text"]);
+        let text = format!("{}{}", String::from_utf8_lossy(&v.stdout), String::from_utf8_lossy(&v.stderr));
+        assert!(v.status.success() && text.contains("verify OK"), "{key}: {text}");
+        for want in [
+            "Subject: C = GB, O = Example, CN = www.example.com",
+            "DNS:www.example.com",
+            "IP Address:192.0.2.7",
+            "TLS Web Server Authentication",
+        ] {
+            assert!(text.contains(want), "{key}: openssl req -text lacks {want}: {text}");
+        }
+        if alg.is_some() {
+            assert!(text.contains("rsassaPss"), "{text}");
+        }
+    }
+    // PEM on stdout; JSON with the PEM inside.
+    let pem = String::from_utf8(e.ok(&["csr", "web-ec", "--subject", "CN=a"])).unwrap();
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE REQUEST-----"), "{pem}");
+    let doc = e.json(&["csr", "web-ec", "--subject", "CN=a", "--san", "email:a@example.com"]);
+    assert_eq!(doc["subject"], "CN=a");
+    assert_eq!(doc["subject_alt_names"][0], "email:a@example.com");
+    assert!(doc["pem"].as_str().unwrap().contains("BEGIN CERTIFICATE REQUEST"));
+    // Bad input is exit 2 before the store is touched; a missing key is 3.
+    e.fails(2, &["csr", "web-ec", "--subject", "CN=a", "--san", "dns"]);
+    e.fails(2, &["csr", "web-ec", "--subject", "CN=a", "--eku", "everything"]);
+    e.fails(2, &["csr", "web-ec", "--subject", "not a name"]);
+    e.fails(2, &["csr", "web-ec", "--subject", "CN=a", "--alg", "RS256"]);
+    e.fails(3, &["csr", "nope", "--subject", "CN=a"]);
+}
+
+#[test]
+fn csr_on_the_keystore() {
+    csr_checked_by_openssl(&Env::store());
+}
+
+#[test]
+fn csr_on_softhsm() {
+    csr_checked_by_openssl(&Env::softhsm());
+}
+
 // ---------------------------------------------------------------- the software keystore
 
 #[test]
@@ -1498,4 +1564,348 @@ fn only_init_and_key_create_make_a_keystore() {
     let third = Env::store();
     third.ok(&["secret", "set", "a", "--value", "v"]);
     assert!(third.path("store").join("hsmkit-keystore.json").exists());
+}
+
+// ---------------------------------------------------------------- JWT and JWKS (issue 21)
+
+/// `hsmkit jwt sign ...`: the compact token it prints.
+fn jwt_sign(e: &Env, key: &str, alg: &str, claims: &str, extra: &[&str]) -> String {
+    let mut args = vec!["jwt", "sign", key, "--alg", alg, "--claims", claims];
+    args.extend_from_slice(extra);
+    let token = String::from_utf8(e.ok(&args)).unwrap();
+    assert!(token.ends_with('\n') && token.trim().split('.').count() == 3, "{token:?}");
+    token.trim().to_owned()
+}
+
+/// Part `i` of a compact token (0 header, 1 claims), decoded.
+fn jwt_part(token: &str, i: usize) -> Value {
+    use base64ct::Encoding;
+    let part = token.split('.').nth(i).unwrap();
+    serde_json::from_slice(&base64ct::Base64UrlUnpadded::decode_vec(part).unwrap()).unwrap()
+}
+
+/// Runs `hsmkit jwt verify ARGS`, requires exit status 1 (token refused); returns stdout.
+fn jwt_refused(e: &Env, args: &[&str]) -> String {
+    let out = e.run(args);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "hsmkit {args:?}: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("token INVALID: "), "{stdout}");
+    stdout
+}
+
+#[test]
+fn jwt_sign_verify_and_exit_codes() {
+    let e = Env::store();
+    e.ok(&["key", "create", "ec", "--type", "ec"]);
+    let t =
+        jwt_sign(&e, "ec", "ES256", r#"{"sub":"alice","aud":"api","iss":"me"}"#, &["--expires-in", "PT1H"]);
+    assert_eq!(jwt_part(&t, 0), serde_json::json!({"alg": "ES256", "kid": "ec/1", "typ": "JWT"}));
+    let c = jwt_part(&t, 1);
+    assert_eq!(
+        (c["sub"].as_str(), c["aud"].as_str(), c["iss"].as_str()),
+        (Some("alice"), Some("api"), Some("me"))
+    );
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 3600);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    assert!(c["iat"].as_u64().unwrap().abs_diff(now) < 600, "iat {} is not now ({now})", c["iat"]);
+
+    // Valid: exit 0; the claims, as JSON with --json.
+    let v = e.json(&["jwt", "verify", "--token", &t, "--audience", "api", "--issuer", "me"]);
+    assert_eq!(
+        (v["valid"].as_bool(), v["kid"].as_str(), v["alg"].as_str()),
+        (Some(true), Some("ec/1"), Some("ES256"))
+    );
+    assert_eq!(v["claims"], c);
+    assert_eq!(v["header"]["typ"], "JWT");
+    let text = String::from_utf8(e.ok(&["jwt", "verify", "--token", &t, "--audience", "api"])).unwrap();
+    assert!(
+        text.starts_with("token valid: kid ec/1, alg ES256\n") && text.contains("\"sub\": \"alice\""),
+        "{text}"
+    );
+    // The token from stdin or a file (a command line is visible to other users).
+    let out =
+        e.run_in(&["jwt", "verify", "--audience", "other", "--audience", "api"], format!("{t}\n").as_bytes());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let file = e.write("token.jwt", t.as_bytes());
+    e.ok(&["jwt", "verify", "--in", &file, "--audience", "api", "--alg", "ES256", "--alg", "PS256"]);
+
+    // Invalid: exit 1 with the reason.
+    let mut tampered = t.clone();
+    tampered.push('A');
+    let (h, rest) = t.split_once('.').unwrap();
+    let relabelled = format!("{}.{rest}", {
+        use base64ct::Encoding;
+        base64ct::Base64UrlUnpadded::encode_string(br#"{"alg":"ES384","kid":"ec/1"}"#)
+    });
+    for (args, why) in [
+        (vec!["jwt", "verify", "--token", &t], "audience"),
+        (vec!["jwt", "verify", "--token", &t, "--audience", "API"], "audience"),
+        (vec!["jwt", "verify", "--token", &t, "--audience", "api", "--issuer", "you"], "issuer"),
+        (vec!["jwt", "verify", "--token", &t, "--audience", "api", "--alg", "ES384"], "ES256"),
+        (vec!["jwt", "verify", "--token", &tampered, "--audience", "api"], ""),
+        (vec!["jwt", "verify", "--token", &relabelled, "--audience", "api"], "ES384"),
+        (vec!["jwt", "verify", "--token", h, "--audience", "api"], "three"),
+        (vec!["jwt", "verify", "--token", "not a token"], "three"),
+    ] {
+        let out = jwt_refused(&e, &args);
+        assert!(out.contains(why), "{args:?}: {out}");
+    }
+    let v = {
+        let out = e.run(&["--json", "jwt", "verify", "--token", &t]);
+        assert_eq!(out.status.code(), Some(1));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    assert_eq!(v["valid"], false);
+    assert!(v["error"].as_str().unwrap().contains("audience"), "{v}");
+
+    // Time claims.
+    let expired = jwt_sign(&e, "ec", "ES256", r#"{"exp":1000000000}"#, &[]);
+    assert!(
+        jwt_refused(&e, &["jwt", "verify", "--token", &expired]).contains("expired at 2001-09-09T01:46:40Z")
+    );
+    let early = jwt_sign(&e, "ec", "ES256", "{}", &["--expires-in", "P2D", "--not-before", "P1D"]);
+    assert!(jwt_refused(&e, &["jwt", "verify", "--token", &early]).contains("not valid before"));
+    let late_but_lenient = jwt_sign(&e, "ec", "ES256", &format!(r#"{{"exp":{}}}"#, now - 100), &[]);
+    jwt_refused(&e, &["jwt", "verify", "--token", &late_but_lenient]);
+    e.ok(&["jwt", "verify", "--token", &late_but_lenient, "--leeway", "3600"]);
+    let forever = jwt_sign(&e, "ec", "ES256", r#"{"sub":"x"}"#, &["--no-iat"]);
+    assert_eq!(jwt_part(&forever, 1), serde_json::json!({"sub": "x"}));
+    assert!(jwt_refused(&e, &["jwt", "verify", "--token", &forever]).contains("'exp'"));
+    e.ok(&["jwt", "verify", "--token", &forever, "--no-exp"]);
+
+    // The version comes from kid: after a rotation both tokens verify, each with its own.
+    e.ok(&["key", "rotate", "ec"]);
+    let t2 = jwt_sign(
+        &e,
+        "ec",
+        "ES256",
+        r#"{"aud":"api"}"#,
+        &["--expires-in", "PT1H", "--header", r#"{"typ":"at+jwt"}"#],
+    );
+    assert_eq!(jwt_part(&t2, 0), serde_json::json!({"alg": "ES256", "kid": "ec/2", "typ": "at+jwt"}));
+    assert_eq!(e.json(&["jwt", "verify", "--token", &t2, "--audience", "api"])["kid"], "ec/2");
+    assert_eq!(e.json(&["jwt", "verify", "--token", &t, "--audience", "api"])["kid"], "ec/1");
+    // A disabled version, or a deleted key, verifies nothing: the token is invalid.
+    e.ok(&["key", "update", "ec", "--version", "1", "--enabled", "false"]);
+    assert!(jwt_refused(&e, &["jwt", "verify", "--token", &t, "--audience", "api"]).contains("disabled"));
+    e.ok(&["jwt", "verify", "--token", &t2, "--audience", "api"]);
+    e.ok(&["key", "create", "gone", "--type", "ed25519"]);
+    let t3 = jwt_sign(&e, "gone", "EdDSA", "{}", &["--expires-in", "PT1H"]);
+    e.ok(&["jwt", "verify", "--token", &t3]);
+    e.ok(&["key", "delete", "gone"]);
+    assert!(jwt_refused(&e, &["jwt", "verify", "--token", &t3]).contains("not found"));
+
+    // Usage errors and refused signing requests: exit 2, nothing on stdout.
+    for args in [
+        &["jwt", "sign", "ec", "--alg", "ES256", "--claims", "[1]"][..],
+        &["jwt", "sign", "ec", "--alg", "ES256", "--claims", "{"],
+        &["jwt", "sign", "ec", "--alg", "ES256", "--claims", r#"{"exp":1}"#, "--expires-in", "PT1H"],
+        &["jwt", "sign", "ec", "--alg", "ES256", "--claims", r#"{"aud":7}"#],
+        &["jwt", "sign", "ec", "--alg", "ES256", "--claims", "{}", "--expires-in", "1h"],
+        &["jwt", "sign", "ec", "--alg", "ES256", "--claims", "{}", "--header", r#"{"kid":"x/1"}"#],
+        &["jwt", "sign", "ec", "--alg", "HS256", "--claims", "{}"],
+        &["jwt", "sign", "ec", "--alg", "none", "--claims", "{}"],
+        &["jwt", "verify", "--token", &t, "--alg", "bogus"],
+        &["jwt", "sign", "ec", "--alg", "ES256"],
+    ] {
+        let out = e.run(args);
+        assert_eq!(out.status.code(), Some(2), "hsmkit {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(out.stdout.is_empty(), "hsmkit {args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+    }
+    // No key to sign with: 3.
+    e.fails(3, &["jwt", "sign", "nokey", "--alg", "ES256", "--claims", "{}"]);
+}
+
+#[test]
+fn jwt_jwks_lists_the_enabled_versions() {
+    let e = Env::store();
+    e.ok(&["key", "create", "ec", "--type", "ec", "--curve", "P-384"]);
+    e.ok(&["key", "rotate", "ec"]);
+    e.ok(&["key", "rotate", "ec"]);
+    e.ok(&["key", "update", "ec", "--version", "1", "--enabled", "false"]);
+    e.ok(&["key", "update", "ec", "--version", "3", "--not-before", "P1D"]);
+    e.ok(&["key", "create", "rsa", "--type", "rsa"]);
+    e.ok(&["key", "create", "ed", "--type", "ed25519"]);
+    e.ok(&["key", "create", "k1", "--type", "ec", "--curve", "P-256K"]);
+    let doc: Value = serde_json::from_slice(&e.ok(&["jwks", "ec", "rsa", "ed", "k1"])).unwrap();
+    let keys = doc["keys"].as_array().unwrap();
+    let kids: Vec<&str> = keys.iter().map(|k| k["kid"].as_str().unwrap()).collect();
+    assert_eq!(kids, ["ec/2", "rsa/1", "ed/1", "k1/1"]);
+    assert!(keys.iter().all(|k| k["use"] == "sig" && k.get("d").is_none()), "{doc}");
+    let algs: Vec<Option<&str>> = keys.iter().map(|k| k["alg"].as_str()).collect();
+    assert_eq!(algs, [Some("ES384"), None, Some("EdDSA"), Some("ES256K")]);
+    assert_eq!(keys[3]["crv"], "secp256k1");
+    // The JWK of ec/2 is the public key `key public` gives for version 2.
+    let public: Value =
+        serde_json::from_slice(&e.ok(&["key", "public", "ec", "--version", "2", "--format", "jwk"])).unwrap();
+    assert_eq!((&keys[0]["x"], &keys[0]["y"]), (&public["x"], &public["y"]));
+    // --json prints the same document; --out writes it.
+    assert_eq!(e.json(&["jwks", "ec", "rsa", "ed", "k1"]), doc);
+    let out = e.p("jwks.json");
+    e.ok(&["jwks", "ec", "--out", &out]);
+    let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(written["keys"].as_array().unwrap().len(), 1);
+
+    // An HMAC key's secret never goes into a JWKS; an unknown key is not found.
+    e.ok(&["key", "create", "mac", "--type", "hmac"]);
+    let err = e.fails(2, &["jwks", "ec", "mac"]);
+    assert!(err.contains("'mac'") && err.contains("HMAC"), "{err}");
+    e.fails(3, &["jwks", "ec", "missing"]);
+    e.fails(2, &["jwks"]);
+}
+
+/// hsmkit's JWTs verified by PyJWT (with the JWKS `hsmkit jwks` printed, through
+/// `PyJWKClient` from a loopback HTTP server, and from the file) and by joserfc; theirs
+/// verified by `hsmkit jwt verify` after their keys are imported; for every algorithm
+/// hsmkit has (all of which both libraries support). The Python side is
+/// tests/interop/jwt_interop.py; PyJWT and joserfc missing is a failure, never a skip.
+#[test]
+fn jwt_interop_with_pyjwt_and_joserfc() {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/interop/jwt_interop.py");
+    let python = |args: &[&str]| {
+        let out = Command::new("python3")
+            .arg(&script)
+            .args(args)
+            .output()
+            .expect("python3 (tests/run-all.sh installs PyJWT and joserfc for it)");
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "jwt_interop.py {args:?} failed:\n{stdout}\n{stderr}");
+        stdout.into_owned()
+    };
+    let e = Env::store();
+
+    // hsmkit signs, PyJWT and joserfc verify.
+    for (name, args) in [
+        ("rsa", &["--type", "rsa"][..]),
+        ("p256", &["--type", "ec", "--curve", "P-256"]),
+        ("p384", &["--type", "ec", "--curve", "P-384"]),
+        ("p521", &["--type", "ec", "--curve", "P-521"]),
+        ("k1", &["--type", "ec", "--curve", "P-256K"]),
+        ("ed", &["--type", "ed25519"]),
+    ] {
+        let mut a = vec!["key", "create", name];
+        a.extend_from_slice(args);
+        e.ok(&a);
+    }
+    // HS* needs the secret on both sides: a known one, imported.
+    let secret: Vec<u8> = (0u8..64).map(|i| i.wrapping_mul(37).wrapping_add(11)).collect();
+    let k = {
+        use base64ct::Encoding;
+        base64ct::Base64UrlUnpadded::encode_string(&secret)
+    };
+    let jwk =
+        e.write("mac.jwk", serde_json::json!({"kty": "oct", "k": k, "alg": "HS256"}).to_string().as_bytes());
+    e.ok(&["key", "import", "mac", "--in", &jwk, "--format", "jwk"]);
+    let algs = [
+        ("RS256", "rsa"),
+        ("RS384", "rsa"),
+        ("RS512", "rsa"),
+        ("PS256", "rsa"),
+        ("PS384", "rsa"),
+        ("PS512", "rsa"),
+        ("ES256", "p256"),
+        ("ES384", "p384"),
+        ("ES512", "p521"),
+        ("ES256K", "k1"),
+        ("EdDSA", "ed"),
+        ("HS256", "mac"),
+        ("HS384", "mac"),
+        ("HS512", "mac"),
+    ];
+    let tokens: Vec<Value> = algs
+        .iter()
+        .map(|(alg, key)| {
+            let sub = format!("hsmkit {alg}");
+            let claims = serde_json::json!({"iss": "hsmkit-test", "aud": "interop", "sub": sub}).to_string();
+            let token = jwt_sign(&e, key, alg, &claims, &["--expires-in", "PT1H"]);
+            serde_json::json!({"alg": alg, "kid": format!("{key}/1"), "token": token, "sub": sub})
+        })
+        .collect();
+    let cases = serde_json::json!({"issuer": "hsmkit-test", "audience": "interop", "hmac_secret": k, "tokens": tokens});
+    let cases = e.write("cases.json", cases.to_string().as_bytes());
+    let jwks = e.p("jwks.json");
+    e.ok(&["jwks", "rsa", "p256", "p384", "p521", "k1", "ed", "--out", &jwks]);
+    let report = python(&["verify", &cases, &jwks]);
+    for (alg, _) in algs {
+        for line in [
+            format!("ok   PyJWT verifies hsmkit's {alg} ("),
+            format!("ok   joserfc verifies hsmkit's {alg}\n"),
+        ] {
+            assert!(report.contains(&line), "no {line:?} in:\n{report}");
+        }
+    }
+    assert!(report.contains("ok   PyJWT verifies hsmkit's ES256K (PyJWKClient)"), "{report}");
+    assert!(!report.contains("FAIL"), "{report}");
+
+    // PyJWT and joserfc sign, hsmkit verifies with their keys imported.
+    let dir = e.path("py");
+    std::fs::create_dir(&dir).unwrap();
+    python(&["sign", &dir.display().to_string()]);
+    for name in ["py-rsa", "py-p256", "py-p384", "py-p521", "py-k1", "py-ed"] {
+        e.ok(&["key", "import", name, "--in", &dir.join(format!("{name}.pem")).display().to_string()]);
+    }
+    e.ok(&[
+        "key",
+        "import",
+        "py-hmac",
+        "--in",
+        &dir.join("py-hmac.jwk").display().to_string(),
+        "--format",
+        "jwk",
+    ]);
+    let theirs: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("tokens.json")).unwrap()).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for t in &theirs {
+        let (lib, alg, key, token) = (
+            t["lib"].as_str().unwrap(),
+            t["alg"].as_str().unwrap(),
+            t["key"].as_str().unwrap(),
+            t["token"].as_str().unwrap(),
+        );
+        let v = e.json(&["jwt", "verify", "--token", token, "--audience", "hsmkit", "--issuer", "python"]);
+        assert_eq!(v["valid"], true, "{lib} {alg}: {v}");
+        assert_eq!(
+            (v["alg"].as_str(), v["kid"].as_str()),
+            (Some(alg), Some(format!("{key}/1").as_str())),
+            "{v}"
+        );
+        assert_eq!(v["claims"]["sub"], format!("{lib} {alg}"));
+        // Altered, it is refused.
+        let (signed, sig) = token.rsplit_once('.').unwrap();
+        let other = if sig.starts_with('A') { "B" } else { "A" };
+        let bad = format!("{signed}.{other}{}", &sig[1..]);
+        jwt_refused(&e, &["jwt", "verify", "--token", &bad, "--audience", "hsmkit", "--issuer", "python"]);
+        // And hsmkit's checks apply to their tokens too.
+        jwt_refused(
+            &e,
+            &["jwt", "verify", "--token", token, "--audience", "hsmkit", "--issuer", "elsewhere"],
+        );
+        seen.insert((lib.to_owned(), alg.to_owned()));
+    }
+    let want: std::collections::BTreeSet<(String, String)> = ["pyjwt", "joserfc"]
+        .iter()
+        .flat_map(|l| algs.iter().map(move |(a, _)| (l.to_string(), a.to_string())))
+        .collect();
+    assert_eq!(seen, want);
+}
+
+#[test]
+fn jwt_and_jwks_in_the_demo() {
+    let out = Command::cargo_bin("hsmkit").unwrap().arg("demo").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    for want in [
+        "$ hsmkit jwt sign signer --alg ES256 --claims {\"sub\":\"alice\",\"aud\":\"payments\"} --expires-in PT1H --out token.jwt",
+        "$ hsmkit jwt verify --in token.jwt --audience payments\ntoken valid: kid signer/1, alg ES256\n",
+        "$ hsmkit jwt verify --in token.jwt --audience sales\ntoken INVALID: JWT refused: the token's audience",
+        "$ hsmkit jwks signer\n{\n  \"keys\": [",
+    ] {
+        assert!(text.contains(want), "demo output lacks {want:?}:\n{text}");
+    }
 }
