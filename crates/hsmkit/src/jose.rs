@@ -363,7 +363,7 @@ pub struct JwtSignOptions {
     pub not_before: Option<SystemTime>,
     /// Adds `iat` = now (the default). The claims may not hold an `iat` then.
     pub issued_at: bool,
-    /// What "now" is; `None` (the default) is the system clock.
+    /// What "now" is; `None` (the default) is the clock of the store the key came from.
     pub now: Option<SystemTime>,
     /// More protected-header members (not `alg`, `kid`, `crit`, `b64`); `typ` is `JWT`
     /// unless given here (e.g. `at+jwt`, RFC 9068).
@@ -452,7 +452,7 @@ pub fn jwt_sign(
     if let Err(e) = check_claim_types(claims) {
         return Err(malformed(format!("cannot sign these claims: {e} (RFC 7519 section 4.1)")));
     }
-    let now = options.now.unwrap_or_else(SystemTime::now);
+    let now = options.now.unwrap_or_else(|| key.now());
     let mut c = claims.clone();
     let mut add = |name: &str, option: &str, value: Value| -> Result<()> {
         if c.contains_key(name) {
@@ -580,8 +580,8 @@ pub struct JwtValidation {
     pub reject_future_iat: bool,
     /// Clock skew allowed for `exp`, `nbf` and `iat` (default: 60 seconds).
     pub leeway: Duration,
-    /// What "now" is; `None` is the store's clock (see [`Store::with_clock`]), or the
-    /// system clock for [`jwt_verify_with_key`].
+    /// What "now" is; `None` is the store's clock (see [`Store::with_clock`]; for
+    /// [`jwt_verify_with_key`], the clock of the store the key came from).
     pub now: Option<SystemTime>,
 }
 
@@ -767,10 +767,10 @@ pub fn jwt_verify_detailed(store: &Store, token: &str, v: &JwtValidation) -> Res
 }
 
 /// [`jwt_verify`] with a key the caller chose (the `kid` is not looked at), at
-/// [`JwtValidation::now`] or the system clock.
+/// [`JwtValidation::now`] or the clock of the store the key came from.
 pub fn jwt_verify_with_key(key: &Key, token: &str, v: &JwtValidation) -> Result<Map<String, Value>> {
     let jws = jws_verify_with_key(key, token, &jws_options(v))?;
-    accept_claims(jws, v, v.now.unwrap_or_else(SystemTime::now)).map(|t| t.claims)
+    accept_claims(jws, v, v.now.unwrap_or_else(|| key.now())).map(|t| t.claims)
 }
 
 // ------------------------------------------------------------------------------ JWKS

@@ -74,6 +74,11 @@ impl Key {
         self.ctx.emit(&info.name, Some(info.version), op, Some(alg), r);
     }
 
+    /// The time by the clock of the store this key came from (what its validity checks use).
+    pub(crate) fn now(&self) -> std::time::SystemTime {
+        self.ctx.now()
+    }
+
     /// The provider of the store this key came from: what envelopes this key is a KEK of
     /// are sealed and opened with (see [`crypto`](crate::crypto)).
     pub fn crypto(&self) -> &'static dyn crate::crypto::CryptoProvider {

@@ -706,11 +706,17 @@ fn jwt_verify_uses_the_store_clock() {
     assert_invalid(jwt_verify(&s, &token, &JwtValidation::new()), InvalidReason::Parameter, "expired");
     // An explicit time wins over the store's.
     jwt_verify(&s, &token, &JwtValidation::new().now(at(T0))).unwrap();
-    // And it is the system clock that a token signed without `now` uses.
+    // A token signed without `now` takes its times from the store's clock too (the key's
+    // store), not from the system clock.
     let fresh =
         jwt_sign(&k, Alg::Es256, &Map::new(), &JwtSignOptions::new().expires_in(Duration::from_secs(60)))
             .unwrap();
-    jwt_verify(&s, &fresh, &JwtValidation::new().now(SystemTime::now())).unwrap();
+    jwt_verify(&s, &fresh, &JwtValidation::new()).unwrap();
+    assert_invalid(
+        jwt_verify(&s, &fresh, &JwtValidation::new().now(SystemTime::now())),
+        InvalidReason::Parameter,
+        "expired",
+    );
 }
 
 // --------------------------------------------------------------------------- JWKS
