@@ -81,13 +81,24 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
     /// certificate issued elsewhere. A bad signature is [`Error::VerificationFailed`]; an
     /// algorithm that does not fit the key (HMAC has no public key) is
     /// [`Error::InvalidInput`].
+    ///
+    /// The default is [`Error::Unsupported`], for providers written before it existed.
     fn verify(
         &self,
         key: &PublicKey,
         alg: SignatureAlgorithm,
         message: &[u8],
         signature: &[u8],
-    ) -> Result<()>;
+    ) -> Result<()> {
+        let _ = (key, message, signature);
+        Err(Error::unsupported(
+            crate::error::UnsupportedReason::Operation,
+            format!(
+                "{alg} verification with a public key in host memory (crypto provider '{}')",
+                self.name()
+            ),
+        ))
+    }
 }
 
 /// One output of [`CryptoProvider::hkdf_expand_each`]: its `info` (concatenated) and

@@ -9,7 +9,10 @@
 //! Signature algorithms: `RS*`, `PS*` (with `RSASSA-PSS` parameters: MGF1 over the same
 //! hash, salt the hash's length, as JOSE and OpenSSL's defaults), `ES*` and `EdDSA`. By
 //! default RSA keys sign with `RS256`, EC keys with the `ES*` of their curve and Ed25519
-//! with `EdDSA` ([`default_signature_algorithm`]).
+//! with `EdDSA` ([`default_signature_algorithm`]). ECDSA is read with its curve's JOSE
+//! hash only (P-256 with SHA-256, P-384 with SHA-384, P-521 with SHA-512): a request or
+//! certificate signed otherwise (OpenSSL signs P-384 requests with SHA-256 unless told
+//! `-sha384`) is [`Error::Unsupported`](crate::Error::Unsupported).
 //!
 //! ```
 //! # fn main() -> hsmkit::Result<()> {
@@ -40,7 +43,7 @@ use std::time::{Duration, SystemTime};
 use const_oid::db::{rfc5280, rfc5912};
 use const_oid::{AssociatedOid, ObjectIdentifier};
 use der::asn1::{BitString, Ia5String, OctetString, SetOfVec};
-use der::{Decode, Encode, EncodePem};
+use der::{Decode, Encode};
 use spki::{AlgorithmIdentifier, AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 use x509_cert::attr::Attribute;
 use x509_cert::ext::pkix::name::GeneralName;
@@ -139,7 +142,10 @@ impl SubjectAltName {
             Ia5String::new(v).map_err(|_| param(format!("a {kind} name must be ASCII (IA5): '{v}'")))
         };
         Ok(match self {
-            SubjectAltName::Dns(h) => GeneralName::DnsName(ia5("DNS", h)?),
+            SubjectAltName::Dns(h) => {
+                check_dns_name(h)?;
+                GeneralName::DnsName(ia5("DNS", h)?)
+            }
             SubjectAltName::Ip(a) => GeneralName::from(*a),
             SubjectAltName::Email(e) => GeneralName::Rfc822Name(ia5("email", e)?),
             SubjectAltName::Uri(u) => GeneralName::UniformResourceIdentifier(ia5("URI", u)?),
@@ -164,6 +170,32 @@ impl SubjectAltName {
             | GeneralName::RegisteredId(_) => None,
         }
     }
+}
+
+/// A DNS name as RFC 5280 4.2.1.6 and RFC 1034 have it (preferred name syntax): labels of
+/// letters, digits and hyphens, not starting or ending with a hyphen, up to 63
+/// characters, 253 in all; a wildcard only as the whole left-most label (`*.example.com`).
+fn check_dns_name(h: &str) -> Result<()> {
+    let bad = |why: &str| param(format!("'{h}' is not a DNS name: {why}"));
+    if h.is_empty() || h.len() > 253 {
+        return Err(bad("empty, or longer than 253 characters"));
+    }
+    let labels: Vec<&str> = h.strip_suffix('.').unwrap_or(h).split('.').collect();
+    for (i, label) in labels.iter().enumerate() {
+        if i == 0 && *label == "*" && labels.len() > 1 {
+            continue;
+        }
+        if label.is_empty() || label.len() > 63 {
+            return Err(bad("an empty label, or one longer than 63 characters"));
+        }
+        if !label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(bad("labels are letters, digits and hyphens (a wildcard only as '*.' first)"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(bad("a label starts or ends with a hyphen"));
+        }
+    }
+    Ok(())
 }
 
 macro_rules! named_flags {
@@ -561,6 +593,37 @@ fn signature_bits(key: &Key, alg: SignatureAlgorithm, tbs: &[u8]) -> Result<BitS
     BitString::from_bytes(&sig).map_err(enc)
 }
 
+/// The components of OpenSSL's slash form: split at `/` that are not escaped (`\\/`),
+/// with `\\x` taken as `x`. `+` is a literal character (no multi-valued RDNs).
+fn split_slash_form(s: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, parts.last_mut()) {
+            ('\\', Some(cur)) => cur.extend(chars.next()),
+            ('/', _) => parts.push(String::new()),
+            (c, Some(cur)) => cur.push(c),
+            (_, None) => {}
+        }
+    }
+    parts
+}
+
+/// A value as RFC 4514 writes it: special characters escaped, and a leading `#` (which
+/// would make it hex-encoded BER) or space and a trailing space too.
+fn rfc4514_escape(v: &str) -> String {
+    let mut out = String::with_capacity(v.len() + 4);
+    let last = v.chars().count().saturating_sub(1);
+    for (i, c) in v.chars().enumerate() {
+        let edge = (i == 0 && (c == '#' || c == ' ')) || (i == last && c == ' ');
+        if edge || matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Parses a distinguished name in RFC 4514 or OpenSSL's slash form.
 fn parse_name(dn: &str) -> Result<Name> {
     let dn = dn.trim();
@@ -571,20 +634,13 @@ fn parse_name(dn: &str) -> Result<Name> {
         // `/C=GB/O=Example/CN=host`: most significant first; RFC 4514 lists it last.
         Some(rest) => {
             let mut parts = Vec::new();
-            for part in rest.split('/') {
-                if part.is_empty() {
-                    return Err(param(format!("empty component in distinguished name '{dn}'")));
-                }
+            for part in split_slash_form(rest) {
                 let (k, v) =
                     part.split_once('=').ok_or_else(|| param(format!("'{part}' is not ATTRIBUTE=value")))?;
-                let mut escaped = String::with_capacity(v.len());
-                for c in v.chars() {
-                    if matches!(c, ',' | '+' | '"' | '\\' | '<' | '>' | ';') {
-                        escaped.push('\\');
-                    }
-                    escaped.push(c);
+                if k.is_empty() || v.is_empty() {
+                    return Err(param(format!("empty component in distinguished name '{dn}'")));
                 }
-                parts.push(format!("{k}={escaped}"));
+                parts.push(format!("{k}={}", rfc4514_escape(v)));
             }
             parts.reverse();
             parts.join(",")
@@ -607,6 +663,19 @@ fn extension<T: der::Encode + AssociatedOid>(critical: bool, value: &T) -> Resul
         critical,
         extn_value: OctetString::new(value.to_der().map_err(enc)?).map_err(enc)?,
     })
+}
+
+/// The key usage a certificate gets: `asked` (or the default); a CA's must include
+/// `keyCertSign`, an end entity's must not (RFC 5280 4.2.1.3, 4.2.1.9).
+fn key_usage_for(ca: bool, spec: KeySpec, asked: &[KeyUsage]) -> Result<Vec<KeyUsage>> {
+    if asked.is_empty() {
+        return Ok(default_key_usage(ca, spec));
+    }
+    match (ca, asked.contains(&KeyUsage::KeyCertSign)) {
+        (true, false) => Err(param("a CA certificate's key usage must include keyCertSign")),
+        (false, true) => Err(param("keyCertSign is for CA certificates (set ca)")),
+        (true, true) | (false, false) => Ok(asked.to_vec()),
+    }
 }
 
 fn default_key_usage(ca: bool, spec: KeySpec) -> Vec<KeyUsage> {
@@ -776,11 +845,10 @@ pub fn self_signed(key: &Key, params: &CertificateParams) -> Result<Certificate>
     let crypto = key.crypto();
     let subject = parse_name(&params.subject)?;
     let ski = key_identifier(crypto, &spki)?;
-    let key_usage = if params.key_usage.is_empty() {
-        default_key_usage(params.ca, key.spec())
-    } else {
-        params.key_usage.clone()
-    };
+    if params.ca && subject.is_empty() {
+        return Err(param("a CA certificate needs a subject (RFC 5280 4.1.2.6)"));
+    }
+    let key_usage = key_usage_for(params.ca, key.spec(), &params.key_usage)?;
     let mut ext = vec![
         extension(
             true,
@@ -825,10 +893,15 @@ pub fn self_signed(key: &Key, params: &CertificateParams) -> Result<Certificate>
 pub fn create_csr(key: &Key, params: &CertificateParams) -> Result<CertificateRequest> {
     let (alg, id) = sign_x509(key, params.signature_algorithm)?;
     let subject = parse_name(&params.subject)?;
+    let asked_usage = if params.key_usage.is_empty() {
+        Vec::new()
+    } else {
+        key_usage_for(params.ca, key.spec(), &params.key_usage)?
+    };
     let mut ext = subject_extensions(
         subject.is_empty(),
         &params.subject_alt_names,
-        &params.key_usage,
+        &asked_usage,
         &params.extended_key_usage,
     )?;
     if params.ca {
@@ -906,15 +979,29 @@ pub fn issue(
     let not_after =
         not_before.checked_add(params.validity).ok_or_else(|| param("validity too long"))?.min(ca_not_after);
 
-    let spki = csr.req.info.public_key.clone();
-    let subject_public = PublicKey::from_spki_der(&spki.to_der().map_err(enc)?)?;
+    if ca_cert.cert.tbs_certificate().subject().is_empty() {
+        return Err(param("the CA certificate has an empty subject (RFC 5280 4.1.2.4)"));
+    }
+    // The request's key as hsmkit encodes it (RSA parameters NULL, RFC 3279), not its bytes.
+    let subject_public = PublicKey::from_spki_der(&csr.req.info.public_key.to_der().map_err(enc)?)?;
+    if let KeySpec::Rsa { bits } = subject_public.spec()
+        && bits < crate::spec::RSA_MIN_BITS
+    {
+        return Err(param(format!(
+            "an RSA-{bits} key: hsmkit certifies RSA keys of {} bits or more",
+            crate::spec::RSA_MIN_BITS
+        )));
+    }
+    let spki = spki_of(&subject_public)?;
     let requested = csr.requested_extensions()?;
-    let key_usage = if params.ca {
-        default_key_usage(true, subject_public.spec())
-    } else if let Some(ku) = requested.key_usage.clone() {
-        ku
-    } else {
-        default_key_usage(false, subject_public.spec())
+    // An end entity gets what it asked for, without the CA's bits (RFC 5280 4.2.1.3).
+    let key_usage = match (params.ca, requested.key_usage.clone()) {
+        (true, _) | (false, None) => default_key_usage(params.ca, subject_public.spec()),
+        (false, Some(ku)) => {
+            let ku: Vec<KeyUsage> =
+                ku.into_iter().filter(|u| !matches!(u, KeyUsage::KeyCertSign | KeyUsage::CrlSign)).collect();
+            if ku.is_empty() { default_key_usage(false, subject_public.spec()) } else { ku }
+        }
     };
     let subject = csr.req.info.subject.clone();
     let mut ext = vec![
@@ -923,10 +1010,7 @@ pub fn issue(
         extension(
             false,
             &AuthorityKeyIdentifier {
-                key_identifier: Some(key_identifier(
-                    crypto,
-                    ca_cert.cert.tbs_certificate().subject_public_key_info(),
-                )?),
+                key_identifier: Some(ca_cert.key_identifier(crypto)?),
                 authority_cert_issuer: None,
                 authority_cert_serial_number: None,
             },
@@ -1009,7 +1093,12 @@ impl CertificateRequest {
     pub fn from_der(der: &[u8]) -> Result<Self> {
         check_len(der, "certificate request")?;
         let req = CertReq::from_der(der).map_err(|e| malformed("certificate request", e))?;
-        Ok(CertificateRequest { der: der.to_vec(), req })
+        if req.to_der().map_err(enc)? != der {
+            return Err(malformed("certificate request", "not DER (a non-canonical encoding)"));
+        }
+        let r = CertificateRequest { der: der.to_vec(), req };
+        r.requested_extensions()?;
+        Ok(r)
     }
 
     /// Parses PEM (`CERTIFICATE REQUEST`; OpenSSL's `NEW CERTIFICATE REQUEST` too).
@@ -1027,9 +1116,10 @@ impl CertificateRequest {
         &self.der
     }
 
-    /// PEM (`CERTIFICATE REQUEST`).
+    /// PEM (`CERTIFICATE REQUEST`) of the DER.
     pub fn to_pem(&self) -> Result<String> {
-        self.req.to_pem(der::pem::LineEnding::LF).map_err(enc)
+        pem_rfc7468::encode_string("CERTIFICATE REQUEST", pem_rfc7468::LineEnding::LF, &self.der)
+            .map_err(|e| malformed("PEM", e))
     }
 
     /// The subject, RFC 4514.
@@ -1063,6 +1153,9 @@ impl CertificateRequest {
 
     fn requested_extensions(&self) -> Result<Requested> {
         let mut exts = Vec::new();
+        if self.req.info.attributes.iter().filter(|a| a.oid == ExtensionReq::OID).count() > 1 {
+            return Err(malformed("certificate request", "more than one extension request"));
+        }
         for attr in self.req.info.attributes.iter() {
             if attr.oid == ExtensionReq::OID {
                 for v in attr.values.iter() {
@@ -1071,8 +1164,35 @@ impl CertificateRequest {
                 }
             }
         }
+        check_unique(&exts)?;
         read_extensions(&exts)
     }
+}
+
+/// RFC 5280 4.2: one instance of each extension.
+fn check_unique(exts: &[Extension]) -> Result<()> {
+    for (i, e) in exts.iter().enumerate() {
+        if exts.iter().skip(i + 1).any(|o| o.extn_id == e.extn_id) {
+            return Err(malformed("extensions", format!("extension {} appears twice", e.extn_id)));
+        }
+    }
+    Ok(())
+}
+
+/// The DER of every PEM block labelled `label` in `text`, in order.
+fn pem_blocks(text: &str, label: &str) -> Result<Vec<Vec<u8>>> {
+    let (begin, end) = (format!("-----BEGIN {label}-----"), format!("-----END {label}-----"));
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(&begin) {
+        let tail = rest.get(start..).unwrap_or_default();
+        let stop = tail.find(&end).ok_or_else(|| malformed("PEM", format!("'{begin}' without '{end}'")))?;
+        let block = tail.get(..stop + end.len()).unwrap_or_default();
+        let (_, der) = pem_rfc7468::decode_vec(block.as_bytes()).map_err(|e| malformed("PEM", e))?;
+        out.push(der);
+        rest = tail.get(stop + end.len()..).unwrap_or_default();
+    }
+    Ok(out)
 }
 
 /// An X.509 certificate.
@@ -1093,11 +1213,36 @@ impl fmt::Debug for Certificate {
 }
 
 impl Certificate {
-    /// Parses DER.
+    /// Parses DER: strict (what re-encodes to other bytes is refused, since a signature
+    /// covers the bytes), one instance of each extension (RFC 5280 4.2), the same
+    /// signature algorithm inside and outside the signed part (4.1.1.2).
     pub fn from_der(der: &[u8]) -> Result<Self> {
         check_len(der, "certificate")?;
         let cert = x509_cert::Certificate::from_der(der).map_err(|e| malformed("certificate", e))?;
+        if cert.to_der().map_err(enc)? != der {
+            return Err(malformed("certificate", "not DER (a non-canonical encoding)"));
+        }
+        if cert.signature_algorithm() != cert.tbs_certificate().signature() {
+            return Err(malformed(
+                "certificate",
+                "the signature algorithm differs inside and outside the signed part",
+            ));
+        }
+        let exts = cert.tbs_certificate().extensions().map(|e| e.as_slice()).unwrap_or_default();
+        check_unique(exts)?;
         Ok(Certificate { der: der.to_vec(), cert })
+    }
+
+    /// The subject key identifier: the extension's, or (without one) RFC 5280's method 1.
+    fn key_identifier(&self, crypto: &dyn CryptoProvider) -> Result<OctetString> {
+        for e in self.extensions() {
+            if e.extn_id == SubjectKeyIdentifier::OID {
+                let ski = SubjectKeyIdentifier::from_der(e.extn_value.as_bytes())
+                    .map_err(|e| malformed("subject key identifier", e))?;
+                return Ok(ski.0);
+            }
+        }
+        key_identifier(crypto, self.cert.tbs_certificate().subject_public_key_info())
     }
 
     /// Parses one PEM `CERTIFICATE`.
@@ -1110,11 +1255,10 @@ impl Certificate {
         }
     }
 
-    /// Parses every PEM `CERTIFICATE` in `pem`, in order (a chain: leaf first).
+    /// Parses every PEM `CERTIFICATE` in `pem`, in order (a chain: leaf first); text
+    /// between the blocks is ignored.
     pub fn from_pem_chain(pem: &str) -> Result<Vec<Self>> {
-        let certs = x509_cert::Certificate::load_pem_chain(pem.as_bytes())
-            .map_err(|e| malformed("PEM certificates", e))?;
-        certs.into_iter().map(|c| Self::from_der(&c.to_der().map_err(enc)?)).collect()
+        pem_blocks(pem, "CERTIFICATE")?.iter().map(|der| Self::from_der(der)).collect()
     }
 
     /// DER.
@@ -1122,9 +1266,10 @@ impl Certificate {
         &self.der
     }
 
-    /// PEM (`CERTIFICATE`).
+    /// PEM (`CERTIFICATE`) of the DER.
     pub fn to_pem(&self) -> Result<String> {
-        self.cert.to_pem(der::pem::LineEnding::LF).map_err(enc)
+        pem_rfc7468::encode_string("CERTIFICATE", pem_rfc7468::LineEnding::LF, &self.der)
+            .map_err(|e| malformed("PEM", e))
     }
 
     /// The subject, RFC 4514.

@@ -303,8 +303,17 @@ pub fn x509_refusals(store: &Store) {
     }
     let bad = CertificateRequest::from_der(&bad).unwrap();
     invalid(x509::issue(&ca_key, &ca, &bad, &IssueParams::default()), InvalidReason::Malformed);
-    // A request for another key's public key, signed by this one, does not verify either:
+    // A request for another key's public key, signed by this one, does not verify:
     // proof of possession is what the check is for.
+    let (mine, theirs) = (leaf_key.public_key_der().unwrap(), other_key.public_key_der().unwrap());
+    let der = csr.to_der();
+    let at = der.windows(mine.len()).position(|w| w == &mine[..]).expect("the request holds its SPKI");
+    let mut swapped = der.to_vec();
+    swapped.splice(at..at + mine.len(), theirs.iter().copied());
+    let swapped = CertificateRequest::from_der(&swapped).unwrap();
+    assert_eq!(swapped.public_key().unwrap(), other_key.public_key().unwrap());
+    invalid(x509::issue(&ca_key, &ca, &swapped, &IssueParams::default()), InvalidReason::Malformed);
+    // A CA key that is not the CA certificate's.
     invalid(x509::issue(&other_key, &ca, &csr, &IssueParams::default()), InvalidReason::KeyMismatch);
     let leaf = x509::issue(&ca_key, &ca, &csr, &IssueParams::default()).unwrap();
     invalid(x509::issue(&leaf_key, &leaf, &csr, &IssueParams::default()), InvalidReason::Parameter);
@@ -353,12 +362,56 @@ pub fn x509_refusals(store: &Store) {
     for dn in ["not a name", "CN=a,,O=b", "/CN=a//O=b", "XYZZY=1"] {
         expect_kind(x509::create_csr(&leaf_key, &CertificateParams::new(dn)), ErrorKind::InvalidInput);
     }
+    // keyCertSign is for CAs; a CA needs it, and a subject (RFC 5280 4.2.1.3, 4.1.2.6).
+    let mut ee = CertificateParams::new("CN=x");
+    ee.key_usage = vec![KeyUsage::DigitalSignature, KeyUsage::KeyCertSign];
+    expect_kind(x509::self_signed(&leaf_key, &ee), ErrorKind::InvalidInput);
+    expect_kind(x509::create_csr(&leaf_key, &ee), ErrorKind::InvalidInput);
+    let mut ca_no_sign = CertificateParams::new("CN=x");
+    ca_no_sign.ca = true;
+    ca_no_sign.key_usage = vec![KeyUsage::DigitalSignature];
+    expect_kind(x509::self_signed(&leaf_key, &ca_no_sign), ErrorKind::InvalidInput);
+    let mut nameless_ca = CertificateParams::new("");
+    nameless_ca.ca = true;
+    nameless_ca.subject_alt_names = vec!["dns:ca.example.com".parse().unwrap()];
+    expect_kind(x509::self_signed(&leaf_key, &nameless_ca), ErrorKind::InvalidInput);
+    // A request that asks for keyCertSign still gets an end entity without it.
+    let mut asks = CertificateParams::new("CN=asks");
+    asks.ca = true;
+    let asks = x509::create_csr(&leaf_key, &asks).unwrap();
+    let fresh_ca = x509::self_signed(&other_key, &{
+        let mut p = CertificateParams::new("CN=fresh CA");
+        p.ca = true;
+        p
+    })
+    .unwrap();
+    let got = x509::issue(&other_key, &fresh_ca, &asks, &IssueParams::default()).unwrap();
+    assert_eq!(got.basic_constraints().unwrap(), (false, None));
+    assert_eq!(got.key_usage().unwrap(), Some(vec![KeyUsage::DigitalSignature]));
     // No subject and no alternative name: nothing to certify.
     expect_kind(x509::create_csr(&leaf_key, &CertificateParams::new("")), ErrorKind::InvalidInput);
     // The slash form is OpenSSL's order; both forms give the same name.
     let a = x509::create_csr(&leaf_key, &CertificateParams::new("/C=GB/O=Example, Ltd/CN=host")).unwrap();
     assert_eq!(a.subject(), "CN=host,O=Example\\, Ltd,C=GB");
-    for san in ["dns:", "ip:999.1.1.1", "foo:bar", "email:caf\u{e9}@example.com", "nocolon", "dns:a b"] {
+    // OpenSSL's slash form with escapes: `\/` is a slash, a leading `#` is text (not BER).
+    let b = x509::create_csr(&leaf_key, &CertificateParams::new("/O=a\\/b/CN=#0c0141")).unwrap();
+    assert_eq!(b.subject(), "CN=\\#0c0141,O=a/b");
+    for ok in ["dns:*.example.com", "dns:xn--caf-dma.example", "dns:a-b.example.com.", "ip:::ffff:10.0.0.1"] {
+        ok.parse::<SubjectAltName>().unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
+    for san in [
+        "dns:",
+        "dns:*",
+        "dns:foo..bar",
+        "dns:a\0.evil.com",
+        "dns:-a.example",
+        "dns:a.*.example",
+        "ip:999.1.1.1",
+        "foo:bar",
+        "email:caf\u{e9}@example.com",
+        "nocolon",
+        "dns:a b",
+    ] {
         expect_kind(san.parse::<SubjectAltName>(), ErrorKind::InvalidInput);
     }
     for der in [&b""[..], b"\x30\x03\x02\x01\x01", &csr.to_der()[..20]] {
