@@ -71,7 +71,7 @@ python3 -m venv target/py-venv
 PY=target/py-venv/bin/python
 $PY -m pip install --quiet --upgrade pip
 $PY -m pip install --quiet ./bindings/python
-$PY -m pip install --quiet pytest cryptography mypy
+$PY -m pip install --quiet pytest cryptography mypy pyjwt
 
 say "Python: mypy.stubtest (stubs against the installed module)"
 (cd target && py-venv/bin/python -m mypy.stubtest hsmkit && py-venv/bin/python -m mypy --strict -p hsmkit)

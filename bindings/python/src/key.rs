@@ -14,6 +14,7 @@ use pyo3::types::PyBytes;
 
 use crate::convert::{bytes_arg, json_to_py, ops_list, opt_datetime, to_datetime};
 use crate::errors::PyResult;
+use crate::pki;
 
 /// `"raw"` (r||s, JOSE) or `"der"` (X9.62, what OpenSSL and pyca read) for ECDSA; RSA,
 /// EdDSA and HMAC signatures are the same bytes either way (the core's [`SignatureFormat`]).
@@ -325,6 +326,133 @@ with_info_getters!(Key, info, {
             | KeyMaterial::Public(_) => m.to_pkcs8_der()?,
         };
         Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// Signs `payload` into a compact JWS (RFC 7515) with `algorithm` (`"ES256"`,
+    /// `"RS256"`, `"EdDSA"`, ...). The protected header is `header`'s members plus `alg`
+    /// and `kid` (`name/version`), which hsmkit sets.
+    #[pyo3(signature = (algorithm, payload, header = None))]
+    fn jws_sign(
+        &self,
+        py: Python<'_>,
+        algorithm: &str,
+        payload: &Bound<'_, PyAny>,
+        header: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let alg: SignatureAlgorithm = algorithm.parse()?;
+        let payload = bytes_arg(payload, "payload")?;
+        let header = header.map(|h| pki::json_object(h, "header")).transpose()?;
+        Ok(py.detach(|| hsmkit::jose::jws_sign(&self.key, alg, header.as_ref(), &payload))?)
+    }
+
+    /// Signs a JWT (RFC 7519) with `claims` (a dict) plus `exp` = now + `expires_in`
+    /// (seconds or a timedelta), `nbf` = `not_before` (an aware datetime) and `iat` = now
+    /// (unless `issued_at=False`). The header has `typ` `JWT`, `alg` and `kid`.
+    #[pyo3(signature = (algorithm, claims, *, expires_in = None, not_before = None, issued_at = true,
+                        header = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn jwt_sign(
+        &self,
+        py: Python<'_>,
+        algorithm: &str,
+        claims: &Bound<'_, PyAny>,
+        expires_in: Option<&Bound<'_, PyAny>>,
+        not_before: Option<&Bound<'_, PyAny>>,
+        issued_at: bool,
+        header: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let alg: SignatureAlgorithm = algorithm.parse()?;
+        let claims = pki::json_object(claims, "claims")?;
+        let options = pki::jwt_sign_options(expires_in, not_before, issued_at, header)?;
+        Ok(py.detach(|| hsmkit::jose::jwt_sign(&self.key, alg, &claims, &options))?)
+    }
+
+    /// A PKCS#10 certificate request (PEM bytes) for this key, signed by it. `subject` is
+    /// an RFC 4514 name (`"CN=host,O=Example"`) or OpenSSL's `"/O=Example/CN=host"`;
+    /// `sans` are `"dns:H"`, `"ip:A"`, `"email:E"`, `"uri:U"`; key usages as
+    /// `"digitalSignature"`, ...; extended key usages as `"serverAuth"`, ...
+    #[pyo3(signature = (subject, *, sans = Vec::new(), key_usage = Vec::new(),
+                        extended_key_usage = Vec::new(), ca = false, path_len = None,
+                        signature_algorithm = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_csr<'py>(
+        &self,
+        py: Python<'py>,
+        subject: &str,
+        sans: Vec<String>,
+        key_usage: Vec<String>,
+        extended_key_usage: Vec<String>,
+        ca: bool,
+        path_len: Option<u8>,
+        signature_algorithm: Option<&str>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let params = pki::certificate_params(
+            subject,
+            &sans,
+            &key_usage,
+            &extended_key_usage,
+            ca,
+            path_len,
+            1,
+            signature_algorithm,
+        )?;
+        let pem = py.detach(|| hsmkit::x509::create_csr(&self.key, &params)?.to_pem())?;
+        Ok(PyBytes::new(py, pem.as_bytes()))
+    }
+
+    /// A certificate (PEM bytes) for this key, signed by itself: a root CA with
+    /// `ca=True`. Arguments as for `create_csr`; valid for `validity_days` from now.
+    #[pyo3(signature = (subject, *, sans = Vec::new(), key_usage = Vec::new(),
+                        extended_key_usage = Vec::new(), ca = false, path_len = None,
+                        validity_days = 365, signature_algorithm = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn self_signed_certificate<'py>(
+        &self,
+        py: Python<'py>,
+        subject: &str,
+        sans: Vec<String>,
+        key_usage: Vec<String>,
+        extended_key_usage: Vec<String>,
+        ca: bool,
+        path_len: Option<u8>,
+        validity_days: u32,
+        signature_algorithm: Option<&str>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let params = pki::certificate_params(
+            subject,
+            &sans,
+            &key_usage,
+            &extended_key_usage,
+            ca,
+            path_len,
+            validity_days,
+            signature_algorithm,
+        )?;
+        let pem = py.detach(|| hsmkit::x509::self_signed(&self.key, &params)?.to_pem())?;
+        Ok(PyBytes::new(py, pem.as_bytes()))
+    }
+
+    /// Issues a certificate (PEM bytes) for the request `csr_pem` with this key as the CA
+    /// key of `ca_cert_pem` (PEM or DER). The request's signature is checked; subject,
+    /// alternative names and usages come from it; validity ends no later than the CA's.
+    #[pyo3(signature = (ca_cert_pem, csr_pem, *, ca = false, path_len = None, validity_days = 365,
+                        signature_algorithm = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn issue_certificate<'py>(
+        &self,
+        py: Python<'py>,
+        ca_cert_pem: &Bound<'py, PyAny>,
+        csr_pem: &Bound<'py, PyAny>,
+        ca: bool,
+        path_len: Option<u8>,
+        validity_days: u32,
+        signature_algorithm: Option<&str>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let ca_cert = pki::certificate_arg(ca_cert_pem, "ca_cert_pem")?;
+        let csr = pki::csr_arg(csr_pem, "csr_pem")?;
+        let params = pki::issue_params(ca, path_len, validity_days, signature_algorithm)?;
+        let pem = py.detach(|| hsmkit::x509::issue(&self.key, &ca_cert, &csr, &params)?.to_pem())?;
+        Ok(PyBytes::new(py, pem.as_bytes()))
     }
 
     /// The same key: from the same `Store` object (keys of two stores are never equal,

@@ -11,6 +11,7 @@ mod cache;
 mod convert;
 mod errors;
 mod key;
+mod pki;
 mod secrets;
 mod store;
 mod testing;

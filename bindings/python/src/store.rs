@@ -19,6 +19,7 @@ use crate::convert::{
 };
 use crate::errors::{PyError, PyResult, invalid, secret_error};
 use crate::key::{Key, KeyProperties, StoreId};
+use crate::pki;
 use crate::secrets::{Secret, SecretDescription, SecretDue, SecretProperties};
 
 /// Opens a store: `file:///path` (or a plain path) for the encrypted software keystore,
@@ -775,6 +776,54 @@ impl Store {
             Rewrapper::new(store, recipients, mode)?.with_context(ctx).rewrap(&blob)
         })?;
         Ok(PyBytes::new(py, &out))
+    }
+
+    /// Verifies a JWT with the key version its `kid` (`name/version`) names, then its
+    /// claims: `exp` (required unless `require_exp=False`), `nbf`, `iat`, with `leeway`
+    /// seconds of clock skew; `issuer`; `audience` (a str or a list: the token's `aud`
+    /// must name one; a token with an `aud` needs one). Returns the claims. A bad
+    /// signature raises `InvalidSignature`; refused claims or a malformed token
+    /// `InvalidInput`.
+    #[pyo3(signature = (token, *, audience = None, issuer = None, leeway = 60.0, algorithms = None,
+                        require_exp = true))]
+    #[allow(clippy::too_many_arguments)]
+    fn jwt_verify<'py>(
+        &self,
+        py: Python<'py>,
+        token: &str,
+        audience: Option<&Bound<'py, PyAny>>,
+        issuer: Option<String>,
+        leeway: f64,
+        algorithms: Option<Vec<String>>,
+        require_exp: bool,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let v = pki::jwt_validation(audience, issuer, leeway, algorithms, require_exp)?;
+        let claims = py.detach(|| hsmkit::jose::jwt_verify(&self.store, token, &v))?;
+        json_to_py(py, &serde_json::Value::Object(claims))
+    }
+
+    /// Verifies a compact JWS with the key version its `kid` names. Returns
+    /// `(payload, header, key_name, key_version)`.
+    #[pyo3(signature = (token, *, algorithms = None))]
+    fn jws_verify<'py>(
+        &self,
+        py: Python<'py>,
+        token: &str,
+        algorithms: Option<Vec<String>>,
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyAny>, String, u32)> {
+        let o = pki::jws_options(algorithms)?;
+        let v = py.detach(|| hsmkit::jose::jws_verify(&self.store, token, &o))?;
+        let header = json_to_py(py, &serde_json::Value::Object(v.header))?;
+        Ok((PyBytes::new(py, &v.payload), header, v.key_name, v.key_version))
+    }
+
+    /// A JWK Set `{"keys": [...]}` of the named keys' versions a verifier should accept
+    /// now (enabled, allowing verify, within their validity), each with `kid`
+    /// `name/version` and `use` `sig`.
+    fn jwks<'py>(&self, py: Python<'py>, names: Vec<String>) -> PyResult<Bound<'py, PyAny>> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let doc = py.detach(|| hsmkit::jose::jwks(&self.store, &names))?;
+        json_to_py(py, &doc)
     }
 
     fn __repr__(&self) -> String {

@@ -99,6 +99,50 @@ class Key(_Properties):
     def public_key_der(self) -> bytes: ...
     def public_key_jwk(self) -> Dict[str, Any]: ...
     def export_key(self) -> bytes: ...
+    def jws_sign(self, algorithm: str, payload: _Bytes, header: Optional[Mapping[str, Any]] = None) -> str: ...
+    def jwt_sign(
+        self,
+        algorithm: str,
+        claims: Mapping[str, Any],
+        *,
+        expires_in: Union[float, datetime.timedelta, str, None] = None,
+        not_before: Optional[datetime.datetime] = None,
+        issued_at: bool = True,
+        header: Optional[Mapping[str, Any]] = None,
+    ) -> str: ...
+    def create_csr(
+        self,
+        subject: str,
+        *,
+        sans: Sequence[str] = ...,
+        key_usage: Sequence[str] = ...,
+        extended_key_usage: Sequence[str] = ...,
+        ca: bool = False,
+        path_len: Optional[int] = None,
+        signature_algorithm: Optional[str] = None,
+    ) -> bytes: ...
+    def self_signed_certificate(
+        self,
+        subject: str,
+        *,
+        sans: Sequence[str] = ...,
+        key_usage: Sequence[str] = ...,
+        extended_key_usage: Sequence[str] = ...,
+        ca: bool = False,
+        path_len: Optional[int] = None,
+        validity_days: int = 365,
+        signature_algorithm: Optional[str] = None,
+    ) -> bytes: ...
+    def issue_certificate(
+        self,
+        ca_cert_pem: Union[_Bytes, str],
+        csr_pem: Union[_Bytes, str],
+        *,
+        ca: bool = False,
+        path_len: Optional[int] = None,
+        validity_days: int = 365,
+        signature_algorithm: Optional[str] = None,
+    ) -> bytes: ...
     @property
     def properties(self) -> KeyProperties: ...
     # Equal: from the same Store object, the same kid, the same public key (SPKI DER);
@@ -322,6 +366,20 @@ class Store:
         aad: Optional[Mapping[str, str]] = None,
         add: bool = False,
     ) -> bytes: ...
+    def jwt_verify(
+        self,
+        token: str,
+        *,
+        audience: Union[str, Sequence[str], None] = None,
+        issuer: Optional[str] = None,
+        leeway: float = 60.0,
+        algorithms: Optional[Sequence[str]] = None,
+        require_exp: bool = True,
+    ) -> Dict[str, Any]: ...
+    def jws_verify(
+        self, token: str, *, algorithms: Optional[Sequence[str]] = None
+    ) -> Tuple[bytes, Dict[str, Any], str, int]: ...
+    def jwks(self, names: Sequence[str]) -> Dict[str, Any]: ...
 
 @final
 class SecretCache:
