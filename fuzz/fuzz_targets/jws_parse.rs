@@ -21,7 +21,7 @@ fn stores() -> &'static (Store, Store) {
         let aws = Store::new(SoftBackend::new().with_engine(SoftEngine::AwsLc));
         let ops = KeyAttributes::with_ops(&[KeyOp::Sign, KeyOp::Verify]);
         let keys: [(&str, KeyMaterial); 4] = [
-            ("p256", KeyMaterial::from_jwk_str(P256_JWK).unwrap()),
+            ("p256", KeyMaterial::ec_private(hsmkit::EcCurve::P256, &P256_D, None).unwrap()),
             ("ed25519", KeyMaterial::ed25519_private(&[7u8; 32], None).unwrap()),
             ("hmac", KeyMaterial::hmac(&[0x5c; 64]).unwrap()),
             ("rsa", KeyMaterial::from_pem(RSA_PEM).unwrap()),
@@ -34,8 +34,8 @@ fn stores() -> &'static (Store, Store) {
     })
 }
 
-/// RFC 7515 appendix A.3's P-256 key.
-const P256_JWK: &str = r#"{"kty":"EC","crv":"P-256","x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0","d":"jpsQnnGQmL-YBIffH1136cLNMY6XrcBgaY-t0Tp1wYw"}"#;
+/// A fixed P-256 private scalar (make_seeds.py signs the seeds with it).
+const P256_D: [u8; 32] = [0x8e, 0x9b, 0x10, 0x9e, 0x71, 0x90, 0x98, 0xbf, 0x98, 0x04, 0x87, 0xdf, 0x1f, 0x5d, 0x77, 0xe9, 0xc2, 0xcd, 0x31, 0x8e, 0x97, 0xad, 0xc0, 0x60, 0x69, 0x8f, 0xad, 0xd1, 0x3a, 0x75, 0xc1, 0x8c];
 const RSA_PEM: &str = include_str!("../seeds/jws_parse_rsa.pem");
 
 fn typed(r: &hsmkit::Result<impl std::fmt::Debug>) {
