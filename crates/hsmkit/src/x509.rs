@@ -12,7 +12,7 @@
 //! with `EdDSA` ([`default_signature_algorithm`]). ECDSA is read with its curve's JOSE
 //! hash only (P-256 with SHA-256, P-384 with SHA-384, P-521 with SHA-512): a request or
 //! certificate signed otherwise (OpenSSL signs P-384 requests with SHA-256 unless told
-//! `-sha384`) is [`Error::Unsupported`](crate::Error::Unsupported).
+//! `-sha384`) is [`Error::Unsupported`].
 //!
 //! ```
 //! # fn main() -> hsmkit::Result<()> {
