@@ -575,8 +575,9 @@ fn verify_x509_signature(
     crypto.verify(key, alg, tbs, &raw)
 }
 
-/// Signs `tbs` with `key`: the algorithm identifier and the signature as X.509 carries it.
-fn sign_x509(
+/// The algorithm `key` signs with (`alg`, or the key's default) once checked against the
+/// key, and its X.509 `AlgorithmIdentifier`.
+fn signing_algorithm(
     key: &Key,
     alg: Option<SignatureAlgorithm>,
 ) -> Result<(SignatureAlgorithm, AlgorithmIdentifierOwned)> {
@@ -796,12 +797,6 @@ impl der::Encode for TbsBytes<'_> {
     }
 }
 
-impl TbsBytes<'_> {
-    fn as_bytes_with_header(&self) -> Result<&[u8]> {
-        Ok(self.0)
-    }
-}
-
 struct ToSign {
     serial: SerialNumber,
     issuer: Name,
@@ -812,8 +807,11 @@ struct ToSign {
     extensions: Extensions,
 }
 
-fn sign_certificate(key: &Key, alg: Option<SignatureAlgorithm>, t: ToSign) -> Result<Certificate> {
-    let (alg, id) = sign_x509(key, alg)?;
+fn sign_certificate(
+    key: &Key,
+    (alg, id): (SignatureAlgorithm, AlgorithmIdentifierOwned),
+    t: ToSign,
+) -> Result<Certificate> {
     if t.not_after <= t.not_before {
         return Err(param("a certificate's validity must end after it starts"));
     }
@@ -839,7 +837,7 @@ fn sign_certificate(key: &Key, alg: Option<SignatureAlgorithm>, t: ToSign) -> Re
 /// and what `params` asks for.
 pub fn self_signed(key: &Key, params: &CertificateParams) -> Result<Certificate> {
     // The algorithm first: an AES or HMAC key is refused for what it is.
-    sign_x509(key, params.signature_algorithm)?;
+    let signing = signing_algorithm(key, params.signature_algorithm)?;
     let public = key.public_key()?;
     let spki = spki_of(&public)?;
     let crypto = key.crypto();
@@ -874,7 +872,7 @@ pub fn self_signed(key: &Key, params: &CertificateParams) -> Result<Certificate>
     let not_after = not_before.checked_add(params.validity).ok_or_else(|| param("validity too long"))?;
     sign_certificate(
         key,
-        params.signature_algorithm,
+        signing,
         ToSign {
             serial: random_serial(crypto)?,
             issuer: subject.clone(),
@@ -891,7 +889,7 @@ pub fn self_signed(key: &Key, params: &CertificateParams) -> Result<Certificate>
 /// for `params`' subject, alternative names, key usage, extended key usage and (for a CA)
 /// basic constraints. Validity is the CA's choice and not part of a request.
 pub fn create_csr(key: &Key, params: &CertificateParams) -> Result<CertificateRequest> {
-    let (alg, id) = sign_x509(key, params.signature_algorithm)?;
+    let (alg, id) = signing_algorithm(key, params.signature_algorithm)?;
     let subject = parse_name(&params.subject)?;
     let asked_usage = if params.key_usage.is_empty() {
         Vec::new()
@@ -1020,7 +1018,7 @@ pub fn issue(
     ext.extend(subject_extensions(subject.is_empty(), &requested.subject_alt_names, &key_usage, &eku)?);
     sign_certificate(
         ca_key,
-        params.signature_algorithm,
+        signing_algorithm(ca_key, params.signature_algorithm)?,
         ToSign {
             serial: random_serial(crypto)?,
             issuer: ca_cert.cert.tbs_certificate().subject().clone(),
@@ -1141,7 +1139,7 @@ impl CertificateRequest {
     /// [`Error::InvalidInput`] (the request is not what its key signed).
     pub fn verify(&self, crypto: &dyn CryptoProvider) -> Result<()> {
         let signed = Signed::from_der(&self.der).map_err(|e| malformed("certificate request", e))?;
-        let tbs = signed.tbs.as_bytes_with_header()?;
+        let tbs = signed.tbs.0;
         match verify_x509_signature(crypto, &self.public_key()?, &signed.algorithm, tbs, &signed.signature) {
             Err(Error::VerificationFailed) => Err(Error::invalid(
                 InvalidReason::Malformed,
@@ -1342,7 +1340,7 @@ impl Certificate {
             crypto,
             &issuer.public_key()?,
             &signed.algorithm,
-            signed.tbs.as_bytes_with_header()?,
+            signed.tbs.0,
             &signed.signature,
         )
     }
