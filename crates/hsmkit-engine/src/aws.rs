@@ -493,6 +493,65 @@ impl CryptoProvider for AwsLcProvider {
         Ok(())
     }
 
+    fn pbkdf2_hmac(
+        &self,
+        hash: HashAlg,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        out: &mut [u8],
+    ) -> Result<()> {
+        hsmkit::crypto::check_pbkdf2_iterations(iterations)?;
+        let iterations = std::num::NonZeroU32::new(iterations)
+            .ok_or_else(|| Error::invalid(InvalidReason::Parameter, "PBKDF2 iteration count 0"))?;
+        // aws-lc-rs panics past (2^32 - 1) blocks (RFC 8018's limit); refuse it first.
+        let blocks = out.len().div_ceil(hash.output_len());
+        if u32::try_from(blocks).is_err() {
+            return Err(Error::invalid(InvalidReason::Length, "PBKDF2 output longer than 2^32 - 1 blocks"));
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        let alg = match hash {
+            HashAlg::Sha1 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA1,
+            HashAlg::Sha256 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA256,
+            HashAlg::Sha384 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA384,
+            HashAlg::Sha512 => aws_lc_rs::pbkdf2::PBKDF2_HMAC_SHA512,
+        };
+        aws_lc_rs::pbkdf2::derive(alg, iterations, salt, password, out);
+        Ok(())
+    }
+
+    fn aes_cbc_decrypt(&self, key: &[u8], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        use aws_lc_rs::cipher::{
+            AES_128, AES_192, AES_256, DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey,
+        };
+        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
+            return Err(Error::DecryptionFailed);
+        }
+        let alg = match key.len() {
+            16 => &AES_128,
+            24 => &AES_192,
+            32 => &AES_256,
+            other => {
+                return Err(Error::invalid(
+                    InvalidReason::Length,
+                    format!("an AES key is 16, 24 or 32 bytes, not {other}"),
+                ));
+            }
+        };
+        let key = UnboundCipherKey::new(alg, key)
+            .and_then(PaddedBlockDecryptingKey::cbc_pkcs7)
+            .map_err(|_| engine_err("AES-CBC key"))?;
+        let mut buf = Zeroizing::new(ciphertext.to_vec());
+        let n = key
+            .decrypt(&mut buf, DecryptionContext::Iv128((*iv).into()))
+            .map_err(|_| Error::DecryptionFailed)?
+            .len();
+        buf.truncate(n);
+        Ok(buf)
+    }
+
     fn aes_256_gcm(&self, key: &[u8; gcm::KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>> {
         let unbound =
             aead::UnboundKey::new(&aead::AES_256_GCM, key).map_err(|_| engine_err("AES-GCM key"))?;

@@ -3,6 +3,8 @@
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
+use cbc::cipher::block_padding::Pkcs7;
+use cbc::cipher::{BlockModeDecrypt, KeyIvInit};
 use hmac::Mac;
 use hsmkit::InvalidReason;
 use hsmkit::crypto::{Aes256GcmKey, CryptoProvider, HkdfOutput, KEY_LEN, NONCE_LEN, TAG_LEN};
@@ -31,6 +33,44 @@ fn mac<M: Mac + hmac::KeyInit>(key: &[u8], data: &[u8]) -> Result<Vec<u8>> {
         .map_err(|_| Error::invalid(InvalidReason::Length, "HMAC key length"))?;
     m.update(data);
     Ok(m.finalize().into_bytes().to_vec())
+}
+
+/// PBKDF2 (RFC 8018 section 5.2) with the HMAC keyed once and cloned per iteration.
+fn pbkdf2<M: Mac + hmac::KeyInit + Clone>(
+    password: &[u8],
+    salt: &[u8],
+    iterations: u32,
+    hash_len: usize,
+    out: &mut [u8],
+) -> Result<()> {
+    let keyed = <M as hmac::KeyInit>::new_from_slice(password)
+        .map_err(|_| Error::invalid(InvalidReason::Length, "HMAC key length"))?;
+    for (index, block) in (1u32..).zip(out.chunks_mut(hash_len)) {
+        let mut m = keyed.clone();
+        m.update(salt);
+        m.update(&index.to_be_bytes());
+        let mut u = Zeroizing::new(m.finalize().into_bytes().to_vec());
+        let mut t = u.clone();
+        for _ in 1..iterations {
+            let mut m = keyed.clone();
+            m.update(&u);
+            u.copy_from_slice(&m.finalize().into_bytes());
+            t.iter_mut().zip(u.iter()).for_each(|(t, u)| *t ^= u);
+        }
+        let t = t.get(..block.len()).ok_or_else(|| Error::backend(crate::KIND, "PBKDF2", "HMAC length"))?;
+        block.copy_from_slice(t);
+    }
+    Ok(())
+}
+
+// One arm per key length; `cbc` and `aes` are built with `zeroize`: the key schedule and
+// chaining state are wiped on drop.
+macro_rules! cbc_decrypt {
+    ($c:ty, $key:expr, $iv:expr, $buf:expr) => {{
+        let dec = cbc::Decryptor::<$c>::new_from_slices($key, $iv)
+            .map_err(|_| Error::invalid(InvalidReason::Length, "AES key length"))?;
+        dec.decrypt_padded::<Pkcs7>($buf).map(<[u8]>::len).map_err(|_| Error::DecryptionFailed)
+    }};
 }
 
 // One arm per hash: the `hkdf` types are generic over HMAC internals this crate need not name.
@@ -98,6 +138,43 @@ impl CryptoProvider for RustCryptoProvider {
             HashAlg::Sha384 => hkdf_expand_each!(sha2::Sha384, prk, outputs),
             HashAlg::Sha512 => hkdf_expand_each!(sha2::Sha512, prk, outputs),
         }
+    }
+
+    fn pbkdf2_hmac(
+        &self,
+        hash: HashAlg,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        out: &mut [u8],
+    ) -> Result<()> {
+        hsmkit::crypto::check_pbkdf2_iterations(iterations)?;
+        let n = hash.output_len();
+        match hash {
+            HashAlg::Sha1 => pbkdf2::<hmac::Hmac<sha1::Sha1>>(password, salt, iterations, n, out),
+            HashAlg::Sha256 => pbkdf2::<hmac::Hmac<sha2::Sha256>>(password, salt, iterations, n, out),
+            HashAlg::Sha384 => pbkdf2::<hmac::Hmac<sha2::Sha384>>(password, salt, iterations, n, out),
+            HashAlg::Sha512 => pbkdf2::<hmac::Hmac<sha2::Sha512>>(password, salt, iterations, n, out),
+        }
+    }
+
+    fn aes_cbc_decrypt(&self, key: &[u8], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        // Whole blocks, at least one (the padding): anything else was never a ciphertext.
+        if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {
+            return Err(Error::DecryptionFailed);
+        }
+        let mut buf = Zeroizing::new(ciphertext.to_vec());
+        let n = match key.len() {
+            16 => cbc_decrypt!(aes::Aes128, key, iv, &mut buf),
+            24 => cbc_decrypt!(aes::Aes192, key, iv, &mut buf),
+            32 => cbc_decrypt!(aes::Aes256, key, iv, &mut buf),
+            other => Err(Error::invalid(
+                InvalidReason::Length,
+                format!("an AES key is 16, 24 or 32 bytes, not {other}"),
+            )),
+        }?;
+        buf.truncate(n);
+        Ok(buf)
     }
 
     fn aes_256_gcm(&self, key: &[u8; KEY_LEN]) -> Result<Box<dyn Aes256GcmKey>> {

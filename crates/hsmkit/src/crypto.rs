@@ -76,6 +76,58 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
     /// Fills `buf` from a cryptographically secure random source.
     fn fill_random(&self, buf: &mut [u8]) -> Result<()>;
 
+    /// PBKDF2 (RFC 8018 section 5.2) with HMAC over `hash` as its PRF: fills `out` (any
+    /// length) from `password` and `salt`. Zero iterations, or more than
+    /// [`PBKDF2_MAX_ITERATIONS`], is [`Error::InvalidInput`] (a file's iteration count
+    /// must not make a decoder run for hours).
+    ///
+    /// The default runs [`hmac`](Self::hmac) once per iteration; providers override it
+    /// to key the HMAC once.
+    fn pbkdf2_hmac(
+        &self,
+        hash: HashAlg,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+        out: &mut [u8],
+    ) -> Result<()> {
+        check_pbkdf2_iterations(iterations)?;
+        let n = hash.output_len();
+        for (index, block) in (1u32..).zip(out.chunks_mut(n)) {
+            // U_1 = PRF(P, S || INT(i)); T_i = U_1 ^ U_2 ^ ... ^ U_c.
+            let mut first = Zeroizing::new(Vec::with_capacity(salt.len().saturating_add(4)));
+            first.extend_from_slice(salt);
+            first.extend_from_slice(&index.to_be_bytes());
+            let mut u = Zeroizing::new(self.hmac(hash, password, &first)?);
+            let mut t = u.clone();
+            for _ in 1..iterations {
+                u = Zeroizing::new(self.hmac(hash, password, &u)?);
+                t.iter_mut().zip(u.iter()).for_each(|(t, u)| *t ^= u);
+            }
+            let t = t
+                .get(..block.len())
+                .ok_or_else(|| Error::invalid(InvalidReason::Length, "HMAC output shorter than the hash"))?;
+            block.copy_from_slice(t);
+        }
+        Ok(())
+    }
+
+    /// AES-CBC decryption (AES-128, -192 or -256 by the key's length) with the PKCS#7
+    /// padding removed and checked, as PBES2 (RFC 8018) and PKCS#12 files use it. A
+    /// ciphertext that is not a whole number of blocks, or whose padding is wrong, is
+    /// [`Error::DecryptionFailed`]; a key of another length is [`Error::InvalidInput`].
+    ///
+    /// CBC is not authenticated: callers check a MAC first, or treat a failure as a wrong
+    /// password. The default is [`Error::Unsupported`], for providers written before it
+    /// existed.
+    fn aes_cbc_decrypt(&self, key: &[u8], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        let _ = (key, iv, ciphertext);
+        Err(Error::unsupported(
+            crate::error::UnsupportedReason::Algorithm,
+            format!("AES-CBC decryption (crypto provider '{}')", self.name()),
+        ))
+    }
+
     /// Verifies `signature` (JOSE encoding: raw `r || s` for ECDSA) over `message` with a
     /// public key that no backend holds: a certificate request's own signature, a
     /// certificate issued elsewhere. A bad signature is [`Error::VerificationFailed`]; an
@@ -99,6 +151,23 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
             ),
         ))
     }
+}
+
+/// The most PBKDF2 iterations [`CryptoProvider::pbkdf2_hmac`] runs: far above what tools
+/// write (OpenSSL's PKCS#12 default is 2048) and what password-storage advice asks, and a
+/// bound on the time a hostile file can cost (seconds, not hours).
+pub const PBKDF2_MAX_ITERATIONS: u32 = 10_000_000;
+
+/// Refuses an iteration count of zero or over [`PBKDF2_MAX_ITERATIONS`] (for providers'
+/// own [`CryptoProvider::pbkdf2_hmac`]).
+pub fn check_pbkdf2_iterations(iterations: u32) -> Result<()> {
+    if iterations == 0 || iterations > PBKDF2_MAX_ITERATIONS {
+        return Err(Error::invalid(
+            InvalidReason::Parameter,
+            format!("PBKDF2 iteration count {iterations}: must be 1 to {PBKDF2_MAX_ITERATIONS}"),
+        ));
+    }
+    Ok(())
 }
 
 /// One output of [`CryptoProvider::hkdf_expand_each`]: its `info` (concatenated) and
