@@ -48,6 +48,7 @@ const TMP_PREFIX: &str = ".tmp-";
 fn record_place(kind: RecordKind) -> (&'static str, &'static str, &'static str) {
     match kind {
         RecordKind::Secret => ("secrets", ".secret", "hsmkit-secret"),
+        RecordKind::Certificate => ("certificates", ".certificate", "hsmkit-certificate"),
     }
 }
 

@@ -27,17 +27,21 @@ pub enum RecordKind {
     /// A secret ([`crate::secrets`]): its versions, each value sealed under the store's
     /// secrets KEK.
     Secret,
+    /// A certificate ([`crate::certificates`]): its policy, versions (each bound to a
+    /// version of the key of the same name) and any pending request.
+    Certificate,
 }
 
 impl RecordKind {
     /// Every kind.
-    pub const ALL: &'static [RecordKind] = &[RecordKind::Secret];
+    pub const ALL: &'static [RecordKind] = &[RecordKind::Secret, RecordKind::Certificate];
 
     /// The kind's name, as implementations use it in labels, directories and audit
-    /// records: `secret`.
+    /// records: `secret`, `certificate`.
     pub fn name(self) -> &'static str {
         match self {
             RecordKind::Secret => "secret",
+            RecordKind::Certificate => "certificate",
         }
     }
 }

@@ -812,6 +812,24 @@ impl Store {
         r
     }
 
+    /// Generates a new version of `name` with `spec`, which may differ from the current
+    /// version's (a certificate renewed under a policy with another key type).
+    pub(crate) fn generate_key_version(
+        &self,
+        name: &str,
+        spec: KeySpec,
+        attributes: KeyAttributes,
+    ) -> Result<Key> {
+        let r = (|| {
+            refuse_store_only(name)?;
+            let attributes = attributes.resolve(spec.key_type())?;
+            self.check_generate(spec)?;
+            self.add_version(name, |_| Ok(attributes.clone()), |req| self.backend.generate(req, spec))
+        })();
+        self.event(name, r.as_ref().ok().map(Key::version), "rotate", &r);
+        r
+    }
+
     /// Imports key material as a new version of an existing key (which becomes current).
     pub fn import_key_version(
         &self,

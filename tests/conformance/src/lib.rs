@@ -14,6 +14,7 @@
 #![allow(missing_docs)] // test-only crate: each check is named for what it checks
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
+pub mod certificates;
 pub mod checks;
 pub mod envelope;
 pub mod interop;
@@ -91,6 +92,14 @@ macro_rules! conformance_tests {
             x509_chain_verifies_with_openssl_and_pyca,
             x509_refusals,
         );
+        $crate::conformance_tests!(@each_certificates $make;
+            cert_self_signed_versions,
+            cert_unknown_issuer_merge,
+            cert_renewal_due,
+            cert_import_pkcs12_and_pem,
+            cert_delete_recover_purge,
+            cert_refusals,
+        );
         $crate::conformance_tests!(@each_wycheproof $make;
             wycheproof_rsa_oaep,
             wycheproof_rsa_pkcs1_verify,
@@ -163,6 +172,15 @@ macro_rules! conformance_tests {
             fn $name() {
                 let store = ($make)();
                 $crate::x509::$name(&store);
+            }
+        )*
+    };
+    (@each_certificates $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                let store = ($make)();
+                $crate::certificates::$name(&store);
             }
         )*
     };

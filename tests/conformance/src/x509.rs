@@ -14,13 +14,13 @@ use hsmkit::{ErrorKind, InvalidReason, Key, KeyAttributes, KeyOp, KeySpec, Signa
 
 use crate::checks::{create_or_unsupported, expect_kind, spec_for_sig};
 
-struct Dir(tempfile::TempDir);
+pub(crate) struct Dir(pub(crate) tempfile::TempDir);
 
 impl Dir {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Dir(tempfile::tempdir().expect("temp dir"))
     }
-    fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+    pub(crate) fn write(&self, name: &str, data: &[u8]) -> PathBuf {
         let p = self.0.path().join(name);
         std::fs::write(&p, data).expect("write");
         p
@@ -36,18 +36,18 @@ fn run(program: &str, args: &[&str]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-fn openssl_ok(args: &[&str]) -> String {
+pub(crate) fn openssl_ok(args: &[&str]) -> String {
     let (ok, text) = run("openssl", args);
     assert!(ok, "openssl {args:?} failed: {text}");
     text
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 temp path")
 }
 
 /// Runs a Python script (pyca/cryptography) with `args`; it must exit 0.
-fn python_ok(script: &str, args: &[&str]) -> String {
+pub(crate) fn python_ok(script: &str, args: &[&str]) -> String {
     let mut all = vec!["-c", script];
     all.extend_from_slice(args);
     let (ok, text) = run("python3", &all);
@@ -57,7 +57,7 @@ fn python_ok(script: &str, args: &[&str]) -> String {
 
 /// Loads every certificate argument with pyca/cryptography; each `child:parent` pair
 /// (indexes) must pass `verify_directly_issued_by`.
-const PYCA_ISSUED_BY: &str = r#"
+pub(crate) const PYCA_ISSUED_BY: &str = r#"
 import sys
 from cryptography import x509
 certs = []
