@@ -193,7 +193,10 @@ impl CertificatePolicy {
                 self.validity_months
             )));
         }
-        crate::x509::default_signature_algorithm(self.key_spec)?;
+        // Everything the certificate step would refuse, before a key is generated: a
+        // failure after it would leave a key (version) no certificate names.
+        let at = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        crate::x509::check_params(&self.params(at)?, self.key_spec)?;
         if let Some(a) = self.lifetime_action {
             a.validate()?;
         }
@@ -422,9 +425,9 @@ pub struct CertificateDue {
 pub struct CertificateRenewal {
     /// What was due.
     pub due: CertificateDue,
-    /// The renewal: a new version (self-signed), a pending request when one was already
-    /// waiting (`Unknown` issuer: reported, not renewed, see [`Store::renew_certificate`]),
-    /// or why it failed.
+    /// The renewal: a new version (`SelfSigned`), `None` for an `Unknown` issuer (reported,
+    /// not renewed: [`Store::renew_certificate`] makes its pending request), or why it
+    /// failed.
     pub result: Result<Option<CertificateOperation>>,
 }
 
@@ -734,7 +737,7 @@ impl Store {
                         Ok(op) => op,
                         Err(e) => {
                             // No certificate record names the key: take it away again.
-                            let _ = self.destroy_key(name);
+                            let _ = self.destroy_key_of_any(name);
                             return Err(e);
                         }
                     };
@@ -747,7 +750,7 @@ impl Store {
                     };
                     let r = self.record_operation(doc, None, op);
                     if r.is_err() {
-                        let _ = self.destroy_key(name);
+                        let _ = self.destroy_key_of_any(name);
                     }
                     r
                 }
@@ -785,6 +788,7 @@ impl Store {
     /// The next version of an existing certificate under `policy`.
     fn next_version(&self, d: CertDoc, policy: &CertificatePolicy) -> Result<CertificateOperation> {
         let name = d.name.clone();
+        policy.validate()?;
         if d.pending.is_some() {
             return Err(Error::AlreadyExists {
                 name: format!("certificate/{name} (a request is pending: merge or cancel it first)"),
@@ -907,7 +911,7 @@ impl Store {
                 Ok(if c.versions.is_empty() { None } else { Some(c) })
             })?;
             if first {
-                self.destroy_key(name)?;
+                self.destroy_key_of_any(name)?;
             }
             Ok(())
         })();
@@ -1017,7 +1021,7 @@ impl Store {
             None => {
                 let k = self.import_key(name, key, key_attributes(exportable))?;
                 if k.public_key()? != leaf_public {
-                    let _ = self.destroy_key(name);
+                    let _ = self.destroy_key_of_any(name);
                     return Err(key_mismatch());
                 }
                 let props = properties(self.ctx.crypto, name, 1, k.version(), leaf, now);
@@ -1034,7 +1038,7 @@ impl Store {
                     None => doc.take().map(Some).ok_or_else(|| not_found(name)),
                 });
                 if let Err(e) = r {
-                    let _ = self.destroy_key(name);
+                    let _ = self.destroy_key_of_any(name);
                     return Err(e);
                 }
                 Ok(props)
@@ -1273,7 +1277,7 @@ impl Store {
             let scheduled_purge = now.checked_add(retention).ok_or_else(|| param("retention"))?;
             // The key first: a certificate deleted while its key stays usable would be a
             // half-done delete; the reverse is undone below.
-            let key_deleted = match self.delete_key(name) {
+            let key_deleted = match self.delete_key_of_any(name) {
                 Ok(_) => true,
                 Err(e) if e.kind() == ErrorKind::NotFound => false,
                 Err(e) => return Err(e),
@@ -1290,7 +1294,7 @@ impl Store {
             });
             if let Err(e) = r {
                 if key_deleted {
-                    let _ = self.recover_deleted_key(name);
+                    let _ = self.recover_deleted_key_of_any(name);
                 }
                 return Err(e);
             }
@@ -1319,7 +1323,7 @@ impl Store {
     pub fn recover_deleted_certificate(&self, name: &str) -> Result<CertificateDescription> {
         let r = (|| {
             self.get_deleted_certificate(name)?;
-            match self.recover_deleted_key(name) {
+            match self.recover_deleted_key_of_any(name) {
                 Ok(_) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
@@ -1345,7 +1349,7 @@ impl Store {
         let r = (|| {
             self.get_deleted_certificate(name)?;
             // The key's purge applies purge protection; the record goes only after it.
-            match self.purge_deleted_key(name) {
+            match self.purge_deleted_key_of_any(name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == ErrorKind::NotFound => {}
                 Err(e) => return Err(e),

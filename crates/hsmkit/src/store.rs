@@ -993,6 +993,23 @@ impl Store {
             .collect())
     }
 
+    /// Refuses to delete, recover or purge a certificate's key on its own: the certificate
+    /// would be left with no key (or a key it does not know was recovered). The certificate
+    /// does it for both ([`Store::delete_certificate`] and the others).
+    fn check_not_certificate_key(&self, name: &str) -> Result<()> {
+        if validate_object_name(name, "certificate").is_ok()
+            && self.meta.read_record(crate::metadata::RecordKind::Certificate, name)?.is_some()
+        {
+            return Err(Error::invalid(
+                InvalidReason::Parameter,
+                format!(
+                    "key '{name}' belongs to certificate '{name}': delete, recover or purge the certificate, and its key goes with it"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Refuses to delete the secrets KEK while it seals any secret (deleted ones
     /// included): they would be lost with it, past their own soft delete and purge
     /// protection.
@@ -1008,6 +1025,17 @@ impl Store {
     /// Soft-deletes a key (every version): it is kept, unusable, for the store's
     /// retention period, and can be recovered or purged.
     pub fn delete_key(&self, name: &str) -> Result<KeyDescription> {
+        if let Err(e) = self.check_not_certificate_key(name) {
+            let r = Err(e);
+            self.event(name, None, "delete", &r);
+            return r;
+        }
+        self.delete_key_of_any(name)
+    }
+
+    /// [`delete_key`](Self::delete_key) for any key, a certificate's included (the certificate
+    /// calls it for its own key).
+    pub(crate) fn delete_key_of_any(&self, name: &str) -> Result<KeyDescription> {
         let r = (|| {
             validate_name(name)?;
             self.check_kek_unused(name)?;
@@ -1050,6 +1078,17 @@ impl Store {
 
     /// Recovers a deleted key; returns its current version.
     pub fn recover_deleted_key(&self, name: &str) -> Result<Key> {
+        if let Err(e) = self.check_not_certificate_key(name) {
+            let r = Err(e);
+            self.event(name, None, "recover", &r);
+            return r;
+        }
+        self.recover_deleted_key_of_any(name)
+    }
+
+    /// [`recover_deleted_key`](Self::recover_deleted_key) for any key, a certificate's included (the certificate
+    /// calls it for its own key).
+    pub(crate) fn recover_deleted_key_of_any(&self, name: &str) -> Result<Key> {
         let r = (|| {
             validate_name(name)?;
             self.update_state(name, &mut |st| {
@@ -1067,6 +1106,17 @@ impl Store {
     /// Destroys a deleted key for good. Refused under purge protection until its
     /// retention period has ended.
     pub fn purge_deleted_key(&self, name: &str) -> Result<()> {
+        if let Err(e) = self.check_not_certificate_key(name) {
+            let r = Err(e);
+            self.event(name, None, "purge", &r);
+            return r;
+        }
+        self.purge_deleted_key_of_any(name)
+    }
+
+    /// [`purge_deleted_key`](Self::purge_deleted_key) for any key, a certificate's included (the certificate
+    /// calls it for its own key).
+    pub(crate) fn purge_deleted_key_of_any(&self, name: &str) -> Result<()> {
         let r = (|| {
             validate_name(name)?;
             let protection = self.meta.settings()?.purge_protection;
@@ -1089,6 +1139,17 @@ impl Store {
     /// Destroys a key at once, deleted or not (delete and purge in one step). Refused
     /// under purge protection unless the key is deleted and its retention has ended.
     pub fn destroy_key(&self, name: &str) -> Result<()> {
+        if let Err(e) = self.check_not_certificate_key(name) {
+            let r = Err(e);
+            self.event(name, None, "destroy", &r);
+            return r;
+        }
+        self.destroy_key_of_any(name)
+    }
+
+    /// [`destroy_key`](Self::destroy_key) for any key, a certificate's included (the certificate
+    /// calls it for its own key).
+    pub(crate) fn destroy_key_of_any(&self, name: &str) -> Result<()> {
         let r = (|| {
             validate_name(name)?;
             self.check_kek_unused(name)?;

@@ -625,6 +625,22 @@ fn rfc4514_escape(v: &str) -> String {
     out
 }
 
+/// Checks a distinguished name (RFC 4514 or OpenSSL's slash form) without a key: what
+/// [`create_csr`] and [`self_signed`] would refuse as a subject is refused here, so a
+/// caller can check before it generates a key. Empty is allowed (no subject).
+pub fn check_subject(dn: &str) -> Result<()> {
+    parse_name(dn).map(|_| ())
+}
+
+/// Checks what a request or certificate for a key of `spec` would refuse in `params`
+/// before any key signs: the subject, the key usage for a CA or an end entity, and that
+/// the key type signs certificates.
+pub(crate) fn check_params(params: &CertificateParams, spec: KeySpec) -> Result<()> {
+    parse_name(&params.subject)?;
+    key_usage_for(params.ca, spec, &params.key_usage)?;
+    default_signature_algorithm(spec).map(|_| ())
+}
+
 /// Parses a distinguished name in RFC 4514 or OpenSSL's slash form.
 fn parse_name(dn: &str) -> Result<Name> {
     let dn = dn.trim();

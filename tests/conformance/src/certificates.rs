@@ -365,12 +365,18 @@ pub fn cert_import_pkcs12_and_pem(store: &Store) {
 pub fn cert_delete_recover_purge(store: &Store) {
     let p = policy(store, "CN=gone");
     completed(store.create_certificate("gone", &p).unwrap());
+    // The key goes with its certificate, never alone.
+    expect_kind(store.delete_key("gone"), ErrorKind::InvalidInput);
+    expect_kind(store.destroy_key("gone"), ErrorKind::InvalidInput);
+    store.get_key("gone").unwrap();
     let d = store.delete_certificate("gone").unwrap();
     assert!(d.state.deleted.is_some());
     expect_kind(store.get_certificate("gone"), ErrorKind::NotFound);
     expect_kind(store.get_key("gone"), ErrorKind::NotFound);
     expect_kind(store.delete_certificate("gone"), ErrorKind::NotFound);
     expect_kind(store.create_certificate("gone", &p), ErrorKind::AlreadyExists);
+    expect_kind(store.recover_deleted_key("gone"), ErrorKind::InvalidInput);
+    expect_kind(store.purge_deleted_key("gone"), ErrorKind::InvalidInput);
     assert_eq!(store.list_deleted_certificates().unwrap().len(), 1);
     assert!(store.list_certificates().unwrap().is_empty());
     assert_eq!(store.get_deleted_certificate("gone").unwrap().versions.len(), 1);
@@ -416,7 +422,15 @@ pub fn cert_refusals(store: &Store) {
         p.subject = String::new();
         p.subject_alt_names.clear();
     });
+    bad(&|p| p.subject = "not a name".into());
+    bad(&|p| p.key_usage = vec![hsmkit::x509::KeyUsage::KeyCertSign]);
     expect_kind(store.describe_certificate("bad"), ErrorKind::NotFound);
+    // On an existing certificate, a bad policy adds no key version.
+    completed(store.create_certificate("okc", &base).unwrap());
+    let mut worse = base.clone();
+    worse.subject = "not a name".into();
+    expect_kind(store.create_certificate("okc", &worse), ErrorKind::InvalidInput);
+    assert_eq!(store.list_versions("okc").unwrap().len(), 1);
     expect_kind(store.get_key("bad"), ErrorKind::NotFound);
     expect_kind(store.create_certificate("no/slash", &base), ErrorKind::InvalidInput);
     expect_kind(store.get_certificate("nothing"), ErrorKind::NotFound);
