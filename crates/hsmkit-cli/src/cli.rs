@@ -53,6 +53,11 @@ pub(crate) enum Command {
     /// 25 KiB) sealed under the store's secrets key.
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Certificates: versions of an X.509 certificate (and chain) bound to a key of the
+    /// same name, self-signed or signed by a CA from a request; import, export, merge,
+    /// renew, delete and recover.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Sign data (or a digest) with a key's current version.
     Sign(SignArgs),
     /// Verify a signature; exit status 0 if valid, 1 if not.
@@ -640,4 +645,232 @@ pub(crate) struct CsrArgs {
     /// Write the PEM here (default: stdout).
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CertCommand {
+    /// Create a certificate and its key (or the next version of an existing one): with
+    /// --issuer self, version 1 at once; with --issuer unknown, a pending request (CSR,
+    /// printed or written to --csr-out) for a CA to sign, then `cert merge`.
+    Create(CertCreateArgs),
+    /// Issue a certificate for a request (CSR) with a CA certificate object's key; prints
+    /// the new certificate (PEM). The key never leaves its backend.
+    Issue(CertIssueArgs),
+    /// Write a version's certificate (PEM, or the leaf in DER), with --chain its issuers,
+    /// with --with-key its private key (PKCS#8 PEM, only when created exportable).
+    Export(CertExportArgs),
+    /// Show a certificate's current version (or one version), its policy and any pending
+    /// request.
+    Show(NameVersion),
+    /// List certificates (their current versions).
+    List,
+    /// List every version of a certificate.
+    Versions { name: String },
+    /// Import a certificate and its private key from PKCS#12 (--pfx) or PEM (--pem): a
+    /// new certificate, or the next version of an existing one.
+    Import(CertImportArgs),
+    /// Complete a pending request with the certificate the CA signed (PEM, the leaf
+    /// first, then its issuers); its public key must be the pending request's.
+    Merge(CertMergeArgs),
+    /// Print a certificate's pending request (CSR, PEM), or cancel it.
+    Pending(CertPendingArgs),
+    /// Make the next version under the certificate's policy (self-signed: at once;
+    /// --issuer unknown: a pending request, printed as `create` prints it).
+    Renew(CertRenewArgs),
+    /// Renew every self-signed certificate whose policy says it is due; list the others
+    /// that are due (a CA must sign those: `cert renew NAME` makes their request).
+    RenewDue,
+    /// List the certificates due for renewal (by their policy, or expired); nothing is
+    /// changed.
+    Due,
+    /// Soft-delete a certificate and its key (all versions); recoverable until purged.
+    Delete { name: String },
+    /// Recover a soft-deleted certificate and its key.
+    Recover { name: String },
+    /// Purge a soft-deleted certificate and its key for good (refused under purge
+    /// protection).
+    Purge { name: String },
+    /// List soft-deleted certificates.
+    #[command(alias = "list-deleted")]
+    Deleted,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum CertKeyType {
+    Rsa,
+    Ec,
+    Ed25519,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum CertIssuerArg {
+    /// Signed by its own key.
+    #[value(name = "self")]
+    SelfSigned,
+    /// Signed by a CA outside hsmkit (or by `hsmkit cert issue`): a pending request until
+    /// `cert merge`.
+    Unknown,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertCreateArgs {
+    /// The certificate's name (its key gets the same name).
+    pub(crate) name: String,
+    /// The subject: RFC 4514 (`CN=host,O=Example`) or OpenSSL's `/O=Example/CN=host`.
+    #[arg(long, value_name = "DN")]
+    pub(crate) subject: String,
+    /// A subject alternative name: dns:HOST, ip:ADDRESS, email:ADDRESS or uri:URI
+    /// (repeatable).
+    #[arg(long, value_name = "KIND:VALUE")]
+    pub(crate) san: Vec<String>,
+    /// The key type.
+    #[arg(long = "type", value_enum, default_value = "rsa")]
+    pub(crate) key_type: CertKeyType,
+    /// RSA: 2048 (default), 3072, 4096.
+    #[arg(long)]
+    pub(crate) size: Option<u32>,
+    /// EC: P-256 (default), P-384, P-521.
+    #[arg(long)]
+    pub(crate) curve: Option<String>,
+    /// Who signs: the certificate's own key, or a CA (a pending request until merged).
+    #[arg(long, value_enum, default_value = "self")]
+    pub(crate) issuer: CertIssuerArg,
+    /// A CA certificate (basic constraints; key usage keyCertSign, cRLSign).
+    #[arg(long)]
+    pub(crate) ca: bool,
+    /// Validity of each version, in calendar months (1 to 1200).
+    #[arg(long, value_name = "N", default_value_t = 12)]
+    pub(crate) validity_months: u32,
+    /// Key usage: digitalSignature, keyEncipherment, keyCertSign, ... (repeatable).
+    #[arg(long = "key-usage", value_name = "USAGE")]
+    pub(crate) key_usage: Vec<String>,
+    /// Extended key usage: serverAuth, clientAuth, codeSigning, emailProtection,
+    /// timeStamping, OCSPSigning (repeatable).
+    #[arg(long, value_name = "PURPOSE")]
+    pub(crate) eku: Vec<String>,
+    /// Allow the private key to be exported (`cert export --with-key`; software keystore
+    /// only).
+    #[arg(long)]
+    pub(crate) exportable: bool,
+    /// Renewal keeps the current key (default: a new key version each renewal).
+    #[arg(long)]
+    pub(crate) reuse_key: bool,
+    /// Due for renewal once this share of the validity has passed (1 to 99; default 80).
+    #[arg(long, value_name = "PERCENT", conflicts_with_all = ["renew_days_before_expiry", "no_auto_renew"])]
+    pub(crate) renew_at_percent: Option<u8>,
+    /// Due for renewal this many days before expiry.
+    #[arg(long, value_name = "DAYS", conflicts_with = "no_auto_renew")]
+    pub(crate) renew_days_before_expiry: Option<u32>,
+    /// Never due for renewal before it expires.
+    #[arg(long)]
+    pub(crate) no_auto_renew: bool,
+    /// With --issuer unknown: write the request (PEM) here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csr_out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertIssueArgs {
+    /// The CA: a certificate object (made with `cert create --ca`, or imported) whose
+    /// key signs.
+    pub(crate) ca_name: String,
+    /// The request (PEM or DER).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csr: PathBuf,
+    /// Days of validity (default 365; never past the CA certificate's end).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub(crate) days: Option<u32>,
+    /// Issue a CA certificate.
+    #[arg(long)]
+    pub(crate) ca: bool,
+    /// The new CA's path length constraint, with --ca.
+    #[arg(long, requires = "ca")]
+    pub(crate) path_len: Option<u8>,
+    /// Append the CA's certificate chain after the new certificate (what `cert merge`
+    /// takes).
+    #[arg(long)]
+    pub(crate) chain: bool,
+    /// Write the PEM here (default: stdout).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub(crate) enum CertFormat {
+    Pem,
+    /// The leaf certificate only.
+    Der,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertExportArgs {
+    pub(crate) name: String,
+    /// A version other than the current one.
+    #[arg(long)]
+    pub(crate) version: Option<u32>,
+    /// The leaf and its issuers (PEM only).
+    #[arg(long)]
+    pub(crate) chain: bool,
+    #[arg(long, value_enum, default_value = "pem")]
+    pub(crate) format: CertFormat,
+    /// Also the private key (PKCS#8 PEM, before the certificates; PEM only): refused
+    /// unless the certificate was created or imported --exportable.
+    #[arg(long)]
+    pub(crate) with_key: bool,
+    /// Write to this file (mode 0600, replaced whole) instead of stdout.
+    #[arg(long = "out", value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["pfx", "pem"])))]
+pub(crate) struct CertImportArgs {
+    pub(crate) name: String,
+    /// A PKCS#12 file (.pfx, .p12). Its password comes from --password-env,
+    /// --password-file, a prompt on a terminal, or else the first line of stdin.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pfx: Option<PathBuf>,
+    /// A PEM file with the certificate (and any issuers) and its private key, in any
+    /// order.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pem: Option<PathBuf>,
+    /// The environment variable holding the PKCS#12 password.
+    #[arg(long, value_name = "VAR", requires = "pfx", conflicts_with = "password_file")]
+    pub(crate) password_env: Option<String>,
+    /// A file whose first line is the PKCS#12 password.
+    #[arg(long, value_name = "FILE", requires = "pfx")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// Allow the private key to be exported again (software keystore only).
+    #[arg(long)]
+    pub(crate) exportable: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertMergeArgs {
+    pub(crate) name: String,
+    /// The signed certificate (PEM: the leaf first, then its issuers; or one DER
+    /// certificate).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) cert: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertPendingArgs {
+    pub(crate) name: String,
+    /// Cancel the pending request (a certificate that never had a version goes with its
+    /// key).
+    #[arg(long, conflicts_with = "out")]
+    pub(crate) cancel: bool,
+    /// Write the request (PEM) here instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CertRenewArgs {
+    pub(crate) name: String,
+    /// When the renewal makes a request (--issuer unknown): write it (PEM) here instead
+    /// of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) csr_out: Option<PathBuf>,
 }

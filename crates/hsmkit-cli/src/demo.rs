@@ -149,6 +149,31 @@ pub(crate) fn run() -> Result<Outcome> {
         &d.path("signer.csr"),
     ])?;
 
+    outln!("\n## certificates: a CA certificate object whose key stays in the store signs that request")?;
+    d.ok(&[
+        "cert",
+        "create",
+        "demo-ca",
+        "--subject",
+        "CN=Demo CA,O=Example",
+        "--type",
+        "ec",
+        "--ca",
+        "--validity-months",
+        "24",
+    ])?;
+    d.ok(&[
+        "cert",
+        "issue",
+        "demo-ca",
+        "--csr",
+        &d.path("signer.csr"),
+        "--days",
+        "90",
+        "--out",
+        &d.path("signer.pem"),
+    ])?;
+
     outln!("\n## encrypt and decrypt (RSA-OAEP-256)")?;
     let secret = write(dir, "secret.txt", b"the vault code is 0451\n")?;
     let (enc, dec) = (d.path("secret.enc"), d.path("secret.dec"));

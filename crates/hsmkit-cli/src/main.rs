@@ -19,6 +19,7 @@ macro_rules! outln {
 
 mod backend;
 mod backup;
+mod certs;
 mod cli;
 mod demo;
 mod envelope;
@@ -44,6 +45,7 @@ pub(crate) fn run(cli: &cli::Cli) -> hsmkit::Result<Outcome> {
     match &cli.command {
         Key(k) => keys::run(&cli.global, k),
         Secret(s) => secrets::run(&cli.global, s),
+        Cert(c) => certs::run(&cli.global, c),
         Sign(a) => ops::sign(&cli.global, a),
         Verify(a) => ops::verify(&cli.global, a),
         Encrypt(a) => ops::encrypt(&cli.global, a),
@@ -108,6 +110,8 @@ pub(crate) fn message(e: &Error, command: &cli::Command) -> String {
 #[allow(clippy::wildcard_enum_match_arm, reason = "ErrorKind is non_exhaustive: other kinds have no hint")]
 fn hint(e: &Error, command: &cli::Command) -> Option<&'static str> {
     let secret = matches!(command, cli::Command::Secret(_));
+    let cert = matches!(command, cli::Command::Cert(_));
+    let cert_import = matches!(command, cli::Command::Cert(cli::CertCommand::Import(_)));
     let key_backup = matches!(command, cli::Command::Key(cli::KeyCommand::Backup(_)));
     match e.kind() {
         ErrorKind::DecryptionFailed if restoring(command).is_some() => Some(
@@ -129,7 +133,17 @@ fn hint(e: &Error, command: &cli::Command) -> Option<&'static str> {
         ErrorKind::NotFound if secret => Some(
             "'hsmkit secret list' shows the secrets in this store, 'hsmkit secret versions NAME' their versions",
         ),
+        ErrorKind::NotFound if cert && e.to_string().contains("pending operation") => {
+            Some("'hsmkit cert show NAME' shows whether a request is pending")
+        }
+        ErrorKind::NotFound if cert => Some(
+            "'hsmkit cert list' shows the certificates in this store, 'hsmkit cert deleted' the deleted ones",
+        ),
         ErrorKind::NotFound => Some("'hsmkit key list' shows the keys in this store"),
+        // The PKCS#12 file's password, unless the store itself refused (its message says).
+        ErrorKind::Authentication if cert_import && e.to_string().contains("PKCS#12") => {
+            Some("give the file's password with --password-env VAR or --password-file FILE (or on stdin)")
+        }
         ErrorKind::Authentication => Some(
             "set HSMKIT_PASSPHRASE or HSMKIT_KEY_FILE for the keystore, or the PIN in the URI / HSMKIT_PKCS11_PIN",
         ),
@@ -143,6 +157,11 @@ fn hint(e: &Error, command: &cli::Command) -> Option<&'static str> {
             "'hsmkit secret show NAME --version N' shows the version's state and dates; \
              'hsmkit secret update' enables it or changes them",
         ),
+        ErrorKind::PermissionDenied
+            if cert && matches!(e, Error::PermissionDenied { reason: hsmkit::Denied::NotExportable, .. }) =>
+        {
+            Some("only a certificate created or imported with --exportable exports its private key")
+        }
         ErrorKind::PermissionDenied => {
             Some("'hsmkit key show NAME' shows the key's operations, dates and state")
         }
