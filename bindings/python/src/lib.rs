@@ -8,6 +8,7 @@
 #![warn(clippy::wildcard_enum_match_arm)]
 
 mod cache;
+mod certs;
 mod convert;
 mod errors;
 mod key;
@@ -31,6 +32,13 @@ fn _hsmkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<secrets::SecretDescription>()?;
     m.add_class::<secrets::SecretDue>()?;
     m.add_class::<cache::SecretCache>()?;
+    m.add_class::<certs::CertificatePolicy>()?;
+    m.add_class::<certs::CertificateProperties>()?;
+    m.add_class::<certs::CertificateBundle>()?;
+    m.add_class::<certs::PendingCertificate>()?;
+    m.add_class::<certs::CertificateDescription>()?;
+    m.add_class::<certs::CertificateDue>()?;
+    m.add_class::<certs::CertificateRenewal>()?;
     m.add_class::<testing::SoftHsmToken>()?;
     Ok(())
 }

@@ -13,6 +13,10 @@ use hsmkit_open::OpenOptions;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
 
+use crate::certs::{
+    self, CertificateBundle, CertificateDescription, CertificateDue, CertificatePolicy,
+    CertificateProperties, CertificateRenewal, PendingCertificate,
+};
 use crate::convert::{
     DataArg, bytes_arg, context, from_datetime, from_duration, from_window, json_to_py, ops_arg,
     opt_datetime, path_arg, py_to_json, str_map, to_timedelta, type_name,
@@ -824,6 +828,186 @@ impl Store {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let doc = py.detach(|| hsmkit::jose::jwks(&self.store, &names))?;
         json_to_py(py, &doc)
+    }
+
+    /// Creates a certificate `name` under `policy`, with a new key of the same name:
+    /// self-signed (issuer `"Self"`), version 1 at once, returned as
+    /// `CertificateProperties`; issuer `"Unknown"`, a `PendingCertificate` whose request a
+    /// CA signs for `merge_certificate`. On an existing certificate, its next version under
+    /// `policy`, which becomes its policy.
+    fn create_certificate<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        policy: &CertificatePolicy,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let op = py.detach(|| self.store.create_certificate(name, &policy.policy))?;
+        certs::operation(py, op)
+    }
+
+    /// Renews a certificate under its policy: a new version (`CertificateProperties`) or,
+    /// for issuer `"Unknown"`, a `PendingCertificate`; a new key version unless the
+    /// policy says `reuse_key`.
+    fn renew_certificate<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let op = py.detach(|| self.store.renew_certificate(name))?;
+        certs::operation(py, op)
+    }
+
+    /// A certificate at `version`, or its current version, with its chain.
+    #[pyo3(signature = (name, version = None))]
+    fn get_certificate(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        version: Option<u32>,
+    ) -> PyResult<CertificateBundle> {
+        let bundle = py.detach(|| match version {
+            Some(v) => self.store.get_certificate_version(name, v),
+            None => self.store.get_certificate(name),
+        })?;
+        Ok(CertificateBundle { bundle })
+    }
+
+    /// The request of a certificate waiting for its CA.
+    fn get_pending_certificate(&self, py: Python<'_>, name: &str) -> PyResult<PendingCertificate> {
+        let pending = py.detach(|| self.store.pending_certificate(name))?;
+        Ok(PendingCertificate { pending })
+    }
+
+    /// Cancels a pending request. A certificate that never had a version goes with its
+    /// key, as if never created.
+    fn cancel_pending_certificate(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        Ok(py.detach(|| self.store.cancel_pending_certificate(name))?)
+    }
+
+    /// Completes a pending request with the certificate the CA signed: PEM (`str` or
+    /// bytes; the leaf first, then any issuers, each issued by the next), DER of the leaf,
+    /// or a list of those. A leaf for another key raises `InvalidInput` with reason
+    /// `"key-mismatch"` and leaves the request pending.
+    fn merge_certificate(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        chain: &Bound<'_, PyAny>,
+    ) -> PyResult<CertificateProperties> {
+        let chain = certs::chain_arg(chain)?;
+        let props = py.detach(|| self.store.merge_certificate(name, &chain))?;
+        Ok(CertificateProperties { props })
+    }
+
+    /// Imports a certificate with its private key as `name` (or its next version): a
+    /// PKCS#12 file when `password` is given or `data` is not PEM (a wrong password
+    /// raises `AuthenticationError`), else PEM holding the certificates and the key in any
+    /// order. The key goes into the backend, exportable only if `exportable`.
+    #[pyo3(signature = (name, data, *, password = None, exportable = false))]
+    fn import_certificate(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        data: &Bound<'_, PyAny>,
+        password: Option<&Bound<'_, PyAny>>,
+        exportable: bool,
+    ) -> PyResult<CertificateProperties> {
+        let import = certs::import_arg(data, password)?;
+        let props = py.detach(|| match &import {
+            certs::Import::Pkcs12 { pfx, password } => {
+                self.store.import_pkcs12(name, pfx, password, exportable)
+            }
+            certs::Import::Pem(pem) => self.store.import_certificate_pem(name, pem, exportable),
+        })?;
+        Ok(CertificateProperties { props })
+    }
+
+    /// The private key of a certificate version (the current one if `version` is None) as
+    /// PKCS#8 PEM bytes, if its policy made it exportable (`PermissionDenied` otherwise).
+    /// Python cannot wipe the `bytes`: drop it as soon as it has been used.
+    #[pyo3(signature = (name, version = None))]
+    fn export_certificate_key<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        version: Option<u32>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let pem = py.detach(|| self.store.export_certificate_key(name, version))?;
+        Ok(PyBytes::new(py, pem.as_bytes()))
+    }
+
+    /// A certificate's policy, versions and pending request (deleted or not).
+    fn describe_certificate(&self, py: Python<'_>, name: &str) -> PyResult<CertificateDescription> {
+        let desc = py.detach(|| self.store.describe_certificate(name))?;
+        Ok(CertificateDescription { desc })
+    }
+
+    /// The policy a certificate's next version is made under.
+    fn get_certificate_policy(&self, py: Python<'_>, name: &str) -> PyResult<CertificatePolicy> {
+        let policy = py.detach(|| self.store.certificate_policy(name))?;
+        Ok(CertificatePolicy { policy })
+    }
+
+    /// Replaces a certificate's policy (for its next version).
+    fn update_certificate_policy(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        policy: &CertificatePolicy,
+    ) -> PyResult<()> {
+        Ok(py.detach(|| self.store.set_certificate_policy(name, &policy.policy))?)
+    }
+
+    /// Every certificate that is not deleted, sorted by name.
+    fn list_certificates(&self, py: Python<'_>) -> PyResult<Vec<CertificateDescription>> {
+        let all = py.detach(|| self.store.list_certificates())?;
+        Ok(all.into_iter().map(|desc| CertificateDescription { desc }).collect())
+    }
+
+    /// Every version of a certificate, oldest first.
+    fn list_certificate_versions(&self, py: Python<'_>, name: &str) -> PyResult<Vec<CertificateProperties>> {
+        let all = py.detach(|| self.store.list_certificate_versions(name))?;
+        Ok(all.into_iter().map(|props| CertificateProperties { props }).collect())
+    }
+
+    /// The certificates due for renewal now, sorted by name: those whose policy's
+    /// trigger has passed, and those that have expired.
+    fn certificates_due(&self, py: Python<'_>) -> PyResult<Vec<CertificateDue>> {
+        let all = py.detach(|| self.store.certificates_due())?;
+        Ok(all.into_iter().map(|due| CertificateDue { due }).collect())
+    }
+
+    /// Renews every due self-signed certificate and reports the others, one
+    /// `CertificateRenewal` each: a failed renewal is reported (its `error`), not raised.
+    fn renew_due_certificates(&self, py: Python<'_>) -> PyResult<Vec<CertificateRenewal>> {
+        let all = py.detach(|| self.store.renew_due_certificates())?;
+        all.into_iter().map(|r| CertificateRenewal::new(py, r)).collect()
+    }
+
+    /// Soft-deletes a certificate and its key: both can be recovered until purged.
+    fn delete_certificate(&self, py: Python<'_>, name: &str) -> PyResult<CertificateDescription> {
+        let desc = py.detach(|| self.store.delete_certificate(name))?;
+        Ok(CertificateDescription { desc })
+    }
+
+    /// A soft-deleted certificate.
+    fn get_deleted_certificate(&self, py: Python<'_>, name: &str) -> PyResult<CertificateDescription> {
+        let desc = py.detach(|| self.store.get_deleted_certificate(name))?;
+        Ok(CertificateDescription { desc })
+    }
+
+    /// Every soft-deleted certificate, sorted by name.
+    fn list_deleted_certificates(&self, py: Python<'_>) -> PyResult<Vec<CertificateDescription>> {
+        let all = py.detach(|| self.store.list_deleted_certificates())?;
+        Ok(all.into_iter().map(|desc| CertificateDescription { desc }).collect())
+    }
+
+    /// Undoes a soft delete of a certificate and its key.
+    fn recover_deleted_certificate(&self, py: Python<'_>, name: &str) -> PyResult<CertificateDescription> {
+        let desc = py.detach(|| self.store.recover_deleted_certificate(name))?;
+        Ok(CertificateDescription { desc })
+    }
+
+    /// Removes a soft-deleted certificate and its key for good (refused under purge
+    /// protection before the retention period ends).
+    fn purge_deleted_certificate(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        Ok(py.detach(|| self.store.purge_deleted_certificate(name))?)
     }
 
     fn __repr__(&self) -> String {

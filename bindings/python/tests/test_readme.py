@@ -18,7 +18,7 @@ def python_blocks() -> list:
 
 def test_quickstart_runs(capsys: pytest.CaptureFixture) -> None:
     blocks = python_blocks()
-    assert len(blocks) == 3
+    assert len(blocks) == 4
     scope: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), scope)
     out = capsys.readouterr().out.splitlines()
@@ -30,9 +30,14 @@ def test_quickstart_runs(capsys: pytest.CaptureFixture) -> None:
     exec(compile(blocks[1], "README.md", "exec"), scope)
     out = capsys.readouterr().out.splitlines()
     assert out == ["<Secret db-password/1 content_type='text/plain' value=<7 bytes, redacted>>"]
+    # Certificate objects, on the same store.
+    exec(compile(blocks[2], "README.md", "exec"), scope)
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["api 1 1 CN=api.example.com", "-----BEGIN CERTIFICATE REQUEST-----", "2"]
+    assert scope["cert"].subject.rfc4514_string() == "CN=api.example.com"
 
 
 def test_fixture_example(softhsm_store) -> None:  # type: ignore[no-untyped-def]
     scope: dict = {}
-    exec(compile(python_blocks()[2], "README.md", "exec"), scope)
+    exec(compile(python_blocks()[3], "README.md", "exec"), scope)
     scope["test_my_signer"](softhsm_store)
