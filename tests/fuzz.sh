@@ -12,7 +12,7 @@ if ! rustup run nightly rustc --version >/dev/null 2>&1; then
     exit 1
 fi
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
-targets="${FUZZ_TARGETS:-envelope_header envelope_open key_import parse_text verify unwrap c_abi x509_parse jws_parse}"
+targets="${FUZZ_TARGETS:-envelope_header envelope_open key_import parse_text verify unwrap c_abi x509_parse jws_parse pkcs12_parse}"
 cargo +nightly fuzz build --fuzz-dir fuzz >/dev/null 2>&1 || cargo +nightly fuzz build --fuzz-dir fuzz
 for target in $targets; do
     corpus="target/fuzz-corpus/$target"

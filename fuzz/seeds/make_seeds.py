@@ -144,3 +144,22 @@ for label, key, h, pad in [
     write("x509_parse", f"cert-{label}.pem", cert.public_bytes(E.PEM))
     write("x509_parse", f"csr-{label}.der", csr.public_bytes(E.DER))
     write("x509_parse", f"csr-{label}.pem", csr.public_bytes(E.PEM))
+# pkcs12_parse: PKCS#12 files with the password "pw" (few KDF rounds, so each input is fast),
+# AES (PBES2) with SHA-256 and SHA-1 MACs, unencrypted, and legacy 3DES (refused).
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+PBES = pkcs12.PBES
+for label, key in [("rsa", keys["rsa"]), ("p256", keys["p256"])]:
+    cert = (
+        cx509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(cx509.random_serial_number()).not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256())
+    )
+    for enc_label, alg, mac in [
+        ("aes-sha256", PBES.PBESv2SHA256AndAES256CBC, hashes.SHA256()),
+        ("aes-sha1mac", PBES.PBESv2SHA256AndAES256CBC, hashes.SHA1()),
+        ("3des", PBES.PBESv1SHA1And3KeyTripleDESCBC, hashes.SHA1()),
+    ]:
+        enc = PF.PKCS12.encryption_builder().kdf_rounds(1).key_cert_algorithm(alg).hmac_hash(mac).build(b"pw")
+        write("pkcs12_parse", f"{label}-{enc_label}.p12", pkcs12.serialize_key_and_certificates(b"seed", key, cert, [cert], enc))
+    write("pkcs12_parse", f"{label}-clear.p12", pkcs12.serialize_key_and_certificates(b"seed", key, cert, None, NONE))
