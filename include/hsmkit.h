@@ -26,6 +26,37 @@
 #include <stdint.h>
 
 /**
+ * `hsmkit_certificate_policy.issuer`: the certificate's own key signs (Key Vault's `Self`).
+ */
+#define HSMKIT_ISSUER_SELF 0
+
+/**
+ * `hsmkit_certificate_policy.issuer`: a CA outside hsmkit signs; each version waits as a
+ * pending request until merged (Key Vault's `Unknown`).
+ */
+#define HSMKIT_ISSUER_UNKNOWN 1
+
+/**
+ * Policy flag (and import flag): the private key may be exported (software stores only).
+ */
+#define HSMKIT_CERT_EXPORTABLE 1
+
+/**
+ * Policy flag: renewal keeps the current key version instead of making a new one.
+ */
+#define HSMKIT_CERT_REUSE_KEY 2
+
+/**
+ * Policy flag: a CA certificate (self-signed roots).
+ */
+#define HSMKIT_CERT_CA 4
+
+/**
+ * Policy flag: no renewal trigger (reported as due only once expired).
+ */
+#define HSMKIT_CERT_MANUAL_RENEWAL 8
+
+/**
  * `hsmkit_store_rewrap` mode: the new recipients replace all the old ones (after a KEK
  * rotation, so that the old version can be disabled).
  */
@@ -60,6 +91,49 @@
  * `hsmkit_key_public_key` format: JWK (JSON text) with `kid`.
  */
 #define HSMKIT_PUBLIC_JWK 2
+
+/**
+ * `hsmkit_cert_export`, `hsmkit_csr_export`, `hsmkit_store_get_certificate` format: DER
+ * (binary, no NUL).
+ */
+#define HSMKIT_CERT_DER 0
+
+/**
+ * Format: PEM text (one block).
+ */
+#define HSMKIT_CERT_PEM 1
+
+/**
+ * `hsmkit_store_get_certificate` format: PEM of the leaf, then its issuers.
+ */
+#define HSMKIT_CERT_PEM_CHAIN 2
+
+/**
+ * `hsmkit_x509_params` and `hsmkit_issue_params` flag: a CA certificate (basic
+ * constraints `cA`).
+ */
+#define HSMKIT_X509_CA 1
+
+/**
+ * `hsmkit_x509_params` and `hsmkit_issue_params` flag: `path_len` holds the CA's path
+ * length constraint (without it, none).
+ */
+#define HSMKIT_X509_PATH_LEN 2
+
+/**
+ * `hsmkit_key_jwt_sign` flag: no `iat` claim (give your own in the claims, or none).
+ */
+#define HSMKIT_JWT_NO_IAT 1
+
+/**
+ * `hsmkit_jwt_validation` flag: `exp` is not required.
+ */
+#define HSMKIT_JWT_EXP_OPTIONAL 1
+
+/**
+ * `hsmkit_jwt_validation` flag: an `iat` in the future is accepted.
+ */
+#define HSMKIT_JWT_ALLOW_FUTURE_IAT 2
 
 /**
  * `hsmkit_store_set_secret` flag: the new version starts disabled.
@@ -170,6 +244,17 @@ typedef uint32_t hsmkit_result;
 #endif // __cplusplus
 
 /**
+ * An X.509 certificate (parsed, immutable). Thread-safe; independent of the store or key
+ * it came from, whose crypto engine checks its signatures.
+ */
+typedef struct hsmkit_cert hsmkit_cert;
+
+/**
+ * A PKCS#10 certificate request (parsed, immutable). Thread-safe.
+ */
+typedef struct hsmkit_csr hsmkit_csr;
+
+/**
  * An open key version. Thread-safe; independent of the store it came from.
  */
 typedef struct hsmkit_key hsmkit_key;
@@ -198,6 +283,62 @@ typedef struct hsmkit_secret hsmkit_secret;
 typedef struct hsmkit_store hsmkit_store;
 
 /**
+ * How a certificate's versions are made. Zero-initialised fields take the defaults (Key
+ * Vault's): self-signed, 12 months, a new key on renewal, renewal at 80 % of the lifetime.
+ */
+typedef struct hsmkit_certificate_policy {
+  /**
+   * The subject: RFC 4514 (`"CN=host,O=Example"`) or OpenSSL's slash form; NULL or
+   * `""` for none (then alternative names are needed).
+   */
+  const char *subject;
+  /**
+   * Subject alternative names (`"dns:HOST"`, `"ip:ADDRESS"`, `"email:ADDRESS"`,
+   * `"uri:URI"`); NULL with `san_count` 0 for none.
+   */
+  const char *const *sans;
+  /**
+   * How many strings `sans` holds.
+   */
+  size_t san_count;
+  /**
+   * Key usage, comma-separated (`"digitalSignature,keyEncipherment"`); NULL or `""`:
+   * the default for the key type.
+   */
+  const char *key_usage;
+  /**
+   * Extended key usage, comma-separated (`"serverAuth,clientAuth"`); NULL or `""`: none.
+   */
+  const char *extended_key_usage;
+  /**
+   * The key: `"P-256"`, `"P-384"`, `"P-521"`, `"RSA-2048"`, `"RSA-3072"`, `"RSA-4096"`,
+   * `"Ed25519"`, ...; NULL: `"RSA-2048"`.
+   */
+  const char *key_spec;
+  /**
+   * `HSMKIT_ISSUER_SELF` or `HSMKIT_ISSUER_UNKNOWN`.
+   */
+  uint32_t issuer;
+  /**
+   * `HSMKIT_CERT_*`.
+   */
+  uint32_t flags;
+  /**
+   * Validity of each version in calendar months, 1 to 1200; 0: 12.
+   */
+  uint32_t validity_months;
+  /**
+   * Renew once this share of the validity has passed (1 to 99); 0: not this trigger.
+   */
+  uint32_t lifetime_percentage;
+  /**
+   * Renew this many days before expiry; 0: not this trigger. At most one of the two
+   * triggers; neither: 80 %, unless `HSMKIT_CERT_MANUAL_RENEWAL`.
+   */
+  uint32_t days_before_expiry;
+} hsmkit_certificate_policy;
+
+/**
  * One entry of an encryption context (AAD): both NUL-terminated UTF-8.
  */
 typedef struct hsmkit_context_entry {
@@ -221,6 +362,133 @@ typedef int (*hsmkit_read_callback)(void *userdata, uint8_t *buf, size_t len, si
  * Writes all `len` bytes of `buf`. Returns 0, or non-zero for an error.
  */
 typedef int (*hsmkit_write_callback)(void *userdata, const uint8_t *buf, size_t len);
+
+/**
+ * What a request or a self-signed certificate says about its subject. Zero-initialised
+ * fields take the defaults.
+ */
+typedef struct hsmkit_x509_params {
+  /**
+   * The subject: RFC 4514 (`"CN=host,O=Example"`) or OpenSSL's slash form
+   * (`"/O=Example/CN=host"`); NULL or `""` for none (then alternative names are needed).
+   */
+  const char *subject;
+  /**
+   * Subject alternative names: `"dns:HOST"`, `"ip:ADDRESS"`, `"email:ADDRESS"`,
+   * `"uri:URI"`; NULL with `san_count` 0 for none.
+   */
+  const char *const *sans;
+  /**
+   * How many strings `sans` holds.
+   */
+  size_t san_count;
+  /**
+   * Key usage, comma-separated (`"digitalSignature,keyEncipherment"`); NULL or `""`
+   * for the default (`digitalSignature`, and `keyEncipherment` for RSA; a CA's
+   * `keyCertSign,cRLSign,digitalSignature`).
+   */
+  const char *key_usage;
+  /**
+   * Extended key usage, comma-separated (`"serverAuth,clientAuth"`); NULL or `""`: none.
+   */
+  const char *extended_key_usage;
+  /**
+   * `HSMKIT_X509_*`.
+   */
+  uint32_t flags;
+  /**
+   * The path length constraint (0 to 255), with `HSMKIT_X509_PATH_LEN` and
+   * `HSMKIT_X509_CA`.
+   */
+  uint32_t path_len;
+  /**
+   * Start of validity, Unix seconds; 0: now. Not part of a request.
+   */
+  int64_t not_before;
+  /**
+   * Days of validity; 0: 365. Not part of a request.
+   */
+  uint32_t validity_days;
+  /**
+   * The signature algorithm (`"ES256"`, `"PS256"`, ...); NULL: the key's default
+   * (`RS256` for RSA, the `ES*` of an EC key's curve, `EdDSA`).
+   */
+  const char *signature_algorithm;
+} hsmkit_x509_params;
+
+/**
+ * What the CA decides when issuing for a request (the subject, alternative names and
+ * usages are the request's). Zero-initialised fields take the defaults; a NULL
+ * `hsmkit_issue_params *` is all defaults.
+ */
+typedef struct hsmkit_issue_params {
+  /**
+   * `HSMKIT_X509_*`: `HSMKIT_X509_CA` issues a CA certificate.
+   */
+  uint32_t flags;
+  /**
+   * The new CA's path length constraint, with `HSMKIT_X509_PATH_LEN`; without it, one
+   * less than the issuing CA's if that has one.
+   */
+  uint32_t path_len;
+  /**
+   * Start of validity, Unix seconds; 0: now.
+   */
+  int64_t not_before;
+  /**
+   * Days of validity; 0: 365. It ends no later than the CA certificate.
+   */
+  uint32_t validity_days;
+  /**
+   * The signature algorithm; NULL: the CA key's default.
+   */
+  const char *signature_algorithm;
+} hsmkit_issue_params;
+
+/**
+ * What verifying a JWT checks besides the signature. A NULL `hsmkit_jwt_validation *`
+ * is the library's defaults: any algorithm that fits the key, `exp` required, `iat` in
+ * the future refused, 60 seconds of leeway, no issuer, no audience (a token naming an
+ * audience is then refused). A zero-initialised struct is the same with no leeway.
+ */
+typedef struct hsmkit_jwt_validation {
+  /**
+   * The algorithms accepted, comma-separated (`"ES256,RS256"`); NULL: any that fits the key.
+   */
+  const char *algorithms;
+  /**
+   * `iss` must be this (and present); NULL: not checked.
+   */
+  const char *issuer;
+  /**
+   * `aud` must name one of these (and be present); NULL with `audience_count` 0: none.
+   */
+  const char *const *audiences;
+  /**
+   * How many strings `audiences` holds.
+   */
+  size_t audience_count;
+  /**
+   * Other claims that must be present; NULL with `required_count` 0: none.
+   */
+  const char *const *required;
+  /**
+   * How many strings `required` holds.
+   */
+  size_t required_count;
+  /**
+   * `HSMKIT_JWT_EXP_OPTIONAL`, `HSMKIT_JWT_ALLOW_FUTURE_IAT`.
+   */
+  uint32_t flags;
+  /**
+   * Clock skew allowed for `exp`, `nbf` and `iat`, in seconds.
+   */
+  uint32_t leeway_secs;
+  /**
+   * Now, in Unix seconds; 0: the store's clock.
+   */
+  int64_t now;
+} hsmkit_jwt_validation;
 
 /**
  * A change to one secret version's attributes.
@@ -374,6 +642,271 @@ hsmkit_result hsmkit_store_restore_key(const struct hsmkit_store *store,
                                        const uint8_t *backup,
                                        size_t len,
                                        struct hsmkit_key **out);
+
+/**
+ * Creates the certificate `name` under `policy`, with a new key of the same name:
+ * self-signed, version 1 at once; issuer `HSMKIT_ISSUER_UNKNOWN`, a pending request
+ * (`hsmkit_store_get_pending_certificate`) for a CA to sign and
+ * `hsmkit_store_merge_certificate` to complete. On a certificate that exists, makes its
+ * next version under `policy`, which becomes its policy (Key Vault's create). `*version`
+ * (may be NULL) is the new version, or 0 when a request is pending. A deleted
+ * certificate is `HSMKIT_ERR_ALREADY_EXISTS` until recovered or purged.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `policy` points to an
+ * `hsmkit_certificate_policy` whose pointers are as its fields document; `version` is
+ * NULL or writable.
+ */
+hsmkit_result hsmkit_store_create_certificate(const struct hsmkit_store *store,
+                                              const char *name,
+                                              const struct hsmkit_certificate_policy *policy,
+                                              uint32_t *version);
+
+/**
+ * Renews a certificate under its policy: a new version (self-signed) or a pending
+ * request (`HSMKIT_ISSUER_UNKNOWN`), with the current key version or a new one as the
+ * policy says. `*version` (may be NULL) as for `hsmkit_store_create_certificate`.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `version` is NULL or writable.
+ */
+hsmkit_result hsmkit_store_renew_certificate(const struct hsmkit_store *store,
+                                             const char *name,
+                                             uint32_t *version);
+
+/**
+ * Replaces a certificate's policy (for its next version).
+ *
+ * # Safety
+ * As `hsmkit_store_create_certificate`, without `version`.
+ */
+hsmkit_result hsmkit_store_set_certificate_policy(const struct hsmkit_store *store,
+                                                  const char *name,
+                                                  const struct hsmkit_certificate_policy *policy);
+
+/**
+ * The request of a certificate's pending operation, as an `hsmkit_csr` (for
+ * `hsmkit_csr_export`, or `hsmkit_key_issue_certificate` with a CA in this or another
+ * store); `*key_version` (may be NULL) is the key version it is for. No pending operation
+ * is `HSMKIT_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `key_version` is NULL or writable; `out` is
+ * writable.
+ */
+hsmkit_result hsmkit_store_get_pending_certificate(const struct hsmkit_store *store,
+                                                   const char *name,
+                                                   uint32_t *key_version,
+                                                   struct hsmkit_csr **out);
+
+/**
+ * Cancels a pending request. A certificate that never had a version goes with its key
+ * (as if never created); otherwise the key version made for the request stays, unused.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string.
+ */
+hsmkit_result hsmkit_store_cancel_pending_certificate(const struct hsmkit_store *store,
+                                                      const char *name);
+
+/**
+ * Completes a pending request with what the CA signed: `len` bytes of PEM (the leaf
+ * first, then any issuers, each issued by the next) or DER (the leaf alone). The leaf's
+ * public key must be the pending key version's: otherwise `HSMKIT_ERR_INVALID_INPUT`
+ * with reason `"key-mismatch"`, and nothing changes. `*version` (may be NULL) is the new
+ * version. Nothing pending is `HSMKIT_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `chain` has `len` bytes; `version` is NULL or
+ * writable.
+ */
+hsmkit_result hsmkit_store_merge_certificate(const struct hsmkit_store *store,
+                                             const char *name,
+                                             const uint8_t *chain,
+                                             size_t len,
+                                             uint32_t *version);
+
+/**
+ * Imports a PKCS#12 (`.pfx`/`.p12`) file of `len` bytes: its private key goes into the
+ * backend as the key `name` (a new version if the certificate exists; on a token,
+ * sensitive and not extractable), its certificates become the newest version (the one
+ * whose key it is first). `password` is a C string (NULL: empty); a wrong one is
+ * `HSMKIT_ERR_AUTHENTICATION`; legacy encryption (3DES, RC2) `HSMKIT_ERR_UNSUPPORTED`.
+ * `flags`: `HSMKIT_CERT_EXPORTABLE`. `*version` (may be NULL) is the new version. The
+ * password and the file are the caller's to wipe; hsmkit's copies of the key are wiped.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `pfx` has `len` bytes; `password` is NULL or a
+ * C string; `version` is NULL or writable.
+ */
+hsmkit_result hsmkit_store_import_pkcs12(const struct hsmkit_store *store,
+                                         const char *name,
+                                         const uint8_t *pfx,
+                                         size_t len,
+                                         const char *password,
+                                         uint32_t flags,
+                                         uint32_t *version);
+
+/**
+ * Imports PEM text of `len` bytes holding a certificate (and any issuers) and its
+ * private key (PKCS#8 `PRIVATE KEY`, or PKCS#1 / SEC1), in any order, as
+ * `hsmkit_store_import_pkcs12` does. A key that is not the certificate's is
+ * `HSMKIT_ERR_INVALID_INPUT` (reason `"key-mismatch"`).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `pem` has `len` bytes; `version` is NULL or
+ * writable.
+ */
+hsmkit_result hsmkit_store_import_certificate_pem(const struct hsmkit_store *store,
+                                                  const char *name,
+                                                  const uint8_t *pem,
+                                                  size_t len,
+                                                  uint32_t flags,
+                                                  uint32_t *version);
+
+/**
+ * A certificate at `version` (0: the current one): `HSMKIT_CERT_DER` (the leaf),
+ * `HSMKIT_CERT_PEM` (the leaf) or `HSMKIT_CERT_PEM_CHAIN` (the leaf, then its issuers as
+ * merged or imported). A certificate whose only operation is pending has no version yet:
+ * `HSMKIT_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_get_certificate(const struct hsmkit_store *store,
+                                           const char *name,
+                                           uint32_t version,
+                                           uint32_t format,
+                                           uint8_t *buf,
+                                           size_t cap,
+                                           size_t *written);
+
+/**
+ * The private key of a certificate version (0: the current one) as PKCS#8 PEM text,
+ * only if the policy made it exportable (`HSMKIT_ERR_PERMISSION_DENIED` otherwise; a
+ * token's keys never leave it). The copy in `buf` is the caller's to wipe; hsmkit's own
+ * are wiped. Each call (the sizing one too) exports, and is audited as an export.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_export_certificate_key(const struct hsmkit_store *store,
+                                                  const char *name,
+                                                  uint32_t version,
+                                                  uint8_t *buf,
+                                                  size_t cap,
+                                                  size_t *written);
+
+/**
+ * The names of the certificates that are not deleted, one per line (each followed by
+ * `\n`), NUL-terminated.
+ *
+ * # Safety
+ * `store` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_list_certificates(const struct hsmkit_store *store,
+                                             uint8_t *buf,
+                                             size_t cap,
+                                             size_t *written);
+
+/**
+ * Every version of a certificate, oldest first, as a JSON array (NUL-terminated) of
+ * `{"name", "version", "key_version", "kid", "subject", "issuer", "serial",
+ * "not_before", "expires", "thumbprint_sha256", "created"}` (times in RFC 3339).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_list_certificate_versions(const struct hsmkit_store *store,
+                                                     const char *name,
+                                                     uint8_t *buf,
+                                                     size_t cap,
+                                                     size_t *written);
+
+/**
+ * A certificate as JSON (NUL-terminated): `name`, `current_version` (or null),
+ * `deleted` (null, or `deleted_on` and `scheduled_purge`), `policy` (`subject`,
+ * `subject_alt_names`, `key_usage`, `extended_key_usage`, `key_spec`, `exportable`,
+ * `reuse_key`, `validity_months`, `issuer` `"Self"`/`"Unknown"`, `ca`,
+ * `lifetime_action`), `pending` (null, or `key_version`, `subject`, `created`, `csr`
+ * PEM) and `versions` (as `hsmkit_store_list_certificate_versions`). Works on deleted
+ * certificates.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_describe_certificate(const struct hsmkit_store *store,
+                                                const char *name,
+                                                uint8_t *buf,
+                                                size_t cap,
+                                                size_t *written);
+
+/**
+ * Soft-deletes a certificate and its key: both are kept, unusable, for the store's
+ * retention period, then recovered or purged together.
+ *
+ * # Safety
+ * `store` is live; `name` is a C string.
+ */
+hsmkit_result hsmkit_store_delete_certificate(const struct hsmkit_store *store, const char *name);
+
+/**
+ * Recovers a deleted certificate and its key; `*version` (may be NULL) is its current
+ * version (0 if it has none, only a pending request).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string; `version` is NULL or writable.
+ */
+hsmkit_result hsmkit_store_recover_deleted_certificate(const struct hsmkit_store *store,
+                                                       const char *name,
+                                                       uint32_t *version);
+
+/**
+ * Removes a deleted certificate and its key for good (refused under purge protection
+ * before the retention period ends).
+ *
+ * # Safety
+ * `store` is live; `name` is a C string.
+ */
+hsmkit_result hsmkit_store_purge_deleted_certificate(const struct hsmkit_store *store,
+                                                     const char *name);
+
+/**
+ * The deleted certificates, sorted by name, as a JSON array (NUL-terminated) of what
+ * `hsmkit_store_describe_certificate` gives; `[]` when there are none.
+ *
+ * # Safety
+ * `store` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_list_deleted_certificates(const struct hsmkit_store *store,
+                                                     uint8_t *buf,
+                                                     size_t cap,
+                                                     size_t *written);
+
+/**
+ * The certificates due for renewal now, sorted by name, as a JSON array
+ * (NUL-terminated) of `{"name", "version", "expires", "reason", "issuer"}`: each whose
+ * current version its policy's trigger says is due, or that has expired.
+ *
+ * # Safety
+ * `store` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_certificates_due(const struct hsmkit_store *store,
+                                            uint8_t *buf,
+                                            size_t cap,
+                                            size_t *written);
+
+/**
+ * Renews every self-signed certificate that is due; `*renewed` is how many got a new
+ * version. Due certificates of issuer `HSMKIT_ISSUER_UNKNOWN` are not renewed (a CA must
+ * sign: `hsmkit_store_renew_certificate` makes their request). A failure to renew one is
+ * returned after trying the others.
+ *
+ * # Safety
+ * `store` is live; `renewed` is writable.
+ */
+hsmkit_result hsmkit_store_renew_due_certificates(const struct hsmkit_store *store,
+                                                  size_t *renewed);
 
 /**
  * Builds a sealer for the KEKs named in `keks` (their current versions; AES keys wrap
@@ -693,6 +1226,284 @@ hsmkit_result hsmkit_key_public_key(const struct hsmkit_key *key,
                                     uint8_t *buf,
                                     size_t cap,
                                     size_t *written);
+
+/**
+ * A PKCS#10 certificate request for `key`'s public key, signed by it, asking for
+ * `params`' subject, alternative names, usages and (with `HSMKIT_X509_CA`) basic
+ * constraints; validity is the CA's choice and not in a request. Read it with
+ * `hsmkit_csr_export`.
+ *
+ * # Safety
+ * `key` is live; `params` points to an `hsmkit_x509_params` whose pointers are as its
+ * fields document; `out` is writable.
+ */
+hsmkit_result hsmkit_key_create_csr(const struct hsmkit_key *key,
+                                    const struct hsmkit_x509_params *params,
+                                    struct hsmkit_csr **out);
+
+/**
+ * A certificate for `key`, signed by itself (a root CA with `HSMKIT_X509_CA`), with a
+ * subject key identifier, basic constraints and key usage, and what `params` asks for.
+ *
+ * # Safety
+ * As `hsmkit_key_create_csr`.
+ */
+hsmkit_result hsmkit_key_self_signed_certificate(const struct hsmkit_key *key,
+                                                 const struct hsmkit_x509_params *params,
+                                                 struct hsmkit_cert **out);
+
+/**
+ * Issues a certificate for `csr` with `ca_key`, the key of `ca_cert`, after checking
+ * the request's signature (a bad one is `HSMKIT_ERR_INVALID_INPUT`), that `ca_key` is
+ * `ca_cert`'s key (`HSMKIT_ERR_INVALID_INPUT`, reason `"key-mismatch"`) and that
+ * `ca_cert` is a CA. The certificate has a random serial, the request's subject,
+ * alternative names and usages, and the validity `params` gives, ending no later than the
+ * CA's. `params` may be NULL (defaults).
+ *
+ * # Safety
+ * `ca_key`, `ca_cert`, `csr` are live; `params` is NULL or an `hsmkit_issue_params`;
+ * `out` is writable.
+ */
+hsmkit_result hsmkit_key_issue_certificate(const struct hsmkit_key *ca_key,
+                                           const struct hsmkit_cert *ca_cert,
+                                           const struct hsmkit_csr *csr,
+                                           const struct hsmkit_issue_params *params,
+                                           struct hsmkit_cert **out);
+
+/**
+ * Parses a certificate: one PEM `CERTIFICATE` block, or DER (strict). The store's
+ * crypto engine is the one this handle's fingerprint and signature checks use.
+ *
+ * # Safety
+ * `store` is live; `data` has `len` bytes; `out` is writable.
+ */
+hsmkit_result hsmkit_cert_parse(const struct hsmkit_store *store,
+                                const uint8_t *data,
+                                size_t len,
+                                struct hsmkit_cert **out);
+
+/**
+ * Frees a certificate. NULL is a no-op.
+ *
+ * # Safety
+ * `cert` is NULL or a certificate handle not yet freed.
+ */
+void hsmkit_cert_free(struct hsmkit_cert *cert);
+
+/**
+ * The certificate as `HSMKIT_CERT_DER` or `HSMKIT_CERT_PEM` (exact length).
+ *
+ * # Safety
+ * `cert` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_cert_export(const struct hsmkit_cert *cert,
+                                 uint32_t format,
+                                 uint8_t *buf,
+                                 size_t cap,
+                                 size_t *written);
+
+/**
+ * What the certificate says, as JSON (NUL-terminated): `subject`, `issuer`, `serial`
+ * (hex), `not_before`, `expires` (RFC 3339), `subject_alt_names` (`"dns:..."`, ...),
+ * `key_usage` (names, or null when unrestricted), `ca`, `path_len` (or null),
+ * `thumbprint_sha256` (hex of the DER).
+ *
+ * # Safety
+ * `cert` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_cert_info(const struct hsmkit_cert *cert,
+                               uint8_t *buf,
+                               size_t cap,
+                               size_t *written);
+
+/**
+ * Checks that `issuer` signed `cert`: the names chain and the signature verifies with
+ * the issuer's public key: `HSMKIT_OK` or `HSMKIT_ERR_VERIFICATION_FAILED`. (Validity
+ * periods, constraints and revocation are a path validator's business.)
+ *
+ * # Safety
+ * `cert` and `issuer` are live.
+ */
+hsmkit_result hsmkit_cert_verify_issued_by(const struct hsmkit_cert *cert,
+                                           const struct hsmkit_cert *issuer);
+
+/**
+ * Parses a certificate request: PEM (`CERTIFICATE REQUEST`) or DER. Its signature is
+ * not checked here (`hsmkit_csr_verify`; issuing checks it).
+ *
+ * # Safety
+ * `store` is live; `data` has `len` bytes; `out` is writable.
+ */
+hsmkit_result hsmkit_csr_parse(const struct hsmkit_store *store,
+                               const uint8_t *data,
+                               size_t len,
+                               struct hsmkit_csr **out);
+
+/**
+ * Frees a certificate request. NULL is a no-op.
+ *
+ * # Safety
+ * `csr` is NULL or a request handle not yet freed.
+ */
+void hsmkit_csr_free(struct hsmkit_csr *csr);
+
+/**
+ * The request as `HSMKIT_CERT_DER` or `HSMKIT_CERT_PEM` (exact length).
+ *
+ * # Safety
+ * `csr` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_csr_export(const struct hsmkit_csr *csr,
+                                uint32_t format,
+                                uint8_t *buf,
+                                size_t cap,
+                                size_t *written);
+
+/**
+ * What the request asks for, as JSON (NUL-terminated): `subject`, `subject_alt_names`,
+ * `public_key` (SPKI PEM).
+ *
+ * # Safety
+ * `csr` is live; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_csr_info(const struct hsmkit_csr *csr,
+                              uint8_t *buf,
+                              size_t cap,
+                              size_t *written);
+
+/**
+ * Checks that the request is signed by its own key (proof of possession): `HSMKIT_OK`,
+ * or `HSMKIT_ERR_INVALID_INPUT` when it is not.
+ *
+ * # Safety
+ * `csr` is live.
+ */
+hsmkit_result hsmkit_csr_verify(const struct hsmkit_csr *csr);
+
+/**
+ * Signs `payload` (`len` bytes) into a compact JWS (RFC 7515) with `alg` (`"ES256"`,
+ * `"RS256"`, `"PS256"`, `"EdDSA"`, `"HS256"`, ...). The protected header is the members
+ * of `header_json` (a JSON object, or NULL) plus `alg` and `kid` (`NAME/VERSION`), which
+ * hsmkit sets (the header may not hold them, nor `crit` or `b64`). The token is text,
+ * NUL-terminated; the sizing call (`buf` NULL) signs nothing and gives an upper bound.
+ *
+ * # Safety
+ * `key` is live; `alg` is a C string; `header_json` is NULL or a C string; `payload` has
+ * `len` bytes; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_key_jws_sign(const struct hsmkit_key *key,
+                                  const char *alg,
+                                  const char *header_json,
+                                  const uint8_t *payload,
+                                  size_t len,
+                                  uint8_t *buf,
+                                  size_t cap,
+                                  size_t *written);
+
+/**
+ * Signs a JWT (RFC 7519): the claims `claims_json` (a JSON object) plus `exp` = now +
+ * `expires_in_secs` (0: no `exp`), `nbf` = `not_before` (Unix seconds; 0: no `nbf`) and
+ * `iat` = now (unless `HSMKIT_JWT_NO_IAT`), as a compact JWS whose header has `typ`
+ * `JWT` (unless `header_json` sets another), `alg` and `kid`. A claim given both in the
+ * claims and by an argument is `HSMKIT_ERR_INVALID_INPUT`. Now is the store's clock. The
+ * token is text, NUL-terminated; the sizing call (`buf` NULL) signs nothing and gives an
+ * upper bound.
+ *
+ * # Safety
+ * `key` is live; `alg`, `claims_json` are C strings; `header_json` is NULL or a C
+ * string; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_key_jwt_sign(const struct hsmkit_key *key,
+                                  const char *alg,
+                                  const char *claims_json,
+                                  const char *header_json,
+                                  uint64_t expires_in_secs,
+                                  int64_t not_before,
+                                  uint32_t flags,
+                                  uint8_t *buf,
+                                  size_t cap,
+                                  size_t *written);
+
+/**
+ * Verifies a JWT with the key version its `kid` (`NAME/VERSION`) names, then its claims
+ * as `validation` says (NULL: the defaults), and gives the claims as JSON text
+ * (NUL-terminated). With `buf` NULL the token is still verified and the length of the
+ * claims given: `HSMKIT_OK` alone says the token is good. A signature that does not
+ * verify is `HSMKIT_ERR_VERIFICATION_FAILED`; a token refused before the signature is
+ * checked (malformed, `alg` `none` or not accepted, expired, wrong audience...)
+ * `HSMKIT_ERR_INVALID_INPUT`; a `kid` naming no key `HSMKIT_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `store` is live; `token` is a C string; `validation` is NULL or an
+ * `hsmkit_jwt_validation`; `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_jwt_verify(const struct hsmkit_store *store,
+                                      const char *token,
+                                      const struct hsmkit_jwt_validation *validation,
+                                      uint8_t *buf,
+                                      size_t cap,
+                                      size_t *written);
+
+/**
+ * `hsmkit_store_jwt_verify` with a key the caller chose: the token's `kid` is not looked
+ * at (tokens from other issuers, public keys imported as keys).
+ *
+ * # Safety
+ * As `hsmkit_store_jwt_verify`, with `key` live.
+ */
+hsmkit_result hsmkit_key_jwt_verify(const struct hsmkit_key *key,
+                                    const char *token,
+                                    const struct hsmkit_jwt_validation *validation,
+                                    uint8_t *buf,
+                                    size_t cap,
+                                    size_t *written);
+
+/**
+ * Verifies a compact JWS with the key version its `kid` names and gives the payload
+ * (binary, no NUL). `algorithms`: NULL accepts any that fits the key, or a
+ * comma-separated list. With `buf` NULL the token is still verified. Errors as
+ * `hsmkit_store_jwt_verify`.
+ *
+ * # Safety
+ * `store` is live; `token` is a C string; `algorithms` is NULL or a C string;
+ * `buf`/`cap`/`written` as in the conventions.
+ */
+hsmkit_result hsmkit_store_jws_verify(const struct hsmkit_store *store,
+                                      const char *token,
+                                      const char *algorithms,
+                                      uint8_t *buf,
+                                      size_t cap,
+                                      size_t *written);
+
+/**
+ * `hsmkit_store_jws_verify` with a key the caller chose (the `kid` is not looked at).
+ *
+ * # Safety
+ * As `hsmkit_store_jws_verify`, with `key` live.
+ */
+hsmkit_result hsmkit_key_jws_verify(const struct hsmkit_key *key,
+                                    const char *token,
+                                    const char *algorithms,
+                                    uint8_t *buf,
+                                    size_t cap,
+                                    size_t *written);
+
+/**
+ * A JWK Set `{"keys": [...]}` (JSON text, NUL-terminated) of the versions of the keys
+ * named in `names` that a verifier should accept now (enabled, allowing verify, within
+ * their validity), each with `kid` `NAME/VERSION` and `use` `sig`. An HMAC or AES key is
+ * `HSMKIT_ERR_INVALID_INPUT`; a missing key `HSMKIT_ERR_NOT_FOUND`.
+ *
+ * # Safety
+ * `store` is live; `names` points to `name_count` C strings; `buf`/`cap`/`written` as in
+ * the conventions.
+ */
+hsmkit_result hsmkit_store_jwks(const struct hsmkit_store *store,
+                                const char *const *names,
+                                size_t name_count,
+                                uint8_t *buf,
+                                size_t cap,
+                                size_t *written);
 
 /**
  * Sets a secret: adds a version holding the `len` bytes at `value` (binary, at most

@@ -88,6 +88,8 @@ static void test_basics(void) {
     hsmkit_key_free(NULL);
     hsmkit_sealer_free(NULL);
     hsmkit_secret_free(NULL);
+    hsmkit_cert_free(NULL);
+    hsmkit_csr_free(NULL);
 }
 
 static hsmkit_store *open_store(const char *uri) {
@@ -1599,6 +1601,692 @@ static void test_backup(hsmkit_store *s) {
     free(blob2);
 }
 
+/* ---------------------------------------------------------------- signed artifacts */
+
+/* A file in the scratch directory. */
+static const char *scratch(const char *name) {
+    static char path[8][4096];
+    static int next = 0;
+    char *p = path[next];
+    next = (next + 1) % 8;
+    snprintf(p, sizeof path[0], "%s/%s", dir, name);
+    return p;
+}
+
+static void write_file(const char *path, const void *data, size_t len) {
+    FILE *f = fopen(path, "wb");
+    CHECK(f != NULL);
+    CHECK(fwrite(data, 1, len, f) == len);
+    CHECK(fclose(f) == 0);
+}
+
+/* The whole file, NUL-terminated (not counted in *len); the caller frees it. */
+static uint8_t *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    CHECK(f != NULL);
+    CHECK(fseek(f, 0, SEEK_END) == 0);
+    long size = ftell(f);
+    CHECK(size >= 0 && fseek(f, 0, SEEK_SET) == 0);
+    uint8_t *buf = malloc((size_t)size + 1);
+    CHECK(buf != NULL);
+    CHECK(fread(buf, 1, (size_t)size, f) == (size_t)size);
+    fclose(f);
+    buf[size] = 0;
+    *len = (size_t)size;
+    return buf;
+}
+
+/* A shell command (openssl, an independent implementation) that must succeed. */
+static void run_ok(const char *cmd) {
+    checks++;
+    if (system(cmd) != 0) {
+        fprintf(stderr, "%s:%d: command failed: %s\n", __FILE__, __LINE__, cmd);
+        exit(1);
+    }
+}
+
+/* A certificate's PEM, two-call into a fresh buffer; the caller frees it. */
+static char *cert_pem(const hsmkit_cert *c) {
+    size_t need = 0, n = 0;
+    OK(hsmkit_cert_export(c, HSMKIT_CERT_PEM, NULL, 0, &need));
+    char *pem = malloc(need);
+    CHECK(pem != NULL);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_cert_export(c, HSMKIT_CERT_PEM, (uint8_t *)pem, need - 1, &n));
+    CHECK(n == need);
+    OK(hsmkit_cert_export(c, HSMKIT_CERT_PEM, (uint8_t *)pem, need, &n));
+    CHECK(n == need && pem[n - 1] == '\0' && strlen(pem) == n - 1);
+    CHECK(strncmp(pem, "-----BEGIN CERTIFICATE-----\n", 28) == 0);
+    return pem;
+}
+
+static char *csr_pem(const hsmkit_csr *c) {
+    size_t need = 0, n = 0;
+    OK(hsmkit_csr_export(c, HSMKIT_CERT_PEM, NULL, 0, &need));
+    char *pem = malloc(need);
+    CHECK(pem != NULL);
+    OK(hsmkit_csr_export(c, HSMKIT_CERT_PEM, (uint8_t *)pem, need, &n));
+    CHECK(n == need && pem[n - 1] == '\0');
+    CHECK(strncmp(pem, "-----BEGIN CERTIFICATE REQUEST-----\n", 36) == 0);
+    return pem;
+}
+
+/* A self-signed CA in the store: its key and certificate. */
+static hsmkit_cert *make_ca(hsmkit_store *s, const char *name, hsmkit_key **key) {
+    *key = create(s, name, "P-256", NULL);
+    hsmkit_x509_params p = {0};
+    p.subject = "CN=hsmkit C test CA,O=hsmkit";
+    p.flags = HSMKIT_X509_CA | HSMKIT_X509_PATH_LEN;
+    p.path_len = 0;
+    p.validity_days = 30;
+    hsmkit_cert *ca = NULL;
+    OK(hsmkit_key_self_signed_certificate(*key, &p, &ca));
+    CHECK(ca != NULL);
+    return ca;
+}
+
+/* Requests, self-signed and issued certificates, through the library and openssl. */
+static void test_x509(hsmkit_store *s) {
+    hsmkit_key *ca_key = NULL;
+    hsmkit_cert *ca = make_ca(s, "x509-ca", &ca_key);
+    char info[4096];
+    size_t n = 0, need = 0;
+    OK(hsmkit_cert_info(ca, (uint8_t *)info, sizeof info, &n));
+    CHECK(strstr(info, "\"subject\":\"CN=hsmkit C test CA,O=hsmkit\"") && strstr(info, "\"ca\":true") &&
+          strstr(info, "\"path_len\":0") && strstr(info, "\"keyCertSign\"") && strstr(info, "\"thumbprint_sha256\":\""));
+    OK(hsmkit_cert_verify_issued_by(ca, ca)); /* a root signs itself */
+
+    /* a request with names and usages: the library and openssl check its signature */
+    hsmkit_key *leaf_key = create(s, "x509-leaf", "P-256", NULL);
+    const char *sans[] = {"dns:leaf.example", "ip:10.0.0.1"};
+    hsmkit_x509_params p = {0};
+    p.subject = "/O=hsmkit/CN=leaf.example";
+    p.sans = sans;
+    p.san_count = 2;
+    p.extended_key_usage = "serverAuth,clientAuth";
+    hsmkit_csr *csr = NULL;
+    OK(hsmkit_key_create_csr(leaf_key, &p, &csr));
+    OK(hsmkit_csr_verify(csr));
+    OK(hsmkit_csr_info(csr, (uint8_t *)info, sizeof info, &n));
+    CHECK(strstr(info, "\"subject\":\"CN=leaf.example,O=hsmkit\"") && strstr(info, "\"dns:leaf.example\"") &&
+          strstr(info, "\"ip:10.0.0.1\"") && strstr(info, "BEGIN PUBLIC KEY"));
+    char *req = csr_pem(csr);
+    write_file(scratch("leaf.csr"), req, strlen(req));
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "openssl req -verify -noout -in '%s' 2>/dev/null", scratch("leaf.csr"));
+    run_ok(cmd);
+    /* DER, and both parse back to the same request */
+    uint8_t der[2048];
+    OK(hsmkit_csr_export(csr, HSMKIT_CERT_DER, der, sizeof der, &n));
+    CHECK(der[0] == 0x30);
+    hsmkit_csr *again = NULL;
+    OK(hsmkit_csr_parse(s, der, n, &again));
+    char *req2 = csr_pem(again);
+    CHECK(strcmp(req, req2) == 0);
+    hsmkit_csr_free(again);
+    again = NULL;
+    OK(hsmkit_csr_parse(s, (const uint8_t *)req, strlen(req), &again));
+    hsmkit_csr_free(again);
+    again = NULL;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_csr_parse(s, (const uint8_t *)"junk", 4, &again));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_csr_export(csr, HSMKIT_CERT_PEM_CHAIN, NULL, 0, &n));
+    CHECK(again == NULL);
+
+    /* the CA issues it; the leaf chains to the CA (library and openssl), not the reverse */
+    hsmkit_cert *leaf = NULL;
+    hsmkit_issue_params ip = {0};
+    ip.validity_days = 7;
+    OK(hsmkit_key_issue_certificate(ca_key, ca, csr, &ip, &leaf));
+    OK(hsmkit_cert_verify_issued_by(leaf, ca));
+    EXPECT(HSMKIT_ERR_VERIFICATION_FAILED, hsmkit_cert_verify_issued_by(ca, leaf));
+    OK(hsmkit_cert_info(leaf, (uint8_t *)info, sizeof info, &n));
+    CHECK(strstr(info, "\"issuer\":\"CN=hsmkit C test CA,O=hsmkit\"") && strstr(info, "\"ca\":false") &&
+          strstr(info, "\"dns:leaf.example\""));
+    char *ca_pem = cert_pem(ca), *leaf_pem = cert_pem(leaf);
+    write_file(scratch("ca.pem"), ca_pem, strlen(ca_pem));
+    write_file(scratch("leaf.pem"), leaf_pem, strlen(leaf_pem));
+    snprintf(cmd, sizeof cmd, "openssl verify -CAfile '%s' '%s' >/dev/null 2>&1", scratch("ca.pem"),
+             scratch("leaf.pem"));
+    run_ok(cmd);
+    /* a NULL issue_params is the defaults */
+    hsmkit_cert *leaf2 = NULL;
+    OK(hsmkit_key_issue_certificate(ca_key, ca, csr, NULL, &leaf2));
+    OK(hsmkit_cert_verify_issued_by(leaf2, ca));
+    hsmkit_cert_free(leaf2);
+    leaf2 = NULL;
+    /* the wrong key for the CA certificate, or a CA that is no CA */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_issue_certificate(leaf_key, ca, csr, NULL, &leaf2));
+    CHECK(strcmp(hsmkit_last_error_reason(), "key-mismatch") == 0);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_issue_certificate(leaf_key, leaf, csr, NULL, &leaf2));
+    ip.flags = HSMKIT_X509_PATH_LEN; /* a path length without CA */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_issue_certificate(ca_key, ca, csr, &ip, &leaf2));
+    ip.flags = 0x80;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_issue_certificate(ca_key, ca, csr, &ip, &leaf2));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_issue_certificate(ca_key, NULL, csr, NULL, &leaf2));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_issue_certificate(ca_key, ca, NULL, NULL, &leaf2));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_issue_certificate(ca_key, ca, csr, NULL, NULL));
+    CHECK(leaf2 == NULL);
+
+    /* certificates parse from PEM and DER to the same bytes */
+    OK(hsmkit_cert_export(leaf, HSMKIT_CERT_DER, NULL, 0, &need));
+    OK(hsmkit_cert_export(leaf, HSMKIT_CERT_DER, der, sizeof der, &n));
+    CHECK(n == need && der[0] == 0x30);
+    hsmkit_cert *parsed = NULL;
+    OK(hsmkit_cert_parse(s, der, n, &parsed));
+    char *parsed_pem = cert_pem(parsed);
+    CHECK(strcmp(parsed_pem, leaf_pem) == 0);
+    OK(hsmkit_cert_verify_issued_by(parsed, ca));
+    hsmkit_cert_free(parsed);
+    parsed = NULL;
+    free(parsed_pem);
+    OK(hsmkit_cert_parse(s, (const uint8_t *)leaf_pem, strlen(leaf_pem), &parsed));
+    hsmkit_cert_free(parsed);
+    parsed = NULL;
+    der[10] ^= 0xFF;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_cert_parse(s, der, n, &parsed));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_cert_parse(s, (const uint8_t *)req, strlen(req), &parsed));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_cert_parse(NULL, der, n, &parsed));
+    CHECK(parsed == NULL);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_cert_export(leaf, 2, der, sizeof der, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_cert_export(leaf, 0xFFFFFFFFu, der, sizeof der, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_cert_export(leaf, HSMKIT_CERT_DER, der, sizeof der, NULL));
+
+    /* parameters are checked */
+    hsmkit_csr *bad = NULL;
+    const char *bad_san[] = {"dns:has space"};
+    hsmkit_x509_params q = {0};
+    q.subject = "CN=x";
+    q.sans = bad_san;
+    q.san_count = 1;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_create_csr(leaf_key, &q, &bad));
+    q.sans = NULL; /* with a count */
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_create_csr(leaf_key, &q, &bad));
+    q.san_count = 0;
+    q.key_usage = "digitalSignature,frobnicate";
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_create_csr(leaf_key, &q, &bad));
+    q.key_usage = NULL;
+    q.signature_algorithm = "RS256"; /* not an EC key's */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_create_csr(leaf_key, &q, &bad));
+    q.signature_algorithm = NULL;
+    q.flags = HSMKIT_X509_CA | HSMKIT_X509_PATH_LEN;
+    q.path_len = 256;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_create_csr(leaf_key, &q, &bad));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_create_csr(leaf_key, NULL, &bad));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_create_csr(NULL, &p, &bad));
+    CHECK(bad == NULL);
+    hsmkit_cert *bad_cert = NULL;
+    hsmkit_x509_params empty = {0}; /* no subject, no names */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_self_signed_certificate(leaf_key, &empty, &bad_cert));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_self_signed_certificate(leaf_key, &p, NULL));
+    CHECK(bad_cert == NULL);
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_cert_verify_issued_by(leaf, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_csr_verify(NULL));
+
+    hsmkit_cert_free(NULL);
+    hsmkit_csr_free(NULL);
+    free(req);
+    free(req2);
+    free(ca_pem);
+    free(leaf_pem);
+    hsmkit_cert_free(leaf);
+    hsmkit_csr_free(csr);
+    hsmkit_cert_free(ca);
+    hsmkit_key_free(leaf_key);
+    hsmkit_key_free(ca_key);
+}
+
+/* A token, two-call: the sizing call's length is enough, the second call's exact. */
+static char *jwt(hsmkit_key *k, const char *alg, const char *claims, const char *header, uint64_t expires_in,
+                 int64_t nbf, uint32_t flags) {
+    size_t bound = 0, n = 0;
+    OK(hsmkit_key_jwt_sign(k, alg, claims, header, expires_in, nbf, flags, NULL, 0, &bound));
+    char *token = malloc(bound);
+    CHECK(token != NULL);
+    OK(hsmkit_key_jwt_sign(k, alg, claims, header, expires_in, nbf, flags, (uint8_t *)token, bound, &n));
+    CHECK(n >= 1 && n <= bound && token[n - 1] == '\0' && strlen(token) == n - 1);
+    return token;
+}
+
+/* Flips one base64url character of part `part` (0 header, 1 payload, 2 signature). */
+static void tamper(char *token, int part) {
+    char *p = token;
+    for (int i = 0; i < part; i++) p = strchr(p, '.') + 1;
+    p += 5;
+    *p = *p == 'A' ? 'B' : 'A';
+}
+
+static void test_jose(hsmkit_store *s) {
+    hsmkit_key *k = create(s, "jwt-signer", "P-256", NULL);
+    hsmkit_key *r = create(s, "jwt-rsa", "RSA-2048", NULL);
+    char claims[4096];
+    size_t n = 0;
+    const char *aud[] = {"payments"};
+    hsmkit_jwt_validation v = {0};
+    v.audiences = aud;
+    v.audience_count = 1;
+    v.leeway_secs = 60;
+
+    /* sign, then verify through the store (the kid picks the key) and with the key */
+    char *token = jwt(k, "ES256", "{\"sub\":\"alice\",\"aud\":\"payments\",\"n\":1E5}", NULL, 3600, 0, 0);
+    OK(hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n)); /* verified; the claims' length */
+    size_t need = n;
+    OK(hsmkit_store_jwt_verify(s, token, &v, (uint8_t *)claims, sizeof claims, &n));
+    CHECK(n == need && claims[n - 1] == '\0');
+    CHECK(strstr(claims, "\"sub\":\"alice\"") && strstr(claims, "\"exp\":") && strstr(claims, "\"iat\":"));
+    OK(hsmkit_key_jwt_verify(k, token, &v, (uint8_t *)claims, sizeof claims, &n));
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_jwt_verify(s, token, &v, (uint8_t *)claims, 4, &n));
+    CHECK(n == need);
+    /* the defaults expect no audience: a token naming one is refused */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, NULL, NULL, 0, &n));
+    CHECK(strstr(last_error(), "aud") != NULL);
+    /* another key's signature does not verify */
+    hsmkit_key *other = create(s, "jwt-other", "P-256", NULL);
+    EXPECT(HSMKIT_ERR_VERIFICATION_FAILED, hsmkit_key_jwt_verify(other, token, &v, NULL, 0, &n));
+    hsmkit_key_free(other);
+    /* tampered payload or signature: the signature check fails; a broken header is refused */
+    for (int part = 0; part < 3; part++) {
+        char *t = strdup(token);
+        CHECK(t != NULL);
+        tamper(t, part);
+        hsmkit_result res = hsmkit_store_jwt_verify(s, t, &v, NULL, 0, &n);
+        checks++;
+        CHECK(part == 0 ? res == HSMKIT_ERR_INVALID_INPUT : res == HSMKIT_ERR_VERIFICATION_FAILED);
+        free(t);
+    }
+    /* expired at the validation's now; not accepted algorithms; a wrong issuer */
+    v.now = (int64_t)time(NULL) + 7200;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    CHECK(strstr(last_error(), "expired") != NULL);
+    v.now = 0;
+    v.algorithms = "RS256,PS256";
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    v.algorithms = "ES256";
+    OK(hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    v.algorithms = "";
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    v.algorithms = NULL;
+    v.issuer = "https://issuer.example";
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    v.issuer = NULL;
+    v.flags = 0x10;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    v.flags = 0;
+    free(token);
+
+    /* without exp: refused unless optional; a header of our own; RSA; nbf */
+    token = jwt(r, "PS256", "{\"iss\":\"https://issuer.example\"}", "{\"typ\":\"at+jwt\",\"cty\":\"x\"}", 0,
+                (int64_t)time(NULL) - 10, HSMKIT_JWT_NO_IAT);
+    v.audiences = NULL; /* it names no audience */
+    v.audience_count = 0;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    CHECK(strstr(last_error(), "exp") != NULL);
+    v.flags = HSMKIT_JWT_EXP_OPTIONAL;
+    v.issuer = "https://issuer.example";
+    OK(hsmkit_store_jwt_verify(s, token, &v, (uint8_t *)claims, sizeof claims, &n));
+    CHECK(strstr(claims, "\"nbf\":") && !strstr(claims, "\"iat\""));
+    const char *required[] = {"sub"};
+    v.required = required;
+    v.required_count = 1;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, token, &v, NULL, 0, &n));
+    free(token);
+
+    /* refused before signing: the wrong algorithm for the key (sizing too), claims that
+       are no object, a claim the options set too, reserved header members, flags */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_jwt_sign(k, "RS256", "{}", NULL, 60, 0, 0, NULL, 0, &n));
+    CHECK(strcmp(hsmkit_last_error_reason(), "key-mismatch") == 0);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_jwt_sign(k, "none", "{}", NULL, 60, 0, 0, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_jwt_sign(k, "ES256", "[1]", NULL, 60, 0, 0, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_jwt_sign(k, "ES256", "{", NULL, 60, 0, 0, NULL, 0, &n));
+    char buf[2048];
+    EXPECT(HSMKIT_ERR_INVALID_INPUT,
+           hsmkit_key_jwt_sign(k, "ES256", "{\"iat\":1}", NULL, 60, 0, 0, (uint8_t *)buf, sizeof buf, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT,
+           hsmkit_key_jwt_sign(k, "ES256", "{}", "{\"kid\":\"x/1\"}", 60, 0, 0, (uint8_t *)buf, sizeof buf, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_jwt_sign(k, "ES256", "{}", NULL, 60, 0, 2, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_jwt_sign(k, "ES256", "{}", NULL, 60, -5, 0, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_jwt_sign(k, "ES256", NULL, NULL, 60, 0, 0, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_jwt_sign(k, "ES256", "{}", NULL, 60, 0, 0, NULL, 0, NULL));
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_key_jwt_sign(k, "ES256", "{}", NULL, 60, 0, 0, (uint8_t *)buf, 10, &n));
+    CHECK(n > 10);
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_jwt_verify(s, NULL, NULL, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jwt_verify(s, "a.b", NULL, NULL, 0, &n));
+
+    /* JWS over bytes */
+    const uint8_t payload[] = {0, 1, 2, 'j', 'w', 's', 0xFF};
+    size_t bound = 0;
+    OK(hsmkit_key_jws_sign(k, "ES256", "{\"cty\":\"bytes\"}", payload, sizeof payload, NULL, 0, &bound));
+    char *jws = malloc(bound);
+    CHECK(jws != NULL);
+    OK(hsmkit_key_jws_sign(k, "ES256", "{\"cty\":\"bytes\"}", payload, sizeof payload, (uint8_t *)jws, bound, &n));
+    CHECK(n <= bound && jws[n - 1] == '\0');
+    uint8_t got[64];
+    OK(hsmkit_store_jws_verify(s, jws, NULL, got, sizeof got, &n));
+    CHECK(n == sizeof payload && memcmp(got, payload, n) == 0);
+    OK(hsmkit_key_jws_verify(k, jws, "ES256", got, sizeof got, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_jws_verify(s, jws, "ES384", got, sizeof got, &n));
+    tamper(jws, 2);
+    EXPECT(HSMKIT_ERR_VERIFICATION_FAILED, hsmkit_store_jws_verify(s, jws, NULL, got, sizeof got, &n));
+    free(jws);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_key_jws_sign(k, "ES256", "{\"crit\":[\"x\"]}", payload, 1, (uint8_t *)buf,
+                                                        sizeof buf, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_key_jws_sign(k, "ES256", NULL, NULL, 1, NULL, 0, &n));
+    /* an empty payload, no header */
+    OK(hsmkit_key_jws_sign(k, "ES256", NULL, NULL, 0, (uint8_t *)buf, sizeof buf, &n));
+    OK(hsmkit_store_jws_verify(s, buf, NULL, NULL, 0, &n));
+    CHECK(n == 0);
+
+    /* the JWK Set a relying party fetches */
+    const char *names[] = {"jwt-signer", "jwt-rsa", "jwt-signer"};
+    OK(hsmkit_store_jwks(s, names, 3, NULL, 0, &need));
+    char *jwks = malloc(need);
+    CHECK(jwks != NULL);
+    OK(hsmkit_store_jwks(s, names, 3, (uint8_t *)jwks, need, &n));
+    CHECK(n == need && strstr(jwks, "\"kid\":\"jwt-signer/1\"") && strstr(jwks, "\"kid\":\"jwt-rsa/1\"") &&
+          strstr(jwks, "\"alg\":\"ES256\"") && strstr(jwks, "\"use\":\"sig\""));
+    free(jwks);
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_jwks(s, (const char *[]){"no-such-key"}, 1, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_jwks(s, NULL, 1, NULL, 0, &n));
+    OK(hsmkit_store_jwks(s, NULL, 0, (uint8_t *)buf, sizeof buf, &n));
+    CHECK(strcmp(buf, "{\"keys\":[]}") == 0);
+    hsmkit_key_free(k);
+    hsmkit_key_free(r);
+}
+
+/* The JSON of a certificate, into a static buffer. */
+static const char *describe_cert(hsmkit_store *s, const char *name) {
+    static char text[16384];
+    size_t n = 0;
+    OK(hsmkit_store_describe_certificate(s, name, (uint8_t *)text, sizeof text, &n));
+    return text;
+}
+
+static uint32_t create_cert(hsmkit_store *s, const char *name, const char *subject, uint32_t issuer, uint32_t flags) {
+    hsmkit_certificate_policy p = {0};
+    p.subject = subject;
+    p.key_spec = "P-256";
+    p.issuer = issuer;
+    p.flags = flags;
+    uint32_t v = 99;
+    OK(hsmkit_store_create_certificate(s, name, &p, &v));
+    return v;
+}
+
+/* Certificates as store objects: self-signed, pending and merged, imported, deleted. */
+static void test_certificates(hsmkit_store *s) {
+    char text[16384];
+    size_t n = 0, need = 0;
+    uint32_t v = 99;
+
+    /* self-signed: version 1 at once, as PEM, DER and chain; its policy and versions */
+    const char *sans[] = {"dns:self.example", "email:ops@self.example"};
+    hsmkit_certificate_policy p = {0};
+    p.subject = "CN=self.example";
+    p.sans = sans;
+    p.san_count = 2;
+    p.key_spec = "P-256";
+    p.extended_key_usage = "serverAuth";
+    p.flags = is_pkcs11 ? 0 : HSMKIT_CERT_EXPORTABLE;
+    p.validity_months = 3;
+    p.days_before_expiry = 10;
+    OK(hsmkit_store_create_certificate(s, "self-cert", &p, &v));
+    CHECK(v == 1);
+    OK(hsmkit_store_get_certificate(s, "self-cert", 0, HSMKIT_CERT_PEM, NULL, 0, &need));
+    char *pem = malloc(need);
+    CHECK(pem != NULL);
+    EXPECT(HSMKIT_ERR_BUFFER_TOO_SMALL, hsmkit_store_get_certificate(s, "self-cert", 0, HSMKIT_CERT_PEM,
+                                                                    (uint8_t *)pem, need - 1, &n));
+    OK(hsmkit_store_get_certificate(s, "self-cert", 0, HSMKIT_CERT_PEM, (uint8_t *)pem, need, &n));
+    CHECK(n == need && strncmp(pem, "-----BEGIN CERTIFICATE-----\n", 28) == 0 && pem[n - 1] == '\0');
+    OK(hsmkit_store_get_certificate(s, "self-cert", 1, HSMKIT_CERT_PEM_CHAIN, (uint8_t *)text, sizeof text, &n));
+    CHECK(strcmp(text, pem) == 0); /* self-signed: a chain of one */
+    uint8_t der[2048];
+    OK(hsmkit_store_get_certificate(s, "self-cert", 1, HSMKIT_CERT_DER, der, sizeof der, &n));
+    hsmkit_cert *c = NULL;
+    OK(hsmkit_cert_parse(s, der, n, &c));
+    char *again = cert_pem(c);
+    CHECK(strcmp(again, pem) == 0);
+    free(again);
+    OK(hsmkit_cert_verify_issued_by(c, c));
+    OK(hsmkit_cert_info(c, (uint8_t *)text, sizeof text, &n));
+    CHECK(strstr(text, "\"subject\":\"CN=self.example\"") && strstr(text, "\"email:ops@self.example\""));
+    hsmkit_cert_free(c);
+    c = NULL;
+    write_file(scratch("self.pem"), pem, strlen(pem));
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd, "openssl x509 -noout -in '%s' -ext extendedKeyUsage | grep -q 'TLS Web Server'",
+             scratch("self.pem"));
+    run_ok(cmd);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_get_certificate(s, "self-cert", 0, 3, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_certificate(s, "self-cert", 7, HSMKIT_CERT_PEM, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_certificate(s, "nope", 0, HSMKIT_CERT_PEM, NULL, 0, &n));
+    const char *d = describe_cert(s, "self-cert");
+    CHECK(strstr(d, "\"current_version\":1") && strstr(d, "\"issuer\":\"Self\"") &&
+          strstr(d, "\"days_before_expiry\":10") && strstr(d, "\"validity_months\":3") &&
+          strstr(d, "\"key_spec\":\"EC-P-256\"") && strstr(d, "\"pending\":null"));
+    /* its key is a key of the same name, and signs */
+    hsmkit_key *k = NULL;
+    OK(hsmkit_store_get_key(s, "self-cert", 0, &k));
+    uint8_t sig[64];
+    OK(hsmkit_key_sign(k, "ES256", 0, (const uint8_t *)"m", 1, sig, sizeof sig, &n));
+    hsmkit_key_free(k);
+    k = NULL;
+
+    /* renewal makes version 2 (a new key version); version 1 stays */
+    OK(hsmkit_store_renew_certificate(s, "self-cert", &v));
+    CHECK(v == 2);
+    OK(hsmkit_store_list_certificate_versions(s, "self-cert", (uint8_t *)text, sizeof text, &n));
+    CHECK(strstr(text, "\"version\":1") && strstr(text, "\"version\":2") && strstr(text, "\"kid\":\"self-cert/2\""));
+    OK(hsmkit_store_get_certificate(s, "self-cert", 1, HSMKIT_CERT_PEM, (uint8_t *)text, sizeof text, &n));
+    CHECK(strcmp(text, pem) == 0);
+    OK(hsmkit_store_get_certificate(s, "self-cert", 0, HSMKIT_CERT_PEM, (uint8_t *)text, sizeof text, &n));
+    CHECK(strcmp(text, pem) != 0);
+    free(pem);
+
+    /* the key, where it may leave the store */
+    if (!is_pkcs11) {
+        OK(hsmkit_store_export_certificate_key(s, "self-cert", 0, NULL, 0, &need));
+        char *key_pem = malloc(need);
+        CHECK(key_pem != NULL);
+        OK(hsmkit_store_export_certificate_key(s, "self-cert", 1, (uint8_t *)key_pem, need, &n));
+        CHECK(n == need && strncmp(key_pem, "-----BEGIN PRIVATE KEY-----", 27) == 0);
+        memset(key_pem, 0, need);
+        free(key_pem);
+    }
+
+    /* the policy is checked, and replaced */
+    p.lifetime_percentage = 50; /* and days_before_expiry */
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_certificate_policy(s, "self-cert", &p));
+    p.days_before_expiry = 0;
+    p.issuer = 2;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_certificate_policy(s, "self-cert", &p));
+    p.issuer = HSMKIT_ISSUER_SELF;
+    p.validity_months = 1201;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_certificate_policy(s, "self-cert", &p));
+    p.validity_months = 0;
+    p.lifetime_percentage = 100;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_certificate_policy(s, "self-cert", &p));
+    p.lifetime_percentage = 50;
+    p.flags |= 0x100;
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_set_certificate_policy(s, "self-cert", &p));
+    p.flags &= ~0x100u;
+    OK(hsmkit_store_set_certificate_policy(s, "self-cert", &p));
+    CHECK(strstr(describe_cert(s, "self-cert"), "\"lifetime_percentage\":50"));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_set_certificate_policy(s, "self-cert", NULL));
+
+    /* nothing is due yet */
+    OK(hsmkit_store_certificates_due(s, (uint8_t *)text, sizeof text, &n));
+    CHECK(strcmp(text, "[]") == 0);
+    size_t renewed = 99;
+    OK(hsmkit_store_renew_due_certificates(s, &renewed));
+    CHECK(renewed == 0);
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_renew_due_certificates(s, NULL));
+
+    /* issuer Unknown: a pending request, signed by a CA, merged */
+    hsmkit_key *ca_key = NULL;
+    hsmkit_cert *ca = make_ca(s, "cert-ca", &ca_key);
+    v = create_cert(s, "ext-cert", "CN=ext.example", HSMKIT_ISSUER_UNKNOWN, 0);
+    CHECK(v == 0);
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_certificate(s, "ext-cert", 0, HSMKIT_CERT_PEM, NULL, 0, &n));
+    CHECK(strstr(describe_cert(s, "ext-cert"), "BEGIN CERTIFICATE REQUEST") != NULL);
+    hsmkit_csr *csr = NULL;
+    uint32_t kv = 0;
+    OK(hsmkit_store_get_pending_certificate(s, "ext-cert", &kv, &csr));
+    CHECK(kv == 1);
+    OK(hsmkit_csr_verify(csr));
+    hsmkit_cert *issued = NULL;
+    OK(hsmkit_key_issue_certificate(ca_key, ca, csr, NULL, &issued));
+    hsmkit_csr_free(csr);
+    csr = NULL;
+    /* a certificate for another key is refused, typed, and changes nothing */
+    hsmkit_key *stranger = create(s, "stranger", "P-256", NULL);
+    hsmkit_x509_params sp = {0};
+    sp.subject = "CN=ext.example";
+    OK(hsmkit_key_create_csr(stranger, &sp, &csr));
+    hsmkit_cert *wrong = NULL;
+    OK(hsmkit_key_issue_certificate(ca_key, ca, csr, NULL, &wrong));
+    char *wrong_pem = cert_pem(wrong);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT,
+           hsmkit_store_merge_certificate(s, "ext-cert", (const uint8_t *)wrong_pem, strlen(wrong_pem), &v));
+    CHECK(strcmp(hsmkit_last_error_reason(), "key-mismatch") == 0);
+    hsmkit_csr_free(csr);
+    csr = NULL;
+    OK(hsmkit_store_get_pending_certificate(s, "ext-cert", NULL, &csr)); /* still pending */
+    hsmkit_csr_free(csr);
+    csr = NULL;
+    free(wrong_pem);
+    hsmkit_cert_free(wrong);
+    hsmkit_key_free(stranger);
+    /* a chain out of order is refused; in order (leaf, then CA) it merges as version 1 */
+    char *leaf_pem = cert_pem(issued), *ca_pem = cert_pem(ca);
+    size_t ll = strlen(leaf_pem), cl = strlen(ca_pem);
+    char *chain = malloc(ll + cl + 1);
+    CHECK(chain != NULL);
+    memcpy(chain, ca_pem, cl);
+    memcpy(chain + cl, leaf_pem, ll + 1);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_merge_certificate(s, "ext-cert", (const uint8_t *)chain, ll + cl, &v));
+    memcpy(chain, leaf_pem, ll);
+    memcpy(chain + ll, ca_pem, cl + 1);
+    OK(hsmkit_store_merge_certificate(s, "ext-cert", (const uint8_t *)chain, ll + cl, &v));
+    CHECK(v == 1);
+    OK(hsmkit_store_get_certificate(s, "ext-cert", 0, HSMKIT_CERT_PEM_CHAIN, (uint8_t *)text, sizeof text, &n));
+    CHECK(strcmp(text, chain) == 0);
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_merge_certificate(s, "ext-cert", (const uint8_t *)chain, ll + cl, &v));
+    CHECK(strstr(describe_cert(s, "ext-cert"), "\"issuer\":\"CN=hsmkit C test CA,O=hsmkit\"") != NULL);
+    if (!is_pkcs11) /* not exportable */
+        EXPECT(HSMKIT_ERR_PERMISSION_DENIED, hsmkit_store_export_certificate_key(s, "ext-cert", 0, NULL, 0, &n));
+    /* renewing an Unknown-issuer certificate makes a request again; cancel it */
+    OK(hsmkit_store_renew_certificate(s, "ext-cert", &v));
+    CHECK(v == 0);
+    OK(hsmkit_store_cancel_pending_certificate(s, "ext-cert"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_cancel_pending_certificate(s, "ext-cert"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_pending_certificate(s, "ext-cert", NULL, &csr));
+    OK(hsmkit_store_get_certificate(s, "ext-cert", 0, HSMKIT_CERT_PEM, NULL, 0, &n)); /* version 1 stays */
+    /* a certificate that never had a version goes with its key when cancelled */
+    CHECK(create_cert(s, "gone-cert", "CN=gone.example", HSMKIT_ISSUER_UNKNOWN, 0) == 0);
+    OK(hsmkit_store_cancel_pending_certificate(s, "gone-cert"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_certificate(s, "gone-cert", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_key(s, "gone-cert", 0, &k));
+    free(chain);
+    free(leaf_pem);
+    free(ca_pem);
+    hsmkit_cert_free(issued);
+    hsmkit_csr_free(csr);
+    hsmkit_cert_free(ca);
+    hsmkit_key_free(ca_key);
+
+    /* PKCS#12 and PEM made by openssl */
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '%s' -out '%s' "
+             "-subj /CN=p12.example -days 30 2>/dev/null && "
+             "openssl pkcs12 -export -inkey '%s' -in '%s' -out '%s' -passout pass:c-test-secret && "
+             "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out '%s' 2>/dev/null",
+             scratch("p12.key"), scratch("p12.crt"), scratch("p12.key"), scratch("p12.crt"), scratch("f.p12"),
+             scratch("other.key"));
+    run_ok(cmd);
+    size_t pfx_len = 0, crt_len = 0, key_len = 0, other_len = 0;
+    uint8_t *pfx = read_file(scratch("f.p12"), &pfx_len);
+    uint8_t *crt = read_file(scratch("p12.crt"), &crt_len);
+    uint8_t *key = read_file(scratch("p12.key"), &key_len);
+    uint8_t *other = read_file(scratch("other.key"), &other_len);
+    EXPECT(HSMKIT_ERR_AUTHENTICATION, hsmkit_store_import_pkcs12(s, "p12-cert", pfx, pfx_len, "wrong", 0, &v));
+    EXPECT(HSMKIT_ERR_AUTHENTICATION, hsmkit_store_import_pkcs12(s, "p12-cert", pfx, pfx_len, NULL, 0, &v));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_certificate(s, "p12-cert", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_import_pkcs12(s, "p12-cert", pfx, pfx_len, "c-test-secret", 4, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_import_pkcs12(s, "p12-cert", pfx, 20, "c-test-secret", 0, &v));
+    v = 99;
+    OK(hsmkit_store_import_pkcs12(s, "p12-cert", pfx, pfx_len, "c-test-secret", 0, &v));
+    CHECK(v == 1);
+    OK(hsmkit_store_get_certificate(s, "p12-cert", 0, HSMKIT_CERT_PEM, (uint8_t *)text, sizeof text, &n));
+    CHECK(n == crt_len + 1 && memcmp(text, crt, crt_len) == 0); /* openssl's certificate, byte for byte */
+    CHECK(strstr(describe_cert(s, "p12-cert"), "\"issuer\":\"Self\"") != NULL);
+    OK(hsmkit_store_get_key(s, "p12-cert", 0, &k)); /* the key came with it, and signs */
+    OK(hsmkit_key_sign(k, "ES256", 0, (const uint8_t *)"m", 1, sig, sizeof sig, &n));
+    hsmkit_key_free(k);
+    k = NULL;
+    /* the same as PEM (certificate and key in one text), and with a key that is not its */
+    uint8_t *both = malloc(crt_len + other_len + key_len);
+    CHECK(both != NULL);
+    memcpy(both, crt, crt_len);
+    memcpy(both + crt_len, other, other_len);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_import_certificate_pem(s, "pem-cert", both, crt_len + other_len, 0, &v));
+    CHECK(strcmp(hsmkit_last_error_reason(), "key-mismatch") == 0);
+    memcpy(both, key, key_len); /* key first: any order */
+    memcpy(both + key_len, crt, crt_len);
+    OK(hsmkit_store_import_certificate_pem(s, "pem-cert", both, key_len + crt_len, 0, &v));
+    CHECK(v == 1);
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_import_certificate_pem(s, "pem-cert", crt, crt_len, 0, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_import_certificate_pem(s, "pem-cert", NULL, 5, 0, &v));
+    memset(both, 0, key_len + crt_len);
+    memset(key, 0, key_len);
+    free(both);
+    free(pfx);
+    free(crt);
+    free(key);
+    free(other);
+
+    /* names, then delete / recover / purge (certificate and key together) */
+    OK(hsmkit_store_list_certificates(s, NULL, 0, &need));
+    OK(hsmkit_store_list_certificates(s, (uint8_t *)text, sizeof text, &n));
+    CHECK(n == need && strstr(text, "self-cert\n") && strstr(text, "ext-cert\n") && strstr(text, "p12-cert\n") &&
+          strstr(text, "pem-cert\n") && !strstr(text, "gone-cert"));
+    OK(hsmkit_store_delete_certificate(s, "p12-cert"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_certificate(s, "p12-cert", 0, HSMKIT_CERT_PEM, NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_key(s, "p12-cert", 0, &k));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_delete_certificate(s, "p12-cert"));
+    CHECK(strstr(describe_cert(s, "p12-cert"), "\"scheduled_purge\":\"") != NULL);
+    OK(hsmkit_store_list_deleted_certificates(s, (uint8_t *)text, sizeof text, &n));
+    CHECK(strstr(text, "\"name\":\"p12-cert\"") && !strstr(text, "self-cert"));
+    OK(hsmkit_store_list_certificates(s, (uint8_t *)text, sizeof text, &n));
+    CHECK(!strstr(text, "p12-cert"));
+    EXPECT(HSMKIT_ERR_ALREADY_EXISTS, hsmkit_store_create_certificate(s, "p12-cert", &p, &v)); /* deleted */
+    v = 99;
+    OK(hsmkit_store_recover_deleted_certificate(s, "p12-cert", &v));
+    CHECK(v == 1);
+    OK(hsmkit_store_get_certificate(s, "p12-cert", 0, HSMKIT_CERT_PEM, NULL, 0, &n));
+    OK(hsmkit_store_get_key(s, "p12-cert", 0, &k));
+    hsmkit_key_free(k);
+    k = NULL;
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_recover_deleted_certificate(s, "p12-cert", &v));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_purge_deleted_certificate(s, "p12-cert")); /* not deleted */
+    OK(hsmkit_store_delete_certificate(s, "p12-cert"));
+    OK(hsmkit_store_purge_deleted_certificate(s, "p12-cert"));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_describe_certificate(s, "p12-cert", NULL, 0, &n));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_key(s, "p12-cert", 0, &k));
+    OK(hsmkit_store_list_deleted_certificates(s, (uint8_t *)text, sizeof text, &n));
+    CHECK(strcmp(text, "[]") == 0);
+    /* the name is free again */
+    CHECK(create_cert(s, "p12-cert", "CN=again.example", HSMKIT_ISSUER_SELF, 0) == 1);
+
+    /* arguments */
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_create_certificate(NULL, "x", &p, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_create_certificate(s, NULL, &p, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_create_certificate(s, "x", NULL, &v));
+    EXPECT(HSMKIT_ERR_INVALID_INPUT, hsmkit_store_create_certificate(s, "bad name!", &p, &v));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_list_certificates(s, NULL, 0, NULL));
+    EXPECT(HSMKIT_ERR_NULL_ARGUMENT, hsmkit_store_get_pending_certificate(s, "self-cert", NULL, NULL));
+    EXPECT(HSMKIT_ERR_NOT_FOUND, hsmkit_store_get_pending_certificate(s, "self-cert", NULL, &csr));
+    CHECK(csr == NULL);
+}
+
 /* One key handle, signing and verifying from several threads at once. */
 static void *signer(void *arg) {
     hsmkit_key *k = arg;
@@ -1643,6 +2331,9 @@ int main(int argc, char **argv) {
     test_secrets(s);
     test_secret_reports(s);
     test_backup(s);
+    test_x509(s);
+    test_jose(s);
+    test_certificates(s);
     test_threads(s);
     hsmkit_store_free(s);
     if (getenv("HSMKIT_TEST_PASSPHRASE") && *getenv("HSMKIT_TEST_PASSPHRASE")) {

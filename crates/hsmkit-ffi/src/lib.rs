@@ -22,9 +22,11 @@
 #![warn(clippy::wildcard_enum_match_arm)]
 
 mod backup;
+mod cert;
 mod envelope;
 mod ffi;
 mod key;
+mod pki;
 mod result;
 mod secret;
 mod store;
@@ -32,6 +34,7 @@ mod store;
 use std::ffi::c_char;
 
 pub use backup::*;
+pub use cert::*;
 pub use envelope::{
     HSMKIT_REWRAP_ADD, HSMKIT_REWRAP_REPLACE, hsmkit_context_entry, hsmkit_read_callback, hsmkit_sealer,
     hsmkit_sealer_free, hsmkit_sealer_new, hsmkit_sealer_seal, hsmkit_sealer_seal_file,
@@ -39,6 +42,7 @@ pub use envelope::{
     hsmkit_store_unseal, hsmkit_store_unseal_file, hsmkit_store_unseal_stream, hsmkit_write_callback,
 };
 pub use key::*;
+pub use pki::*;
 pub use result::hsmkit_result;
 pub use secret::*;
 pub use store::*;
