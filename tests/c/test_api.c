@@ -2155,7 +2155,7 @@ static void test_certificates(hsmkit_store *s) {
     free(wrong_pem);
     hsmkit_cert_free(wrong);
     hsmkit_key_free(stranger);
-    /* a chain out of order is refused; in order (leaf, then CA) it merges as version 1 */
+    /* the CA first is refused (the first certificate must be the leaf); leaf then CA merges as version 1 */
     char *leaf_pem = cert_pem(issued), *ca_pem = cert_pem(ca);
     size_t ll = strlen(leaf_pem), cl = strlen(ca_pem);
     char *chain = malloc(ll + cl + 1);

@@ -272,10 +272,11 @@ def test_unknown_issuer_pyca_ca_signs_and_merge(store: hsmkit.Store) -> None:
         store.merge_certificate("web", pem(wrong) + pem(ca_cert))
     assert e.value.reason == "key-mismatch"
     assert store.get_pending_certificate("web").key_version == 1
-    # Out of order (the CA first): refused too.
+    # A certificate that is not on the leaf's chain: refused too.
     leaf = pyca_issue(ca_key, ca_cert, "web.example.com", csr.public_key())
-    with pytest.raises(InvalidInput):
-        store.merge_certificate("web", [pem(leaf), pem(leaf)])
+    with pytest.raises(InvalidInput) as e:
+        store.merge_certificate("web", [pem(leaf), pem(wrong)])
+    assert e.value.reason == "parameter"
 
     merged = store.merge_certificate("web", (pem(leaf) + pem(ca_cert)).decode())
     assert (merged.version, merged.key_version) == (1, 1)
@@ -404,25 +405,42 @@ def test_import_refuses_garbage(store: hsmkit.Store) -> None:
 # --- due certificates --------------------------------------------------------------------
 
 
+def pyca_self_signed_aged(subject: str) -> bytes:
+    """PEM of a pyca key and a self-signed certificate nine days into its ten: past 80 %."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+    now = dt.datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=9))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    return pem(cert) + pkcs8_pem(key)
+
+
 def test_due_and_renew_due(store: hsmkit.Store) -> None:
-    # The bindings have no test clock: a trigger 40 days before the end of a one-month
-    # validity is due from the start.
-    due_now = hsmkit.CertificatePolicy("CN=due", validity_months=1, days_before_expiry=40)
-    store.create_certificate("due", due_now)
+    # The bindings have no test clock: certificates made by pyca that are old already.
+    store.import_certificate("due", pyca_self_signed_aged("due"))
     store.create_certificate("fresh", hsmkit.CertificatePolicy("CN=fresh"))
     ext = store.create_certificate(
-        "ext", hsmkit.CertificatePolicy("CN=ext", issuer="Unknown", validity_months=1, days_before_expiry=40)
+        "ext", hsmkit.CertificatePolicy("CN=ext", issuer="Unknown", validity_months=1, days_before_expiry=20)
     )
     assert isinstance(ext, PendingCertificate)
     assert [d.name for d in store.certificates_due()] == ["due"], "a pending request is not due"
     ca_key, ca_cert = pyca_ca()
     csr = x509.load_pem_x509_csr(ext.csr)
-    # Issued for two weeks: its policy's trigger (40 days before expiry) has passed.
+    # Issued for two weeks: its policy's trigger (20 days before expiry) has passed.
     store.merge_certificate("ext", pem(pyca_issue(ca_key, ca_cert, "ext", csr.public_key(), days=14)))
 
     due = store.certificates_due()
     assert [(d.name, d.version, d.issuer) for d in due] == [("due", 1, "Self"), ("ext", 1, "Unknown")]
-    assert "40 days before expiry" in due[0].reason and due[0].expires.tzinfo is not None
+    assert "80 %" in due[0].reason and due[0].expires.tzinfo is not None
+    assert "20 days before expiry" in due[1].reason
     assert "due/1" in repr(due[0])
 
     renewed = store.renew_due_certificates()
@@ -436,17 +454,20 @@ def test_due_and_renew_due(store: hsmkit.Store) -> None:
     (cert,) = load_bundle(store.get_certificate("due"))
     assert spki_der(cert.public_key()) == key_spki(store, "due", 2)
     cert.verify_directly_issued_by(cert)
-    assert "fresh" not in [d.name for d in store.certificates_due()]
+    assert [d.name for d in store.certificates_due()] == ["ext"]
 
     # A certificate's key is never deleted alone: the certificate takes it along.
     with pytest.raises(InvalidInput):
         store.delete_key("due")
+    # A trigger that would always fire is refused.
+    with pytest.raises(InvalidInput):
+        store.update_certificate_policy("due", hsmkit.CertificatePolicy("CN=due", validity_months=1, days_before_expiry=40))
     # A renewal that fails is reported with the exception it raised, not raised: here the
     # policy reuses the key and its version is disabled.
-    reuse = hsmkit.CertificatePolicy("CN=due", validity_months=1, days_before_expiry=40, reuse_key=True)
-    store.update_certificate_policy("due", reuse)
-    store.update_key("due", 2, enabled=False)
-    (failed,) = [r for r in store.renew_due_certificates() if r.name == "due"]
+    store.import_certificate("stale", pyca_self_signed_aged("stale"))
+    store.update_certificate_policy("stale", hsmkit.CertificatePolicy("CN=stale", reuse_key=True))
+    store.update_key("stale", 1, enabled=False)
+    (failed,) = [r for r in store.renew_due_certificates() if r.name == "stale"]
     assert failed.result is None and isinstance(failed.error, hsmkit.PermissionDenied), failed.error
     assert "failed" in repr(failed)
 

@@ -557,21 +557,17 @@ fn renew_and_lifecycle(e: &Env) {
     assert_ne!(e.read("app1.pem"), e.read("app2.pem"));
     assert!(e.ok(&["cert", "show", "app", "--version", "1"]).contains("key v1"));
 
-    // Nothing due yet; then one due at once (400 days before a 12-month expiry), one due
-    // that a CA must sign.
+    // Nothing due yet; then one due at once (a self-signed certificate pyca made nine days
+    // into its ten, imported: past its 80 %), one due that a CA must sign.
     assert_eq!(e.json(&["cert", "renew-due"]), Value::Array(vec![]));
     assert!(e.ok(&["cert", "renew-due"]).contains("no certificate is due"));
-    e.ok(&[
-        "cert",
-        "create",
-        "due",
-        "--subject",
-        "CN=due",
-        "--type",
-        "ec",
-        "--renew-days-before-expiry",
-        "400",
-    ]);
+    let aged = e.p("aged.pem");
+    let made = std::process::Command::new("python3")
+        .args(["-c", AGED_SELF_SIGNED, &aged])
+        .output()
+        .expect("python3 with pyca/cryptography (tests/run-all.sh installs it)");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    e.ok(&["cert", "import", "due", "--pem", &aged]);
     e.ok(&["cert", "create", "ca", "--subject", "CN=CA", "--type", "ec", "--ca", "--no-auto-renew"]);
     e.ok(&[
         "cert",
@@ -584,11 +580,12 @@ fn renew_and_lifecycle(e: &Env) {
         "--issuer",
         "unknown",
         "--renew-days-before-expiry",
-        "400",
+        "20",
         "--csr-out",
         &e.p("byca.csr"),
     ]);
-    e.ok(&["cert", "issue", "ca", "--csr", &e.p("byca.csr"), "--out", &e.p("byca.pem")]);
+    // Ten days of validity: inside the 20 days before expiry at once.
+    e.ok(&["cert", "issue", "ca", "--csr", &e.p("byca.csr"), "--days", "10", "--out", &e.p("byca.pem")]);
     e.ok(&["cert", "merge", "byca", "--cert", &e.p("byca.pem")]);
     let due = e.json(&["cert", "due"]);
     let names: Vec<&str> = due.as_array().unwrap().iter().map(|d| d["name"].as_str().unwrap()).collect();
@@ -606,7 +603,22 @@ fn renew_and_lifecycle(e: &Env) {
     );
     assert!(humantime::parse_rfc3339(done[1]["expires"].as_str().unwrap()).is_ok());
     let text = e.ok(&["cert", "renew-due"]);
-    assert!(text.contains("renewed due v2 -> v3") && text.contains("byca v1 is due"), "{text}");
+    assert!(text.contains("byca v1 is due") && !text.contains("renewed due"), "{text}");
+    // A trigger that would always fire is refused.
+    e.fails(
+        2,
+        &[
+            "cert",
+            "create",
+            "never",
+            "--subject",
+            "CN=n",
+            "--type",
+            "ec",
+            "--renew-days-before-expiry",
+            "400",
+        ],
+    );
 
     // Soft delete takes the key too; recover brings both back; purge frees the name.
     let d = e.json(&["cert", "delete", "app"]);
@@ -694,3 +706,21 @@ fn help_and_demo_show_the_cert_commands() {
         assert!(text.contains(want), "demo output lacks {want:?}:\n{text}");
     }
 }
+
+/// A pyca key and self-signed certificate, nine days into ten days of validity, as PEM in
+/// the file `sys.argv[1]`.
+const AGED_SELF_SIGNED: &str = r#"
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "due")])
+now = datetime.datetime.now(datetime.timezone.utc)
+cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=9))
+        .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
+open(sys.argv[1], "wb").write(cert.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+    serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+"#;

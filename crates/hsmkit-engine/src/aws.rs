@@ -522,6 +522,10 @@ impl CryptoProvider for AwsLcProvider {
         Ok(())
     }
 
+    fn public_key_of(&self, material: &hsmkit::KeyMaterial) -> hsmkit::Result<hsmkit::PublicKey> {
+        crate::public_key_of(material)
+    }
+
     fn aes_cbc_decrypt(&self, key: &[u8], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         use aws_lc_rs::cipher::{
             AES_128, AES_192, AES_256, DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey,

@@ -127,6 +127,29 @@ pub fn hmac(alg: hsmkit::SignatureAlgorithm, key: &[u8], message: &[u8]) -> Resu
     sign::sign(&key, alg, message)
 }
 
+/// The public key of private key material, derived from its private part (the engines'
+/// import checks it first). Public material is its own public key; AES and HMAC keys
+/// have none ([`hsmkit::Error::InvalidInput`]).
+pub(crate) fn public_key_of(material: &KeyMaterial) -> Result<hsmkit::PublicKey> {
+    match normalize(material)? {
+        KeyMaterial::RsaPrivate(k) => Ok(hsmkit::PublicKey::Rsa(k.public()?)),
+        KeyMaterial::EcPrivate(k) => {
+            let point = k.public_point.as_deref().ok_or_else(|| {
+                hsmkit::Error::backend(KIND, "public_key_of", "the EC key came back without its point")
+            })?;
+            Ok(hsmkit::PublicKey::Ec(hsmkit::EcPublicKey::new(k.curve, point)?))
+        }
+        KeyMaterial::Ed25519Private(k) => k.public.clone().map(hsmkit::PublicKey::Ed25519).ok_or_else(|| {
+            hsmkit::Error::backend(KIND, "public_key_of", "the Ed25519 key came back without its public key")
+        }),
+        KeyMaterial::Public(p) => Ok(p),
+        KeyMaterial::Aes(_) | KeyMaterial::Hmac(_) => Err(hsmkit::Error::invalid(
+            hsmkit::InvalidReason::KeyMismatch,
+            "an AES or HMAC key has no public key",
+        )),
+    }
+}
+
 /// Validates key material with the engines and returns it normalised: RSA private keys
 /// with their CRT values, EC private keys with their public point, EC public points
 /// uncompressed. Invalid keys are [`hsmkit::Error::InvalidInput`].

@@ -158,6 +158,10 @@ impl CryptoProvider for RustCryptoProvider {
         }
     }
 
+    fn public_key_of(&self, material: &hsmkit::KeyMaterial) -> hsmkit::Result<hsmkit::PublicKey> {
+        crate::public_key_of(material)
+    }
+
     fn aes_cbc_decrypt(&self, key: &[u8], iv: &[u8; 16], ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         // Whole blocks, at least one (the padding): anything else was never a ciphertext.
         if ciphertext.is_empty() || !ciphertext.len().is_multiple_of(16) {

@@ -58,6 +58,8 @@ enum Expect {
     Everything,
     /// Unsupported, the message naming this algorithm.
     Legacy(&'static str),
+    /// Unsupported: no MAC, so nothing authenticates the file.
+    NoMac,
 }
 
 struct Fixture {
@@ -193,7 +195,7 @@ fn make_fixture() -> Fixture {
                 PASSWORD,
                 Expect::Everything,
             ),
-            ("-nomac", vec!["-nomac"], PASSWORD, Expect::Everything),
+            ("-nomac", vec!["-nomac"], PASSWORD, Expect::NoMac),
             (
                 "certs and key in the clear",
                 vec!["-keypbe", "NONE", "-certpbe", "NONE"],
@@ -357,6 +359,11 @@ fn openssl_and_pyca_files_decode_to_their_sources() {
                         hsmkit::KeyMaterial::from_der(c.key.as_deref().unwrap()).unwrap();
                         let cert = hsmkit::x509::Certificate::from_der(&c.certificates[0]).unwrap();
                         assert_eq!(cert.public_key().unwrap().to_spki_der().unwrap(), case.spki, "{what}");
+                    }
+                    Expect::NoMac => {
+                        let e = got.map(|_| ()).unwrap_err();
+                        assert_eq!(e.kind(), ErrorKind::Unsupported, "{what}: {e}");
+                        assert!(e.to_string().contains("without a MAC"), "{what}: {e}");
                     }
                     Expect::Legacy(name) => {
                         let e = got.map(|_| ()).unwrap_err();

@@ -120,8 +120,10 @@ impl LifetimeAction {
     pub fn due_at(self, not_before: SystemTime, not_after: SystemTime) -> SystemTime {
         match self {
             LifetimeAction::AtPercentage(p) => {
-                let life = not_after.duration_since(not_before).unwrap_or_default();
-                not_before + life.mul_f64(f64::from(p) / 100.0)
+                // Whole seconds, no floats; a percentage past 100 (never validated in) is 100.
+                let life = not_after.duration_since(not_before).unwrap_or_default().as_secs();
+                let at = life / 100 * u64::from(p.min(100)) + life % 100 * u64::from(p.min(100)) / 100;
+                not_before.checked_add(Duration::from_secs(at)).unwrap_or(not_after)
             }
             LifetimeAction::DaysBeforeExpiry(d) => {
                 not_after.checked_sub(days(d)).unwrap_or(UNIX_EPOCH).max(not_before)
@@ -199,6 +201,17 @@ impl CertificatePolicy {
         crate::x509::check_params(&self.params(at)?, self.key_spec)?;
         if let Some(a) = self.lifetime_action {
             a.validate()?;
+            // A trigger at or before the start would renew on every renew-due run.
+            let start = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+            let end = add_months(start, self.validity_months)?;
+            if let LifetimeAction::DaysBeforeExpiry(d) = a
+                && end.duration_since(start).unwrap_or_default() <= days(d)
+            {
+                return Err(param(format!(
+                    "renewal {d} days before expiry with a validity of {} months: it would always be due",
+                    self.validity_months
+                )));
+            }
         }
         if self.subject.trim().is_empty() && self.subject_alt_names.is_empty() {
             return Err(param("a certificate policy needs a subject or alternative names"));
@@ -662,23 +675,56 @@ fn properties(
     }
 }
 
-/// Refuses a chain whose certificates are not each issued by the next.
-fn check_chain(crypto: &dyn crate::CryptoProvider, chain: &[Certificate]) -> Result<()> {
-    for pair in chain.windows(2) {
-        if let [child, parent] = pair {
-            child.verify_issued_by(parent, crypto).map_err(|_| {
-                Error::invalid(
-                    InvalidReason::Parameter,
-                    format!(
-                        "the chain is not in order: '{}' is not issued by '{}' (give the leaf first, then each issuer)",
-                        child.subject(),
-                        parent.subject()
-                    ),
-                )
-            })?;
+/// The chain from `leaf`: each next certificate is the one that issued the one before
+/// (its subject is that one's issuer and its key verifies that one's signature), whatever
+/// order `others` come in (files do not promise one); it ends at a self-issued
+/// certificate or where no issuer is given. Copies of a certificate count once; a
+/// certificate that is not on the chain is refused ([`InvalidReason::Parameter`]).
+fn build_chain(
+    crypto: &dyn crate::CryptoProvider,
+    leaf: &Certificate,
+    others: &[Certificate],
+) -> Result<Vec<Certificate>> {
+    let mut rest: Vec<&Certificate> = Vec::new();
+    for c in others {
+        if c != leaf && !rest.contains(&c) {
+            rest.push(c);
         }
     }
-    Ok(())
+    let mut chain = vec![leaf.clone()];
+    while let Some(last) = chain.last() {
+        if last.subject() == last.issuer() {
+            break;
+        }
+        let mut found = None;
+        for (i, c) in rest.iter().enumerate() {
+            if c.subject() != last.issuer() {
+                continue;
+            }
+            match last.verify_issued_by(c, crypto) {
+                Ok(()) => {
+                    found = Some(i);
+                    break;
+                }
+                // Same name, other key: not this one.
+                Err(e) if e.kind() == ErrorKind::VerificationFailed => {}
+                // An algorithm hsmkit does not verify, a malformed certificate: say so.
+                Err(e) => return Err(e),
+            }
+        }
+        match found {
+            Some(i) => chain.push(rest.remove(i).clone()),
+            None => break,
+        }
+    }
+    if let Some(stray) = rest.first() {
+        return Err(param(format!(
+            "certificate '{}' is not on the chain of '{}' (each must have issued the one before it)",
+            stray.subject(),
+            leaf.subject()
+        )));
+    }
+    Ok(chain)
 }
 
 /// Attributes of a certificate's key: it signs and verifies.
@@ -732,15 +778,6 @@ impl Store {
             match self.read_cert_doc(name)? {
                 None => {
                     let key = self.create_key(name, policy.key_spec, key_attributes(policy.exportable))?;
-                    let made = self.certify(name, &key, policy);
-                    let op = match made {
-                        Ok(op) => op,
-                        Err(e) => {
-                            // No certificate record names the key: take it away again.
-                            let _ = self.destroy_key_of_any(name);
-                            return Err(e);
-                        }
-                    };
                     let doc = CertDoc {
                         name: name.to_owned(),
                         state: KeyState::default(),
@@ -748,9 +785,12 @@ impl Store {
                         versions: Vec::new(),
                         pending: None,
                     };
-                    let r = self.record_operation(doc, None, op);
+                    let r =
+                        self.certify(name, &key, policy).and_then(|op| self.record_operation(doc, None, op));
                     if r.is_err() {
-                        let _ = self.destroy_key_of_any(name);
+                        // No certificate record names the key: take it back (under purge
+                        // protection too: it was never in use).
+                        let _ = self.discard_key_version(name, key.version());
                     }
                     r
                 }
@@ -794,15 +834,27 @@ impl Store {
                 name: format!("certificate/{name} (a request is pending: merge or cancel it first)"),
             });
         }
-        let current = self.get_key(&name)?;
-        let key = if policy.reuse_key && current.spec() == policy.key_spec {
-            current
+        // Reuse: the key version the current certificate certifies (not whatever version
+        // is newest); none yet (a first request was cancelled): the newest.
+        let current = match d.versions.last() {
+            Some(v) => self.get_key_version(&name, v.props.key_version)?,
+            None => self.get_key(&name)?,
+        };
+        let (key, fresh) = if policy.reuse_key && current.spec() == policy.key_spec {
+            (current, false)
         } else {
-            self.generate_key_version(&name, policy.key_spec, key_attributes(policy.exportable))?
+            (self.generate_key_version(&name, policy.key_spec, key_attributes(policy.exportable))?, true)
         };
         let expected = d.max_version();
-        let op = self.certify(&name, &key, policy)?;
-        self.record_operation(d, Some((expected, policy)), op)
+        let r = self
+            .certify(&name, &key, policy)
+            .and_then(|op| self.record_operation(d, Some((expected, policy)), op));
+        if r.is_err() && fresh {
+            // Another writer went first, or the certificate step failed: the version made
+            // for it is taken back, so the key's current version stays the certified one.
+            let _ = self.discard_key_version(&name, key.version());
+        }
+        r
     }
 
     /// Makes the certificate (self-signed) or the request (`Unknown`) for `key`.
@@ -895,32 +947,41 @@ impl Store {
             .ok_or_else(|| Error::NotFound { what: format!("pending operation of certificate '{name}'") })
     }
 
-    /// Cancels a pending request. A certificate that never had a version goes with its
-    /// key (as if never created); otherwise the key version made for the request stays,
-    /// unused.
+    /// Cancels a pending request. The key version made for it goes (a reused one that a
+    /// version certifies stays); a certificate that never had a version goes with its key,
+    /// as if never created.
     pub fn cancel_pending_certificate(&self, name: &str) -> Result<()> {
         let r = (|| {
-            let d = self.live_cert(name)?;
-            if d.pending.is_none() {
-                return Err(Error::NotFound { what: format!("pending operation of certificate '{name}'") });
-            }
-            let first = d.versions.is_empty();
+            self.live_cert(name)?;
+            let no_pending =
+                || Error::NotFound { what: format!("pending operation of certificate '{name}'") };
+            // Decided inside the edit, on the record as it is then: a merge that went first
+            // leaves nothing to cancel, and its key version is kept.
+            let mut unused_key_version = None;
             self.modify_cert(name, &mut |c| {
                 let mut c = c.ok_or_else(|| not_found(name))?;
-                c.pending = None;
+                if c.state.deleted.is_some() {
+                    return Err(not_found(name));
+                }
+                let p = c.pending.take().ok_or_else(no_pending)?;
+                let certified = c.versions.iter().any(|v| v.props.key_version == p.key_version);
+                unused_key_version = (!certified).then_some(p.key_version);
                 Ok(if c.versions.is_empty() { None } else { Some(c) })
             })?;
-            if first {
-                self.destroy_key_of_any(name)?;
+            // The key version made for the request: nothing certifies it, so it goes (with
+            // the key, for a certificate that never had a version).
+            match unused_key_version {
+                Some(v) => self.discard_key_version(name, v),
+                None => Ok(()),
             }
-            Ok(())
         })();
         self.cert_event(name, None, "cancel-pending", &r);
         r
     }
 
     /// Completes a pending request with the certificate the CA signed (the leaf first,
-    /// then any issuers, each issued by the next). The leaf's public key must be the
+    /// then any issuers, in any order; the chain is kept leaf first, each certificate
+    /// followed by its issuer). The leaf's public key must be the
     /// pending key version's ([`InvalidReason::KeyMismatch`] otherwise; nothing changes).
     pub fn merge_certificate(&self, name: &str, chain: &[Certificate]) -> Result<CertificateProperties> {
         let r = (|| {
@@ -939,7 +1000,7 @@ impl Store {
                     ),
                 ));
             }
-            check_chain(self.ctx.crypto, chain)?;
+            let chain = build_chain(self.ctx.crypto, leaf, chain.get(1..).unwrap_or_default())?;
             let key_version = pending.key_version;
             let now = whole_seconds(self.ctx.now());
             let ders: Vec<Vec<u8>> = chain.iter().map(|c| c.to_der().to_vec()).collect();
@@ -990,17 +1051,27 @@ impl Store {
     ) -> Result<CertificateProperties> {
         validate_object_name(name, "certificate")?;
         let leaf = chain.first().ok_or_else(|| param("no certificate to import"))?;
-        if key.is_public_only() {
-            return Err(Error::invalid(
-                InvalidReason::KeyMismatch,
-                "importing a certificate needs its private key",
-            ));
+        match &key {
+            KeyMaterial::RsaPrivate(_) | KeyMaterial::EcPrivate(_) | KeyMaterial::Ed25519Private(_) => {}
+            KeyMaterial::Public(_) | KeyMaterial::Aes(_) | KeyMaterial::Hmac(_) => {
+                return Err(Error::invalid(
+                    InvalidReason::KeyMismatch,
+                    "importing a certificate needs its private key (RSA, EC or Ed25519)",
+                ));
+            }
         }
+        // The key is checked against the certificate before it goes into the backend.
         let leaf_public = leaf.public_key()?;
-        if material_public(&key)?.is_some_and(|k| k != leaf_public) {
+        let known = match self.ctx.crypto.public_key_of(&key) {
+            Ok(p) => Some(p),
+            Err(e) if e.kind() == ErrorKind::Unsupported => material_public(&key)?,
+            Err(e) => return Err(e),
+        };
+        if known.as_ref().is_some_and(|k| *k != leaf_public) {
             return Err(key_mismatch());
         }
-        check_chain(self.ctx.crypto, chain)?;
+        let rest = chain.get(1..).unwrap_or_default();
+        let chain = build_chain(self.ctx.crypto, leaf, rest)?;
         let spec = key.spec()?;
         let (not_before, not_after) = leaf.validity();
         let mut policy = CertificatePolicy::new(leaf.subject(), spec);
@@ -1017,60 +1088,57 @@ impl Store {
         let existing = self.read_cert_doc(name)?;
         let now = whole_seconds(self.ctx.now());
         let ders: Vec<Vec<u8>> = chain.iter().map(|c| c.to_der().to_vec()).collect();
-        match existing {
-            None => {
-                let k = self.import_key(name, key, key_attributes(exportable))?;
-                if k.public_key()? != leaf_public {
-                    let _ = self.destroy_key_of_any(name);
-                    return Err(key_mismatch());
-                }
-                let props = properties(self.ctx.crypto, name, 1, k.version(), leaf, now);
-                let doc = CertDoc {
-                    name: name.to_owned(),
-                    state: KeyState::default(),
-                    policy,
-                    versions: vec![Version { props: props.clone(), chain: ders }],
-                    pending: None,
-                };
-                let mut doc = Some(doc);
-                let r = self.modify_cert(name, &mut |c| match c {
-                    Some(_) => Err(Error::AlreadyExists { name: format!("certificate/{name}") }),
-                    None => doc.take().map(Some).ok_or_else(|| not_found(name)),
+        let (k, max) = match existing {
+            None => (self.import_key(name, key, key_attributes(exportable))?, None),
+            Some(d) if d.state.deleted.is_some() => {
+                return Err(Error::AlreadyExists {
+                    name: format!("certificate/{name} (deleted: recover or purge it)"),
                 });
-                if let Err(e) = r {
-                    let _ = self.destroy_key_of_any(name);
-                    return Err(e);
-                }
-                Ok(props)
             }
-            Some(d) if d.state.deleted.is_some() => Err(Error::AlreadyExists {
-                name: format!("certificate/{name} (deleted: recover or purge it)"),
-            }),
             Some(d) => {
                 let max = d.max_version();
-                let k = self.import_key_version(name, key, key_attributes(exportable))?;
-                if k.public_key()? != leaf_public {
-                    // A version cannot be taken back: it is disabled, and nothing names it.
-                    let _ = self.update_key(name, k.version(), &crate::lifecycle::KeyUpdate::enabled(false));
-                    return Err(key_mismatch());
-                }
-                let mut out = None;
-                self.modify_cert(name, &mut |c| {
-                    let mut c = c.ok_or_else(|| not_found(name))?;
-                    if c.state.deleted.is_some() || c.max_version() != max {
+                (self.import_key_version_of_any(name, key, key_attributes(exportable))?, Some(max))
+            }
+        };
+        let mut out = None;
+        let r = (|| {
+            // Where the encoding had no public part and the provider could not derive it.
+            if k.public_key()? != leaf_public {
+                return Err(key_mismatch());
+            }
+            self.modify_cert(name, &mut |c| {
+                let mut c = match (c, max) {
+                    (None, None) => CertDoc {
+                        name: name.to_owned(),
+                        state: KeyState::default(),
+                        policy: policy.clone(),
+                        versions: Vec::new(),
+                        pending: None,
+                    },
+                    (Some(c), Some(max)) if c.state.deleted.is_none() && c.max_version() == max => {
+                        let mut c = c;
+                        c.policy.exportable = exportable;
+                        c
+                    }
+                    (Some(_), _) | (None, Some(_)) => {
                         return Err(Error::AlreadyExists {
                             name: format!("certificate/{name} (changed by another writer: try again)"),
                         });
                     }
-                    let props = properties(self.ctx.crypto, name, max + 1, k.version(), leaf, now);
-                    c.versions.push(Version { props: props.clone(), chain: ders.clone() });
-                    c.policy.exportable = exportable;
-                    out = Some(props);
-                    Ok(Some(c))
-                })?;
-                out.ok_or_else(|| not_found(name))
-            }
+                };
+                let version = c.max_version().checked_add(1).ok_or_else(|| param("too many versions"))?;
+                let props = properties(self.ctx.crypto, name, version, k.version(), leaf, now);
+                c.versions.push(Version { props: props.clone(), chain: ders.clone() });
+                out = Some(props);
+                Ok(Some(c))
+            })?;
+            out.take().ok_or_else(|| not_found(name))
+        })();
+        if r.is_err() {
+            // Nothing names the imported version: take it back.
+            let _ = self.discard_key_version(name, k.version());
         }
+        r
     }
 
     /// Imports a PKCS#12 (`.pfx`/`.p12`) file: its private key and certificates (the one
@@ -1130,21 +1198,28 @@ impl Store {
 
     /// The current version of a certificate, with its chain.
     pub fn get_certificate(&self, name: &str) -> Result<CertificateBundle> {
-        let d = self.live_cert(name)?;
-        let v = d.versions.last().ok_or_else(|| Error::NotFound {
-            what: format!("certificate '{name}' has no version yet (a request is pending: merge it)"),
-        })?;
-        d.bundle(v)
+        let r = (|| {
+            let d = self.live_cert(name)?;
+            let v = d.versions.last().ok_or_else(|| Error::NotFound {
+                what: format!("certificate '{name}' has no version yet (a request is pending: merge it)"),
+            })?;
+            d.bundle(v)
+        })();
+        self.cert_event(name, r.as_ref().ok().map(|b| b.properties.version), "get", &r);
+        r
     }
 
     /// One version of a certificate, with its chain.
     pub fn get_certificate_version(&self, name: &str, version: u32) -> Result<CertificateBundle> {
-        let d = self.live_cert(name)?;
-        let v =
-            d.versions.iter().find(|v| v.props.version == version).ok_or_else(|| Error::NotFound {
-                what: format!("version {version} of certificate '{name}'"),
+        let r = (|| {
+            let d = self.live_cert(name)?;
+            let v = d.versions.iter().find(|v| v.props.version == version).ok_or_else(|| {
+                Error::NotFound { what: format!("version {version} of certificate '{name}'") }
             })?;
-        d.bundle(v)
+            d.bundle(v)
+        })();
+        self.cert_event(name, Some(version), "get", &r);
+        r
     }
 
     /// The private key of a certificate's current version, as PKCS#8 PEM: only if its key

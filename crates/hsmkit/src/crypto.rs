@@ -112,6 +112,20 @@ pub trait CryptoProvider: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// The public key of private key material (RSA, EC, Ed25519), derived from the
+    /// private part: a certificate's key is checked against the certificate before it goes
+    /// into a backend, also when its encoding left the public part out (Ed25519 PKCS#8
+    /// v1, SEC1 without the point). Invalid material is [`Error::InvalidInput`].
+    ///
+    /// The default is [`Error::Unsupported`], for providers written before it existed.
+    fn public_key_of(&self, material: &crate::material::KeyMaterial) -> Result<PublicKey> {
+        let _ = material;
+        Err(Error::unsupported(
+            crate::error::UnsupportedReason::Operation,
+            format!("deriving a public key from a private key (crypto provider '{}')", self.name()),
+        ))
+    }
+
     /// AES-CBC decryption (AES-128, -192 or -256 by the key's length) with the PKCS#7
     /// padding removed and checked, as PBES2 (RFC 8018) and PKCS#12 files use it. A
     /// ciphertext that is not a whole number of blocks, or whose padding is wrong, is

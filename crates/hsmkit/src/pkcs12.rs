@@ -232,11 +232,22 @@ struct Decoder<'a> {
 /// Reads a PKCS#12 file (DER) with `password`: its private key (PKCS#8 DER) and its
 /// certificates, in the file's order.
 ///
-/// The MAC, when the file has one, is checked before anything is decrypted. A wrong
-/// password is [`Error::Authentication`]; legacy encryption (3DES, RC2, RC4) or an
+/// The MAC is checked before anything is decrypted; a file without one is
+/// [`Error::Unsupported`] (nothing would authenticate it). A wrong password is
+/// [`Error::Authentication`]; legacy encryption (3DES, RC2, RC4) or an
 /// `envelopedData`/`signedData` part is [`Error::Unsupported`]; more than one private key
 /// is [`InvalidReason::Parameter`] (hsmkit imports one); CRL and secret bags are skipped.
+/// Only DER is read (BER, which some Java and macOS exporters write, is malformed here).
 pub fn decode(crypto: &dyn CryptoProvider, pfx_der: &[u8], password: &str) -> Result<Pkcs12Contents> {
+    decode_with(crypto, pfx_der, password, true)
+}
+
+fn decode_with(
+    crypto: &dyn CryptoProvider,
+    pfx_der: &[u8],
+    password: &str,
+    require_mac: bool,
+) -> Result<Pkcs12Contents> {
     if pfx_der.len() > MAX_PFX_LEN {
         return Err(Error::invalid(
             InvalidReason::Length,
@@ -265,9 +276,23 @@ pub fn decode(crypto: &dyn CryptoProvider, pfx_der: &[u8], password: &str) -> Re
         keys: 0,
         certificates: Vec::new(),
     };
-    if let Some(mac) = &pfx.mac_data {
-        d.check_mac(mac, password, auth_safe)?;
-        d.authenticated = true;
+    // The MAC is the format's only integrity check: without it, anyone who can touch the
+    // file can swap its certificates, flip bits in its CBC ciphertext or put in a clear key
+    // of their own, and the password proves nothing. hsmkit refuses such files (OpenSSL
+    // reads them).
+    match &pfx.mac_data {
+        Some(mac) => {
+            d.check_mac(mac, password, auth_safe)?;
+            d.authenticated = true;
+        }
+        None if require_mac => {
+            return Err(Error::unsupported(
+                UnsupportedReason::Encoding,
+                "a PKCS#12 file without a MAC (nothing authenticates it): export it with a MAC (openssl pkcs12 -export without -nomac)",
+            ));
+        }
+        // The unit tests' hand-made files, which exercise the bag parsing alone.
+        None => {}
     }
     let parts = Vec::<ContentInfo>::from_der(auth_safe).map_err(der_err("AuthenticatedSafe"))?;
     for part in &parts {
@@ -415,8 +440,20 @@ pub(crate) fn pkcs12_kdf(
 }
 
 impl Decoder<'_> {
+    /// Charges `iterations` of a derivation of `out_len` bytes with `hash`: PBKDF2 runs its
+    /// iterations once per output block, so a long key costs that many times more.
+    fn spend_for(&mut self, iterations: u32, hash: HashAlg, out_len: usize) -> Result<()> {
+        let blocks = out_len.div_ceil(hash.output_len().max(1)).max(1);
+        let cost = u64::from(iterations).saturating_mul(u64::try_from(blocks).unwrap_or(u64::MAX));
+        self.charge(cost)
+    }
+
     fn spend(&mut self, iterations: u32) -> Result<()> {
-        self.iterations_left = self.iterations_left.checked_sub(u64::from(iterations)).ok_or_else(|| {
+        self.charge(u64::from(iterations))
+    }
+
+    fn charge(&mut self, cost: u64) -> Result<()> {
+        self.iterations_left = self.iterations_left.checked_sub(cost).ok_or_else(|| {
             Error::invalid(
                 InvalidReason::Parameter,
                 format!(
@@ -478,13 +515,16 @@ impl Decoder<'_> {
         let (prf, kdf) = self.pbkdf2_params(&p.kdf)?;
         // RFC 9579 section 4: the key length must be given (and sensibly sized).
         let len = kdf.key_length.ok_or_else(|| malformed("PBMAC1 without a PBKDF2 key length"))?;
-        let len = usize::try_from(len).ok().filter(|l| (1..=64).contains(l)).ok_or_else(|| {
-            Error::invalid(InvalidReason::Parameter, format!("a PBMAC1 key of {len} bytes (1 to 64)"))
+        // A short key would make the MAC guessable (an 8-bit key: one forgery in 256).
+        // RFC 9879 (which updates RFC 9579): at least 20 bytes.
+        let min = 20;
+        let len = usize::try_from(len).ok().filter(|l| (min..=64).contains(l)).ok_or_else(|| {
+            Error::invalid(InvalidReason::Parameter, format!("a PBMAC1 key of {len} bytes ({min} to 64)"))
         })?;
         if expected.len() != hash.output_len() {
             return Err(malformed(format_args!("a {hash:?} PBMAC1 MAC of {} bytes", expected.len())));
         }
-        self.spend(kdf.iteration_count)?;
+        self.spend_for(kdf.iteration_count, prf, len)?;
         let mut key = Zeroizing::new(vec![0u8; len]);
         self.crypto.pbkdf2_hmac(prf, self.utf8, kdf.salt.as_bytes(), kdf.iteration_count, &mut key)?;
         let tag = Zeroizing::new(self.crypto.hmac(hash, &key, auth_safe)?);
@@ -533,7 +573,7 @@ impl Decoder<'_> {
         let iv = params::<&OctetStringRef>(&p.scheme, "AES-CBC IV")?;
         let iv: &[u8; 16] =
             iv.as_bytes().try_into().map_err(|_| malformed("an AES-CBC IV that is not 16 bytes"))?;
-        self.spend(kdf.iteration_count)?;
+        self.spend_for(kdf.iteration_count, prf, key_len)?;
         let mut key = Zeroizing::new(vec![0u8; key_len]);
         self.crypto.pbkdf2_hmac(prf, self.utf8, kdf.salt.as_bytes(), kdf.iteration_count, &mut key)?;
         self.crypto.aes_cbc_decrypt(&key, iv, ciphertext).map_err(|e| {
@@ -851,14 +891,18 @@ mod tests {
     fn plain_bags_nesting_and_two_keys() {
         let cb = cert_bag_der(FAKE_CERT);
         let one = pfx_of(&[key_bag(), cert_bag(&cb)]);
-        let c = decode(&Sha2Only, &one, "").unwrap();
+        // Without a MAC, nothing vouches for the bags: refused unless the caller is this test.
+        let e = decode(&Sha2Only, &one, "").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+        assert!(e.to_string().contains("without a MAC"), "{e}");
+        let c = decode_with(&Sha2Only, &one, "", false).unwrap();
         assert_eq!(c.key.as_deref().map(Vec::as_slice), Some(FAKE_PKCS8));
         assert_eq!(c.certificates, vec![FAKE_CERT.to_vec()]);
         let dbg = format!("{c:?}");
         assert!(dbg.contains("redacted") && !dbg.contains("[48, 3"), "{dbg}");
 
         let two = pfx_of(&[key_bag(), cert_bag(&cb), key_bag()]);
-        let e = decode(&Sha2Only, &two, "").unwrap_err();
+        let e = decode_with(&Sha2Only, &two, "", false).unwrap_err();
         assert_eq!(e.invalid_reason(), Some(InvalidReason::Parameter), "{e}");
         assert!(e.to_string().contains("holds 2 private keys; hsmkit imports one"), "{e}");
 
@@ -875,7 +919,7 @@ mod tests {
                 .to_der()
                 .unwrap();
             }
-            decode(&Sha2Only, &pfx_of(&[SafeBag::from_der(&bag).unwrap()]), "")
+            decode_with(&Sha2Only, &pfx_of(&[SafeBag::from_der(&bag).unwrap()]), "", false)
         };
         assert_eq!(nest(0).unwrap().certificates.len(), 1);
         assert_eq!(nest(MAX_NESTING).unwrap().certificates.len(), 1);
@@ -888,14 +932,17 @@ mod tests {
         let cb = cert_bag_der(FAKE_CERT);
         let good = pfx_of(&[cert_bag(&cb)]);
         for bad in [&b""[..], b"garbage", &good[..good.len() - 1], &[0x30, 0x80, 0, 0]] {
-            let e = decode(&Sha2Only, bad, "pw").unwrap_err();
+            let e = decode_with(&Sha2Only, bad, "pw", false).unwrap_err();
             assert_eq!(e.invalid_reason(), Some(InvalidReason::Malformed), "{e}");
         }
         let mut v2 = good.clone();
         // version INTEGER 3 is the first field: 30 len 02 01 03.
         let at = v2.windows(3).position(|w| w == [0x02, 0x01, 0x03]).unwrap();
         v2[at + 2] = 2;
-        assert_eq!(decode(&Sha2Only, &v2, "").unwrap_err().invalid_reason(), Some(InvalidReason::Malformed));
+        assert_eq!(
+            decode_with(&Sha2Only, &v2, "", false).unwrap_err().invalid_reason(),
+            Some(InvalidReason::Malformed)
+        );
 
         // encryptedData under pbeWithSHAAnd3-KeyTripleDES-CBC: named, unsupported.
         let legacy = spki::AlgorithmIdentifierRef {
@@ -925,7 +972,7 @@ mod tests {
         }
         .to_der()
         .unwrap();
-        let e = decode(&Sha2Only, &file, "pw").unwrap_err();
+        let e = decode_with(&Sha2Only, &file, "pw", false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
         assert!(e.to_string().contains("pbeWithSHAAnd3-KeyTripleDES-CBC (legacy PKCS#12 encryption)"), "{e}");
     }

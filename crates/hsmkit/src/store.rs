@@ -777,6 +777,11 @@ impl Store {
     /// becomes current. It takes the allowed operations, tags and exportability of the
     /// current version; it expires as the rotation policy says (`expires_after`).
     pub fn rotate_key(&self, name: &str) -> Result<Key> {
+        if let Err(e) = self.check_not_certificate_key(name) {
+            let r = Err(e);
+            self.event(name, None, "rotate", &r);
+            return r;
+        }
         let r = (|| {
             let d = self.live(name)?;
             let current = d.current().ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
@@ -812,6 +817,31 @@ impl Store {
         r
     }
 
+    /// Takes back a version this store added moments ago that nothing names yet (a
+    /// certificate step that failed after it): its metadata entry goes (the whole key if it
+    /// was the only version), then its backend object. No retention and no purge
+    /// protection: it was never in use.
+    pub(crate) fn discard_key_version(&self, name: &str, version: u32) -> Result<()> {
+        let r = (|| {
+            let mut removed = None;
+            self.meta.modify(name, &mut |d| {
+                let mut d = d.ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
+                let at =
+                    d.versions.iter().position(|v| v.version == version).ok_or_else(|| Error::NotFound {
+                        what: format!("version {version} of key '{name}'"),
+                    })?;
+                removed = Some(d.versions.remove(at));
+                Ok(if d.versions.is_empty() { None } else { Some(d) })
+            })?;
+            match removed {
+                Some(info) => self.backend.destroy(&info),
+                None => Ok(()),
+            }
+        })();
+        self.event(name, Some(version), "discard", &r);
+        r
+    }
+
     /// Generates a new version of `name` with `spec`, which may differ from the current
     /// version's (a certificate renewed under a policy with another key type).
     pub(crate) fn generate_key_version(
@@ -832,6 +862,22 @@ impl Store {
 
     /// Imports key material as a new version of an existing key (which becomes current).
     pub fn import_key_version(
+        &self,
+        name: &str,
+        material: KeyMaterial,
+        attributes: KeyAttributes,
+    ) -> Result<Key> {
+        if let Err(e) = self.check_not_certificate_key(name) {
+            let r = Err(e);
+            self.event(name, None, "import-version", &r);
+            return r;
+        }
+        self.import_key_version_of_any(name, material, attributes)
+    }
+
+    /// [`import_key_version`](Self::import_key_version) for any key, a certificate's
+    /// included (the certificate imports its own key's versions).
+    pub(crate) fn import_key_version_of_any(
         &self,
         name: &str,
         material: KeyMaterial,
@@ -993,9 +1039,9 @@ impl Store {
             .collect())
     }
 
-    /// Refuses to delete, recover or purge a certificate's key on its own: the certificate
-    /// would be left with no key (or a key it does not know was recovered). The certificate
-    /// does it for both ([`Store::delete_certificate`] and the others).
+    /// Refuses to delete, recover, purge, rotate or add a version to a certificate's key on
+    /// its own: the certificate would be left with no key, or with a current key version it
+    /// does not certify. The certificate does it for both ([`Store::delete_certificate`] and the others).
     fn check_not_certificate_key(&self, name: &str) -> Result<()> {
         if validate_object_name(name, "certificate").is_ok()
             && self.meta.read_record(crate::metadata::RecordKind::Certificate, name)?.is_some()

@@ -159,13 +159,14 @@ pub fn cert_unknown_issuer_merge(store: &Store) {
     let other = create_or_unsupported(store, "other", spec(store), &[KeyOp::Sign, KeyOp::Verify]).unwrap();
     let other_csr = x509::create_csr(&other, &CertificateParams::new("CN=web.example.com")).unwrap();
     let wrong = issue(store, "conf-ca", &other_csr);
+    let wrong_again = wrong.clone();
     let e = store.merge_certificate("web", &[wrong, ca_cert.clone()]).unwrap_err();
     assert_eq!(invalid_reason(e), InvalidReason::KeyMismatch);
     assert_eq!(store.pending_certificate("web").unwrap(), pend);
 
     let leaf = issue(store, "conf-ca", &pend.csr);
-    // Out of order: the issuer first.
-    let e = store.merge_certificate("web", &[leaf.clone(), leaf.clone()]).unwrap_err();
+    // A certificate that is not on the leaf's chain.
+    let e = store.merge_certificate("web", &[leaf.clone(), wrong_again.clone()]).unwrap_err();
     assert_eq!(invalid_reason(e), InvalidReason::Parameter);
     expect_kind(store.merge_certificate("web", &[]), ErrorKind::InvalidInput);
     let v1 = store.merge_certificate("web", &[leaf.clone(), ca_cert.clone()]).unwrap();
@@ -256,7 +257,7 @@ import sys, datetime
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 out, alg = sys.argv[1], sys.argv[2]
 def key():
@@ -264,27 +265,33 @@ def key():
 def name(cn):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 now = datetime.datetime.now(datetime.timezone.utc)
-ca_key, leaf_key, other = key(), key(), key()
-ca = (x509.CertificateBuilder().subject_name(name("pyca root")).issuer_name(name("pyca root"))
-      .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
-      .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=400))
-      .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-      .sign(ca_key, hashes.SHA256()))
-leaf = (x509.CertificateBuilder().subject_name(name("imported.example.com")).issuer_name(name("pyca root"))
-        .public_key(leaf_key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=90))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("imported.example.com")]), critical=False)
-        .sign(ca_key, hashes.SHA256()))
+ca_key, inter_key, leaf_key, other = key(), key(), key(), key()
+def cert(subject, issuer, public, signer, days, ca):
+    b = (x509.CertificateBuilder().subject_name(name(subject)).issuer_name(name(issuer))
+         .public_key(public).serial_number(x509.random_serial_number())
+         .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=days)))
+    if ca:
+        b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    else:
+        b = b.add_extension(x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False)
+    return b.sign(signer, hashes.SHA256())
+ca = cert("pyca root", "pyca root", ca_key.public_key(), ca_key, 400, True)
+inter = cert("pyca intermediate", "pyca root", inter_key.public_key(), ca_key, 300, True)
+leaf = cert("imported.example.com", "pyca intermediate", leaf_key.public_key(), inter_key, 90, False)
+# The CA certificates root first: files promise no order.
 open(out + "/leaf.p12", "wb").write(pkcs12.serialize_key_and_certificates(
-    b"imported", leaf_key, leaf, [ca], serialization.BestAvailableEncryption(b"pw")))
+    b"imported", leaf_key, leaf, [ca, inter], serialization.BestAvailableEncryption(b"pw")))
 legacy = (serialization.PrivateFormat.PKCS12.encryption_builder().kdf_rounds(2048)
           .key_cert_algorithm(pkcs12.PBES.PBESv1SHA1And3KeyTripleDESCBC).hmac_hash(hashes.SHA1()).build(b"pw"))
 open(out + "/legacy.p12", "wb").write(pkcs12.serialize_key_and_certificates(b"imported", leaf_key, leaf, [ca], legacy))
 pem = lambda c: c.public_bytes(serialization.Encoding.PEM)
 pk = lambda k: k.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-open(out + "/leaf.pem", "wb").write(pem(ca) + pk(leaf_key) + pem(leaf))
-open(out + "/wrong.pem", "wb").write(pem(leaf) + pem(ca) + pk(other))
+open(out + "/leaf.pem", "wb").write(pem(ca) + pk(leaf_key) + pem(inter) + pem(leaf))
+open(out + "/wrong.pem", "wb").write(pem(leaf) + pem(inter) + pem(ca) + pk(other))
+# An Ed25519 PKCS#8 v1 key: no public part in the file, so only deriving it tells.
+open(out + "/wrong-ed25519.pem", "wb").write(pem(leaf) + pem(inter) + pk(ed25519.Ed25519PrivateKey.generate()))
 open(out + "/ca.pem", "wb").write(pem(ca))
+open(out + "/inter.pem", "wb").write(pem(inter))
 "#;
 
 /// PKCS#12 and PEM import of files pyca/cryptography made: a wrong password is an
@@ -310,6 +317,22 @@ pub fn cert_import_pkcs12_and_pem(store: &Store) {
             other => panic!("{alg}: a wrong password: expected Authentication, got {other:?}"),
         }
         expect_kind(store.import_pkcs12(&name, &read("legacy.p12"), "pw", false), ErrorKind::Unsupported);
+        // No MAC: nothing authenticates the file, so the password proves nothing.
+        let nomac = dir.0.path().join("nomac.p12");
+        let leaf_pem = dir.0.path().join("leaf.pem");
+        openssl_ok(&[
+            "pkcs12",
+            "-export",
+            "-nomac",
+            "-in",
+            s(&leaf_pem),
+            "-passout",
+            "pass:pw",
+            "-out",
+            s(&nomac),
+        ]);
+        let e = store.import_pkcs12(&name, &read("nomac.p12"), "anything", false).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Unsupported, "{alg}: {e}");
         expect_kind(store.import_pkcs12(&name, &p12[..p12.len() / 2], "pw", false), ErrorKind::InvalidInput);
         // Nothing was written by the failures.
         expect_kind(store.get_key(&name), ErrorKind::NotFound);
@@ -319,9 +342,12 @@ pub fn cert_import_pkcs12_and_pem(store: &Store) {
         assert_eq!((v1.version, v1.key_version), (1, 1));
         assert_eq!(v1.subject, "CN=imported.example.com");
         let b = store.get_certificate(&name).unwrap();
-        assert_eq!(b.chain.len(), 2, "the leaf and the CA");
+        // Leaf, intermediate, root: each followed by its issuer, whatever the file's order.
+        assert_eq!(b.chain.len(), 3, "the leaf and both CAs");
         let ca_pem = String::from_utf8(read("ca.pem")).unwrap();
-        assert_eq!(b.chain[1], Certificate::from_pem(&ca_pem).unwrap());
+        let inter_pem = String::from_utf8(read("inter.pem")).unwrap();
+        assert_eq!(b.chain[1], Certificate::from_pem(&inter_pem).unwrap());
+        assert_eq!(b.chain[2], Certificate::from_pem(&ca_pem).unwrap());
         let key = store.get_key(&name).unwrap();
         assert_eq!(key.spec(), spec);
         assert_eq!(key.public_key().unwrap(), b.certificate().unwrap().public_key().unwrap());
@@ -346,14 +372,21 @@ pub fn cert_import_pkcs12_and_pem(store: &Store) {
             .import_certificate_pem(&name, &String::from_utf8(read("wrong.pem")).unwrap(), false)
             .unwrap_err();
         assert_eq!(invalid_reason(e), InvalidReason::KeyMismatch);
+        let e = store
+            .import_certificate_pem(&name, &String::from_utf8(read("wrong-ed25519.pem")).unwrap(), false)
+            .unwrap_err();
+        assert_eq!(invalid_reason(e), InvalidReason::KeyMismatch);
         assert_eq!(store.list_certificate_versions(&name).unwrap().len(), 1);
+        // Nothing went into the backend: the key still has one version, the certificate's.
+        assert_eq!(store.list_versions(&name).unwrap().len(), 1);
+        store.get_key(&name).unwrap().sign(alg_sig, b"still usable").unwrap();
         let v2 = store
             .import_certificate_pem(&name, &String::from_utf8(read("leaf.pem")).unwrap(), false)
             .unwrap();
         assert_eq!(v2.version, 2);
         assert_eq!(
             store.get_certificate(&name).unwrap().chain.len(),
-            2,
+            3,
             "the leaf first, whatever the file order"
         );
         assert_eq!(store.get_certificate(&name).unwrap().properties.thumbprint_sha256, v1.thumbprint_sha256);
@@ -439,6 +472,31 @@ pub fn cert_refusals(store: &Store) {
     create_or_unsupported(store, "plain", spec(store), &[KeyOp::Sign]).unwrap();
     expect_kind(store.create_certificate("plain", &base), ErrorKind::AlreadyExists);
     expect_kind(store.describe_certificate("plain"), ErrorKind::NotFound);
+    // A trigger that would always fire.
+    bad(&|p| {
+        p.validity_months = 1;
+        p.lifetime_action = Some(LifetimeAction::DaysBeforeExpiry(40));
+    });
+    // The certificate's key changes only with the certificate.
+    expect_kind(store.rotate_key("okc"), ErrorKind::InvalidInput);
+    expect_kind(
+        store.import_key_version("okc", hsmkit::KeyMaterial::aes(&[1; 32]).unwrap(), Default::default()),
+        ErrorKind::InvalidInput,
+    );
     expect_kind(store.import_pkcs12("p12", b"not der", "pw", false), ErrorKind::InvalidInput);
     expect_kind(store.import_certificate_pem("pem", "no pem here", false), ErrorKind::InvalidInput);
+    // Under purge protection, a cancelled first request still takes its key back: it was
+    // never in use.
+    store.enable_purge_protection().unwrap();
+    let mut u = base.clone();
+    u.issuer = CertificateIssuer::Unknown;
+    pending(store.create_certificate("pp", &u).unwrap());
+    store.cancel_pending_certificate("pp").unwrap();
+    expect_kind(store.describe_key("pp"), ErrorKind::NotFound);
+    // And a renewal whose request is cancelled leaves the certified key version current.
+    completed(store.create_certificate("pp2", &base).unwrap());
+    pending(store.create_certificate("pp2", &u).unwrap());
+    assert_eq!(store.list_versions("pp2").unwrap().len(), 2);
+    store.cancel_pending_certificate("pp2").unwrap();
+    assert_eq!(store.list_versions("pp2").unwrap().len(), 1);
 }
