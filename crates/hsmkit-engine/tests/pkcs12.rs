@@ -60,6 +60,8 @@ enum Expect {
     Legacy(&'static str),
     /// Unsupported: no MAC, so nothing authenticates the file.
     NoMac,
+    /// InvalidInput (parameter): a PBMAC1 key too short to authenticate anything.
+    ShortMacKey,
 }
 
 struct Fixture {
@@ -308,15 +310,19 @@ auth_safe_tlv = pfx[j:i]
 _, ct, k = read(auth_safe_ci, 0)
 _, explicit, _ = read(auth_safe_ci, k)
 _, auth_safe, _ = read(explicit, 0)
-salt, iters = os.urandom(16), 2048
-mac_key = hashlib.pbkdf2_hmac("sha256", pw, salt, iters, 32)
-tag = hmac.new(mac_key, auth_safe, hashlib.sha512).digest()
-kdf = tlv(SEQ, oid("1.2.840.113549.1.5.12") + tlv(SEQ, tlv(0x04, salt) + integer(iters) + integer(32)
-    + tlv(SEQ, oid("1.2.840.113549.2.9") + NULL)))
-params = tlv(SEQ, kdf + tlv(SEQ, oid("1.2.840.113549.2.11") + NULL))
-digest_info = tlv(SEQ, tlv(SEQ, oid("1.2.840.113549.1.5.14") + params) + tlv(0x04, tag))
-mac_data = tlv(SEQ, digest_info + tlv(0x04, b"NOT USED") + integer(1))
-open(out + "-pbmac1.p12", "wb").write(tlv(SEQ, integer(3) + auth_safe_tlv + mac_data))
+def pbmac1(key_len, path):
+    salt, iters = os.urandom(16), 2048
+    mac_key = hashlib.pbkdf2_hmac("sha256", pw, salt, iters, key_len)
+    tag = hmac.new(mac_key, auth_safe, hashlib.sha512).digest()
+    kdf = tlv(SEQ, oid("1.2.840.113549.1.5.12") + tlv(SEQ, tlv(0x04, salt) + integer(iters) + integer(key_len)
+        + tlv(SEQ, oid("1.2.840.113549.2.9") + NULL)))
+    params = tlv(SEQ, kdf + tlv(SEQ, oid("1.2.840.113549.2.11") + NULL))
+    digest_info = tlv(SEQ, tlv(SEQ, oid("1.2.840.113549.1.5.14") + params) + tlv(0x04, tag))
+    mac_data = tlv(SEQ, digest_info + tlv(0x04, b"NOT USED") + integer(1))
+    open(path, "wb").write(tlv(SEQ, integer(3) + auth_safe_tlv + mac_data))
+pbmac1(32, out + "-pbmac1.p12")
+# An 8-byte MAC key: a forgery in 256 tries, so refused even with the right password.
+pbmac1(8, out + "-pbmac1-short.p12")
 "#;
         let prefix = d(&format!("{kind}-pyca"));
         run("python3", &["-c", py, s(&key), s(&leaf), s(&d("chain.pem")), s(&prefix), PASSWORD]);
@@ -326,10 +332,11 @@ open(out + "-pbmac1.p12", "wb").write(tlv(SEQ, integer(3) + auth_safe_tlv + mac_
             ("legacy", Expect::Legacy("pbeWithSHAAnd3-KeyTripleDES-CBC")),
             ("plain", Expect::Everything),
             ("pbmac1", Expect::Everything),
+            ("pbmac1-short", Expect::ShortMacKey),
         ] {
             let bytes = std::fs::read(format!("{}-{name}.p12", s(&prefix))).unwrap();
             let password = if name == "plain" { "" } else { PASSWORD };
-            if name == "pbmac1" {
+            if name.starts_with("pbmac1") {
                 // id-PBMAC1 (1.2.840.113549.1.5.14) is in the file: the PBMAC1 path is tested.
                 let id_pbmac1 = [0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x05, 0x0E];
                 assert!(bytes.windows(id_pbmac1.len()).any(|w| w == id_pbmac1));
@@ -359,6 +366,11 @@ fn openssl_and_pyca_files_decode_to_their_sources() {
                         hsmkit::KeyMaterial::from_der(c.key.as_deref().unwrap()).unwrap();
                         let cert = hsmkit::x509::Certificate::from_der(&c.certificates[0]).unwrap();
                         assert_eq!(cert.public_key().unwrap().to_spki_der().unwrap(), case.spki, "{what}");
+                    }
+                    Expect::ShortMacKey => {
+                        let e = got.map(|_| ()).unwrap_err();
+                        assert_eq!(e.invalid_reason(), Some(InvalidReason::Parameter), "{what}: {e}");
+                        assert!(e.to_string().contains("PBMAC1 key of 8 bytes"), "{what}: {e}");
                     }
                     Expect::NoMac => {
                         let e = got.map(|_| ()).unwrap_err();
