@@ -700,8 +700,9 @@ hsmkit_result hsmkit_store_get_pending_certificate(const struct hsmkit_store *st
                                                    struct hsmkit_csr **out);
 
 /**
- * Cancels a pending request. A certificate that never had a version goes with its key
- * (as if never created); otherwise the key version made for the request stays, unused.
+ * Cancels a pending request. The key version made for it goes (a reused one that a
+ * version certifies stays); a certificate that never had a version goes with its key, as
+ * if never created.
  *
  * # Safety
  * `store` is live; `name` is a C string.
@@ -711,7 +712,8 @@ hsmkit_result hsmkit_store_cancel_pending_certificate(const struct hsmkit_store 
 
 /**
  * Completes a pending request with what the CA signed: `len` bytes of PEM (the leaf
- * first, then any issuers, each issued by the next) or DER (the leaf alone). The leaf's
+ * first, then any issuers in any order; a certificate not on the leaf's chain is
+ * refused) or DER (the leaf alone). The leaf's
  * public key must be the pending key version's: otherwise `HSMKIT_ERR_INVALID_INPUT`
  * with reason `"key-mismatch"`, and nothing changes. `*version` (may be NULL) is the new
  * version. Nothing pending is `HSMKIT_ERR_NOT_FOUND`.

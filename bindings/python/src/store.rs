@@ -881,7 +881,7 @@ impl Store {
     }
 
     /// Completes a pending request with the certificate the CA signed: PEM (`str` or
-    /// bytes; the leaf first, then any issuers, each issued by the next), DER of the leaf,
+    /// bytes; the leaf first, then any issuers in any order), DER of the leaf,
     /// or a list of those. A leaf for another key raises `InvalidInput` with reason
     /// `"key-mismatch"` and leaves the request pending.
     fn merge_certificate(

@@ -7,10 +7,14 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use hsmkit::certificates::{
-    CertificateBundle, CertificateDescription, CertificateDue, CertificateIssuer, CertificateOperation,
-    CertificatePolicy, CertificateProperties, LifetimeAction, PendingCertificate,
+    CertificateBundle, CertificateDescription, CertificateIssuer, CertificateOperation, CertificatePolicy,
+    CertificateProperties, LifetimeAction, PendingCertificate,
 };
-use hsmkit::report::rfc3339;
+use hsmkit::report::{
+    certificate_description as description_json, certificate_due as due_json,
+    certificate_policy as policy_json, certificate_properties as properties_json,
+    pending_certificate as pending_json, rfc3339,
+};
 use hsmkit::x509::{
     self, Certificate, CertificateRequest, ExtendedKeyUsage, IssueParams, KeyUsage, SubjectAltName,
 };
@@ -38,85 +42,6 @@ fn invalid(msg: impl Into<String>) -> Error {
 }
 
 // ---------------------------------------------------------------- JSON and text shapes
-
-/// One version: the fields of [`CertificateProperties`], times in RFC 3339, and the kid
-/// of the key version it certifies.
-fn properties_json(p: &CertificateProperties) -> Value {
-    json!({
-        "name": p.name,
-        "version": p.version,
-        "key_version": p.key_version,
-        "kid": format!("{}/{}", p.name, p.key_version),
-        "subject": p.subject,
-        "issuer": p.issuer,
-        "serial": p.serial,
-        "not_before": rfc3339(p.not_before),
-        "expires": rfc3339(p.expires),
-        "thumbprint_sha256": p.thumbprint_sha256,
-        "created": rfc3339(p.created),
-    })
-}
-
-fn lifetime_json(a: Option<LifetimeAction>) -> Value {
-    match a {
-        None => Value::Null,
-        Some(LifetimeAction::AtPercentage(p)) => json!({ "lifetime_percentage": p }),
-        Some(LifetimeAction::DaysBeforeExpiry(d)) => json!({ "days_before_expiry": d }),
-    }
-}
-
-/// A policy, in the field names the library stores it under.
-fn policy_json(p: &CertificatePolicy) -> Value {
-    json!({
-        "subject": p.subject,
-        "subject_alt_names": p.subject_alt_names.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "key_usage": p.key_usage.iter().map(|k| k.name()).collect::<Vec<_>>(),
-        "extended_key_usage": p.extended_key_usage.iter().map(|k| k.name()).collect::<Vec<_>>(),
-        "key_spec": p.key_spec.to_string(),
-        "exportable": p.exportable,
-        "reuse_key": p.reuse_key,
-        "validity_months": p.validity_months,
-        "issuer": p.issuer.name(),
-        "ca": p.ca,
-        "lifetime_action": lifetime_json(p.lifetime_action),
-    })
-}
-
-fn pending_json(p: &PendingCertificate) -> Result<Value> {
-    Ok(json!({
-        "name": p.name,
-        "key_version": p.key_version,
-        "subject": p.csr.subject(),
-        "created": rfc3339(p.created),
-        "csr": p.csr.to_pem()?,
-    }))
-}
-
-/// A certificate with every version, its policy, pending request and deletion state
-/// (the shape of `key`'s and `secret`'s descriptions).
-fn description_json(d: &CertificateDescription) -> Result<Value> {
-    Ok(json!({
-        "name": d.name,
-        "current_version": d.current().map(|c| c.version),
-        "deleted": d.state.deleted.map(|x| json!({
-            "deleted_on": rfc3339(x.deleted_on),
-            "scheduled_purge": rfc3339(x.scheduled_purge),
-        })),
-        "policy": policy_json(&d.policy),
-        "pending": d.pending.as_ref().map(pending_json).transpose()?,
-        "versions": d.versions.iter().map(properties_json).collect::<Vec<_>>(),
-    }))
-}
-
-fn due_json(d: &CertificateDue) -> Value {
-    json!({
-        "name": d.name,
-        "version": d.version,
-        "expires": rfc3339(d.expires),
-        "reason": d.reason,
-        "issuer": d.issuer.name(),
-    })
-}
 
 /// One line per version: name, version, key version, subject, state, expiry.
 fn line(p: &CertificateProperties) -> String {

@@ -7,13 +7,13 @@
 use std::ffi::c_char;
 
 use hsmkit::KeySpec;
-use hsmkit::certificates::{
-    CertificateDescription, CertificateDue, CertificateIssuer, CertificateOperation, CertificatePolicy,
-    CertificateProperties, LifetimeAction, PendingCertificate,
+use hsmkit::certificates::{CertificateIssuer, CertificateOperation, CertificatePolicy, LifetimeAction};
+use hsmkit::report::{
+    certificate_description as description_json, certificate_due as due_json,
+    certificate_properties as properties_json,
 };
-use hsmkit::report::rfc3339;
 use hsmkit::x509::{ExtendedKeyUsage, KeyUsage};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::ffi::{
     OutHandle, bytes, handle, opt_cstr, out_ptr, put, put_opt, try_ref, try_ref_name, try_ref_name_out,
@@ -135,78 +135,6 @@ unsafe fn policy(p: &hsmkit_certificate_policy) -> Result<CertificatePolicy, Fai
 
 // ------------------------------------------------------------- JSON shapes (as the CLI's)
 
-/// One version: the fields of `CertificateProperties`, times in RFC 3339, and the `kid`
-/// of the key version it certifies.
-fn properties_json(p: &CertificateProperties) -> Value {
-    json!({
-        "name": p.name,
-        "version": p.version,
-        "key_version": p.key_version,
-        "kid": format!("{}/{}", p.name, p.key_version),
-        "subject": p.subject,
-        "issuer": p.issuer,
-        "serial": p.serial,
-        "not_before": rfc3339(p.not_before),
-        "expires": rfc3339(p.expires),
-        "thumbprint_sha256": p.thumbprint_sha256,
-        "created": rfc3339(p.created),
-    })
-}
-
-fn policy_json(p: &CertificatePolicy) -> Value {
-    json!({
-        "subject": p.subject,
-        "subject_alt_names": p.subject_alt_names.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "key_usage": p.key_usage.iter().map(|k| k.name()).collect::<Vec<_>>(),
-        "extended_key_usage": p.extended_key_usage.iter().map(|k| k.name()).collect::<Vec<_>>(),
-        "key_spec": p.key_spec.to_string(),
-        "exportable": p.exportable,
-        "reuse_key": p.reuse_key,
-        "validity_months": p.validity_months,
-        "issuer": p.issuer.name(),
-        "ca": p.ca,
-        "lifetime_action": match p.lifetime_action {
-            None => Value::Null,
-            Some(LifetimeAction::AtPercentage(p)) => json!({ "lifetime_percentage": p }),
-            Some(LifetimeAction::DaysBeforeExpiry(d)) => json!({ "days_before_expiry": d }),
-        },
-    })
-}
-
-fn pending_json(p: &PendingCertificate) -> Result<Value, Fail> {
-    Ok(json!({
-        "name": p.name,
-        "key_version": p.key_version,
-        "subject": p.csr.subject(),
-        "created": rfc3339(p.created),
-        "csr": p.csr.to_pem()?,
-    }))
-}
-
-fn description_json(d: &CertificateDescription) -> Result<Value, Fail> {
-    Ok(json!({
-        "name": d.name,
-        "current_version": d.current().map(|c| c.version),
-        "deleted": d.state.deleted.map(|x| json!({
-            "deleted_on": rfc3339(x.deleted_on),
-            "scheduled_purge": rfc3339(x.scheduled_purge),
-        })),
-        "policy": policy_json(&d.policy),
-        "pending": d.pending.as_ref().map(pending_json).transpose()?,
-        "versions": d.versions.iter().map(properties_json).collect::<Vec<_>>(),
-    }))
-}
-
-fn due_json(d: &CertificateDue) -> Value {
-    json!({
-        "name": d.name,
-        "version": d.version,
-        "expires": rfc3339(d.expires),
-        "reason": d.reason,
-        "issuer": d.issuer.name(),
-    })
-}
-
 /// The version an operation made, or 0 for a pending request.
 fn made_version(op: &CertificateOperation) -> u32 {
     match op {
@@ -322,8 +250,9 @@ pub unsafe extern "C" fn hsmkit_store_get_pending_certificate(
     })
 }
 
-/// Cancels a pending request. A certificate that never had a version goes with its key
-/// (as if never created); otherwise the key version made for the request stays, unused.
+/// Cancels a pending request. The key version made for it goes (a reused one that a
+/// version certifies stays); a certificate that never had a version goes with its key, as
+/// if never created.
 ///
 /// # Safety
 /// `store` is live; `name` is a C string.
@@ -341,7 +270,8 @@ pub unsafe extern "C" fn hsmkit_store_cancel_pending_certificate(
 }
 
 /// Completes a pending request with what the CA signed: `len` bytes of PEM (the leaf
-/// first, then any issuers, each issued by the next) or DER (the leaf alone). The leaf's
+/// first, then any issuers in any order; a certificate not on the leaf's chain is
+/// refused) or DER (the leaf alone). The leaf's
 /// public key must be the pending key version's: otherwise `HSMKIT_ERR_INVALID_INPUT`
 /// with reason `"key-mismatch"`, and nothing changes. `*version` (may be NULL) is the new
 /// version. Nothing pending is `HSMKIT_ERR_NOT_FOUND`.
