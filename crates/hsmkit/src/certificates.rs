@@ -45,7 +45,7 @@ use serde_json::{Value, json};
 use crate::attributes::{KeyAttributes, KeyOp};
 use crate::error::{Error, ErrorKind, InvalidReason, Result};
 use crate::key::Key;
-use crate::lifecycle::{Deletion, KeyState, secs, state_from_json, state_to_json, time};
+use crate::lifecycle::{Deletion, KeyState, secs, state_from_json, state_to_json, time, whole_seconds};
 use crate::material::KeyMaterial;
 use crate::metadata::RecordKind;
 use crate::spec::KeySpec;
@@ -484,56 +484,22 @@ fn days(n: u32) -> Duration {
     Duration::from_secs(u64::from(n) * 86_400)
 }
 
-fn whole_seconds(t: SystemTime) -> SystemTime {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
-        Err(_) => t,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The date of a day since 1970-01-01.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, u32::try_from(m).unwrap_or(1), u32::try_from(d).unwrap_or(1))
-}
-
-fn days_in_month(y: i64, m: u32) -> u32 {
-    let next = if m == 12 { days_from_civil(y + 1, 1, 1) } else { days_from_civil(y, m + 1, 1) };
-    u32::try_from(next - days_from_civil(y, m, 1)).unwrap_or(28)
-}
-
 /// `t` plus `months` calendar months, the day clamped to the month's last (Jan 31 + 1
-/// month is Feb 28 or 29), the time of day kept.
+/// month is Feb 28 or 29), the time of day kept, to the whole second. The calendar is
+/// `der`'s (the one certificate times are written in): 1970 to 9999.
 fn add_months(t: SystemTime, months: u32) -> Result<SystemTime> {
-    let s = t.duration_since(UNIX_EPOCH).map_err(|_| param("a time before 1970"))?.as_secs();
-    let s = i64::try_from(s).map_err(|_| param("a time past the end of time"))?;
-    let (day, secs_of_day) = (s.div_euclid(86_400), s.rem_euclid(86_400));
-    let (y, m, d) = civil_from_days(day);
-    let total = i64::from(m) - 1 + i64::from(months);
-    let (y, m) = (y + total.div_euclid(12), u32::try_from(total.rem_euclid(12) + 1).unwrap_or(1));
-    let d = d.min(days_in_month(y, m));
-    let out = days_from_civil(y, m, d) * 86_400 + secs_of_day;
-    let out = u64::try_from(out).map_err(|_| param("validity"))?;
-    UNIX_EPOCH.checked_add(Duration::from_secs(out)).ok_or_else(|| param("validity"))
+    let bad = || param("a validity outside the years 1970 to 9999");
+    let secs = t.duration_since(UNIX_EPOCH).map_err(|_| bad())?.as_secs();
+    let dt = der::DateTime::from_unix_duration(Duration::from_secs(secs)).map_err(|_| bad())?;
+    let total = u32::from(dt.month()).saturating_sub(1).checked_add(months).ok_or_else(bad)?;
+    let year =
+        u32::from(dt.year()).checked_add(total / 12).and_then(|y| u16::try_from(y).ok()).ok_or_else(bad)?;
+    let month = u8::try_from(total % 12 + 1).map_err(|_| bad())?;
+    (1..=dt.day())
+        .rev()
+        .find_map(|day| der::DateTime::new(year, month, day, dt.hour(), dt.minutes(), dt.seconds()).ok())
+        .map(|d| UNIX_EPOCH + d.unix_duration())
+        .ok_or_else(bad)
 }
 
 fn b64_list(v: &Value) -> Option<Vec<Vec<u8>>> {
@@ -1515,22 +1481,21 @@ mod tests {
     #![allow(clippy::expect_used)]
     use super::*;
 
-    fn at(y: i64, m: u32, d: u32) -> SystemTime {
-        UNIX_EPOCH
-            + Duration::from_secs(u64::try_from(days_from_civil(y, m, d) * 86_400).expect("after 1970"))
+    fn at(y: u16, m: u8, d: u8) -> SystemTime {
+        UNIX_EPOCH + der::DateTime::new(y, m, d, 0, 0, 0).expect("a date").unix_duration()
     }
 
     #[test]
     fn calendar_months() {
-        assert_eq!(civil_from_days(days_from_civil(2024, 2, 29)), (2024, 2, 29));
+        assert_eq!(add_months(at(2024, 1, 29), 1).expect("ok"), at(2024, 2, 29));
         assert_eq!(add_months(at(2024, 1, 31), 1).expect("ok"), at(2024, 2, 29));
         assert_eq!(add_months(at(2023, 1, 31), 1).expect("ok"), at(2023, 2, 28));
         assert_eq!(add_months(at(2026, 12, 8), 12).expect("ok"), at(2027, 12, 8));
         assert_eq!(add_months(at(2026, 11, 30), 3).expect("ok"), at(2027, 2, 28));
         assert_eq!(months_between(at(2026, 1, 1), at(2027, 1, 1)), 12);
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        // Against the platform's calendar: 2000-03-01 is day 11017.
-        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+        assert_eq!(at(1970, 1, 1), UNIX_EPOCH);
+        // 2000-03-01 is day 11017.
+        assert_eq!(at(2000, 3, 1), UNIX_EPOCH + days(11_017));
     }
 
     #[test]

@@ -284,6 +284,15 @@ fn corrupt(what: &str) -> Error {
     Error::backend("store", "metadata", format!("corrupt key metadata: {what}"))
 }
 
+/// `t` to the whole second, as every metadata store keeps times: what a call returns is
+/// then what a later read returns.
+pub(crate) fn whole_seconds(t: SystemTime) -> SystemTime {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => UNIX_EPOCH + Duration::from_secs(d.as_secs()),
+        Err(_) => t,
+    }
+}
+
 /// Seconds since the epoch, negative before it.
 pub(crate) fn secs(t: SystemTime) -> i64 {
     match t.duration_since(UNIX_EPOCH) {

@@ -31,7 +31,9 @@ use serde_json::{Value, json};
 use crate::envelope::{EncryptionContext, Keyring, Opener, Sealer};
 use crate::error::{Denied, Error, ErrorKind, InvalidReason, Result};
 use crate::key::Key;
-use crate::lifecycle::{Deletion, KeyState, RotationPolicy, secs, state_from_json, state_to_json, time};
+use crate::lifecycle::{
+    Deletion, KeyState, RotationPolicy, secs, state_from_json, state_to_json, time, whole_seconds,
+};
 use crate::metadata::RecordKind;
 use crate::secret::SecretVec;
 use crate::store::{Store, StoreKeyRole, validate_object_name};
@@ -247,15 +249,6 @@ pub(crate) struct SecretDoc {
 
 fn corrupt(name: &str, what: &str) -> Error {
     Error::backend("store", "metadata", format!("corrupt secret record '{name}': {what}"))
-}
-
-/// `t` to the whole second, as every metadata store keeps times: what a call returns is
-/// then what a later read returns.
-fn whole_seconds(t: SystemTime) -> SystemTime {
-    match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => std::time::UNIX_EPOCH + Duration::from_secs(d.as_secs()),
-        Err(_) => t,
-    }
 }
 
 fn opt_time(t: Option<SystemTime>) -> Value {
