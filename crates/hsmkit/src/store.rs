@@ -777,11 +777,7 @@ impl Store {
     /// becomes current. It takes the allowed operations, tags and exportability of the
     /// current version; it expires as the rotation policy says (`expires_after`).
     pub fn rotate_key(&self, name: &str) -> Result<Key> {
-        if let Err(e) = self.check_not_certificate_key(name) {
-            let r = Err(e);
-            self.event(name, None, "rotate", &r);
-            return r;
-        }
+        self.refuse_certificate_key(name, "rotate")?;
         let r = (|| {
             let d = self.live(name)?;
             let current = d.current().ok_or_else(|| Error::NotFound { what: format!("key '{name}'") })?;
@@ -867,11 +863,7 @@ impl Store {
         material: KeyMaterial,
         attributes: KeyAttributes,
     ) -> Result<Key> {
-        if let Err(e) = self.check_not_certificate_key(name) {
-            let r = Err(e);
-            self.event(name, None, "import-version", &r);
-            return r;
-        }
+        self.refuse_certificate_key(name, "import-version")?;
         self.import_key_version_of_any(name, material, attributes)
     }
 
@@ -1039,6 +1031,16 @@ impl Store {
             .collect())
     }
 
+    /// [`check_not_certificate_key`](Self::check_not_certificate_key), with a refusal
+    /// audited as `op`.
+    fn refuse_certificate_key(&self, name: &str, op: &str) -> Result<()> {
+        let r = self.check_not_certificate_key(name);
+        if r.is_err() {
+            self.event(name, None, op, &r);
+        }
+        r
+    }
+
     /// Refuses to delete, recover, purge, rotate or add a version to a certificate's key on
     /// its own: the certificate would be left with no key, or with a current key version it
     /// does not certify. The certificate does it for both ([`Store::delete_certificate`] and the others).
@@ -1071,11 +1073,7 @@ impl Store {
     /// Soft-deletes a key (every version): it is kept, unusable, for the store's
     /// retention period, and can be recovered or purged.
     pub fn delete_key(&self, name: &str) -> Result<KeyDescription> {
-        if let Err(e) = self.check_not_certificate_key(name) {
-            let r = Err(e);
-            self.event(name, None, "delete", &r);
-            return r;
-        }
+        self.refuse_certificate_key(name, "delete")?;
         self.delete_key_of_any(name)
     }
 
@@ -1124,11 +1122,7 @@ impl Store {
 
     /// Recovers a deleted key; returns its current version.
     pub fn recover_deleted_key(&self, name: &str) -> Result<Key> {
-        if let Err(e) = self.check_not_certificate_key(name) {
-            let r = Err(e);
-            self.event(name, None, "recover", &r);
-            return r;
-        }
+        self.refuse_certificate_key(name, "recover")?;
         self.recover_deleted_key_of_any(name)
     }
 
@@ -1152,11 +1146,7 @@ impl Store {
     /// Destroys a deleted key for good. Refused under purge protection until its
     /// retention period has ended.
     pub fn purge_deleted_key(&self, name: &str) -> Result<()> {
-        if let Err(e) = self.check_not_certificate_key(name) {
-            let r = Err(e);
-            self.event(name, None, "purge", &r);
-            return r;
-        }
+        self.refuse_certificate_key(name, "purge")?;
         self.purge_deleted_key_of_any(name)
     }
 
@@ -1185,11 +1175,7 @@ impl Store {
     /// Destroys a key at once, deleted or not (delete and purge in one step). Refused
     /// under purge protection unless the key is deleted and its retention has ended.
     pub fn destroy_key(&self, name: &str) -> Result<()> {
-        if let Err(e) = self.check_not_certificate_key(name) {
-            let r = Err(e);
-            self.event(name, None, "destroy", &r);
-            return r;
-        }
+        self.refuse_certificate_key(name, "destroy")?;
         self.destroy_key_of_any(name)
     }
 
